@@ -1,0 +1,414 @@
+//! Explain: the verdict on a flow, with the layer and rule that decided it.
+//! The data plane enforces exactly what this decides; the API answers
+//! "would this be allowed, and why?" with it.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Serialize, Serializer};
+
+use crate::app_policy::Direction;
+use crate::blocked::BlockedBlock;
+use crate::domain::DomainPattern;
+use crate::effective::{BoxLayer, CompiledRule, EffectivePolicy};
+use crate::flow::Flow;
+use crate::ports::Protocol;
+
+/// The layers of DESIGN.md 1.5, in the order they are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// A packet from a box must carry the box's own address.
+    AntiSpoof,
+    /// Ranges no tenant can allow.
+    AlwaysBlocked,
+    /// The box's own policy.
+    BoxPolicy,
+    /// The app policies that select the machine.
+    AppPolicy,
+}
+
+impl Layer {
+    /// The name used in the API and in the conformance vectors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AntiSpoof => "anti_spoof",
+            Self::AlwaysBlocked => "always_blocked",
+            Self::BoxPolicy => "box_policy",
+            Self::AppPolicy => "app_policy",
+        }
+    }
+}
+
+/// Why a layer allowed or denied a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason<'p> {
+    /// The source is one of the machine's addresses.
+    OwnAddress,
+    /// The source is not one of the machine's addresses.
+    SpoofedSource {
+        /// The forged source.
+        source: IpAddr,
+    },
+    /// The destination is in no always-blocked range.
+    NotBlocked,
+    /// The destination is in an always-blocked range that the operator
+    /// exempted.
+    Exempted {
+        /// The operator's exemption.
+        exemption: &'p IpNet,
+    },
+    /// The destination is in an always-blocked range.
+    AlwaysBlocked {
+        /// The block.
+        block: &'static BlockedBlock,
+    },
+    /// Box policy `allow-all`.
+    AllowAll,
+    /// Box policy `deny-all`.
+    DenyAll,
+    /// The destination is in the box's `deniedCidrs`.
+    DeniedCidr {
+        /// The entry that matched.
+        cidr: &'p IpNet,
+    },
+    /// The destination is in the box's `allowedCidrs`.
+    AllowedCidr {
+        /// The entry that matched.
+        cidr: &'p IpNet,
+    },
+    /// The destination was resolved from a name in `allowedDomains`.
+    AllowedDomain {
+        /// The pattern that matched.
+        pattern: &'p DomainPattern,
+    },
+    /// Custom box policy with allow lists that name neither the
+    /// destination nor its domain.
+    NotInAllowLists,
+    /// Custom box policy with only `deniedCidrs`: default allow.
+    NoAllowLists,
+    /// The box policy governs egress only (but for deny-all).
+    EgressOnly,
+    /// No app policy of the machine has a rule for this direction.
+    NoRules {
+        /// The direction.
+        direction: Direction,
+    },
+    /// An app policy rule allows the flow.
+    RuleMatched {
+        /// The policy's id.
+        policy_id: Option<&'p str>,
+        /// The policy's name.
+        policy_name: &'p str,
+        /// The index of the rule in the policy's `rules`.
+        rule_index: usize,
+    },
+    /// App policies have rules for this direction, and none matches.
+    NoRuleMatched {
+        /// The direction.
+        direction: Direction,
+        /// How many rules were checked.
+        rules: usize,
+    },
+}
+
+impl Reason<'_> {
+    /// A caveat a user should read with this reason, if any.
+    pub fn caveat(&self) -> Option<&'static str> {
+        matches!(self, Self::AllowedDomain { .. })
+            .then_some("a domain authorises addresses: other sites sharing those addresses (a CDN) are reachable too")
+    }
+}
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OwnAddress => f.write_str("source is the box's own address"),
+            Self::SpoofedSource { source } => write!(f, "source {source} is not the box's address"),
+            Self::NotBlocked => f.write_str("not in an always-blocked range"),
+            Self::Exempted { exemption } => write!(
+                f,
+                "always blocked, but exempted by the operator ({exemption})"
+            ),
+            Self::AlwaysBlocked { block } => {
+                write!(
+                    f,
+                    "always blocked: {} {} ({})",
+                    block.cidr, block.name, block.rfc
+                )
+            }
+            Self::AllowAll => f.write_str("box policy allow-all"),
+            Self::DenyAll => f.write_str("box policy deny-all"),
+            Self::DeniedCidr { cidr } => write!(f, "box policy custom: in deniedCidrs {cidr}"),
+            Self::AllowedCidr { cidr } => write!(f, "box policy custom: in allowedCidrs {cidr}"),
+            Self::AllowedDomain { pattern } => {
+                write!(f, "box policy custom: allowedDomains {pattern}")
+            }
+            Self::NotInAllowLists => {
+                f.write_str("box policy custom: not in allowedDomains/allowedCidrs")
+            }
+            Self::NoAllowLists => f.write_str("box policy custom: only deniedCidrs, default allow"),
+            Self::EgressOnly => f.write_str("box policy governs egress only"),
+            Self::NoRules { direction } => {
+                write!(f, "no app policy has {} rules", direction.as_str())
+            }
+            Self::RuleMatched {
+                policy_name,
+                rule_index,
+                ..
+            } => {
+                write!(f, "app policy {policy_name} rule {rule_index}")
+            }
+            Self::NoRuleMatched { direction, rules } => write!(
+                f,
+                "app policy: none of {rules} {} rules matches (default deny)",
+                direction.as_str()
+            ),
+        }
+    }
+}
+
+/// What one layer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Finding<'p> {
+    /// The layer.
+    pub layer: Layer,
+    /// Whether it let the flow through.
+    pub allowed: bool,
+    /// Why.
+    pub reason: Reason<'p>,
+}
+
+/// The verdict on a flow: allowed only if every layer allows it; the first
+/// layer that denies decides. Borrows names from the policy, so evaluation
+/// allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict<'p> {
+    findings: [Option<Finding<'p>>; 4],
+}
+
+impl<'p> Verdict<'p> {
+    /// True when every layer allowed the flow.
+    pub fn allowed(&self) -> bool {
+        self.findings().all(|finding| finding.allowed)
+    }
+
+    /// What each layer checked found, in order; a denial is last.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding<'p>> {
+        self.findings.iter().flatten()
+    }
+
+    /// The finding that decided: the denial, or the last layer that allowed.
+    pub fn deciding(&self) -> Option<&Finding<'p>> {
+        self.findings().last()
+    }
+
+    /// The layer that denied, if the flow is denied.
+    pub fn denied_by(&self) -> Option<Layer> {
+        self.deciding().filter(|f| !f.allowed).map(|f| f.layer)
+    }
+}
+
+impl Serialize for Verdict<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a, 'p> {
+            verdict: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            layer: Option<Layer>,
+            reason: String,
+            findings: Vec<&'a Finding<'p>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            caveats: Vec<&'static str>,
+        }
+        Wire {
+            verdict: if self.allowed() { "allow" } else { "deny" },
+            layer: self.denied_by(),
+            reason: self
+                .deciding()
+                .map(|f| f.reason.to_string())
+                .unwrap_or_default(),
+            findings: self.findings().collect(),
+            caveats: self.findings().filter_map(|f| f.reason.caveat()).collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Decides `flow` for the machine of `policy`.
+pub fn evaluate<'p>(policy: &'p EffectivePolicy, flow: &Flow) -> Verdict<'p> {
+    Evaluation::new(policy, flow.direction, flow.ip, flow.domain.as_deref())
+        .source(flow.source)
+        .transport(flow.protocol, flow.port)
+        .run()
+}
+
+/// Decides whether the built-in resolver may answer `name` for the machine:
+/// iff a connection to it could be allowed on some port (DESIGN.md 1.6).
+pub fn evaluate_name<'p>(policy: &'p EffectivePolicy, name: &str) -> Verdict<'p> {
+    Evaluation::new(policy, Direction::Egress, None, Some(name)).run()
+}
+
+/// One evaluation in progress.
+struct Evaluation<'p, 'f> {
+    policy: &'p EffectivePolicy,
+    direction: Direction,
+    ip: Option<IpAddr>,
+    domain: Option<&'f str>,
+    source: Option<IpAddr>,
+    /// `None` asks about any protocol and port.
+    transport: Option<(Protocol, Option<u16>)>,
+}
+
+impl<'p, 'f> Evaluation<'p, 'f> {
+    fn new(
+        policy: &'p EffectivePolicy,
+        direction: Direction,
+        ip: Option<IpAddr>,
+        domain: Option<&'f str>,
+    ) -> Self {
+        Self {
+            policy,
+            direction,
+            ip,
+            domain,
+            source: None,
+            transport: None,
+        }
+    }
+
+    fn source(self, source: Option<IpAddr>) -> Self {
+        Self { source, ..self }
+    }
+
+    fn transport(self, protocol: Protocol, port: Option<u16>) -> Self {
+        Self {
+            transport: Some((protocol, port)),
+            ..self
+        }
+    }
+
+    fn run(&self) -> Verdict<'p> {
+        let mut verdict = Verdict {
+            findings: [None; 4],
+        };
+        let checks = [
+            self.anti_spoof(),
+            self.always_blocked(),
+            Some(self.box_layer()),
+            Some(self.app_layer()),
+        ];
+        for (slot, finding) in verdict.findings.iter_mut().zip(checks) {
+            *slot = finding;
+            if finding.is_some_and(|f| !f.allowed) {
+                break;
+            }
+        }
+        verdict
+    }
+
+    fn anti_spoof(&self) -> Option<Finding<'p>> {
+        let source = self
+            .source
+            .filter(|_| self.direction == Direction::Egress)?;
+        Some(if self.policy.addresses.contains(&source) {
+            allow(Layer::AntiSpoof, Reason::OwnAddress)
+        } else {
+            deny(Layer::AntiSpoof, Reason::SpoofedSource { source })
+        })
+    }
+
+    fn always_blocked(&self) -> Option<Finding<'p>> {
+        let ip = self.ip.filter(|_| self.direction == Direction::Egress)?;
+        let blocked = &self.policy.always_blocked;
+        Some(match blocked.lookup(ip) {
+            Some(block) => deny(Layer::AlwaysBlocked, Reason::AlwaysBlocked { block }),
+            None => match blocked.exemption(ip) {
+                Some(exemption) => allow(Layer::AlwaysBlocked, Reason::Exempted { exemption }),
+                None => allow(Layer::AlwaysBlocked, Reason::NotBlocked),
+            },
+        })
+    }
+
+    fn box_layer(&self) -> Finding<'p> {
+        let layer = Layer::BoxPolicy;
+        let custom = match &self.policy.box_layer {
+            BoxLayer::DenyAll => return deny(layer, Reason::DenyAll),
+            _ if self.direction == Direction::Ingress => return allow(layer, Reason::EgressOnly),
+            BoxLayer::AllowAll => return allow(layer, Reason::AllowAll),
+            BoxLayer::Custom(custom) => custom,
+        };
+        if let Some(cidr) = self.ip.and_then(|ip| custom.denied.lookup(ip)) {
+            return deny(layer, Reason::DeniedCidr { cidr });
+        }
+        if !custom.default_deny() {
+            return allow(layer, Reason::NoAllowLists);
+        }
+        if let Some(cidr) = self.ip.and_then(|ip| custom.allowed_cidrs.lookup(ip)) {
+            return allow(layer, Reason::AllowedCidr { cidr });
+        }
+        match self
+            .domain
+            .and_then(|name| custom.allowed_domains.lookup(name))
+        {
+            Some(pattern) => allow(layer, Reason::AllowedDomain { pattern }),
+            None => deny(layer, Reason::NotInAllowLists),
+        }
+    }
+
+    fn app_layer(&self) -> Finding<'p> {
+        let layer = Layer::AppPolicy;
+        let mut rules = 0;
+        for (policy, rule) in self.policy.app_rules(self.direction) {
+            rules += 1;
+            if self.rule_matches(rule) {
+                return allow(
+                    layer,
+                    Reason::RuleMatched {
+                        policy_id: policy.id.as_deref(),
+                        policy_name: &policy.name,
+                        rule_index: rule.index,
+                    },
+                );
+            }
+        }
+        let direction = self.direction;
+        if rules == 0 {
+            allow(layer, Reason::NoRules { direction })
+        } else {
+            deny(layer, Reason::NoRuleMatched { direction, rules })
+        }
+    }
+
+    fn rule_matches(&self, rule: &CompiledRule) -> bool {
+        let ports = match (&rule.ports, self.transport) {
+            (Some(ports), Some((protocol, port))) => ports.contains(protocol, port),
+            _ => true,
+        };
+        let peers = rule.peers.as_ref().is_none_or(|peers| {
+            self.ip.is_some_and(|ip| peers.cidrs.contains(ip))
+                || self
+                    .domain
+                    .is_some_and(|name| peers.domains.lookup(name).is_some())
+        });
+        ports && peers
+    }
+}
+
+fn allow(layer: Layer, reason: Reason<'_>) -> Finding<'_> {
+    Finding {
+        layer,
+        allowed: true,
+        reason,
+    }
+}
+
+fn deny(layer: Layer, reason: Reason<'_>) -> Finding<'_> {
+    Finding {
+        layer,
+        allowed: false,
+        reason,
+    }
+}

@@ -1,0 +1,123 @@
+//! Flows: what evaluation is asked about.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::app_policy::Direction;
+use crate::diagnostic::{Diagnostics, JsonPath};
+use crate::ports::{Protocol, read_protocol};
+use crate::reader::{self, ObjectReader, string};
+
+/// A connection attempt, real or hypothetical, seen from the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Flow {
+    /// Egress (the machine connects) or ingress (a peer connects to it).
+    pub direction: Direction,
+    /// The transport.
+    pub protocol: Protocol,
+    /// The machine's port for ingress, the peer's for egress; none for ICMP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The remote address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// The name the remote address was resolved from (egress only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The source address an egress packet carries, to check anti-spoofing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<IpAddr>,
+}
+
+impl Flow {
+    /// Reads and validates a flow at `path`.
+    pub fn read(value: &Value, path: &JsonPath, out: &mut Diagnostics) -> Option<Self> {
+        let fields = ["direction", "protocol", "port", "ip", "domain", "source"];
+        let object = ObjectReader::new(value, path, &fields, out)?;
+        let direction = object.required("direction", out).and_then(|(value, path)| {
+            match string(value, &path, out)? {
+                "egress" => Some(Direction::Egress),
+                "ingress" => Some(Direction::Ingress),
+                other => {
+                    out.push(
+                        &path,
+                        format!("`{other}` is not a direction; expected ingress or egress"),
+                    );
+                    None
+                }
+            }
+        });
+        let protocol = object
+            .required("protocol", out)
+            .and_then(|(value, path)| read_protocol(value, &path, out));
+        let port = object.optional("port").map(|(value, path)| {
+            let port = value
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|&p| p != 0);
+            if port.is_none() {
+                out.push(&path, "must be 1-65535");
+            }
+            port
+        });
+        let address = |field: &str, out: &mut Diagnostics| {
+            object.optional(field).map(|(value, path)| {
+                let text = string(value, &path, out)?;
+                let ip = text.parse::<IpAddr>().ok();
+                if ip.is_none() {
+                    out.push(&path, format!("`{text}` is not an IP address"));
+                }
+                ip
+            })
+        };
+        let ip = address("ip", out);
+        let source = address("source", out);
+        let domain = object.optional("domain").map(|(value, path)| {
+            let text = string(value, &path, out)?;
+            if crate::domain::canonical(text).is_none() || text.is_empty() {
+                out.push(&path, format!("`{text}` is not a domain name"));
+                return None;
+            }
+            Some(text.to_owned())
+        });
+        match (protocol, &port) {
+            (Some(Protocol::Icmp), Some(_)) => {
+                out.push(
+                    &path.field("port"),
+                    "not allowed for protocol icmp, which has no ports",
+                );
+            }
+            (Some(Protocol::Tcp | Protocol::Udp), None) => {
+                out.push(&path.field("port"), "required for protocols tcp and udp");
+            }
+            _ => {}
+        }
+        if ip.is_none() && domain.is_none() {
+            out.push(path, "needs ip, domain or both");
+        }
+        if direction == Some(Direction::Ingress) {
+            for field in ["domain", "source"]
+                .iter()
+                .filter(|f| object.optional(f).is_some())
+            {
+                out.push(&path.field(field), "only allowed for egress flows");
+            }
+        }
+        Some(Self {
+            direction: direction?,
+            protocol: protocol?,
+            port: port.flatten(),
+            ip: ip.flatten(),
+            domain: domain.flatten(),
+            source: source.flatten(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Flow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        reader::deserialize_validated(deserializer, Self::read)
+    }
+}

@@ -1,0 +1,33 @@
+//! The policy core of boxfence: both seeds' policy languages, their
+//! validation, their combination into one machine's effective policy, the
+//! compiled matchers the kernel sets are built from, and explain.
+//!
+//! Every semantic rule of DESIGN.md section 1 lives here once. This crate
+//! does no I/O; the data plane compiles from it and never re-decides.
+
+mod app_policy;
+mod blocked;
+mod box_policy;
+mod cidr;
+mod diagnostic;
+mod domain;
+mod effective;
+mod explain;
+mod flow;
+pub mod matchers;
+mod ports;
+mod reader;
+
+pub use app_policy::{Action, AppPolicy, Direction, MachineRef, Rule, Selector, read_metadata};
+pub use blocked::{ALWAYS_BLOCKED, AlwaysBlocked, BlockedBlock, ExemptionError};
+pub use box_policy::{BoxPolicy, CustomPolicy};
+pub use cidr::{Cidr, CidrError};
+pub use diagnostic::{Diagnostic, Diagnostics, JsonPath, ValidationError};
+pub use domain::{DomainError, DomainName, DomainPattern, canonical};
+pub use effective::{
+    BoxLayer, CompiledAppPolicy, CompiledRule, CustomLayer, EffectivePolicy, Machine, Peers,
+};
+pub use explain::{Finding, Layer, Reason, Verdict, evaluate, evaluate_name};
+pub use flow::Flow;
+pub use ports::{PortRange, PortRule, Protocol};
+pub use reader::MAX_LIST_ENTRIES;
