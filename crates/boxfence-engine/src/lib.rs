@@ -1,0 +1,178 @@
+//! The engine: what the control plane asks of the data plane.
+//!
+//! The server stores desired state, then calls an [`Engine`] to make the
+//! kernel match it before it answers 2xx. Without a data plane (a host
+//! where boxfence cannot manage network namespaces), [`Unavailable`]
+//! refuses every machine operation, so the API never pretends.
+
+#![forbid(unsafe_code)]
+
+mod address_pool;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use boxfence_policy::EffectivePolicy;
+use serde::{Deserialize, Serialize};
+
+pub use address_pool::{AddressPool, PoolError};
+
+/// The addresses a machine owns, for as long as it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MachineAddresses {
+    /// Its IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// Its IPv6 address.
+    pub ipv6: Ipv6Addr,
+}
+
+/// A machine as the data plane needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineSpec {
+    /// The machine's id (names its netns and host-side interface).
+    pub id: String,
+    /// Its addresses, allocated by the control plane from the pools.
+    pub addresses: MachineAddresses,
+}
+
+/// A command to run inside a machine.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Program and arguments; the program is looked up in `PATH`.
+    pub command: Vec<String>,
+    /// Bytes written to the command's standard input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    /// How long the command may run before its process tree is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "seconds")]
+    pub timeout: Option<Duration>,
+}
+
+/// What a command inside a machine did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// Exit status; 128 + signal number when killed by a signal.
+    pub exit_code: i32,
+    /// Standard output (lossy UTF-8, bounded).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8, bounded).
+    pub stderr: String,
+}
+
+/// Why the data plane could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// This daemon runs without a data plane.
+    #[error("no data plane: {0}")]
+    Unavailable(String),
+    /// The machine is not known to the data plane.
+    #[error("machine {0} not found in the data plane")]
+    NoSuchMachine(String),
+    /// The kernel refused a change; affected machines were put in deny-all.
+    #[error("applying to the kernel failed (affected machines fail closed): {0}")]
+    Kernel(String),
+    /// A command could not be started inside the machine.
+    #[error("exec failed: {0}")]
+    Exec(String),
+}
+
+/// The data plane as the control plane sees it. Every method returns only
+/// once the kernel enforces the result.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Creates the machine's network with `policy` enforced from its first
+    /// packet.
+    async fn create_machine(
+        &self,
+        machine: &MachineSpec,
+        policy: &EffectivePolicy,
+    ) -> Result<(), EngineError>;
+
+    /// Removes the machine's network and its flows.
+    async fn delete_machine(&self, id: &str) -> Result<(), EngineError>;
+
+    /// Enforces new effective policies for running machines, atomically:
+    /// all of them or, on failure, those machines fail closed.
+    async fn apply(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError>;
+
+    /// Makes the data plane match the store: creates what is missing,
+    /// repairs what differs, removes machines the store no longer has.
+    async fn reconcile(
+        &self,
+        machines: &[(MachineSpec, EffectivePolicy)],
+    ) -> Result<(), EngineError>;
+
+    /// Runs a command inside the machine.
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError>;
+}
+
+/// An engine for a daemon without a data plane: refuses machine work.
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    /// Why there is no data plane, said in every refusal.
+    pub reason: String,
+}
+
+#[async_trait]
+impl Engine for Unavailable {
+    async fn create_machine(
+        &self,
+        _: &MachineSpec,
+        _: &EffectivePolicy,
+    ) -> Result<(), EngineError> {
+        Err(EngineError::Unavailable(self.reason.clone()))
+    }
+
+    async fn delete_machine(&self, _: &str) -> Result<(), EngineError> {
+        Err(EngineError::Unavailable(self.reason.clone()))
+    }
+
+    async fn apply(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
+        if policies.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Unavailable(self.reason.clone()))
+        }
+    }
+
+    async fn reconcile(
+        &self,
+        machines: &[(MachineSpec, EffectivePolicy)],
+    ) -> Result<(), EngineError> {
+        if machines.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Unavailable(self.reason.clone()))
+        }
+    }
+
+    async fn exec(&self, _: &str, _: &ExecRequest) -> Result<ExecOutput, EngineError> {
+        Err(EngineError::Unavailable(self.reason.clone()))
+    }
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => serializer.serialize_f64(duration.as_secs_f64()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let seconds = Option::<f64>::deserialize(deserializer)?;
+        seconds
+            .map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
