@@ -158,6 +158,18 @@ impl<'de> Deserialize<'de> for AppPolicy {
     }
 }
 
+impl<'de> Deserialize<'de> for Selector {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_validated(deserializer, Self::read)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_validated(deserializer, Self::read)
+    }
+}
+
 impl Selector {
     /// True when the machine `id` with `metadata` is selected.
     pub fn matches(&self, id: &str, metadata: &BTreeMap<String, String>) -> bool {
