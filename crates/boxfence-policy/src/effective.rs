@@ -2,10 +2,11 @@
 //! policies that select it, compiled into the layers that decide its flows.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::app_policy::{AppPolicy, Direction, Selector};
+use crate::app_policy::{AppPolicy, Direction, Rule, Selector};
 use crate::blocked::AlwaysBlocked;
 use crate::box_policy::BoxPolicy;
 use crate::matchers::{CidrSet, DomainSet, PortSet};
@@ -32,6 +33,9 @@ pub struct CompiledAppPolicy {
     pub name: String,
     /// Which machines it applies to.
     pub selector: Selector,
+    /// A digest of the rules: equal rules, equal fingerprint. The data
+    /// plane names the kernel objects it shares by it.
+    pub fingerprint: u64,
     egress: Vec<CompiledRule>,
     ingress: Vec<CompiledRule>,
 }
@@ -63,6 +67,7 @@ impl CompiledAppPolicy {
             id: policy.id.clone(),
             name: policy.name.clone(),
             selector: policy.selector.clone(),
+            fingerprint: fingerprint(&policy.rules),
             egress: Vec::new(),
             ingress: Vec::new(),
         };
@@ -90,6 +95,16 @@ impl CompiledAppPolicy {
             Direction::Ingress => &self.ingress,
         }
     }
+}
+
+/// A digest of `rules` that is the same in every process of one build
+/// (std's SipHash with fixed keys over the canonical JSON).
+fn fingerprint(rules: &[Rule]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    serde_json::to_string(rules)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The box layer, compiled.

@@ -44,8 +44,11 @@ impl DomainSet {
         }
         let name = canonical(name)?;
         let name = name.as_ref();
+        // A wildcard needs at least one label in front of its suffix: a dot
+        // at the start of the name has none (`.a.b` is not under `*.a.b`).
         let index = self.exact.get(name).or_else(|| {
             name.match_indices('.')
+                .filter(|&(dot, _)| dot > 0)
                 .find_map(|(dot, _)| self.wildcard.get(&name[dot + 1..]))
         })?;
         self.patterns.get(*index as usize)

@@ -1,0 +1,105 @@
+//! Running the system tools the data plane drives (`ip`, `nft`,
+//! `conntrack`), optionally inside another network namespace.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// A tool failed or could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The program could not be started.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The program exited unsuccessfully.
+    #[error("{command} failed ({status}): {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+}
+
+/// Where commands run: this process's network namespace, or another one
+/// entered with `nsenter --net` (tests run a data plane in a scratch one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostNetns {
+    path: Option<PathBuf>,
+}
+
+impl HostNetns {
+    /// This process's own network namespace.
+    pub fn current() -> Self {
+        Self::default()
+    }
+
+    /// The network namespace bound at `path` (e.g. `/run/netns/lab`).
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: Some(path.into()),
+        }
+    }
+
+    /// Runs `program args`, feeding `stdin`; returns its stdout.
+    pub fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<String, CommandError> {
+        let mut command = match &self.path {
+            None => Command::new(program),
+            Some(path) => {
+                let mut command = Command::new("nsenter");
+                command
+                    .arg(format!("--net={}", path.display()))
+                    .arg("--")
+                    .arg(program);
+                command
+            }
+        };
+        command
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let spawn_error = |source| CommandError::Spawn {
+            program: program.to_owned(),
+            source,
+        };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes()).map_err(spawn_error)?;
+        }
+        let output = child.wait_with_output().map_err(spawn_error)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(CommandError::Failed {
+                command: format!("{program} {}", args.join(" ")),
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    /// Applies an nft batch as one transaction.
+    pub fn nft(&self, batch: &str) -> Result<(), CommandError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.run("nft", &["-f", "-"], Some(batch)).map(drop)
+    }
+}

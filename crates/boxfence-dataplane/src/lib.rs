@@ -1,0 +1,13 @@
+//! The Linux data plane of boxfence: each box is a network namespace
+//! behind a veth link whose traffic the host kernel filters with nftables
+//! compiled from the policy core's `EffectivePolicy`.
+
+#![forbid(unsafe_code)]
+
+mod command;
+pub mod ruleset;
+
+pub use command::{CommandError, HostNetns};
+
+#[cfg(test)]
+mod testing;

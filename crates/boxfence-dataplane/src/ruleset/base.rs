@@ -1,0 +1,175 @@
+//! The static part of the table: base chains, dispatch maps, the
+//! always-blocked sets and the chains that deny with a reason.
+
+use super::compile::range_elements;
+use super::objects::{Batch, Object, SetKind};
+use super::{DENY_APP, DENY_BLOCKED, DENY_BOX, DENY_HOST, TableConfig};
+
+/// NFLOG group of denials (read by the flow log).
+pub(crate) const LOG_GROUP: u16 = 7;
+
+/// Declares the table's maps and base chains and fills its static sets
+/// and chains. Idempotent: a batch may carry it again.
+pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
+    let table = &config.table;
+    let prefix = &config.ifname_prefix;
+    let boxes = format!("\"{prefix}*\"");
+    let mark = config.mark;
+    batch.line(format!("add table inet {table}"));
+    for (name, kind) in [
+        ("out_chains", "type ifname : verdict;"),
+        ("in_chains", "type ifname : verdict;"),
+        ("zones", "typeof iifname : ct zone;"),
+    ] {
+        batch.line(format!("add map inet {table} {name} {{ {kind} }}"));
+    }
+    batch.line(format!(
+        "add set inet {table} src4 {{ type ifname . ipv4_addr; }}"
+    ));
+    batch.line(format!(
+        "add set inet {table} src6 {{ type ifname . ipv6_addr; }}"
+    ));
+
+    let (blocked4, blocked6) = range_elements(&config.always_blocked);
+    batch.upsert(&Object::set("blocked4".into(), SetKind::Ipv4, blocked4));
+    batch.upsert(&Object::set("blocked6".into(), SetKind::Ipv6, blocked6));
+
+    batch.upsert(&Object::chain(
+        "reject_flow".into(),
+        vec![
+            "meta l4proto tcp reject with tcp reset".into(),
+            "reject with icmpx admin-prohibited".into(),
+        ],
+    ));
+    for (chain, layer) in [
+        (DENY_BLOCKED, "always_blocked"),
+        (DENY_BOX, "box_policy"),
+        (DENY_APP, "app_policy"),
+        (DENY_HOST, "host"),
+    ] {
+        batch.upsert(&Object::chain(
+            chain.into(),
+            deny_rules(layer, "goto reject_flow"),
+        ));
+    }
+    batch.upsert(&Object::chain(
+        "deny_spoof".into(),
+        deny_rules("anti_spoof", "drop"),
+    ));
+    batch.upsert(&Object::chain(
+        "antispoof".into(),
+        vec![
+            "iifname . ip saddr @src4 return".into(),
+            "iifname . ip6 saddr @src6 return".into(),
+            "ip6 saddr fe80::/10 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } return"
+                .into(),
+            "goto deny_spoof".into(),
+        ],
+    ));
+    let (gateway4, gateway6) = (config.gateway4, config.gateway6);
+    batch.upsert(&Object::chain(
+        "box_to_host".into(),
+        vec![
+            "ct state established,related accept".into(),
+            "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept".into(),
+            format!(
+                "ip daddr {gateway4} meta l4proto {{ tcp, udp }} th dport {} accept",
+                config.resolver_port
+            ),
+            format!(
+                "ip6 daddr {gateway6} meta l4proto {{ tcp, udp }} th dport {} accept",
+                config.resolver_port
+            ),
+            format!("goto {DENY_HOST}"),
+        ],
+    ));
+
+    let base = |name: &str, hook: &str, rules: Vec<String>| -> Vec<String> {
+        let mut lines = vec![format!(
+            "add chain inet {table} {name} {{ {hook}; policy accept; }}"
+        )];
+        lines.push(format!("flush chain inet {table} {name}"));
+        lines.extend(
+            rules
+                .into_iter()
+                .map(|rule| format!("add rule inet {table} {name} {rule}")),
+        );
+        lines
+    };
+    let (pool4, pool6) = (config.pool4, config.pool6);
+    let masquerade_out = if config.uplinks.is_empty() {
+        format!("oifname != {boxes}")
+    } else {
+        format!("oifname {{ {} }}", quoted(&config.uplinks))
+    };
+    let chains = [
+        // Before conntrack: a forged source never reaches a flow's state.
+        base(
+            "prerouting_raw",
+            "type filter hook prerouting priority raw",
+            vec![
+                format!("iifname {boxes} jump antispoof"),
+                format!("iifname {boxes} ct original zone set iifname map @zones"),
+            ],
+        ),
+        // Policy routing makes unmarked box traffic unreachable, so a
+        // flushed or missing table fails closed.
+        base(
+            "prerouting_mark",
+            "type filter hook prerouting priority mangle",
+            vec![
+                format!("iifname {boxes} meta mark set meta mark | {mark:#x}"),
+                format!("ip daddr {pool4} meta mark set meta mark | {mark:#x}"),
+                format!("ip6 daddr {pool6} meta mark set meta mark | {mark:#x}"),
+            ],
+        ),
+        base(
+            "forward",
+            "type filter hook forward priority filter",
+            vec![
+                "ct state established,related accept".into(),
+                format!("iifname {boxes} ct state invalid drop"),
+                format!("oifname {boxes} ct state invalid drop"),
+                "iifname vmap @out_chains".into(),
+                "oifname vmap @in_chains".into(),
+                format!("iifname {boxes} goto {DENY_BOX}"),
+                format!("oifname {boxes} goto {DENY_BOX}"),
+            ],
+        ),
+        base(
+            "input",
+            "type filter hook input priority filter",
+            vec![format!("iifname {boxes} goto box_to_host")],
+        ),
+        base(
+            "postrouting_nat",
+            "type nat hook postrouting priority srcnat",
+            vec![
+                format!("ip saddr {pool4} {masquerade_out} masquerade"),
+                format!("ip6 saddr {pool6} {masquerade_out} masquerade"),
+            ],
+        ),
+    ];
+    for line in chains.into_iter().flatten() {
+        batch.line(line);
+    }
+}
+
+/// Counts, logs (rate-limited) and then ends the flow with `verdict`.
+fn deny_rules(layer: &str, verdict: &str) -> Vec<String> {
+    vec![
+        "counter".into(),
+        format!(
+            "limit rate 50/second burst 100 packets log prefix \"boxfence {layer} \" group {LOG_GROUP}"
+        ),
+        verdict.into(),
+    ]
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,292 @@
+//! The nftables ruleset: one `inet` table owned by boxfence, changed only
+//! by whole batches (one kernel transaction each).
+//!
+//! Per packet the cost does not grow with boxes or rules: the forward chain
+//! dispatches by interface through verdict maps to the box's own chains,
+//! and every list is an interval set. App policies compile once into
+//! chains and sets shared by every box they select.
+
+mod base;
+mod compile;
+mod names;
+mod objects;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use boxfence_policy::matchers::IpRange;
+use boxfence_policy::{CompiledAppPolicy, Direction, EffectivePolicy};
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use compile::{box_objects, policy_objects};
+use names::PolicyNames;
+use objects::{Batch, Object};
+
+const DENY_BLOCKED: &str = "deny_blocked";
+const DENY_BOX: &str = "deny_box";
+const DENY_APP: &str = "deny_app";
+const DENY_HOST: &str = "deny_host";
+
+/// What the table is built around.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    /// The `inet` table's name.
+    pub table: String,
+    /// Host-side interface names of boxes start with this (`bf-`).
+    pub ifname_prefix: String,
+    /// The boxes' IPv4 pool.
+    pub pool4: Ipv4Net,
+    /// The boxes' IPv6 pool.
+    pub pool6: Ipv6Net,
+    /// The host side's address in each box link (the boxes' gateway and
+    /// resolver address).
+    pub gateway4: Ipv4Addr,
+    /// IPv6 counterpart of `gateway4`.
+    pub gateway6: Ipv6Addr,
+    /// Interfaces box traffic is masqueraded out of; empty: any non-box.
+    pub uplinks: Vec<String>,
+    /// Port of the built-in resolver on the gateway addresses.
+    pub resolver_port: u16,
+    /// Packet mark bit that says "the boxfence table saw this".
+    pub mark: u32,
+    /// Always-blocked ranges minus the operator's exemptions.
+    pub always_blocked: Vec<IpRange>,
+}
+
+/// A box as the ruleset knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxLink {
+    /// The machine id.
+    pub id: String,
+    /// Host-side interface name.
+    pub ifname: String,
+    /// The box's IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// The box's IPv6 address.
+    pub ipv6: Ipv6Addr,
+    /// Its conntrack zone.
+    pub zone: u16,
+}
+
+#[derive(Debug)]
+struct BoxEntry {
+    link: BoxLink,
+    objects: Vec<Object>,
+    policies: Vec<PolicyNames>,
+    /// The dispatch maps send the box to the deny chain, not its chains.
+    failed_closed: bool,
+}
+
+#[derive(Debug)]
+struct PolicyEntry {
+    objects: Vec<Object>,
+    users: usize,
+}
+
+/// The desired content of the table, and the batches that move the kernel
+/// from one state to the next.
+#[derive(Debug)]
+pub struct Ruleset {
+    config: TableConfig,
+    boxes: BTreeMap<String, BoxEntry>,
+    policies: BTreeMap<PolicyNames, PolicyEntry>,
+}
+
+impl Ruleset {
+    /// An empty ruleset (no boxes).
+    pub fn new(config: TableConfig) -> Self {
+        Self {
+            config,
+            boxes: BTreeMap::new(),
+            policies: BTreeMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TableConfig {
+        &self.config
+    }
+
+    /// True when the box is in the ruleset.
+    pub fn contains(&self, id: &str) -> bool {
+        self.boxes.contains_key(id)
+    }
+
+    /// The batch that replaces whatever table of this name the kernel has
+    /// with the whole ruleset, atomically (resolver-learned addresses are
+    /// dropped, which only restricts).
+    pub fn full(&mut self) -> String {
+        let table = &self.config.table;
+        let mut batch = Batch::new(table);
+        batch.line(format!("add table inet {table}"));
+        batch.line(format!("delete table inet {table}"));
+        base::render(&self.config, &mut batch);
+        for policy in self.policies.values() {
+            policy.objects.iter().for_each(|o| batch.upsert(o));
+        }
+        for entry in self.boxes.values_mut() {
+            entry.objects.iter().for_each(|o| batch.upsert(o));
+            entry.failed_closed = false;
+            link_elements(table, &entry.link, false, &mut batch);
+        }
+        batch.into_text()
+    }
+
+    /// The batch that removes the table.
+    pub fn teardown(&self) -> String {
+        let table = &self.config.table;
+        format!("add table inet {table}\ndelete table inet {table}\n")
+    }
+
+    /// Adds or updates boxes with their effective policies; returns the
+    /// batch that does it in the kernel. The model changes now: if the
+    /// batch fails, apply [`fail_closed`](Self::fail_closed) and later
+    /// [`full`](Self::full).
+    pub fn upsert_boxes(&mut self, boxes: &[(BoxLink, &EffectivePolicy)]) -> String {
+        let mut batch = Batch::new(&self.config.table);
+        let mut released = Vec::new();
+        for (link, policy) in boxes {
+            let selected: Vec<&CompiledAppPolicy> =
+                policy.app_policies.iter().map(AsRef::as_ref).collect();
+            let mut names = Vec::new();
+            for compiled in selected {
+                let name = PolicyNames::new(compiled);
+                if !names.contains(&name) {
+                    let entry = self.policies.entry(name.clone()).or_insert_with(|| {
+                        let objects = policy_objects(compiled);
+                        objects.iter().for_each(|o| batch.upsert(o));
+                        PolicyEntry { objects, users: 0 }
+                    });
+                    entry.users += 1;
+                    names.push(name);
+                }
+            }
+            let objects = box_objects(&link.id, policy);
+            objects.iter().for_each(|o| batch.upsert(o));
+            let failed_closed = self.boxes.get(&link.id).is_some_and(|e| e.failed_closed);
+            link_elements(&self.config.table, link, failed_closed, &mut batch);
+            let entry = BoxEntry {
+                link: link.clone(),
+                objects,
+                policies: names,
+                failed_closed: false,
+            };
+            if let Some(old) = self.boxes.insert(link.id.clone(), entry) {
+                released.extend(old.policies);
+            }
+        }
+        self.release(released, &mut batch);
+        batch.into_text()
+    }
+
+    /// Removes a box; returns the batch, or `None` if it was not there.
+    pub fn remove_box(&mut self, id: &str) -> Option<String> {
+        let entry = self.boxes.remove(id)?;
+        let mut batch = Batch::new(&self.config.table);
+        let table = &self.config.table;
+        let link = &entry.link;
+        let ifname = &link.ifname;
+        for map in ["out_chains", "in_chains", "zones"] {
+            batch.line(format!(
+                "delete element inet {table} {map} {{ \"{ifname}\" }}"
+            ));
+        }
+        batch.line(format!(
+            "delete element inet {table} src4 {{ \"{ifname}\" . {} }}",
+            link.ipv4
+        ));
+        batch.line(format!(
+            "delete element inet {table} src6 {{ \"{ifname}\" . {} }}",
+            link.ipv6
+        ));
+        entry.objects.iter().for_each(|o| batch.flush_chain(o));
+        remove_objects(&entry.objects, &mut batch);
+        self.release(entry.policies, &mut batch);
+        Some(batch.into_text())
+    }
+
+    /// A batch that cuts the given boxes off (as deny-all) whatever their
+    /// policy, for when applying their policy failed.
+    pub fn fail_closed(&mut self, ids: &[&str]) -> String {
+        let table = &self.config.table;
+        let mut batch = Batch::new(table);
+        for id in ids {
+            if let Some(entry) = self.boxes.get_mut(*id) {
+                let ifname = &entry.link.ifname;
+                for map in ["out_chains", "in_chains"] {
+                    batch.line(format!(
+                        "delete element inet {table} {map} {{ \"{ifname}\" }}"
+                    ));
+                    batch.line(format!(
+                        "add element inet {table} {map} {{ \"{ifname}\" : goto {DENY_BOX} }}"
+                    ));
+                }
+                entry.failed_closed = true;
+            }
+        }
+        batch.into_text()
+    }
+
+    /// Drops one use of each policy; deletes the objects of those unused.
+    fn release(&mut self, names: Vec<PolicyNames>, batch: &mut Batch) {
+        for name in names {
+            let Some(entry) = self.policies.get_mut(&name) else {
+                continue;
+            };
+            entry.users -= 1;
+            if entry.users == 0
+                && let Some(entry) = self.policies.remove(&name)
+            {
+                entry.objects.iter().for_each(|o| batch.flush_chain(o));
+                remove_objects(&entry.objects, batch);
+            }
+        }
+    }
+}
+
+/// Adds the box's elements to the anti-spoofing sets and the maps. Adding
+/// an element that exists with the same value is a no-op, but a different
+/// value needs a delete first (`replace`); both sit in one transaction, so
+/// no packet sees the gap.
+fn link_elements(table: &str, link: &BoxLink, replace: bool, batch: &mut Batch) {
+    let names = names::BoxNames::new(&link.id);
+    let ifname = &link.ifname;
+    batch.line(format!(
+        "add element inet {table} src4 {{ \"{ifname}\" . {} }}",
+        link.ipv4
+    ));
+    batch.line(format!(
+        "add element inet {table} src6 {{ \"{ifname}\" . {} }}",
+        link.ipv6
+    ));
+    batch.line(format!(
+        "add element inet {table} zones {{ \"{ifname}\" : {} }}",
+        link.zone
+    ));
+    for (map, direction) in [
+        ("out_chains", Direction::Egress),
+        ("in_chains", Direction::Ingress),
+    ] {
+        if replace {
+            batch.line(format!(
+                "delete element inet {table} {map} {{ \"{ifname}\" }}"
+            ));
+        }
+        let chain = names.chain(direction);
+        batch.line(format!(
+            "add element inet {table} {map} {{ \"{ifname}\" : goto {chain} }}"
+        ));
+    }
+}
+
+/// Deletes chains, then the sets their rules used.
+fn remove_objects(objects: &[Object], batch: &mut Batch) {
+    let (sets, chains): (Vec<&Object>, Vec<&Object>) = objects
+        .iter()
+        .partition(|o| matches!(o, Object::Set { .. }));
+    chains.into_iter().rev().for_each(|o| batch.delete(o));
+    sets.into_iter().for_each(|o| batch.delete(o));
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,50 @@
+//! Test support: scratch network namespaces that are removed on drop.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::HostNetns;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace of its own for one test, deleted on drop.
+#[derive(Debug)]
+pub(crate) struct ScratchNetns {
+    name: String,
+}
+
+impl ScratchNetns {
+    /// Creates one, or `None` (after saying why) when not root; when not
+    /// root under `CI=true` it panics, so CI cannot pass by skipping.
+    pub(crate) fn new(test: &str) -> Option<Self> {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{test} needs root, and CI must run it"
+            );
+            eprintln!("skipping {test}: needs root (network namespaces, nftables)");
+            return None;
+        }
+        let name = format!(
+            "bft{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let status = Command::new("ip").args(["netns", "add", &name]).status();
+        assert!(status.is_ok_and(|s| s.success()), "ip netns add {name}");
+        Some(Self { name })
+    }
+
+    /// Commands in this namespace.
+    pub(crate) fn host(&self) -> HostNetns {
+        HostNetns::at(format!("/run/netns/{}", self.name))
+    }
+}
+
+impl Drop for ScratchNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
