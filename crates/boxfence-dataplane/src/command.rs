@@ -95,6 +95,17 @@ impl HostNetns {
         }
     }
 
+    /// Writes a sysctl (`net/ipv4/ip_forward`) in this namespace.
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<(), CommandError> {
+        match &self.path {
+            None => std::fs::write(format!("/proc/sys/{key}"), value).map_err(|source| CommandError::Spawn {
+                program: format!("write /proc/sys/{key}"),
+                source,
+            }),
+            Some(_) => self.run("sysctl", &["-q", "-w", &format!("{}={value}", key.replace('/', "."))], None).map(drop),
+        }
+    }
+
     /// Applies an nft batch as one transaction.
     pub fn nft(&self, batch: &str) -> Result<(), CommandError> {
         if batch.is_empty() {

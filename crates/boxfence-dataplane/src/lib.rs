@@ -5,6 +5,10 @@
 #![forbid(unsafe_code)]
 
 mod command;
+pub mod conntrack;
+pub mod exec;
+pub mod links;
+pub mod routing;
 pub mod ruleset;
 
 pub use command::{CommandError, HostNetns};

@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 mod address_pool;
+mod ephemeral;
+mod linux;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -17,6 +19,8 @@ use boxfence_policy::EffectivePolicy;
 use serde::{Deserialize, Serialize};
 
 pub use address_pool::{AddressPool, PoolError};
+pub use ephemeral::{EphemeralRun, run_pool};
+pub use linux::{LinuxConfig, LinuxEngine, SharedLinuxEngine};
 
 /// The addresses a machine owns, for as long as it exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,0 +1,96 @@
+//! `boxfence run`: one box for one command, without a daemon. It owns its
+//! own table, interface prefix, address range and routing-rule
+//! preferences, derived from its process id, so it never collides with a
+//! running daemon (nor, short of a pid collision modulo 1000, with another
+//! run).
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use boxfence_dataplane::HostNetns;
+use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, Machine};
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use crate::{AddressPool, EngineError, ExecOutput, ExecRequest, LinuxConfig, LinuxEngine, MachineSpec};
+
+/// What one ephemeral run needs.
+#[derive(Debug, Clone)]
+pub struct EphemeralRun {
+    /// The box policy.
+    pub box_policy: BoxPolicy,
+    /// App policies (all apply to the one box their selectors match).
+    pub app_policies: Vec<AppPolicy>,
+    /// Operator exemptions from the always-blocked ranges.
+    pub always_blocked: Arc<AlwaysBlocked>,
+    /// Uplinks to masquerade out of; empty: any non-box interface.
+    pub uplinks: Vec<String>,
+    /// The executable with the exec helper subcommands.
+    pub helper: PathBuf,
+    /// The command.
+    pub request: ExecRequest,
+}
+
+/// The run's slot among concurrent runs.
+fn slot() -> u32 {
+    std::process::id() % 1000
+}
+
+/// The /30 and /126 of this run, inside 10.239.0.0/16 and
+/// fd00:b0f:ffff::/64.
+pub fn run_pool() -> AddressPool {
+    let offset = slot() * 4;
+    let ipv4 = Ipv4Addr::from_bits(Ipv4Addr::new(10, 239, 0, 0).to_bits() + offset);
+    let ipv6 = Ipv6Addr::from_bits(Ipv6Addr::new(0xfd00, 0xb0f, 0xffff, 0, 0, 0, 0, 0).to_bits() + u128::from(offset));
+    AddressPool {
+        ipv4: Ipv4Net::new(ipv4, 30).expect("30 is an IPv4 prefix length"),
+        ipv6: Ipv6Net::new(ipv6, 126).expect("126 is an IPv6 prefix length"),
+    }
+}
+
+impl EphemeralRun {
+    /// Creates the box, runs the command, and tears everything down (also
+    /// when the command fails). Blocking.
+    pub fn run(&self) -> Result<ExecOutput, EngineError> {
+        let pool = run_pool();
+        let pid = std::process::id();
+        let config = LinuxConfig {
+            table: format!("boxfence_run_{pid}"),
+            netns_prefix: format!("bfr{}-", slot()),
+            ifname_prefix: "bfr-".into(),
+            pool,
+            uplinks: self.uplinks.clone(),
+            always_blocked: Arc::clone(&self.always_blocked),
+            helper: self.helper.clone(),
+            uid_base: 300_000 + slot() * 4,
+            state_dir: std::env::temp_dir().join(format!("boxfence-run-{pid}")),
+            rule_pref: 20_000 + slot() * 8,
+            mark: 0x0100_0000,
+            resolver_port: 53,
+            host: HostNetns::current(),
+        };
+        let engine = LinuxEngine::start(config)?;
+        let result = self.run_in(&engine, pool);
+        let teardown = engine.shutdown();
+        let output = result?;
+        teardown?;
+        Ok(output)
+    }
+
+    fn run_in(&self, engine: &LinuxEngine, pool: AddressPool) -> Result<ExecOutput, EngineError> {
+        let addresses = pool
+            .allocate(&HashSet::new())
+            .map_err(|e| EngineError::Kernel(e.to_string()))?;
+        let id = format!("r{}", slot());
+        let machine = Machine {
+            id: id.clone(),
+            metadata: Default::default(),
+            network_policy: self.box_policy.clone(),
+            addresses: vec![addresses.ipv4.into(), addresses.ipv6.into()],
+        };
+        let policy = EffectivePolicy::from_policies(&machine, &self.app_policies, Arc::clone(&self.always_blocked));
+        engine.create_blocking(&MachineSpec { id: id.clone(), addresses }, &policy)?;
+        engine.exec_blocking(&id, &self.request)
+    }
+}
