@@ -147,6 +147,8 @@ fn helper(args: &[String]) -> Result<i32, String> {
     setns(&netns_file, CloneFlags::CLONE_NEWNET).map_err(|e| format!("enter {netns}: {e}"))?;
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID).map_err(|e| format!("unshare: {e}"))?;
     remount_private()?;
+    // Read now: the file may live under a directory about to be hidden.
+    let resolv_text = std::fs::read(resolv).map_err(|e| format!("read {resolv}: {e}"))?;
     let resolv_target = std::fs::canonicalize("/etc/resolv.conf").ok();
     for dir in SCRATCH {
         let is_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
@@ -163,8 +165,10 @@ fn helper(args: &[String]) -> Result<i32, String> {
     if !target.exists() {
         File::create(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
     }
-    mount(Some(resolv.as_str()), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| format!("bind {resolv} on {}: {e}", target.display()))?;
+    let copy = Path::new("/run/boxfence-resolv.conf");
+    std::fs::write(copy, resolv_text).map_err(|e| format!("write {}: {e}", copy.display()))?;
+    mount(Some(copy), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| format!("bind {} on {}: {e}", copy.display(), target.display()))?;
 
     // The first child after unsharing the pid namespace is its pid 1.
     let mut init = Command::new(me)

@@ -320,6 +320,13 @@ impl LinuxEngine {
         })
     }
 
+    /// Runs `f` while holding the engine's lock, so no change (and no
+    /// repair) reaches the kernel meanwhile. For tests of failure modes.
+    pub fn while_locked<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _state = self.lock();
+        f()
+    }
+
     /// Addresses in use by boxes this engine runs.
     pub fn used_addresses(&self) -> HashSet<IpAddr> {
         self.lock()

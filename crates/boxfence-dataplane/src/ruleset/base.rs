@@ -113,10 +113,11 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             ],
         ),
         // Policy routing makes unmarked box traffic unreachable, so a
-        // flushed or missing table fails closed.
+        // flushed or missing table fails closed. After dstnat, so replies
+        // are marked by the box address they are translated back to.
         base(
             "prerouting_mark",
-            "type filter hook prerouting priority mangle",
+            "type filter hook prerouting priority dstnat + 10",
             vec![
                 format!("iifname {boxes} meta mark set meta mark | {mark:#x}"),
                 format!("ip daddr {pool4} meta mark set meta mark | {mark:#x}"),
