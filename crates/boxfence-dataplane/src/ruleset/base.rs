@@ -124,6 +124,15 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
                 format!("ip6 daddr {pool6} meta mark set meta mark | {mark:#x}"),
             ],
         ),
+        // Every DNS query of a box, to any address, goes to the resolver.
+        base(
+            "prerouting_nat",
+            "type nat hook prerouting priority dstnat",
+            vec![
+                format!("iifname {boxes} meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport 53 dnat ip to {gateway4}:{}", config.resolver_port),
+                format!("iifname {boxes} meta nfproto ipv6 meta l4proto {{ tcp, udp }} th dport 53 dnat ip6 to [{gateway6}]:{}", config.resolver_port),
+            ],
+        ),
         base(
             "forward",
             "type filter hook forward priority filter",

@@ -174,8 +174,15 @@ fn rule_matches(
                     matches.push(format!("{family} {peer} @{} ", set(suffix)));
                 }
             }
-            // Domain peers match addresses the resolver learns; until it
-            // learns some, such a rule matches nothing (fail closed).
+            // Domain peers match the addresses the resolver learned for
+            // this box from a matching name; until it learns some, they
+            // match nothing.
+            if !peers.domains.is_empty() {
+                for (family, kind, suffix) in [("ip", SetKind::IfnameIpv4Learned, "dom4"), ("ip6", SetKind::IfnameIpv6Learned, "dom6")] {
+                    objects.push(Object::set(set(suffix), kind, Vec::new()));
+                    matches.push(format!("iifname . {family} {peer} @{} ", set(suffix)));
+                }
+            }
             matches
         }
     };

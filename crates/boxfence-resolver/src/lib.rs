@@ -1,0 +1,16 @@
+//! The built-in DNS resolver (DESIGN.md 1.6): it answers only boxes,
+//! refuses locally every name a box may not reach (nothing is sent
+//! upstream for it), removes answers that point into always-blocked
+//! ranges, and authorises the addresses of an allowed answer in the kernel
+//! before the box receives it.
+
+#![forbid(unsafe_code)]
+
+pub mod answer;
+pub mod decision;
+pub mod directory;
+pub mod server;
+pub mod upstream;
+
+pub use server::{Learner, Refusal, Resolver, ResolverConfig, Stats};
+pub use upstream::UpstreamError;

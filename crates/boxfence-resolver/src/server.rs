@@ -1,0 +1,236 @@
+//! The resolver's sockets and the life of one query.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use boxfence_policy::AlwaysBlocked;
+use hickory_proto::op::{Message, ResponseCode};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::broadcast;
+
+use crate::answer::{Question, screen};
+use crate::decision::{LearnTarget, NameDecision, decide};
+use crate::directory::{BoxEntry, Directory};
+use crate::upstream::Upstreams;
+
+/// Authorises an answer's addresses in the kernel; must return only once
+/// they are enforced, since the box gets the answer right after.
+pub trait Learner: Send + Sync + 'static {
+    /// Adds `addresses` (each kept for its duration) to the sets of
+    /// `targets` for the box.
+    fn learn(&self, entry: &BoxEntry, targets: &[LearnTarget], addresses: &[(IpAddr, Duration)]) -> Result<(), String>;
+}
+
+/// A query the resolver refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The box (none: the source is not a box).
+    pub machine_id: Option<String>,
+    /// The source address.
+    pub source: IpAddr,
+    /// The name asked for.
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Counters, for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Queries received from anywhere.
+    pub queries: AtomicU64,
+    /// Queries refused locally.
+    pub refused: AtomicU64,
+    /// Queries whose upstreams all failed.
+    pub upstream_errors: AtomicU64,
+}
+
+/// How the resolver runs.
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    /// Addresses to listen on (UDP and TCP): the boxes' gateway addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Upstream servers, tried in turn.
+    pub upstreams: Vec<SocketAddr>,
+    /// How long each upstream gets.
+    pub upstream_timeout: Duration,
+    /// Always-blocked ranges for rebinding protection (minus exemptions).
+    pub always_blocked: Arc<AlwaysBlocked>,
+}
+
+/// The resolver.
+pub struct Resolver {
+    directory: Arc<Directory>,
+    upstreams: Upstreams,
+    learner: Arc<dyn Learner>,
+    always_blocked: Arc<AlwaysBlocked>,
+    refusals: broadcast::Sender<Refusal>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver").field("upstreams", &self.upstreams).finish_non_exhaustive()
+    }
+}
+
+impl Resolver {
+    /// A resolver for the boxes of `directory`.
+    pub fn new(config: &ResolverConfig, directory: Arc<Directory>, learner: Arc<dyn Learner>) -> Self {
+        Self {
+            directory,
+            upstreams: Upstreams::new(config.upstreams.clone(), config.upstream_timeout),
+            learner,
+            always_blocked: Arc::clone(&config.always_blocked),
+            refusals: broadcast::channel(1024).0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Refusals as they happen (a slow reader misses some, never blocks).
+    pub fn refusals(&self) -> broadcast::Receiver<Refusal> {
+        self.refusals.subscribe()
+    }
+
+    /// Binds every listen address (even before a box link carries it) and
+    /// serves until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listen: &[SocketAddr]) -> std::io::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for &address in listen {
+            let udp = UdpSocket::from_std(freebind_udp(address)?)?;
+            let tcp = TcpListener::from_std(freebind_tcp(address)?)?;
+            tasks.spawn(Arc::clone(&self).serve_udp(udp));
+            tasks.spawn(Arc::clone(&self).serve_tcp(tcp));
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.map_err(std::io::Error::other)??;
+        }
+        Ok(())
+    }
+
+    async fn serve_udp(self: Arc<Self>, socket: UdpSocket) -> std::io::Result<()> {
+        let socket = Arc::new(socket);
+        let mut buffer = vec![0u8; 4096];
+        loop {
+            let (n, peer) = socket.recv_from(&mut buffer).await?;
+            let query = buffer[..n].to_vec();
+            let (resolver, socket) = (Arc::clone(&self), Arc::clone(&socket));
+            tokio::spawn(async move {
+                if let Some(answer) = resolver.handle(peer.ip(), &query, false).await {
+                    let _ = socket.send_to(&answer, peer).await;
+                }
+            });
+        }
+    }
+
+    async fn serve_tcp(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            tokio::spawn(Arc::clone(&self).serve_connection(stream, peer.ip()));
+        }
+    }
+
+    async fn serve_connection(self: Arc<Self>, mut stream: TcpStream, peer: IpAddr) {
+        let idle = Duration::from_secs(10);
+        loop {
+            let mut len = [0u8; 2];
+            if !matches!(tokio::time::timeout(idle, stream.read_exact(&mut len)).await, Ok(Ok(_))) {
+                return;
+            }
+            let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if stream.read_exact(&mut query).await.is_err() {
+                return;
+            }
+            let Some(answer) = self.handle(peer, &query, true).await else { return };
+            let Ok(len) = u16::try_from(answer.len()) else { return };
+            if stream.write_all(&len.to_be_bytes()).await.is_err() || stream.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Answers one query from `source`; `None` drops it (malformed).
+    pub async fn handle(&self, source: IpAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        let question = Question::parse(query)?;
+        let Some(entry) = self.directory.lookup(source) else {
+            return self.refuse(&question, None, source, "the resolver answers boxes only");
+        };
+        if !entry.admit() {
+            return self.refuse(&question, Some(&entry), source, "query rate limit of this box exceeded");
+        }
+        let name = question.canonical_name();
+        let targets = match decide(&entry.policy, &name) {
+            NameDecision::Refuse(reason) => return self.refuse(&question, Some(&entry), source, &reason),
+            NameDecision::Answer(targets) => targets,
+        };
+        let upstream = match self.upstreams.ask(query, tcp).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                self.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                return question.encode(&question.error(ResponseCode::ServFail));
+            }
+        };
+        let Ok(answer) = Message::from_vec(&upstream) else {
+            return question.encode(&question.error(ResponseCode::ServFail));
+        };
+        let screened = screen(&question, answer, &self.always_blocked);
+        if !targets.is_empty() && !screened.learned.is_empty() {
+            // Not authorised, not delivered: the box must never hold an
+            // address the kernel would refuse.
+            if self.learner.learn(&entry, &targets, &screened.learned).is_err() {
+                return question.encode(&question.error(ResponseCode::ServFail));
+            }
+            entry.remember(&name, &screened.learned);
+        }
+        let mut bytes = question.encode(&screened.message)?;
+        let limit = usize::from(question.message.max_payload().max(512));
+        if !tcp && bytes.len() > limit {
+            let mut truncated = screened.message.truncate();
+            truncated.set_truncated(true);
+            bytes = question.encode(&truncated)?;
+        }
+        Some(bytes)
+    }
+
+    fn refuse(&self, question: &Question, entry: Option<&BoxEntry>, source: IpAddr, reason: &str) -> Option<Vec<u8>> {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        let _ = self.refusals.send(Refusal {
+            machine_id: entry.map(|e| e.id.clone()),
+            source,
+            name: question.canonical_name(),
+            reason: reason.to_owned(),
+        });
+        question.encode(&question.refusal(reason))
+    }
+}
+
+fn freebind_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::DGRAM, None)?;
+    prepare(&socket, address)?;
+    Ok(socket.into())
+}
+
+fn freebind_tcp(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    prepare(&socket, address)?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Freebind: the gateway address appears only with the first box link.
+fn prepare(socket: &socket2::Socket, address: SocketAddr) -> std::io::Result<()> {
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+        socket.set_freebind_ipv6(true)?;
+    } else {
+        socket.set_freebind(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())
+}
