@@ -28,6 +28,13 @@ pub enum CommandError {
     },
 }
 
+fn enter_error(why: &str) -> CommandError {
+    CommandError::Spawn {
+        program: "setns".into(),
+        source: std::io::Error::other(why.to_owned()),
+    }
+}
+
 /// Where commands run: this process's network namespace, or another one
 /// entered with `nsenter --net` (tests run a data plane in a scratch one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,14 +102,47 @@ impl HostNetns {
         }
     }
 
+    /// Runs `f` on a fresh thread inside this namespace (sockets it opens
+    /// stay there) and returns its result.
+    pub fn in_netns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, CommandError> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    self.enter()?;
+                    Ok(f())
+                })
+                .join()
+                .unwrap_or_else(|_| Err(enter_error("the thread panicked")))
+        })
+    }
+
+    /// Moves the calling thread into this namespace (no-op for the current
+    /// one). Only for threads made for that purpose.
+    pub fn enter(&self) -> Result<(), CommandError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let file = std::fs::File::open(path).map_err(|e| enter_error(&e.to_string()))?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| enter_error(&e.to_string()))
+    }
+
     /// Writes a sysctl (`net/ipv4/ip_forward`) in this namespace.
     pub fn sysctl(&self, key: &str, value: &str) -> Result<(), CommandError> {
         match &self.path {
-            None => std::fs::write(format!("/proc/sys/{key}"), value).map_err(|source| CommandError::Spawn {
-                program: format!("write /proc/sys/{key}"),
-                source,
+            None => std::fs::write(format!("/proc/sys/{key}"), value).map_err(|source| {
+                CommandError::Spawn {
+                    program: format!("write /proc/sys/{key}"),
+                    source,
+                }
             }),
-            Some(_) => self.run("sysctl", &["-q", "-w", &format!("{}={value}", key.replace('/', "."))], None).map(drop),
+            Some(_) => self
+                .run(
+                    "sysctl",
+                    &["-q", "-w", &format!("{}={value}", key.replace('/', "."))],
+                    None,
+                )
+                .map(drop),
         }
     }
 

@@ -86,7 +86,10 @@ pub fn delete(host: &HostNetns, flow: &TrackedFlow) -> Result<(), CommandError> 
         (protocol, _) => protocol.as_str(),
     };
     let mut args = vec!["-D", "-f", family, "-p", protocol, "-s", &src, "-d", &dst];
-    let ports = flow.sport.zip(flow.dport).map(|(s, d)| (s.to_string(), d.to_string()));
+    let ports = flow
+        .sport
+        .zip(flow.dport)
+        .map(|(s, d)| (s.to_string(), d.to_string()));
     if let Some((sport, dport)) = &ports {
         args.extend(["--sport", sport, "--dport", dport]);
     }
@@ -118,7 +121,9 @@ pub fn cut_denied(
     let mut cut = 0;
     for tracked in list(host)? {
         for (link, policy) in boxes {
-            let Some(mut flow) = tracked.as_box_flow(link) else { continue };
+            let Some(mut flow) = tracked.as_box_flow(link) else {
+                continue;
+            };
             if let Some(ip) = flow.ip.filter(|_| flow.direction == Direction::Egress) {
                 flow.domain = domain_of(&link.id, ip);
             }
@@ -152,7 +157,13 @@ mod tests {
         assert_eq!(flow.dst.to_string(), "198.51.100.10");
         assert_eq!((flow.sport, flow.dport), (Some(40000), Some(80)));
         let icmp = "icmp     1 29 src=10.200.0.2 dst=198.51.100.10 type=8 code=0 id=7 src=198.51.100.10 dst=192.0.2.1 type=0 code=0 id=7 mark=0 use=1";
-        assert_eq!(TrackedFlow::parse(icmp).map(|f| f.protocol), Some(Protocol::Icmp));
-        assert_eq!(TrackedFlow::parse("sctp 132 10 src=1.1.1.1 dst=2.2.2.2"), None);
+        assert_eq!(
+            TrackedFlow::parse(icmp).map(|f| f.protocol),
+            Some(Protocol::Icmp)
+        );
+        assert_eq!(
+            TrackedFlow::parse("sctp 132 10 src=1.1.1.1 dst=2.2.2.2"),
+            None
+        );
     }
 }

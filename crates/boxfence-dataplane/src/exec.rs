@@ -96,15 +96,23 @@ pub fn run(helper: &Path, spec: &ExecSpec) -> Result<ExecResult, ExecError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(failed)?;
-    let stdout = child.stdout.take().map(|pipe| thread::spawn(move || read_bounded(pipe)));
-    let stderr = child.stderr.take().map(|pipe| thread::spawn(move || read_bounded(pipe)));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|pipe| thread::spawn(move || read_bounded(pipe)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|pipe| thread::spawn(move || read_bounded(pipe)));
     if let Some(mut pipe) = child.stdin.take() {
         // A command that does not read its input closes the pipe early.
         let _ = pipe.write_all(&spec.stdin);
     }
     // The helper enforces the timeout; this is the backstop if it hangs.
     let status = wait_until(&mut child, spec.timeout + Duration::from_secs(5)).map_err(failed)?;
-    let collect = |reader: Option<thread::JoinHandle<Vec<u8>>>| reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    let collect = |reader: Option<thread::JoinHandle<Vec<u8>>>| {
+        reader.and_then(|r| r.join().ok()).unwrap_or_default()
+    };
     Ok(ExecResult {
         exit_code: status.map_or(TIMED_OUT, exit_code),
         stdout: collect(stdout),
@@ -145,7 +153,8 @@ fn helper(args: &[String]) -> Result<i32, String> {
     let me = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let netns_file = File::open(netns).map_err(|e| format!("open {netns}: {e}"))?;
     setns(&netns_file, CloneFlags::CLONE_NEWNET).map_err(|e| format!("enter {netns}: {e}"))?;
-    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID).map_err(|e| format!("unshare: {e}"))?;
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
+        .map_err(|e| format!("unshare: {e}"))?;
     remount_private()?;
     // Read now: the file may live under a directory about to be hidden.
     let resolv_text = std::fs::read(resolv).map_err(|e| format!("read {resolv}: {e}"))?;
@@ -153,9 +162,19 @@ fn helper(args: &[String]) -> Result<i32, String> {
     for dir in SCRATCH {
         let is_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
         if is_dir {
-            let mode = if dir == "/run" || dir == "/var/run" { "mode=755" } else { "mode=1777" };
-            mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(mode))
-                .map_err(|e| format!("tmpfs on {dir}: {e}"))?;
+            let mode = if dir == "/run" || dir == "/var/run" {
+                "mode=755"
+            } else {
+                "mode=1777"
+            };
+            mount(
+                Some("tmpfs"),
+                dir,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(mode),
+            )
+            .map_err(|e| format!("tmpfs on {dir}: {e}"))?;
         }
     }
     let target = resolv_target.unwrap_or_else(|| PathBuf::from("/etc/resolv.conf"));
@@ -167,8 +186,14 @@ fn helper(args: &[String]) -> Result<i32, String> {
     }
     let copy = Path::new("/run/boxfence-resolv.conf");
     std::fs::write(copy, resolv_text).map_err(|e| format!("write {}: {e}", copy.display()))?;
-    mount(Some(copy), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| format!("bind {} on {}: {e}", copy.display(), target.display()))?;
+    mount(
+        Some(copy),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind {} on {}: {e}", copy.display(), target.display()))?;
 
     // The first child after unsharing the pid namespace is its pid 1.
     let mut init = Command::new(me)
@@ -200,12 +225,16 @@ fn init(args: &[String]) -> Result<std::convert::Infallible, String> {
     }
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("pdeathsig: {e}"))?;
     let hidden = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("proc"), "/proc", Some("proc"), hidden, None::<&str>).map_err(|e| format!("mount /proc: {e}"))?;
+    mount(Some("proc"), "/proc", Some("proc"), hidden, None::<&str>)
+        .map_err(|e| format!("mount /proc: {e}"))?;
     drop_privileges(uid)?;
     let error = Command::new(program)
         .args(&argv[1..])
         .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
+        .env(
+            "PATH",
+            "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+        )
         .env("HOME", "/tmp")
         .env("LANG", "C.UTF-8")
         .current_dir("/tmp")
@@ -216,7 +245,11 @@ fn init(args: &[String]) -> Result<std::convert::Infallible, String> {
 /// The box's own uid, no supplementary groups, no capabilities in any
 /// set, and no way to regain any (no_new_privs).
 fn drop_privileges(uid: u32) -> Result<(), String> {
-    for set in [caps::CapSet::Bounding, caps::CapSet::Ambient, caps::CapSet::Inheritable] {
+    for set in [
+        caps::CapSet::Bounding,
+        caps::CapSet::Ambient,
+        caps::CapSet::Inheritable,
+    ] {
         caps::clear(None, set).map_err(|e| format!("drop capabilities: {e}"))?;
     }
     let gid = Gid::from_raw(uid);
@@ -224,20 +257,34 @@ fn drop_privileges(uid: u32) -> Result<(), String> {
     setgid(gid).map_err(|e| format!("setgid: {e}"))?;
     setuid(Uid::from_raw(uid)).map_err(|e| format!("setuid: {e}"))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}"))?;
-    let left = caps::read(None, caps::CapSet::Permitted).map_err(|e| format!("read capabilities: {e}"))?;
-    if left.is_empty() { Ok(()) } else { Err(format!("capabilities left: {left:?}")) }
+    let left =
+        caps::read(None, caps::CapSet::Permitted).map_err(|e| format!("read capabilities: {e}"))?;
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("capabilities left: {left:?}"))
+    }
 }
 
 /// Mount events inside the box must not reach the host, nor the host's
 /// the box.
 fn remount_private() -> Result<(), String> {
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| format!("make mounts private: {e}"))
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make mounts private: {e}"))
 }
 
 /// Waits for `child` at most `timeout`; kills it when the time is up.
 /// `None` when it was killed for the timeout.
-fn wait_until(child: &mut std::process::Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+fn wait_until(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -254,7 +301,10 @@ fn wait_until(child: &mut std::process::Child, timeout: Duration) -> std::io::Re
 
 fn exit_code(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt as _;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(TIMED_OUT)
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(TIMED_OUT)
 }
 
 /// Reads all of `pipe`, keeping the first [`MAX_OUTPUT`] bytes.

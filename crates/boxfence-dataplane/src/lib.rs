@@ -8,6 +8,7 @@ mod command;
 pub mod conntrack;
 pub mod exec;
 pub mod links;
+pub mod nft_netlink;
 pub mod routing;
 pub mod ruleset;
 

@@ -42,7 +42,9 @@ impl LinkConfig {
         let room = MAX_IFNAME.saturating_sub(self.ifname_prefix.len());
         let valid = !id.is_empty()
             && id.len() <= room
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if valid {
             Ok(format!("{}{id}", self.ifname_prefix))
         } else {

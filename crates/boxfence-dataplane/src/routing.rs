@@ -22,17 +22,35 @@ pub struct FailClosedRouting {
 impl FailClosedRouting {
     fn rules(&self) -> Vec<(&'static str, String)> {
         let mark = self.mark;
-        let families = [("-4", self.pool4.to_string()), ("-6", self.pool6.to_string())];
+        let families = [
+            ("-4", self.pool4.to_string()),
+            ("-6", self.pool6.to_string()),
+        ];
         let mut rules = Vec::new();
         for (family, pool) in families {
             let pref = self.first_pref;
             // Traffic the host itself sends (the resolver's answers, TCP
             // resets) routes normally; everything else to or from a box
             // needs the mark.
-            rules.push((family, format!("pref {pref} from {pool} iif lo lookup main")));
-            rules.push((family, format!("pref {} to {pool} iif lo lookup main", pref + 1)));
-            rules.push((family, format!("pref {} from {pool} fwmark 0/{mark:#x} unreachable", pref + 2)));
-            rules.push((family, format!("pref {} to {pool} fwmark 0/{mark:#x} unreachable", pref + 3)));
+            rules.push((
+                family,
+                format!("pref {pref} from {pool} iif lo lookup main"),
+            ));
+            rules.push((
+                family,
+                format!("pref {} to {pool} iif lo lookup main", pref + 1),
+            ));
+            rules.push((
+                family,
+                format!(
+                    "pref {} from {pool} fwmark 0/{mark:#x} unreachable",
+                    pref + 2
+                ),
+            ));
+            rules.push((
+                family,
+                format!("pref {} to {pool} fwmark 0/{mark:#x} unreachable", pref + 3),
+            ));
         }
         rules
     }

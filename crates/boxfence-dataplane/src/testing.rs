@@ -35,6 +35,11 @@ impl ScratchNetns {
         Some(Self { name })
     }
 
+    /// Where the namespace is bound (`/run/netns/<name>`), for `setns`.
+    pub(crate) fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
     /// Commands in this namespace.
     pub(crate) fn host(&self) -> HostNetns {
         HostNetns::at(format!("/run/netns/{}", self.name))

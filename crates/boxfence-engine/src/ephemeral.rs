@@ -5,15 +5,20 @@
 //! run).
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use boxfence_dataplane::HostNetns;
 use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, Machine};
+use boxfence_resolver::answer::TtlLimits;
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::{AddressPool, EngineError, ExecOutput, ExecRequest, LinuxConfig, LinuxEngine, MachineSpec};
+use crate::{
+    AddressPool, EngineError, ExecOutput, ExecRequest, LinuxConfig, LinuxEngine, MachineSpec,
+};
 
 /// What one ephemeral run needs.
 #[derive(Debug, Clone)]
@@ -28,6 +33,8 @@ pub struct EphemeralRun {
     pub uplinks: Vec<String>,
     /// The executable with the exec helper subcommands.
     pub helper: PathBuf,
+    /// Upstream DNS servers of the built-in resolver.
+    pub upstreams: Vec<SocketAddr>,
     /// The command.
     pub request: ExecRequest,
 }
@@ -42,7 +49,9 @@ fn slot() -> u32 {
 pub fn run_pool() -> AddressPool {
     let offset = slot() * 4;
     let ipv4 = Ipv4Addr::from_bits(Ipv4Addr::new(10, 239, 0, 0).to_bits() + offset);
-    let ipv6 = Ipv6Addr::from_bits(Ipv6Addr::new(0xfd00, 0xb0f, 0xffff, 0, 0, 0, 0, 0).to_bits() + u128::from(offset));
+    let ipv6 = Ipv6Addr::from_bits(
+        Ipv6Addr::new(0xfd00, 0xb0f, 0xffff, 0, 0, 0, 0, 0).to_bits() + u128::from(offset),
+    );
     AddressPool {
         ipv4: Ipv4Net::new(ipv4, 30).expect("30 is an IPv4 prefix length"),
         ipv6: Ipv6Net::new(ipv6, 126).expect("126 is an IPv6 prefix length"),
@@ -71,7 +80,17 @@ impl EphemeralRun {
             host: HostNetns::current(),
         };
         let engine = LinuxEngine::start(config)?;
-        let result = self.run_in(&engine, pool);
+        let result = engine
+            .spawn_resolver(
+                self.upstreams.clone(),
+                Duration::from_secs(2),
+                TtlLimits::default(),
+            )
+            .and_then(|resolver| {
+                let output = self.run_in(&engine, pool);
+                drop(resolver);
+                output
+            });
         let teardown = engine.shutdown();
         let output = result?;
         teardown?;
@@ -89,8 +108,18 @@ impl EphemeralRun {
             network_policy: self.box_policy.clone(),
             addresses: vec![addresses.ipv4.into(), addresses.ipv6.into()],
         };
-        let policy = EffectivePolicy::from_policies(&machine, &self.app_policies, Arc::clone(&self.always_blocked));
-        engine.create_blocking(&MachineSpec { id: id.clone(), addresses }, &policy)?;
+        let policy = EffectivePolicy::from_policies(
+            &machine,
+            &self.app_policies,
+            Arc::clone(&self.always_blocked),
+        );
+        engine.create_blocking(
+            &MachineSpec {
+                id: id.clone(),
+                addresses,
+            },
+            &policy,
+        )?;
         engine.exec_blocking(&id, &self.request)
     }
 }

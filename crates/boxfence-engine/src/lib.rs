@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod address_pool;
+mod dns;
 mod ephemeral;
 mod linux;
 
@@ -19,6 +20,7 @@ use boxfence_policy::EffectivePolicy;
 use serde::{Deserialize, Serialize};
 
 pub use address_pool::{AddressPool, PoolError};
+pub use dns::{QUERY_RATE_PER_BOX, ResolverHandle};
 pub use ephemeral::{EphemeralRun, run_pool};
 pub use linux::{LinuxConfig, LinuxEngine, SharedLinuxEngine};
 

@@ -15,6 +15,10 @@ use boxfence_dataplane::ruleset::{BoxLink, Ruleset, TableConfig};
 use boxfence_dataplane::{HostNetns, conntrack};
 use boxfence_policy::{AlwaysBlocked, EffectivePolicy};
 
+use boxfence_dataplane::nft_netlink::NftSocket;
+use boxfence_resolver::directory::Directory;
+
+use crate::dns::{SetWriter, new_directory};
 use crate::{AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
 
 /// How the Linux engine is set up.
@@ -61,6 +65,8 @@ pub struct LinuxEngine {
     config: LinuxConfig,
     link_config: LinkConfig,
     state: Mutex<State>,
+    directory: Arc<Directory>,
+    set_writer: Option<SetWriter>,
 }
 
 impl LinuxEngine {
@@ -87,19 +93,35 @@ impl LinuxEngine {
             gateway6: gateways.ipv6,
         };
         std::fs::create_dir_all(&config.state_dir).map_err(kernel)?;
+        let mut ruleset = Ruleset::new(table);
+        // A table left by an earlier run keeps enforcing the last-applied
+        // policies until reconcile replaces it in one transaction.
+        let left = config
+            .host
+            .run("nft", &["list", "table", "inet", &config.table], None)
+            .is_ok();
+        if !left {
+            config.host.nft(&ruleset.full()).map_err(kernel)?;
+        }
+        let socket = config
+            .host
+            .in_netns(NftSocket::open)
+            .map_err(kernel)?
+            .map_err(kernel)?;
         let engine = Arc::new(Self {
             link_config,
             state: Mutex::new(State {
-                ruleset: Ruleset::new(table),
+                ruleset,
                 links: BTreeMap::new(),
             }),
+            directory: new_directory(),
+            set_writer: Some(SetWriter::new(config.table.clone(), socket)),
             config,
         });
-        {
-            let mut state = engine.lock();
-            engine.config.host.nft(&state.ruleset.full()).map_err(kernel)?;
-        }
-        engine.routing().install(&engine.config.host).map_err(kernel)?;
+        engine
+            .routing()
+            .install(&engine.config.host)
+            .map_err(kernel)?;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(watchdog(Arc::downgrade(&engine)));
         }
@@ -122,7 +144,36 @@ impl LinuxEngine {
             errors.push(error.to_string());
         }
         self.routing().uninstall(host);
-        if errors.is_empty() { Ok(()) } else { Err(EngineError::Kernel(errors.join("; "))) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Kernel(errors.join("; ")))
+        }
+    }
+
+    /// The resolver's directory of boxes.
+    pub fn directory(&self) -> Arc<Directory> {
+        Arc::clone(&self.directory)
+    }
+
+    pub(crate) fn set_writer(&self) -> Option<&SetWriter> {
+        self.set_writer.as_ref()
+    }
+
+    pub(crate) fn pool(&self) -> AddressPool {
+        self.config.pool
+    }
+
+    pub(crate) fn resolver_port(&self) -> u16 {
+        self.config.resolver_port
+    }
+
+    pub(crate) fn always_blocked(&self) -> Arc<AlwaysBlocked> {
+        Arc::clone(&self.config.always_blocked)
+    }
+
+    pub(crate) fn host(&self) -> &HostNetns {
+        &self.config.host
     }
 
     /// The path of a box's network namespace.
@@ -142,7 +193,9 @@ impl LinuxEngine {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves a model that may not match
         // the kernel; the watchdog's full re-apply repairs that.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn link(&self, machine: &MachineSpec) -> Result<BoxLink, EngineError> {
@@ -152,7 +205,8 @@ impl LinuxEngine {
             ifname: self.link_config.ifname(&machine.id).map_err(kernel)?,
             ipv4: machine.addresses.ipv4,
             ipv6: machine.addresses.ipv6,
-            zone: u16::try_from(offset).map_err(|_| EngineError::Kernel("IPv4 pool larger than a /16".into()))?,
+            zone: u16::try_from(offset)
+                .map_err(|_| EngineError::Kernel("IPv4 pool larger than a /16".into()))?,
         })
     }
 
@@ -160,15 +214,25 @@ impl LinuxEngine {
         let gateways = self.config.pool.gateways();
         let dir = self.config.state_dir.join(id);
         std::fs::create_dir_all(&dir).map_err(kernel)?;
-        let text = format!("nameserver {}\nnameserver {}\n", gateways.ipv4, gateways.ipv6);
+        let text = format!(
+            "nameserver {}\nnameserver {}\n",
+            gateways.ipv4, gateways.ipv6
+        );
         std::fs::write(dir.join("resolv.conf"), text).map_err(kernel)
     }
 
-    pub(crate) fn create_blocking(&self, machine: &MachineSpec, policy: &EffectivePolicy) -> Result<(), EngineError> {
+    pub(crate) fn create_blocking(
+        &self,
+        machine: &MachineSpec,
+        policy: &EffectivePolicy,
+    ) -> Result<(), EngineError> {
         let link = self.link(machine)?;
         let mut state = self.lock();
         if state.links.contains_key(&machine.id) {
-            return Err(EngineError::Kernel(format!("machine {} exists", machine.id)));
+            return Err(EngineError::Kernel(format!(
+                "machine {} exists",
+                machine.id
+            )));
         }
         self.write_resolv_conf(&machine.id)?;
         let host = &self.config.host;
@@ -179,13 +243,17 @@ impl LinuxEngine {
             let _ = self.link_config.delete(host, &link);
             return Err(kernel(error));
         }
+        self.publish(&[(link.clone(), policy)])?;
         state.links.insert(machine.id.clone(), link);
         Ok(())
     }
 
     fn delete_blocking(&self, id: &str) -> Result<(), EngineError> {
         let mut state = self.lock();
-        let link = state.links.remove(id).ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
+        let link = state
+            .links
+            .remove(id)
+            .ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
         let host = &self.config.host;
         let mut errors = Vec::new();
         if let Some(batch) = state.ruleset.remove_box(id)
@@ -202,7 +270,12 @@ impl LinuxEngine {
             errors.push(error.to_string());
         }
         let _ = std::fs::remove_dir_all(self.config.state_dir.join(id));
-        if errors.is_empty() { Ok(()) } else { Err(EngineError::Kernel(errors.join("; "))) }
+        self.directory.remove(id);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Kernel(errors.join("; ")))
+        }
     }
 
     fn apply_blocking(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
@@ -220,16 +293,28 @@ impl LinuxEngine {
         if let Err(error) = host.nft(&batch) {
             let ids: Vec<&str> = boxes.iter().map(|(link, _)| link.id.as_str()).collect();
             let fallback = state.ruleset.fail_closed(&ids);
-            let closed = host.nft(&fallback).map_or_else(|e| format!("; failing closed also failed: {e}"), |()| String::new());
+            let closed = host.nft(&fallback).map_or_else(
+                |e| format!("; failing closed also failed: {e}"),
+                |()| String::new(),
+            );
             return Err(EngineError::Kernel(format!("{error}{closed}")));
         }
-        // Resolver-learned names arrive with the resolver; until then no
-        // open flow is attributed to a domain.
-        conntrack::cut_denied(host, &boxes, &|_, _| None).map_err(kernel)?;
+        self.publish(&boxes)?;
+        let domain_of = |id: &str, ip: IpAddr| {
+            let link = boxes
+                .iter()
+                .find(|(link, _)| link.id == id)
+                .map(|(link, _)| link)?;
+            self.domain_of(link, ip)
+        };
+        conntrack::cut_denied(host, &boxes, &domain_of).map_err(kernel)?;
         Ok(())
     }
 
-    fn reconcile_blocking(&self, machines: &[(MachineSpec, EffectivePolicy)]) -> Result<(), EngineError> {
+    fn reconcile_blocking(
+        &self,
+        machines: &[(MachineSpec, EffectivePolicy)],
+    ) -> Result<(), EngineError> {
         let mut state = self.lock();
         let host = &self.config.host;
         let mut links = BTreeMap::new();
@@ -245,6 +330,7 @@ impl LinuxEngine {
         ruleset.upsert_boxes(&boxes);
         host.nft(&ruleset.full()).map_err(kernel)?;
         state.ruleset = ruleset;
+        self.publish(&boxes)?;
         let mut errors = Vec::new();
         for stale in self.stale_namespaces(&links) {
             let link = BoxLink {
@@ -267,7 +353,11 @@ impl LinuxEngine {
             }
         }
         state.links = links;
-        if errors.is_empty() { Ok(()) } else { Err(EngineError::Kernel(errors.join("; "))) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Kernel(errors.join("; ")))
+        }
     }
 
     /// Namespaces with this engine's prefix that the store no longer has.
@@ -277,7 +367,13 @@ impl LinuxEngine {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|entry| entry.file_name().to_str()?.strip_prefix(prefix.as_str()).map(str::to_owned))
+            .filter_map(|entry| {
+                entry
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix(prefix.as_str())
+                    .map(str::to_owned)
+            })
             .filter(|id| !keep.contains_key(id))
             .collect()
     }
@@ -290,7 +386,12 @@ impl LinuxEngine {
         let table = state.ruleset.config().table.clone();
         let intact = host
             .run("nft", &["list", "chains", "inet", &table], None)
-            .is_ok_and(|listing| state.links.keys().all(|id| listing.contains(&format!("chain b_{id}_out"))));
+            .is_ok_and(|listing| {
+                state
+                    .links
+                    .keys()
+                    .all(|id| listing.contains(&format!("chain b_{id}_out")))
+            });
         if intact {
             return Ok(false);
         }
@@ -298,10 +399,17 @@ impl LinuxEngine {
         Ok(true)
     }
 
-    pub(crate) fn exec_blocking(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError> {
+    pub(crate) fn exec_blocking(
+        &self,
+        id: &str,
+        request: &ExecRequest,
+    ) -> Result<ExecOutput, EngineError> {
         let uid = {
             let state = self.lock();
-            let link = state.links.get(id).ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
+            let link = state
+                .links
+                .get(id)
+                .ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
             self.config.uid_base + u32::from(link.zone)
         };
         let spec = ExecSpec {
@@ -312,7 +420,8 @@ impl LinuxEngine {
             stdin: request.stdin.clone().unwrap_or_default().into_bytes(),
             timeout: request.timeout.unwrap_or(Duration::from_secs(60)),
         };
-        let result = exec::run(&self.config.helper, &spec).map_err(|e| EngineError::Exec(e.to_string()))?;
+        let result =
+            exec::run(&self.config.helper, &spec).map_err(|e| EngineError::Exec(e.to_string()))?;
         Ok(ExecOutput {
             exit_code: result.exit_code,
             stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
@@ -342,7 +451,9 @@ impl LinuxEngine {
 async fn watchdog(engine: Weak<LinuxEngine>) {
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let Some(engine) = engine.upgrade() else { return };
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
         let _ = tokio::task::spawn_blocking(move || engine.repair()).await;
     }
 }
@@ -368,9 +479,16 @@ pub struct SharedLinuxEngine(pub Arc<LinuxEngine>);
 
 #[async_trait]
 impl Engine for SharedLinuxEngine {
-    async fn create_machine(&self, machine: &MachineSpec, policy: &EffectivePolicy) -> Result<(), EngineError> {
+    async fn create_machine(
+        &self,
+        machine: &MachineSpec,
+        policy: &EffectivePolicy,
+    ) -> Result<(), EngineError> {
         let (machine, policy) = (machine.clone(), policy.clone());
-        blocking(&self.0, move |engine| engine.create_blocking(&machine, &policy)).await
+        blocking(&self.0, move |engine| {
+            engine.create_blocking(&machine, &policy)
+        })
+        .await
     }
 
     async fn delete_machine(&self, id: &str) -> Result<(), EngineError> {
@@ -383,7 +501,10 @@ impl Engine for SharedLinuxEngine {
         blocking(&self.0, move |engine| engine.apply_blocking(&policies)).await
     }
 
-    async fn reconcile(&self, machines: &[(MachineSpec, EffectivePolicy)]) -> Result<(), EngineError> {
+    async fn reconcile(
+        &self,
+        machines: &[(MachineSpec, EffectivePolicy)],
+    ) -> Result<(), EngineError> {
         let machines = machines.to_vec();
         blocking(&self.0, move |engine| engine.reconcile_blocking(&machines)).await
     }

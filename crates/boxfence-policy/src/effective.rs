@@ -116,7 +116,7 @@ pub enum BoxLayer {
     /// is denied.
     DenyAll,
     /// Lists; default deny when an allow list is non-empty.
-    Custom(CustomLayer),
+    Custom(Box<CustomLayer>),
 }
 
 /// A compiled `custom` box policy.
@@ -143,11 +143,11 @@ impl BoxLayer {
         match policy {
             BoxPolicy::AllowAll => Self::AllowAll,
             BoxPolicy::DenyAll => Self::DenyAll,
-            BoxPolicy::Custom(custom) => Self::Custom(CustomLayer {
+            BoxPolicy::Custom(custom) => Self::Custom(Box::new(CustomLayer {
                 denied: CidrSet::new(custom.denied_cidrs.iter().map(|c| c.net())),
                 allowed_cidrs: CidrSet::new(custom.allowed_cidrs.iter().map(|c| c.net())),
                 allowed_domains: DomainSet::new(custom.allowed_domains.iter().cloned()),
-            }),
+            })),
         }
     }
 }

@@ -17,14 +17,28 @@ const EDE_OPTION: u16 = 15;
 /// Extended DNS Error info-code "Prohibited".
 const EDE_PROHIBITED: u16 = 18;
 
-/// The TTLs of DESIGN.md 1.6: the box is told `min(ttl, CEILING)`; the
-/// kernel keeps an address for `max(told, FLOOR) + GRACE`, so the box's own
+/// The TTLs of DESIGN.md 1.6: the box is told `min(ttl, ceiling)`; the
+/// kernel keeps an address for `max(told, floor) + grace`, so the box's own
 /// cache never outlives the authorisation.
-pub const TTL_CEILING: Duration = Duration::from_secs(300);
-/// See [`TTL_CEILING`].
-pub const TTL_FLOOR: Duration = Duration::from_secs(30);
-/// See [`TTL_CEILING`].
-pub const TTL_GRACE: Duration = Duration::from_secs(30);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlLimits {
+    /// Longest TTL a box is told (default 300 s).
+    pub ceiling: Duration,
+    /// Shortest time the kernel keeps a learned address (default 30 s).
+    pub floor: Duration,
+    /// Added to the kernel's time after the box's TTL (default 30 s).
+    pub grace: Duration,
+}
+
+impl Default for TtlLimits {
+    fn default() -> Self {
+        Self {
+            ceiling: Duration::from_secs(300),
+            floor: Duration::from_secs(30),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
 
 /// A query the resolver will consider.
 #[derive(Debug, Clone)]
@@ -47,8 +61,14 @@ impl Question {
             && message.op_code() == OpCode::Query
             && message.queries().len() == 1;
         let name = message.queries().first()?.name().clone();
-        let wire = bytes.get(HEADER_LEN..HEADER_LEN + question_len(bytes)?)?.to_vec();
-        valid.then_some(Self { message, name, wire })
+        let wire = bytes
+            .get(HEADER_LEN..HEADER_LEN + question_len(bytes)?)?
+            .to_vec();
+        valid.then_some(Self {
+            message,
+            name,
+            wire,
+        })
     }
 
     /// Encodes an answer to this question, with the question section
@@ -86,7 +106,8 @@ impl Question {
         edns.set_max_payload(1232);
         let mut data = EDE_PROHIBITED.to_be_bytes().to_vec();
         data.extend_from_slice(reason.as_bytes());
-        edns.options_mut().insert(EdnsOption::Unknown(EDE_OPTION, data));
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(EDE_OPTION, data));
         answer.set_edns(edns);
         answer
     }
@@ -103,13 +124,18 @@ pub struct Screened {
     pub removed: Vec<IpAddr>,
 }
 
-/// Screens `answer` to `question`: records on the CNAME chain of the name
-/// asked whose address is always blocked are removed (rebinding
-/// protection); TTLs are capped at [`TTL_CEILING`]; the addresses left on
-/// the chain are returned with how long the kernel keeps them. Records off
-/// the chain are delivered but never learned.
-pub fn screen(question: &Question, mut answer: Message, blocked: &AlwaysBlocked) -> Screened {
-    let ceiling = u32::try_from(TTL_CEILING.as_secs()).unwrap_or(u32::MAX);
+/// Screens `answer` to `question`: records whose address is always
+/// blocked are removed (rebinding protection); TTLs are capped at the
+/// ceiling; the addresses left on the CNAME chain of the name asked are
+/// returned with how long the kernel keeps them. Records off the chain are
+/// delivered but never learned.
+pub fn screen(
+    question: &Question,
+    mut answer: Message,
+    blocked: &AlwaysBlocked,
+    ttl: TtlLimits,
+) -> Screened {
+    let ceiling = u32::try_from(ttl.ceiling.as_secs()).unwrap_or(u32::MAX);
     let chain = cname_chain(&question.name, answer.answers());
     let mut learned = Vec::new();
     let mut removed = Vec::new();
@@ -132,7 +158,7 @@ pub fn screen(question: &Question, mut answer: Message, blocked: &AlwaysBlocked)
             let told = record.ttl().min(ceiling);
             record.set_ttl(told);
             if let (Some(ip), true) = (address, on_chain) {
-                let keep = Duration::from_secs(u64::from(told)).max(TTL_FLOOR) + TTL_GRACE;
+                let keep = Duration::from_secs(u64::from(told)).max(ttl.floor) + ttl.grace;
                 learned.push((ip, keep));
             }
             Some(record)

@@ -33,7 +33,10 @@ pub enum NameDecision {
 pub fn decide(policy: &EffectivePolicy, name: &str) -> NameDecision {
     let verdict = evaluate_name(policy, name);
     if !verdict.allowed() {
-        let reason = verdict.deciding().map(|f| f.reason.to_string()).unwrap_or_default();
+        let reason = verdict
+            .deciding()
+            .map(|f| f.reason.to_string())
+            .unwrap_or_default();
         return NameDecision::Refuse(reason);
     }
     let mut targets = Vec::new();
@@ -44,7 +47,10 @@ pub fn decide(policy: &EffectivePolicy, name: &str) -> NameDecision {
         targets.push(LearnTarget::Box);
     }
     for (app_policy, rule) in policy.app_rules(Direction::Egress) {
-        let matched = rule.peers.as_ref().is_some_and(|peers| peers.domains.lookup(name).is_some());
+        let matched = rule
+            .peers
+            .as_ref()
+            .is_some_and(|peers| peers.domains.lookup(name).is_some());
         if matched {
             targets.push(LearnTarget::AppRule {
                 fingerprint: app_policy.fingerprint,
@@ -70,20 +76,31 @@ mod tests {
             network_policy: BoxPolicy::from_json(&box_policy).expect("box policy"),
             ..Machine::default()
         };
-        let app = AppPolicy::from_json(&json!({"name": "p", "selector": {"all": true}, "rules": rules})).expect("policy");
+        let app =
+            AppPolicy::from_json(&json!({"name": "p", "selector": {"all": true}, "rules": rules}))
+                .expect("policy");
         EffectivePolicy::from_policies(&machine, &[app], Arc::new(AlwaysBlocked::default()))
     }
 
     #[test]
     fn names_are_refused_with_the_deciding_reason() {
-        let p = policy(json!({"mode": "custom", "allowedDomains": ["api.github.com"]}), json!([]));
-        assert_eq!(decide(&p, "api.github.com"), NameDecision::Answer(vec![LearnTarget::Box]));
+        let p = policy(
+            json!({"mode": "custom", "allowedDomains": ["api.github.com"]}),
+            json!([]),
+        );
+        assert_eq!(
+            decide(&p, "api.github.com"),
+            NameDecision::Answer(vec![LearnTarget::Box])
+        );
         assert_eq!(
             decide(&p, "evil.example"),
             NameDecision::Refuse("box policy custom: not in allowedDomains/allowedCidrs".into())
         );
         let offline = policy(json!({"mode": "deny-all"}), json!([]));
-        assert_eq!(decide(&offline, "api.github.com"), NameDecision::Refuse("box policy deny-all".into()));
+        assert_eq!(
+            decide(&offline, "api.github.com"),
+            NameDecision::Refuse("box policy deny-all".into())
+        );
     }
 
     #[test]
@@ -93,8 +110,17 @@ mod tests {
             {"action": "allow", "direction": "egress", "ports": [{"protocol": "udp", "port": 53}]}
         ]);
         let p = policy(json!({"mode": "allow-all"}), rules);
-        let NameDecision::Answer(targets) = decide(&p, "api.github.com") else { panic!("answered") };
-        assert!(matches!(targets[..], [LearnTarget::AppRule { rule_index: 0, .. }]), "{targets:?}");
-        assert_eq!(decide(&p, "other.example"), NameDecision::Answer(vec![]), "a rule without peers answers any name");
+        let NameDecision::Answer(targets) = decide(&p, "api.github.com") else {
+            panic!("answered")
+        };
+        assert!(
+            matches!(targets[..], [LearnTarget::AppRule { rule_index: 0, .. }]),
+            "{targets:?}"
+        );
+        assert_eq!(
+            decide(&p, "other.example"),
+            NameDecision::Answer(vec![]),
+            "a rule without peers answers any name"
+        );
     }
 }

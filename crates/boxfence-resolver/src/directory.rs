@@ -52,7 +52,10 @@ impl BoxEntry {
     /// The name an address was learned from, while it is authorised.
     pub fn domain_of(&self, ip: IpAddr) -> Option<String> {
         let learned = self.learned.lock().ok()?;
-        learned.get(&ip).filter(|(_, until)| *until > Instant::now()).map(|(name, _)| name.clone())
+        learned
+            .get(&ip)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(name, _)| name.clone())
     }
 
     /// Every address learned and still authorised, with its name.
@@ -60,14 +63,22 @@ impl BoxEntry {
         let now = Instant::now();
         self.learned
             .lock()
-            .map(|l| l.iter().filter(|(_, (_, until))| *until > now).map(|(ip, (name, _))| (*ip, name.clone())).collect())
+            .map(|l| {
+                l.iter()
+                    .filter(|(_, (_, until))| *until > now)
+                    .map(|(ip, (name, _))| (*ip, name.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Takes one query from the box's budget; false when it is spent.
     pub fn admit(&self) -> bool {
         // Per-box lock: boxes never contend with each other.
-        self.rate.lock().map(|mut bucket| bucket.take()).unwrap_or(false)
+        self.rate
+            .lock()
+            .map(|mut bucket| bucket.take())
+            .unwrap_or(false)
     }
 }
 
@@ -117,7 +128,11 @@ impl Directory {
     /// Adds or replaces a box under each of its addresses; a replaced box
     /// keeps its learned names.
     pub fn insert(&self, addresses: &[IpAddr], mut entry: BoxEntry) {
-        if let Some(existing) = addresses.iter().find_map(|a| self.lookup(*a)).filter(|e| e.id == entry.id) {
+        if let Some(existing) = addresses
+            .iter()
+            .find_map(|a| self.lookup(*a))
+            .filter(|e| e.id == entry.id)
+        {
             entry.learned = Arc::clone(&existing.learned);
         }
         let entry = Arc::new(entry);

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::broadcast;
 
-use crate::answer::{Question, screen};
+use crate::answer::{Question, TtlLimits, screen};
 use crate::decision::{LearnTarget, NameDecision, decide};
 use crate::directory::{BoxEntry, Directory};
 use crate::upstream::Upstreams;
@@ -21,7 +21,12 @@ use crate::upstream::Upstreams;
 pub trait Learner: Send + Sync + 'static {
     /// Adds `addresses` (each kept for its duration) to the sets of
     /// `targets` for the box.
-    fn learn(&self, entry: &BoxEntry, targets: &[LearnTarget], addresses: &[(IpAddr, Duration)]) -> Result<(), String>;
+    fn learn(
+        &self,
+        entry: &BoxEntry,
+        targets: &[LearnTarget],
+        addresses: &[(IpAddr, Duration)],
+    ) -> Result<(), String>;
 }
 
 /// A query the resolver refused.
@@ -59,6 +64,8 @@ pub struct ResolverConfig {
     pub upstream_timeout: Duration,
     /// Always-blocked ranges for rebinding protection (minus exemptions).
     pub always_blocked: Arc<AlwaysBlocked>,
+    /// TTL ceiling, floor and grace.
+    pub ttl: TtlLimits,
 }
 
 /// The resolver.
@@ -67,6 +74,7 @@ pub struct Resolver {
     upstreams: Upstreams,
     learner: Arc<dyn Learner>,
     always_blocked: Arc<AlwaysBlocked>,
+    ttl: TtlLimits,
     refusals: broadcast::Sender<Refusal>,
     /// Counters.
     pub stats: Stats,
@@ -74,18 +82,25 @@ pub struct Resolver {
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolver").field("upstreams", &self.upstreams).finish_non_exhaustive()
+        f.debug_struct("Resolver")
+            .field("upstreams", &self.upstreams)
+            .finish_non_exhaustive()
     }
 }
 
 impl Resolver {
     /// A resolver for the boxes of `directory`.
-    pub fn new(config: &ResolverConfig, directory: Arc<Directory>, learner: Arc<dyn Learner>) -> Self {
+    pub fn new(
+        config: &ResolverConfig,
+        directory: Arc<Directory>,
+        learner: Arc<dyn Learner>,
+    ) -> Self {
         Self {
             directory,
             upstreams: Upstreams::new(config.upstreams.clone(), config.upstream_timeout),
             learner,
             always_blocked: Arc::clone(&config.always_blocked),
+            ttl: config.ttl,
             refusals: broadcast::channel(1024).0,
             stats: Stats::default(),
         }
@@ -96,13 +111,26 @@ impl Resolver {
         self.refusals.subscribe()
     }
 
-    /// Binds every listen address (even before a box link carries it) and
-    /// serves until the task is dropped.
-    pub async fn serve(self: Arc<Self>, listen: &[SocketAddr]) -> std::io::Result<()> {
+    /// Binds UDP and TCP on every listen address, even before a box link
+    /// carries it. Must run inside a tokio runtime.
+    pub fn bind(listen: &[SocketAddr]) -> std::io::Result<Vec<(UdpSocket, TcpListener)>> {
+        listen
+            .iter()
+            .map(|&address| {
+                let udp = UdpSocket::from_std(freebind_udp(address)?)?;
+                let tcp = TcpListener::from_std(freebind_tcp(address)?)?;
+                Ok((udp, tcp))
+            })
+            .collect()
+    }
+
+    /// Serves on sockets from [`bind`](Self::bind) until they fail.
+    pub async fn serve(
+        self: Arc<Self>,
+        sockets: Vec<(UdpSocket, TcpListener)>,
+    ) -> std::io::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
-        for &address in listen {
-            let udp = UdpSocket::from_std(freebind_udp(address)?)?;
-            let tcp = TcpListener::from_std(freebind_tcp(address)?)?;
+        for (udp, tcp) in sockets {
             tasks.spawn(Arc::clone(&self).serve_udp(udp));
             tasks.spawn(Arc::clone(&self).serve_tcp(tcp));
         }
@@ -138,16 +166,25 @@ impl Resolver {
         let idle = Duration::from_secs(10);
         loop {
             let mut len = [0u8; 2];
-            if !matches!(tokio::time::timeout(idle, stream.read_exact(&mut len)).await, Ok(Ok(_))) {
+            if !matches!(
+                tokio::time::timeout(idle, stream.read_exact(&mut len)).await,
+                Ok(Ok(_))
+            ) {
                 return;
             }
             let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
             if stream.read_exact(&mut query).await.is_err() {
                 return;
             }
-            let Some(answer) = self.handle(peer, &query, true).await else { return };
-            let Ok(len) = u16::try_from(answer.len()) else { return };
-            if stream.write_all(&len.to_be_bytes()).await.is_err() || stream.write_all(&answer).await.is_err() {
+            let Some(answer) = self.handle(peer, &query, true).await else {
+                return;
+            };
+            let Ok(len) = u16::try_from(answer.len()) else {
+                return;
+            };
+            if stream.write_all(&len.to_be_bytes()).await.is_err()
+                || stream.write_all(&answer).await.is_err()
+            {
                 return;
             }
         }
@@ -161,11 +198,18 @@ impl Resolver {
             return self.refuse(&question, None, source, "the resolver answers boxes only");
         };
         if !entry.admit() {
-            return self.refuse(&question, Some(&entry), source, "query rate limit of this box exceeded");
+            return self.refuse(
+                &question,
+                Some(&entry),
+                source,
+                "query rate limit of this box exceeded",
+            );
         }
         let name = question.canonical_name();
         let targets = match decide(&entry.policy, &name) {
-            NameDecision::Refuse(reason) => return self.refuse(&question, Some(&entry), source, &reason),
+            NameDecision::Refuse(reason) => {
+                return self.refuse(&question, Some(&entry), source, &reason);
+            }
             NameDecision::Answer(targets) => targets,
         };
         let upstream = match self.upstreams.ask(query, tcp).await {
@@ -178,11 +222,15 @@ impl Resolver {
         let Ok(answer) = Message::from_vec(&upstream) else {
             return question.encode(&question.error(ResponseCode::ServFail));
         };
-        let screened = screen(&question, answer, &self.always_blocked);
+        let screened = screen(&question, answer, &self.always_blocked, self.ttl);
         if !targets.is_empty() && !screened.learned.is_empty() {
             // Not authorised, not delivered: the box must never hold an
             // address the kernel would refuse.
-            if self.learner.learn(&entry, &targets, &screened.learned).is_err() {
+            if self
+                .learner
+                .learn(&entry, &targets, &screened.learned)
+                .is_err()
+            {
                 return question.encode(&question.error(ResponseCode::ServFail));
             }
             entry.remember(&name, &screened.learned);
@@ -197,7 +245,13 @@ impl Resolver {
         Some(bytes)
     }
 
-    fn refuse(&self, question: &Question, entry: Option<&BoxEntry>, source: IpAddr, reason: &str) -> Option<Vec<u8>> {
+    fn refuse(
+        &self,
+        question: &Question,
+        entry: Option<&BoxEntry>,
+        source: IpAddr,
+        reason: &str,
+    ) -> Option<Vec<u8>> {
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
         let _ = self.refusals.send(Refusal {
             machine_id: entry.map(|e| e.id.clone()),
@@ -210,13 +264,21 @@ impl Resolver {
 }
 
 fn freebind_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::DGRAM, None)?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::DGRAM,
+        None,
+    )?;
     prepare(&socket, address)?;
     Ok(socket.into())
 }
 
 fn freebind_tcp(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::STREAM, None)?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        None,
+    )?;
     socket.set_reuse_address(true)?;
     prepare(&socket, address)?;
     socket.listen(1024)?;

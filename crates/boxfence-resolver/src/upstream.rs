@@ -53,7 +53,11 @@ impl Upstreams {
         for i in 0..self.servers.len() {
             let server = self.servers[(start + i) % self.servers.len()];
             let attempt = async {
-                if tcp { ask_tcp(server, query).await } else { ask_udp(server, query).await }
+                if tcp {
+                    ask_tcp(server, query).await
+                } else {
+                    ask_udp(server, query).await
+                }
             };
             match timeout(self.timeout, attempt).await {
                 Ok(Ok(answer)) => return Ok(answer),
@@ -66,9 +70,13 @@ impl Upstreams {
 }
 
 async fn ask_udp(server: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
-    let local: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-        .parse()
-        .map_err(std::io::Error::other)?;
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .map_err(std::io::Error::other)?;
     let socket = UdpSocket::bind(local).await?;
     socket.connect(server).await?;
     socket.send(query).await?;

@@ -38,10 +38,6 @@ impl Writer {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.buf.len()
-    }
-
     pub(super) fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
@@ -93,12 +89,6 @@ impl Writer {
         self.pad();
     }
 
-    /// Appends a big-endian `u32` attribute.
-    #[cfg(test)]
-    pub(super) fn put_be32(&mut self, kind: u16, value: u32) {
-        self.put(kind, &value.to_be_bytes());
-    }
-
     /// Appends a big-endian `u64` attribute.
     pub(super) fn put_be64(&mut self, kind: u16, value: u64) {
         self.put(kind, &value.to_be_bytes());
@@ -108,7 +98,8 @@ impl Writer {
     pub(super) fn begin_nested(&mut self, kind: u16) -> Start {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
         Start(start)
     }
 
@@ -116,7 +107,10 @@ impl Writer {
     /// length field is 16 bits): `message` chunks element lists to fit.
     pub(super) fn end_nested(&mut self, start: Start) {
         let len = self.buf.len() - start.0;
-        debug_assert!(len <= usize::from(u16::MAX), "nested attribute of {len} bytes");
+        debug_assert!(
+            len <= usize::from(u16::MAX),
+            "nested attribute of {len} bytes"
+        );
         let len = u16::try_from(len).unwrap_or(u16::MAX);
         self.buf[start.0..start.0 + 2].copy_from_slice(&len.to_ne_bytes());
     }
@@ -136,7 +130,9 @@ pub(super) struct Received<'a> {
 }
 
 /// Splits a datagram into its netlink messages.
-pub(super) fn messages(mut datagram: &[u8]) -> impl Iterator<Item = Result<Received<'_>, &'static str>> {
+pub(super) fn messages(
+    mut datagram: &[u8],
+) -> impl Iterator<Item = Result<Received<'_>, &'static str>> {
     std::iter::from_fn(move || {
         if datagram.is_empty() {
             return None;

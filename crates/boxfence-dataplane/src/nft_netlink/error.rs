@@ -77,7 +77,9 @@ pub enum NetlinkError {
 fn hint(errno: Errno) -> &'static str {
     match errno {
         Errno::ENOENT => " (no such table or set, or, for a delete, no such element)",
-        Errno::EINVAL => " (key type or length does not match the set, or the set lacks `flags timeout`)",
+        Errno::EINVAL => {
+            " (key type or length does not match the set, or the set lacks `flags timeout`)"
+        }
         Errno::EPERM => " (needs CAP_NET_ADMIN in the socket's network namespace)",
         Errno::ENFILE => " (the set is full)",
         Errno::ERANGE => " (timeout out of range)",

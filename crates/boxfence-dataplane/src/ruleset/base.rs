@@ -129,8 +129,14 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             "prerouting_nat",
             "type nat hook prerouting priority dstnat",
             vec![
-                format!("iifname {boxes} meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport 53 dnat ip to {gateway4}:{}", config.resolver_port),
-                format!("iifname {boxes} meta nfproto ipv6 meta l4proto {{ tcp, udp }} th dport 53 dnat ip6 to [{gateway6}]:{}", config.resolver_port),
+                format!(
+                    "iifname {boxes} meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport 53 dnat ip to {gateway4}:{}",
+                    config.resolver_port
+                ),
+                format!(
+                    "iifname {boxes} meta nfproto ipv6 meta l4proto {{ tcp, udp }} th dport 53 dnat ip6 to [{gateway6}]:{}",
+                    config.resolver_port
+                ),
             ],
         ),
         base(

@@ -178,7 +178,10 @@ fn rule_matches(
             // this box from a matching name; until it learns some, they
             // match nothing.
             if !peers.domains.is_empty() {
-                for (family, kind, suffix) in [("ip", SetKind::IfnameIpv4Learned, "dom4"), ("ip6", SetKind::IfnameIpv6Learned, "dom6")] {
+                for (family, kind, suffix) in [
+                    ("ip", SetKind::IfnameIpv4Learned, "dom4"),
+                    ("ip6", SetKind::IfnameIpv6Learned, "dom6"),
+                ] {
                     objects.push(Object::set(set(suffix), kind, Vec::new()));
                     matches.push(format!("iifname . {family} {peer} @{} ", set(suffix)));
                 }

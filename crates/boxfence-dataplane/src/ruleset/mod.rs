@@ -19,8 +19,8 @@ use boxfence_policy::{CompiledAppPolicy, Direction, EffectivePolicy};
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use compile::{box_objects, policy_objects};
-pub use names::{box_learned_set, rule_learned_set};
 use names::PolicyNames;
+pub use names::{box_learned_set, rule_learned_set};
 use objects::{Batch, Object};
 
 const DENY_BLOCKED: &str = "deny_blocked";

@@ -72,6 +72,12 @@ pub fn box_learned_set(id: &str, ipv6: bool) -> String {
 /// The set (keyed by box interface · address) the resolver adds addresses
 /// to when an app policy egress rule's `domains` matched.
 pub fn rule_learned_set(fingerprint: u64, rule_index: usize, ipv6: bool) -> String {
-    let names = PolicyNames { prefix: format!("a_{fingerprint:016x}") };
-    names.rule_set(Direction::Egress, rule_index, if ipv6 { "dom6" } else { "dom4" })
+    let names = PolicyNames {
+        prefix: format!("a_{fingerprint:016x}"),
+    };
+    names.rule_set(
+        Direction::Egress,
+        rule_index,
+        if ipv6 { "dom6" } else { "dom4" },
+    )
 }

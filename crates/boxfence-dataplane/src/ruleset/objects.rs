@@ -41,7 +41,10 @@ impl SetKind {
     fn keeps_elements(self) -> bool {
         matches!(
             self,
-            Self::Ipv4Learned | Self::Ipv6Learned | Self::IfnameIpv4Learned | Self::IfnameIpv6Learned
+            Self::Ipv4Learned
+                | Self::Ipv6Learned
+                | Self::IfnameIpv4Learned
+                | Self::IfnameIpv6Learned
         )
     }
 }

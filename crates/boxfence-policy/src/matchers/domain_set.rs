@@ -1,6 +1,8 @@
 //! Domain pattern lookup whose cost grows with the labels of the name asked
 //! about, not with the number of patterns: one hash probe for the exact
-//! name and one per proper suffix for the wildcards.
+//! name and one per proper suffix for the wildcards. Probes for label
+//! counts that no pattern has are skipped without hashing (a set of
+//! `*.example.com` patterns never probes `com`).
 
 use std::collections::HashMap;
 
@@ -13,7 +15,20 @@ use crate::domain::{DomainPattern, canonical};
 pub struct DomainSet {
     exact: HashMap<Box<str>, u32, RandomState>,
     wildcard: HashMap<Box<str>, u32, RandomState>,
+    /// Label counts of the exact names (see [`label_bit`]).
+    exact_labels: u64,
+    /// Label counts of the wildcard suffixes (see [`label_bit`]).
+    wildcard_labels: u64,
     patterns: Vec<DomainPattern>,
+}
+
+/// The bit that stands for names of `labels` labels; 63 or more share one.
+fn label_bit(labels: usize) -> u64 {
+    1 << labels.min(63)
+}
+
+fn labels(name: &str) -> usize {
+    name.bytes().filter(|&b| b == b'.').count() + 1
 }
 
 impl DomainSet {
@@ -21,13 +36,16 @@ impl DomainSet {
     pub fn new(patterns: impl IntoIterator<Item = DomainPattern>) -> Self {
         let mut set = Self::default();
         for pattern in patterns {
-            let (table, name) = match &pattern {
-                DomainPattern::Exact(name) => (&mut set.exact, name),
-                DomainPattern::Wildcard(suffix) => (&mut set.wildcard, suffix),
+            let (table, mask, name) = match &pattern {
+                DomainPattern::Exact(name) => (&mut set.exact, &mut set.exact_labels, name),
+                DomainPattern::Wildcard(suffix) => {
+                    (&mut set.wildcard, &mut set.wildcard_labels, suffix)
+                }
             };
             if table.contains_key(name.as_str()) {
                 continue;
             }
+            *mask |= label_bit(labels(name.as_str()));
             // Patterns number fewer than u32::MAX: lists are bounded far lower.
             let index = u32::try_from(set.patterns.len()).unwrap_or(u32::MAX);
             table.insert(name.as_str().into(), index);
@@ -44,13 +62,25 @@ impl DomainSet {
         }
         let name = canonical(name)?;
         let name = name.as_ref();
-        // A wildcard needs at least one label in front of its suffix: a dot
-        // at the start of the name has none (`.a.b` is not under `*.a.b`).
-        let index = self.exact.get(name).or_else(|| {
+        let labels = labels(name);
+        let exact = || {
+            (self.exact_labels & label_bit(labels) != 0)
+                .then(|| self.exact.get(name))
+                .flatten()
+        };
+        // The suffix after the `n`th dot (from 0) has `labels - n - 1`
+        // labels. A wildcard needs at least one label in front of its
+        // suffix: a dot at the start of the name has none (`.a.b` is not
+        // under `*.a.b`).
+        let wildcard = || {
             name.match_indices('.')
-                .filter(|&(dot, _)| dot > 0)
-                .find_map(|(dot, _)| self.wildcard.get(&name[dot + 1..]))
-        })?;
+                .enumerate()
+                .filter(|&(n, (dot, _))| {
+                    dot > 0 && self.wildcard_labels & label_bit(labels - n - 1) != 0
+                })
+                .find_map(|(_, (dot, _))| self.wildcard.get(&name[dot + 1..]))
+        };
+        let index = exact().or_else(wildcard)?;
         self.patterns.get(*index as usize)
     }
 

@@ -1,0 +1,94 @@
+//! Reading the kernel's answers to a batch.
+//!
+//! Every message of our batches carries `NLM_F_ACK`, so nfnetlink answers
+//! each with an `NLMSG_ERROR` (error 0 is the acknowledgement), all after
+//! the transaction was committed or aborted. One error in any message
+//! aborts the whole batch; the other messages may still be acknowledged
+//! with 0. An error about the batch as a whole (no `CAP_NET_ADMIN`, a
+//! failed commit) comes with `BATCH_BEGIN`'s sequence number.
+
+use nix::errno::Errno;
+
+use super::NetlinkError;
+use super::attr::messages;
+use super::message::Batch;
+
+/// `NLMSG_ERROR`.
+const NLMSG_ERROR: u16 = 2;
+
+/// What the replies read so far say about one batch.
+#[derive(Debug)]
+pub(super) struct Acks {
+    begin_seq: u32,
+    acked: Vec<bool>,
+    remaining: usize,
+    /// The first refused message: its index and the kernel's error.
+    first_error: Option<(usize, Errno)>,
+}
+
+/// The batch's fate once every reply is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Still waiting for acknowledgements.
+    Pending,
+    /// Every message was acknowledged without error: committed.
+    Committed,
+    /// Message `index` was refused: nothing was applied.
+    Refused { index: usize, errno: Errno },
+    /// The batch as a whole was refused.
+    BatchRefused(Errno),
+}
+
+impl Acks {
+    pub(super) fn new(batch: &Batch) -> Self {
+        Self {
+            begin_seq: batch.begin_seq,
+            acked: vec![false; batch.parts.len()],
+            remaining: batch.parts.len(),
+            first_error: None,
+        }
+    }
+
+    /// Takes in one datagram; replies to other (earlier) batches are
+    /// ignored by their sequence numbers.
+    pub(super) fn absorb(&mut self, datagram: &[u8]) -> Result<Outcome, NetlinkError> {
+        for message in messages(datagram) {
+            let message = message.map_err(NetlinkError::Malformed)?;
+            if message.kind != NLMSG_ERROR {
+                continue;
+            }
+            let Some(code) = message.payload.get(..4) else {
+                return Err(NetlinkError::Malformed("short NLMSG_ERROR"));
+            };
+            let code = i32::from_ne_bytes([code[0], code[1], code[2], code[3]]);
+            let errno = (code != 0).then(|| Errno::from_raw(code.saturating_neg()));
+            let offset = message.seq.wrapping_sub(self.begin_seq) as usize;
+            if offset == 0 {
+                if let Some(errno) = errno {
+                    return Ok(Outcome::BatchRefused(errno));
+                }
+                continue;
+            }
+            let index = offset - 1;
+            if index >= self.acked.len() || self.acked[index] {
+                continue;
+            }
+            self.acked[index] = true;
+            self.remaining -= 1;
+            if let Some(errno) = errno {
+                if self.first_error.is_none_or(|(first, _)| index < first) {
+                    self.first_error = Some((index, errno));
+                }
+            }
+        }
+        Ok(self.outcome())
+    }
+
+    fn outcome(&self) -> Outcome {
+        match (self.remaining, self.first_error) {
+            (0, None) => Outcome::Committed,
+            (0, Some((index, errno))) => Outcome::Refused { index, errno },
+            _ => Outcome::Pending,
+        }
+    }
+}

@@ -1,0 +1,1183 @@
+//! Data-plane benchmarks, in a sealed lab (DESIGN.md section 4): no packet
+//! leaves the namespaces this program creates.
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/work/target-d cargo bench -p boxfence-engine --bench dataplane [-- SECTION…]
+//! ```
+//!
+//! Sections (all by default): `cps` (new TCP connections per second),
+//! `bulk` (iperf3 throughput), `update` (policy update latency, one box),
+//! `boxes` (create/delete, 1,000 boxes, app-wide update). Knobs:
+//! `BF_BENCH_RUNS` (3), `BF_BENCH_SECS` (5), `BF_BENCH_BOXES` (1000),
+//! `BF_BENCH_UPDATES` (200). Needs root; exits 0 with a message otherwise.
+//!
+//! The process enters the lab host's network namespace with its main
+//! thread before it starts the engine, as the daemon does in production
+//! (commands run without `nsenter`); every thread it starts later inherits
+//! that namespace, and load generators enter the box or the internet
+//! namespace explicitly.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use boxfence_dataplane::HostNetns;
+use boxfence_dataplane::exec::{HELPER_SUBCOMMAND, INIT_SUBCOMMAND, helper_main, init_main};
+use boxfence_dataplane::routing::FailClosedRouting;
+use boxfence_dataplane::ruleset::{BoxLink, Ruleset, TableConfig};
+use boxfence_engine::{
+    AddressPool, Engine, LinuxConfig, LinuxEngine, MachineAddresses, MachineSpec, SharedLinuxEngine,
+};
+use boxfence_lab::{Lab, SERVER_V4};
+use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, EffectivePolicy, Machine};
+use nix::sched::{CloneFlags, setns};
+use serde_json::{Value, json};
+
+/// Where the accept-and-close server listens (in the internet namespace).
+const CPS_PORT: u16 = 7001;
+/// Where `iperf3 -s` listens.
+const IPERF_PORT: u16 = 5201;
+const TABLE: &str = "boxfence";
+const MARK: u32 = 0x0100_0000;
+const RULE_PREF: u32 = 10_090;
+/// Client threads of the connection-rate load generator.
+const CPS_CLIENTS: usize = 4;
+/// Accepting threads of its server.
+const CPS_SERVERS: usize = 2;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some(HELPER_SUBCOMMAND) => std::process::exit(helper_main(&args[2..])),
+        Some(INIT_SUBCOMMAND) => std::process::exit(init_main(&args[2..])),
+        _ => {}
+    }
+    if !nix::unistd::geteuid().is_root() {
+        println!("dataplane bench: skipped, it needs root (network namespaces, nftables)");
+        return;
+    }
+    let sections: Vec<&str> = args[1..]
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    let wants = |s: &str| sections.is_empty() || sections.contains(&s);
+    let knobs = Knobs::from_env();
+    machine_header(&knobs);
+
+    let rig = Rig::new();
+    if wants("cps") || wants("bulk") || sections.contains(&"attrib") {
+        traffic(
+            &rig,
+            &knobs,
+            wants("cps"),
+            wants("bulk"),
+            sections.contains(&"attrib"),
+        );
+    }
+    if wants("update") {
+        single_box_updates(&rig, &knobs, "u1", "one box on the host");
+    }
+    if wants("boxes") {
+        many_boxes(&rig, &knobs);
+    }
+    drop(rig);
+    let left = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    println!(
+        "\nnamespaces left after teardown: {:?}",
+        String::from_utf8_lossy(&left.stdout).trim()
+    );
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Knobs {
+    runs: usize,
+    secs: u64,
+    boxes: usize,
+    updates: usize,
+}
+
+impl Knobs {
+    fn from_env() -> Self {
+        let get = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            runs: get("BF_BENCH_RUNS", 3),
+            secs: get("BF_BENCH_SECS", 5) as u64,
+            boxes: get("BF_BENCH_BOXES", 1000),
+            updates: get("BF_BENCH_UPDATES", 200),
+        }
+    }
+}
+
+fn machine_header(knobs: &Knobs) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let nft = Command::new("nft")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!("# boxfence data-plane benchmarks\n");
+    println!(
+        "machine: {cores} cores, {cpu}, kernel {}, {nft}",
+        kernel.trim()
+    );
+    println!("knobs: {knobs:?}\n");
+}
+
+/// A lab whose host namespace this process has entered, and a Linux engine
+/// running there.
+struct Rig {
+    engine: Arc<LinuxEngine>,
+    runtime: tokio::runtime::Runtime,
+    pool: AddressPool,
+    blocked: Arc<AlwaysBlocked>,
+    table_config: TableConfig,
+    /// Explicitly the lab host, for commands run by this program.
+    host: HostNetns,
+    lab: Lab,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let started = Instant::now();
+        let lab = Lab::new().expect("lab comes up");
+        enter_checked(lab.host_netns_path());
+        let pool = AddressPool {
+            ipv4: "10.200.0.0/16".parse().expect("pool"),
+            ipv6: "fd00:b0f::/64".parse().expect("pool"),
+        };
+        let exempt: Vec<Cidr> = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
+            .iter()
+            .map(|c| c.parse().expect("cidr"))
+            .collect();
+        let pools: [Cidr; 2] =
+            [pool.ipv4.into(), pool.ipv6.into()].map(|net: ipnet::IpNet| net.into());
+        let blocked =
+            Arc::new(AlwaysBlocked::with_exemptions(&exempt, &pools).expect("exemptions"));
+        // Multi-threaded, so the engine's watchdog runs as in the daemon.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let config = LinuxConfig {
+            table: TABLE.into(),
+            netns_prefix: lab.namespace_prefix().into(),
+            ifname_prefix: "bf-".into(),
+            pool,
+            uplinks: vec![lab.uplink().into()],
+            always_blocked: Arc::clone(&blocked),
+            helper: std::env::current_exe().expect("own path"),
+            uid_base: 200_000,
+            state_dir: lab.workdir().join("state"),
+            rule_pref: RULE_PREF,
+            mark: MARK,
+            resolver_port: 53,
+            // Like the daemon started in the lab host: no nsenter per command.
+            host: HostNetns::current(),
+        };
+        let gateways = pool.gateways();
+        let table_config = TableConfig {
+            table: TABLE.into(),
+            ifname_prefix: "bf-".into(),
+            pool4: pool.ipv4,
+            pool6: pool.ipv6,
+            gateway4: gateways.ipv4,
+            gateway6: gateways.ipv6,
+            uplinks: vec![lab.uplink().into()],
+            resolver_port: 53,
+            mark: MARK,
+            always_blocked: blocked.intervals(),
+        };
+        let engine = runtime
+            .block_on(async { LinuxEngine::start(config) })
+            .expect("engine starts");
+        lab.route_to_host(&pool.ipv4.to_string())
+            .expect("route to boxes");
+        let host = HostNetns::at(lab.host_netns_path());
+        eprintln!("lab and engine up in {:.1?}", started.elapsed());
+        Self {
+            engine,
+            runtime,
+            pool,
+            blocked,
+            table_config,
+            host,
+            lab,
+        }
+    }
+
+    fn shared(&self) -> SharedLinuxEngine {
+        SharedLinuxEngine(Arc::clone(&self.engine))
+    }
+
+    fn spec(&self, id: &str) -> MachineSpec {
+        let used: HashSet<_> = self.engine.used_addresses();
+        MachineSpec {
+            id: id.into(),
+            addresses: self.pool.allocate(&used).expect("free address"),
+        }
+    }
+
+    fn effective(
+        &self,
+        spec: &MachineSpec,
+        box_policy: &Value,
+        app_policies: &[AppPolicy],
+    ) -> EffectivePolicy {
+        let MachineAddresses { ipv4, ipv6 } = spec.addresses;
+        let machine = Machine {
+            id: spec.id.clone(),
+            metadata: Default::default(),
+            network_policy: BoxPolicy::from_json(box_policy).expect("box policy"),
+            addresses: vec![ipv4.into(), ipv6.into()],
+        };
+        EffectivePolicy::from_policies(&machine, app_policies, Arc::clone(&self.blocked))
+    }
+
+    fn create(&self, spec: &MachineSpec, policy: &EffectivePolicy) -> Duration {
+        let started = Instant::now();
+        self.runtime
+            .block_on(self.shared().create_machine(spec, policy))
+            .expect("box created");
+        started.elapsed()
+    }
+
+    fn apply(&self, policies: &[EffectivePolicy]) -> Duration {
+        let started = Instant::now();
+        self.runtime
+            .block_on(self.shared().apply(policies))
+            .expect("policy applied");
+        started.elapsed()
+    }
+
+    fn delete(&self, id: &str) -> Duration {
+        let started = Instant::now();
+        self.runtime
+            .block_on(self.shared().delete_machine(id))
+            .expect("box deleted");
+        started.elapsed()
+    }
+
+    fn link(&self, spec: &MachineSpec) -> BoxLink {
+        let offset = u32::from(spec.addresses.ipv4) - u32::from(self.pool.ipv4.network());
+        BoxLink {
+            id: spec.id.clone(),
+            ifname: format!("bf-{}", spec.id),
+            ipv4: spec.addresses.ipv4,
+            ipv6: spec.addresses.ipv6,
+            zone: u16::try_from(offset).expect("zone"),
+        }
+    }
+
+    fn routing(&self) -> FailClosedRouting {
+        FailClosedRouting {
+            pool4: self.pool.ipv4,
+            pool6: self.pool.ipv6,
+            mark: MARK,
+            first_pref: RULE_PREF,
+        }
+    }
+
+    fn nft(&self, batch: &str) {
+        self.host.nft(batch).expect("nft batch in the lab host");
+    }
+
+    fn host_run(&self, program: &str, args: &[&str]) -> String {
+        self.host
+            .run(program, args, None)
+            .unwrap_or_else(|e| format!("{e}"))
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Err(error) = self.engine.shutdown() {
+            eprintln!("engine shutdown: {error}");
+        }
+    }
+}
+
+/// Moves the calling thread into the network namespace at `path`, and
+/// checks that it got there (never run the engine in the root namespace).
+fn enter_checked(path: &Path) {
+    let file = File::open(path).expect("open namespace");
+    setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+    let want = std::fs::metadata(path).expect("stat namespace").ino();
+    let now = std::fs::metadata("/proc/thread-self/ns/net")
+        .expect("stat own namespace")
+        .ino();
+    let root = std::fs::metadata("/proc/1/ns/net")
+        .map(|m| m.ino())
+        .unwrap_or(0);
+    assert!(
+        now == want && now != root,
+        "not inside {}: refusing to continue",
+        path.display()
+    );
+}
+
+fn enter(path: &Path) {
+    let file = File::open(path).expect("open namespace");
+    setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+}
+
+// ---------------------------------------------------------------- policies
+
+fn app_policy(value: &Value) -> AppPolicy {
+    AppPolicy::from_json(value).expect("app policy")
+}
+
+/// Egress allowed on the ports the lab and the load generators use.
+fn bench_app_policy(extra_port: Option<u16>) -> AppPolicy {
+    let mut ports = vec![
+        json!({"protocol": "tcp", "port": 80}),
+        json!({"protocol": "tcp", "port": 443}),
+        json!({"protocol": "tcp", "port": CPS_PORT}),
+        json!({"protocol": "tcp", "port": IPERF_PORT}),
+    ];
+    if let Some(port) = extra_port {
+        ports.push(json!({"protocol": "tcp", "port": port}));
+    }
+    app_policy(&json!({"name": "bench-egress", "selector": {"all": true},
+        "rules": [{"action": "allow", "direction": "egress", "ports": ports}]}))
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A public unicast IPv4 address outside every special-purpose and lab
+    /// range (first octets that hold any such range are skipped whole).
+    fn public_v4(&mut self) -> Ipv4Addr {
+        loop {
+            let bits = (self.next() >> 16) as u32;
+            let first = bits >> 24;
+            let special =
+                [0, 10, 100, 104, 127, 169, 172, 192, 198, 203].contains(&first) || first >= 224;
+            if !special {
+                return Ipv4Addr::from(bits);
+            }
+        }
+    }
+}
+
+/// `count` distinct random public /24s, then the server's /24 last.
+fn cidrs_10k(count: usize) -> Vec<String> {
+    let mut rng = Rng(0x5eed_b0f0_0000_0001);
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    while out.len() + 1 < count {
+        let net = u32::from(rng.public_v4()) & 0xffff_ff00;
+        if seen.insert(net) {
+            out.push(format!("{}/24", Ipv4Addr::from(net)));
+        }
+    }
+    out.push("198.51.100.0/24".into());
+    out
+}
+
+fn learned_addresses(count: usize) -> Vec<Ipv4Addr> {
+    let mut rng = Rng(0x1ea2_4ed0_0000_0002);
+    let mut seen = HashSet::new();
+    while seen.len() < count {
+        seen.insert(rng.public_v4());
+    }
+    let mut out: Vec<_> = seen.into_iter().collect();
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------- traffic
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Config {
+    /// The box's effective policy as the engine applies it.
+    Ours,
+    /// No boxfence table and no fail-closed routing rules: forwarding and
+    /// a one-rule masquerade table only.
+    NoRuleset,
+    /// The box's egress chain rewritten as one rule per CIDR.
+    Linear,
+    /// For attribution: no boxfence table, but the fail-closed routing
+    /// rules stay, with a table that only marks box traffic (as ours does)
+    /// and masquerades.
+    MarkOnly,
+}
+
+struct TrafficBox {
+    spec: MachineSpec,
+    policy: EffectivePolicy,
+    cidrs: Vec<String>,
+    learned: Vec<Ipv4Addr>,
+    netns: PathBuf,
+}
+
+fn learn_batch(id: &str, learned: &[Ipv4Addr]) -> String {
+    let elements: Vec<String> = learned.iter().map(|a| format!("{a} timeout 1h")).collect();
+    format!(
+        "add element inet {TABLE} b_{id}_learn4 {{ {} }}\n",
+        elements.join(", ")
+    )
+}
+
+fn traffic(rig: &Rig, knobs: &Knobs, cps: bool, bulk: bool, attrib: bool) {
+    let cidrs = cidrs_10k(10_000);
+    let learned = learned_addresses(10_000);
+    let spec = rig.spec("tb");
+    let box_policy = json!({"mode": "custom", "allowedCidrs": cidrs});
+    let policy = rig.effective(&spec, &box_policy, &[bench_app_policy(None)]);
+    let took = rig.create(&spec, &policy);
+    let started = Instant::now();
+    rig.nft(&learn_batch(&spec.id, &learned));
+    let learn_took = started.elapsed();
+    let netns = rig.engine.netns_path(&spec.id);
+    let count = |set: &str| {
+        rig.host_run(
+            "nft",
+            &["list", "set", "inet", TABLE, &format!("b_tb_{set}")],
+        )
+        .matches(',')
+        .count()
+            + 1
+    };
+    println!(
+        "traffic box: {} allowedCidrs (kernel interval set holds ~{} elements), {} learned addresses; \
+         create with this policy {:.1?}, learned batch {:.1?}\n",
+        cidrs.len(),
+        count("allow4"),
+        count("learn4"),
+        took,
+        learn_took
+    );
+    let tb = TrafficBox {
+        spec,
+        policy,
+        cidrs,
+        learned,
+        netns,
+    };
+    // The box may reach the load generators and nothing else.
+    let server = CpsServer::start(rig);
+    assert!(
+        try_connect(&tb.netns, CPS_PORT).is_ok(),
+        "box reaches the bench server"
+    );
+    let refused = try_connect(&tb.netns, 8080);
+    assert!(
+        refused.is_err(),
+        "port 8080 is not in the policy: the ruleset must refuse it"
+    );
+    println!(
+        "sanity: box → {SERVER_V4}:{CPS_PORT} connects; → :8080 refused ({:?})\n",
+        refused.err()
+    );
+
+    let orders = [
+        [Config::NoRuleset, Config::Ours, Config::Linear],
+        [Config::Ours, Config::Linear, Config::NoRuleset],
+        [Config::Linear, Config::NoRuleset, Config::Ours],
+    ];
+    if cps {
+        let mut rows = Vec::new();
+        for run in 0..knobs.runs {
+            let mut row = [0.0; 3];
+            for config in orders[run % 3] {
+                let value = with_config(rig, &tb, config, || {
+                    flush_conntrack(rig);
+                    profiled(&format!("{config:?}-{}", run + 1), knobs.secs, || {
+                        connection_rate(&tb.netns, Duration::from_secs(knobs.secs))
+                    })
+                });
+                row[config as usize] = value;
+                eprintln!("cps run {} {config:?}: {value:.0}", run + 1);
+            }
+            rows.push(row);
+        }
+        print_table(
+            "New TCP connections per second (box → internet netns, connect + wait for server close + RST)",
+            "conn/s",
+            &rows,
+        );
+    }
+    if attrib {
+        println!("### Attribution of the connection-rate cost (conn/s)\n");
+        println!(
+            "| run | no ruleset | fail-closed ip rules + mark-only table | boxfence |\n|---|---:|---:|---:|"
+        );
+        let mut cols: [Vec<f64>; 3] = Default::default();
+        for run in 0..knobs.runs {
+            let mut row = Vec::new();
+            for config in [Config::NoRuleset, Config::MarkOnly, Config::Ours] {
+                let value = with_config(rig, &tb, config, || {
+                    flush_conntrack(rig);
+                    profiled(
+                        &format!("attrib-{config:?}-{}", run + 1),
+                        knobs.secs,
+                        || connection_rate(&tb.netns, Duration::from_secs(knobs.secs)),
+                    )
+                });
+                eprintln!("attrib run {} {config:?}: {value:.0}", run + 1);
+                row.push(value);
+            }
+            println!(
+                "| {} | {:.0} | {:.0} | {:.0} |",
+                run + 1,
+                row[0],
+                row[1],
+                row[2]
+            );
+            for (col, value) in cols.iter_mut().zip(row) {
+                col.push(value);
+            }
+        }
+        let m: Vec<f64> = cols.iter_mut().map(|c| median(c)).collect();
+        println!(
+            "| **median** | **{:.0}** | **{:.0}** ({:.1}%) | **{:.0}** ({:.1}%) |\n",
+            m[0],
+            m[1],
+            m[1] / m[0] * 100.0,
+            m[2],
+            m[2] / m[0] * 100.0
+        );
+    }
+    if bulk {
+        let mut iperf = rig
+            .lab
+            .internet_command([
+                "iperf3",
+                "-s",
+                "-B",
+                &SERVER_V4.to_string(),
+                "-p",
+                &IPERF_PORT.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 -s");
+        std::thread::sleep(Duration::from_millis(500));
+        let mut rows = Vec::new();
+        for run in 0..knobs.runs {
+            let mut row = [0.0; 3];
+            for config in orders[run % 3] {
+                let value = with_config(rig, &tb, config, || iperf_gbits(&tb.netns, knobs.secs));
+                row[config as usize] = value;
+                eprintln!("bulk run {} {config:?}: {value:.2}", run + 1);
+            }
+            rows.push(row);
+        }
+        stop_child(&mut iperf);
+        print_table(
+            "Bulk TCP throughput (iperf3, one stream, box → internet netns)",
+            "Gbit/s",
+            &rows,
+        );
+    }
+    server.stop(rig);
+    let took = rig.delete(&tb.spec.id);
+    flush_conntrack(rig);
+    println!("traffic box deleted in {took:.1?}\n");
+}
+
+/// Runs `f`; with `BF_BENCH_PERF=DIR`, records a system-wide profile
+/// meanwhile into `DIR/<name>.data`.
+fn profiled<T>(name: &str, secs: u64, f: impl FnOnce() -> T) -> T {
+    let Ok(dir) = std::env::var("BF_BENCH_PERF") else {
+        return f();
+    };
+    let mut perf = Command::new("perf")
+        .args([
+            "record",
+            "-a",
+            "-g",
+            "-q",
+            "-o",
+            &format!("{dir}/{name}.data"),
+            "--",
+            "sleep",
+            &secs.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("perf record");
+    let value = f();
+    let _ = perf.wait();
+    value
+}
+
+fn stop_child(child: &mut Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
+
+fn flush_conntrack(rig: &Rig) {
+    let _ = rig.host.run("conntrack", &["-F"], None);
+}
+
+/// Puts the lab host in `config`, runs `measure`, and restores the
+/// engine's state. The engine's lock is held while the kernel differs from
+/// its model, so its watchdog does not "repair" a baseline mid-run.
+fn with_config(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOnce() -> f64) -> f64 {
+    let id = &tb.spec.id;
+    match config {
+        Config::Ours => {
+            assert!(
+                try_connect(&tb.netns, CPS_PORT).is_ok(),
+                "ours: box reaches the server"
+            );
+            measure()
+        }
+        Config::Linear => {
+            let value = rig.engine.while_locked(|| {
+                let chain = format!("b_{id}_out");
+                let mut batch = format!("flush chain inet {TABLE} {chain}\n");
+                let mut rule =
+                    |r: String| batch.push_str(&format!("add rule inet {TABLE} {chain} {r}\n"));
+                rule("ip daddr @blocked4 goto deny_blocked".into());
+                rule("ip6 daddr @blocked6 goto deny_blocked".into());
+                for cidr in &tb.cidrs {
+                    rule(format!("ip daddr {cidr} goto b_{id}_app_out"));
+                }
+                rule(format!("ip daddr @b_{id}_learn4 goto b_{id}_app_out"));
+                rule("goto deny_box".into());
+                rig.nft(&batch);
+                assert!(
+                    try_connect(&tb.netns, CPS_PORT).is_ok(),
+                    "linear: box reaches the server"
+                );
+                measure()
+            });
+            rig.apply(std::slice::from_ref(&tb.policy));
+            let rules = rig
+                .host_run(
+                    "nft",
+                    &["list", "chain", "inet", TABLE, &format!("b_{id}_out")],
+                )
+                .lines()
+                .count();
+            assert!(rules < 50, "box chain restored ({rules} lines)");
+            value
+        }
+        Config::NoRuleset | Config::MarkOnly => {
+            let value = rig.engine.while_locked(|| {
+                let (pool4, uplink) = (rig.pool.ipv4, rig.lab.uplink());
+                let mut batch = format!(
+                    "delete table inet {TABLE}\n\
+                     add table inet bench_nat\n\
+                     add chain inet bench_nat post {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
+                     add rule inet bench_nat post ip saddr {pool4} oifname \"{uplink}\" masquerade\n"
+                );
+                if config == Config::MarkOnly {
+                    batch.push_str(&format!(
+                        "add chain inet bench_nat mark {{ type filter hook prerouting priority dstnat + 10; policy accept; }}\n\
+                         add rule inet bench_nat mark iifname \"bf-*\" meta mark set meta mark | {MARK:#x}\n\
+                         add rule inet bench_nat mark ip daddr {pool4} meta mark set meta mark | {MARK:#x}\n"
+                    ));
+                } else {
+                    rig.routing().uninstall(&rig.host);
+                }
+                rig.nft(&batch);
+                assert!(try_connect(&tb.netns, CPS_PORT).is_ok(), "{config:?}: box reaches the server");
+                let value = measure();
+                rig.nft("delete table inet bench_nat\n");
+                rig.routing().install(&rig.host).expect("routing rules back");
+                value
+            });
+            rig.engine.repair().expect("ruleset restored");
+            rig.nft(&learn_batch(id, &tb.learned));
+            value
+        }
+    }
+}
+
+fn try_connect(netns: &Path, port: u16) -> std::io::Result<()> {
+    let netns = netns.to_owned();
+    std::thread::spawn(move || {
+        enter(&netns);
+        TcpStream::connect_timeout(&SocketAddr::from((SERVER_V4, port)), Duration::from_secs(2))
+            .map(drop)
+    })
+    .join()
+    .expect("connect thread")
+}
+
+/// Accept-and-close server on the internet side.
+struct CpsServer {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl CpsServer {
+    fn start(rig: &Rig) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let internet = rig.lab.internet_netns_path().to_owned();
+        let listener = {
+            let internet = internet.clone();
+            std::thread::spawn(move || {
+                enter(&internet);
+                TcpListener::bind((SERVER_V4, CPS_PORT)).expect("bind bench server")
+            })
+            .join()
+            .expect("bind thread")
+        };
+        let listener = Arc::new(listener);
+        let threads = (0..CPS_SERVERS)
+            .map(|_| {
+                let (listener, stop) = (Arc::clone(&listener), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        // Accept and close at once (a FIN).
+                        let _ = listener.accept();
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+
+    fn stop(self, rig: &Rig) {
+        self.stop.store(true, Ordering::Relaxed);
+        let wake = self.threads.len();
+        rig.lab
+            .in_internet(|| {
+                for _ in 0..wake {
+                    let _ = TcpStream::connect((SERVER_V4, CPS_PORT));
+                }
+            })
+            .expect("wake server");
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Connections per second from `CPS_CLIENTS` threads in the box: connect,
+/// wait for the server's close, abort (RST, so no TIME_WAIT).
+fn connection_rate(netns: &Path, duration: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..CPS_CLIENTS)
+        .map(|_| {
+            let (stop, done, failed, netns) = (
+                Arc::clone(&stop),
+                Arc::clone(&done),
+                Arc::clone(&failed),
+                netns.to_owned(),
+            );
+            std::thread::spawn(move || {
+                enter(&netns);
+                let target = SocketAddr::from((SERVER_V4, CPS_PORT));
+                let (mut ok, mut bad) = (0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    match TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+                        Ok(mut stream) => {
+                            let _ = stream.read(&mut [0u8; 1]);
+                            let linger = nix::libc::linger {
+                                l_onoff: 1,
+                                l_linger: 0,
+                            };
+                            let _ = nix::sys::socket::setsockopt(
+                                &stream,
+                                nix::sys::socket::sockopt::Linger,
+                                &linger,
+                            );
+                            ok += 1;
+                        }
+                        Err(_) => bad += 1,
+                    }
+                }
+                done.fetch_add(ok, Ordering::Relaxed);
+                failed.fetch_add(bad, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().expect("client");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!("  {failed} connection attempts failed");
+    }
+    done.load(Ordering::Relaxed) as f64 / elapsed
+}
+
+fn iperf_gbits(netns: &Path, secs: u64) -> f64 {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args([
+            "iperf3",
+            "-c",
+            &SERVER_V4.to_string(),
+            "-p",
+            &IPERF_PORT.to_string(),
+            "-t",
+            &secs.to_string(),
+            "-J",
+        ])
+        .output()
+        .expect("iperf3 -c");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    let bps = report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("iperf3 failed: {report}"));
+    bps / 1e9
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Rows are runs, columns `Config as usize`.
+fn print_table(title: &str, unit: &str, rows: &[[f64; 3]]) {
+    println!("### {title}\n");
+    println!(
+        "| run | no ruleset ({unit}) | boxfence ({unit}) | boxfence / no ruleset | 10,000 linear rules ({unit}) | linear / no ruleset |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut cols: [Vec<f64>; 5] = Default::default();
+    for (i, row) in rows.iter().enumerate() {
+        let (ours, base, linear) = (
+            row[Config::Ours as usize],
+            row[Config::NoRuleset as usize],
+            row[Config::Linear as usize],
+        );
+        let values = [base, ours, ours / base, linear, linear / base];
+        println!(
+            "| {} | {:.2} | {:.2} | {:.1}% | {:.2} | {:.1}% |",
+            i + 1,
+            values[0],
+            values[1],
+            values[2] * 100.0,
+            values[3],
+            values[4] * 100.0
+        );
+        for (col, value) in cols.iter_mut().zip(values) {
+            col.push(value);
+        }
+    }
+    let m: Vec<f64> = cols.iter_mut().map(|c| median(c)).collect();
+    println!(
+        "| **median** | **{:.2}** | **{:.2}** | **{:.1}%** | **{:.2}** | **{:.1}%** |\n",
+        m[0],
+        m[1],
+        m[2] * 100.0,
+        m[3],
+        m[4] * 100.0
+    );
+}
+
+// ---------------------------------------------------------------- control plane
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn summary(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "{} | {:.2} | {:.2} | {:.2} | {:.2}",
+        samples.len(),
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.99)),
+        ms(*samples.last().unwrap_or(&Duration::ZERO)),
+        ms(samples.iter().sum::<Duration>()) / samples.len().max(1) as f64
+    )
+}
+
+fn realistic_box_policies() -> [Value; 2] {
+    [
+        json!({"mode": "custom", "allowedCidrs": ["104.16.0.0/12", "198.51.100.0/24", "140.82.112.0/20"],
+               "deniedCidrs": ["104.16.120.0/24"]}),
+        json!({"mode": "custom", "allowedCidrs": ["104.16.0.0/12", "198.51.100.0/24", "151.101.0.0/16", "185.199.108.0/22"],
+               "deniedCidrs": ["104.16.121.0/24"]}),
+    ]
+}
+
+/// p50/p99 of `knobs.updates` box-policy updates of one box (created here
+/// when missing), alternating two realistic policies; and where the time
+/// of one update goes.
+fn single_box_updates(rig: &Rig, knobs: &Knobs, id: &str, context: &str) {
+    // Its own app policy (other rules than the many boxes' one), so the
+    // app-wide change below releases that one's objects.
+    let app = [bench_app_policy(Some(9443))];
+    let existing = rig.engine.used_addresses().len();
+    let spec = rig.spec(id);
+    let [a, b] = realistic_box_policies();
+    let policies = [
+        rig.effective(&spec, &a, &app),
+        rig.effective(&spec, &b, &app),
+    ];
+    let create = rig.create(&spec, &policies[0]);
+    let mut samples = Vec::new();
+    for i in 0..knobs.updates {
+        samples.push(rig.apply(std::slice::from_ref(&policies[(i + 1) % 2])));
+    }
+    println!(
+        "### Policy update latency, one box ({context}; {} boxes existed before)\n",
+        existing / 2
+    );
+    println!(
+        "Engine `apply` of one box's new effective policy, timed until it returns (nft batch committed and open flows the new policy denies cut). Alternating two custom box policies (3–4 allowedCidrs, one deniedCidrs) under an app egress policy.\n"
+    );
+    println!(
+        "| updates | p50 (ms) | p99 (ms) | max (ms) | mean (ms) |\n|---:|---:|---:|---:|---:|"
+    );
+    println!("| {} |\n", summary(samples));
+    println!("create of this box took {create:.1?}\n");
+
+    // Where one update's time goes: the same batch the engine sends, checked
+    // by the kernel without committing (`nft -c`), and the conntrack
+    // listings `apply` runs; a shadow model mirrors the engine's.
+    let mut shadow = Ruleset::new(rig.table_config.clone());
+    let link = rig.link(&spec);
+    let _ = shadow.upsert_boxes(&[(link.clone(), &policies[0])]);
+    let batch = shadow.upsert_boxes(&[(link, &policies[1])]);
+    let timed = |f: &dyn Fn()| {
+        let mut samples: Vec<Duration> = (0..20)
+            .map(|_| {
+                let started = Instant::now();
+                f();
+                started.elapsed()
+            })
+            .collect();
+        samples.sort();
+        percentile(&samples, 0.5)
+    };
+    let current = HostNetns::current();
+    let nft_check = timed(&|| {
+        current
+            .run("nft", &["-c", "-f", "-"], Some(&batch))
+            .expect("nft -c");
+    });
+    let conntrack = timed(&|| {
+        let _ = current.run("conntrack", &["-L", "-f", "ipv4"], None);
+        let _ = current.run("conntrack", &["-L", "-f", "ipv6"], None);
+    });
+    let spawn = timed(&|| {
+        let _ = current.run("true", &[], None);
+    });
+    let nft_version = timed(&|| {
+        let _ = current.run("nft", &["--version"], None);
+    });
+    println!("| part of one update (median of 20) | ms |\n|---|---:|");
+    println!(
+        "| `nft -c -f` of the same batch ({} lines, {} bytes; parse + cache fetch + kernel validation, no commit) | {:.2} |",
+        batch.lines().count(),
+        batch.len(),
+        nft_check.as_secs_f64() * 1e3
+    );
+    println!(
+        "| `conntrack -L` IPv4 + IPv6 (two spawns, as `apply` runs) | {:.2} |",
+        conntrack.as_secs_f64() * 1e3
+    );
+    println!(
+        "| spawn of `true` (process start cost) | {:.2} |",
+        spawn.as_secs_f64() * 1e3
+    );
+    println!(
+        "| spawn of `nft --version` | {:.2} |\n",
+        nft_version.as_secs_f64() * 1e3
+    );
+}
+
+fn as_refs(v: &[(BoxLink, EffectivePolicy)]) -> Vec<(BoxLink, &EffectivePolicy)> {
+    v.iter().map(|(l, p)| (l.clone(), p)).collect()
+}
+
+fn meminfo() -> [i64; 3] {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| -> i64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    [field("MemAvailable:"), field("Slab:"), field("Percpu:")]
+}
+
+fn many_boxes(rig: &Rig, knobs: &Knobs) {
+    let n = knobs.boxes;
+    let v1 = [bench_app_policy(None)];
+    let v2 = [bench_app_policy(Some(8443))];
+    let box_policy = &realistic_box_policies()[0];
+    let before = meminfo();
+    let started = Instant::now();
+    let mut specs = Vec::new();
+    let mut creates = Vec::new();
+    for i in 0..n {
+        let spec = rig.spec(&format!("m{i:04}"));
+        let policy = rig.effective(&spec, box_policy, &v1);
+        creates.push(rig.create(&spec, &policy));
+        specs.push(spec);
+        if (i + 1) % 250 == 0 {
+            eprintln!("{} boxes, last create {:.1?}", i + 1, creates[i]);
+        }
+    }
+    let total = started.elapsed();
+    let after = meminfo();
+    // Every box works: a sample connects to the lab's HTTP server; a port
+    // outside the policy is refused.
+    let sample: Vec<&MachineSpec> = specs.iter().step_by((n / 10).max(1)).collect();
+    for spec in &sample {
+        let netns = rig.engine.netns_path(&spec.id);
+        assert!(try_connect(&netns, 80).is_ok(), "{} reaches :80", spec.id);
+        assert!(
+            try_connect(&netns, 8080).is_err(),
+            "{} refused on :8080",
+            spec.id
+        );
+    }
+    let ruleset = rig.host_run("nft", &["list", "ruleset"]);
+    let list_started = Instant::now();
+    let _ = rig.host_run("nft", &["list", "chains", "inet", TABLE]);
+    let watchdog_check = list_started.elapsed();
+
+    println!("### Box create and delete, {n} boxes on one host\n");
+    println!(
+        "Engine `create_machine` (netns, veth, addresses, routes, nft batch with the box's chains and sets) with a custom box policy and an app egress policy selecting every box.\n"
+    );
+    println!(
+        "| operation | count | p50 (ms) | p99 (ms) | max (ms) | mean (ms) |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let chunk = (n / 10).max(1);
+    println!("| create, all | {} |", summary(creates.clone()));
+    println!(
+        "| create, first {chunk} | {} |",
+        summary(creates[..chunk.min(n)].to_vec())
+    );
+    println!(
+        "| create, last {chunk} | {} |",
+        summary(creates[n.saturating_sub(chunk)..].to_vec())
+    );
+
+    println!();
+    println!(
+        "{n} boxes created in {:.1} s; kernel memory: MemAvailable −{} MiB, Slab +{} MiB, Percpu +{} MiB \
+         (≈{:.0} KiB per box); ruleset text {} KiB; `nft list chains` (the watchdog's check every 2 s) {:.0} ms; \
+         {} sampled boxes reach {SERVER_V4}:80 and are refused on :8080.\n",
+        total.as_secs_f64(),
+        (before[0] - after[0]) / 1024,
+        (after[1] - before[1]) / 1024,
+        (after[2] - before[2]) / 1024,
+        (before[0] - after[0]) as f64 / n as f64,
+        ruleset.len() / 1024,
+        watchdog_check.as_secs_f64() * 1e3,
+        sample.len()
+    );
+
+    single_box_updates(rig, knobs, "u2", &format!("{n} other boxes on the host"));
+
+    // App-wide: the app policy every box selects changes; one apply call.
+    let effective = |app: &[AppPolicy]| -> Vec<EffectivePolicy> {
+        specs
+            .iter()
+            .map(|s| rig.effective(s, box_policy, app))
+            .collect()
+    };
+    let (p1, p2) = (effective(&v1), effective(&v2));
+    let mut shadow = Ruleset::new(rig.table_config.clone());
+    let links: Vec<BoxLink> = specs.iter().map(|s| rig.link(s)).collect();
+    let pairs = |ps: &[EffectivePolicy]| -> Vec<(BoxLink, EffectivePolicy)> {
+        links.iter().cloned().zip(ps.iter().cloned()).collect()
+    };
+    let (pairs1, pairs2) = (pairs(&p1), pairs(&p2));
+    let _ = shadow.upsert_boxes(&as_refs(&pairs1));
+    let batch = shadow.upsert_boxes(&as_refs(&pairs2));
+    let check_started = Instant::now();
+    HostNetns::current()
+        .run("nft", &["-c", "-f", "-"], Some(&batch))
+        .expect("nft -c app-wide");
+    let check = check_started.elapsed();
+    let mut app_wide = Vec::new();
+    for i in 0..knobs.runs.max(3) {
+        let target = if i % 2 == 0 { &p2 } else { &p1 };
+        let took = rig.apply(target);
+        eprintln!("app-wide apply {}: {took:.1?}", i + 1);
+        app_wide.push(took);
+    }
+    println!("### App-wide policy change over {n} boxes (one `apply` call)\n");
+    println!(
+        "The app egress policy selecting all {n} boxes gains a port (and back): one `apply` with {n} effective policies.\n"
+    );
+    println!(
+        "| applies | p50 (ms) | p99 (ms) | max (ms) | mean (ms) |\n|---:|---:|---:|---:|---:|"
+    );
+    println!("| {} |\n", summary(app_wide));
+    println!(
+        "Its batch: {} lines, {} KiB; `nft -c -f` of it alone (no commit): {:.0} ms.\n",
+        batch.lines().count(),
+        batch.len() / 1024,
+        check.as_secs_f64() * 1e3
+    );
+
+    let mut deletes = Vec::new();
+    for spec in &specs {
+        deletes.push(rig.delete(&spec.id));
+    }
+    deletes.push(rig.delete("u2"));
+    println!(
+        "| operation | count | p50 (ms) | p99 (ms) | max (ms) | mean (ms) |\n|---|---:|---:|---:|---:|---:|"
+    );
+    println!("| delete | {} |\n", summary(deletes));
+    let end = meminfo();
+    println!(
+        "after deleting: MemAvailable back to −{} MiB vs before\n",
+        (before[0] - end[0]) / 1024
+    );
+}

@@ -1,0 +1,761 @@
+//! End to end, in a sealed lab: boxes made by the Linux engine, policies
+//! enforced by the lab host's kernel, seen from inside the box.
+//!
+//! This test binary is also the engine's exec helper (as the `boxfence`
+//! binary is in production), so it has its own `main`: the helper
+//! subcommands must run before any thread exists.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boxfence_dataplane::HostNetns;
+use boxfence_dataplane::exec::{HELPER_SUBCOMMAND, INIT_SUBCOMMAND, helper_main, init_main};
+use boxfence_engine::{
+    AddressPool, Engine, ExecOutput, ExecRequest, LinuxConfig, LinuxEngine, MachineAddresses,
+    MachineSpec, ResolverHandle, SharedLinuxEngine,
+};
+use boxfence_lab::{
+    CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, Lab, SERVER_V4, SERVER_V6, require_root,
+};
+use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, EffectivePolicy, Machine};
+use boxfence_resolver::answer::TtlLimits;
+use serde_json::{Value, json};
+
+mod lab_dns;
+use lab_dns::LabDns;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some(HELPER_SUBCOMMAND) => std::process::exit(helper_main(&args[2..])),
+        Some(INIT_SUBCOMMAND) => std::process::exit(init_main(&args[2..])),
+        _ => {}
+    }
+    let filters: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    let tests: &[(&str, Test)] = &[
+        (
+            "seed_egress_policy_allows_http_and_https_only",
+            seed_egress_policy_allows_http_and_https_only,
+        ),
+        (
+            "box_cidrs_with_denied_precedence",
+            box_cidrs_with_denied_precedence,
+        ),
+        ("deny_all_and_allow_all", deny_all_and_allow_all),
+        (
+            "private_ranges_refused_even_when_allowed",
+            private_ranges_refused_even_when_allowed,
+        ),
+        (
+            "live_update_cuts_an_open_connection",
+            live_update_cuts_an_open_connection,
+        ),
+        ("spoofed_source_is_dropped", spoofed_source_is_dropped),
+        (
+            "flushed_ruleset_fails_closed_until_repaired",
+            flushed_ruleset_fails_closed_until_repaired,
+        ),
+        ("box_processes_cannot_escape", box_processes_cannot_escape),
+        (
+            "ingress_rules_and_deny_all_inbound",
+            ingress_rules_and_deny_all_inbound,
+        ),
+        (
+            "resolver_seed_domains_and_no_leak",
+            resolver_seed_domains_and_no_leak,
+        ),
+        (
+            "resolver_wildcards_cidrs_and_no_direct_ip",
+            resolver_wildcards_cidrs_and_no_direct_ip,
+        ),
+        (
+            "resolver_rebinding_and_hardcoded_servers",
+            resolver_rebinding_and_hardcoded_servers,
+        ),
+        (
+            "resolver_expiry_keeps_open_connections",
+            resolver_expiry_keeps_open_connections,
+        ),
+        (
+            "app_rule_domains_allow_that_name_and_port_only",
+            app_rule_domains_allow_that_name_and_port_only,
+        ),
+        ("deny_all_refuses_every_query", deny_all_refuses_every_query),
+    ];
+    if !require_root("linux_e2e") {
+        return;
+    }
+    let mut failed = Vec::new();
+    for &(name, test) in tests {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let started = Instant::now();
+        let outcome = std::panic::catch_unwind(|| {
+            let rig = Rig::new();
+            test(&rig);
+        });
+        let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
+        println!("test {name} ... {verdict} ({:.1?})", started.elapsed());
+        if outcome.is_err() {
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        println!("failed: {failed:?}");
+        std::process::exit(1);
+    }
+}
+
+/// One end-to-end test.
+type Test = fn(&Rig);
+
+/// A lab with a Linux engine and its resolver running in its host
+/// namespace, and the lab's DNS server upstream. Field order is drop order.
+struct Rig {
+    _resolver: ResolverHandle,
+    dns: LabDns,
+    engine: Arc<LinuxEngine>,
+    runtime: tokio::runtime::Runtime,
+    lab: Lab,
+    pool: AddressPool,
+    blocked: Arc<AlwaysBlocked>,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let lab = Lab::new().expect("lab comes up");
+        let pool = AddressPool {
+            ipv4: "10.200.0.0/16".parse().expect("pool"),
+            ipv6: "fd00:b0f::/64".parse().expect("pool"),
+        };
+        let exempt: Vec<Cidr> = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
+            .iter()
+            .map(|c| c.parse().expect("cidr"))
+            .collect();
+        let pools: [Cidr; 2] =
+            [pool.ipv4.into(), pool.ipv6.into()].map(|net: ipnet::IpNet| net.into());
+        let blocked =
+            Arc::new(AlwaysBlocked::with_exemptions(&exempt, &pools).expect("exemptions"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let config = LinuxConfig {
+            table: "boxfence".into(),
+            netns_prefix: lab.namespace_prefix().into(),
+            ifname_prefix: "bf-".into(),
+            pool,
+            uplinks: vec![lab.uplink().into()],
+            always_blocked: Arc::clone(&blocked),
+            helper: std::env::current_exe().expect("own path"),
+            uid_base: 200_000,
+            state_dir: lab.workdir().join("state"),
+            rule_pref: 10_090,
+            mark: 0x0100_0000,
+            resolver_port: 53,
+            host: HostNetns::at(lab.host_netns_path()),
+        };
+        let engine = runtime
+            .block_on(async { LinuxEngine::start(config) })
+            .expect("engine starts");
+        lab.route_to_host(&pool.ipv4.to_string())
+            .expect("route to boxes");
+        lab.route_to_host(&pool.ipv6.to_string())
+            .expect("route to boxes");
+        let dns = LabDns::start(&lab, 1);
+        let upstreams = vec![
+            "198.51.100.53:53".parse().expect("addr"),
+            "[2001:db8::53]:53".parse().expect("addr"),
+        ];
+        let ttl = TtlLimits {
+            ceiling: Duration::from_secs(300),
+            floor: Duration::from_secs(3),
+            grace: Duration::from_secs(2),
+        };
+        let resolver = engine
+            .spawn_resolver(upstreams, Duration::from_secs(2), ttl)
+            .expect("resolver starts");
+        Self {
+            _resolver: resolver,
+            dns,
+            engine,
+            runtime,
+            lab,
+            pool,
+            blocked,
+        }
+    }
+
+    /// Creates box `id` with a box policy and app policies.
+    fn create(&self, id: &str, box_policy: Value, app_policies: &[Value]) -> MachineSpec {
+        let used: HashSet<_> = self.engine.used_addresses();
+        let addresses = self.pool.allocate(&used).expect("free address");
+        let spec = MachineSpec {
+            id: id.into(),
+            addresses,
+        };
+        let policy = self.effective(&spec, box_policy, app_policies);
+        self.runtime
+            .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).create_machine(&spec, &policy))
+            .expect("box created");
+        spec
+    }
+
+    fn effective(
+        &self,
+        spec: &MachineSpec,
+        box_policy: Value,
+        app_policies: &[Value],
+    ) -> EffectivePolicy {
+        let MachineAddresses { ipv4, ipv6 } = spec.addresses;
+        let machine = Machine {
+            id: spec.id.clone(),
+            metadata: Default::default(),
+            network_policy: BoxPolicy::from_json(&box_policy).expect("box policy"),
+            addresses: vec![ipv4.into(), ipv6.into()],
+        };
+        let policies: Vec<AppPolicy> = app_policies
+            .iter()
+            .map(|p| AppPolicy::from_json(p).expect("policy"))
+            .collect();
+        EffectivePolicy::from_policies(&machine, &policies, Arc::clone(&self.blocked))
+    }
+
+    fn update(&self, spec: &MachineSpec, box_policy: Value, app_policies: &[Value]) {
+        let policy = self.effective(spec, box_policy, app_policies);
+        self.runtime
+            .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).apply(&[policy]))
+            .expect("policy applied");
+    }
+
+    fn exec(&self, spec: &MachineSpec, argv: &[&str]) -> ExecOutput {
+        let request = ExecRequest {
+            command: argv.iter().map(|s| (*s).to_owned()).collect(),
+            stdin: None,
+            timeout: Some(Duration::from_secs(20)),
+        };
+        self.runtime
+            .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).exec(&spec.id, &request))
+            .expect("exec runs")
+    }
+
+    /// What curl in the box gets from `url`: the HTTP status, or
+    /// `err<curl exit code>`.
+    fn curl(&self, spec: &MachineSpec, url: &str) -> String {
+        let out = self.exec(
+            spec,
+            &[
+                "curl",
+                "-sk",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                url,
+            ],
+        );
+        if out.exit_code == 126 || out.exit_code == 127 {
+            eprintln!("exec failed: {}", out.stderr);
+        }
+        if out.exit_code == 0 {
+            out.stdout
+        } else {
+            format!("err{}", out.exit_code)
+        }
+    }
+
+    fn host(&self, argv: &[&str]) -> Output {
+        self.lab.host_exec(argv).expect("runs in lab host")
+    }
+
+    fn box_netns(&self, spec: &MachineSpec) -> PathBuf {
+        self.engine.netns_path(&spec.id)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Err(error) = self.engine.shutdown() {
+            eprintln!("engine shutdown: {error}");
+        }
+    }
+}
+
+/// curl exit codes meaning the connection was refused or unreachable at
+/// once (7), not that it timed out (28).
+const REFUSED: &str = "err7";
+
+/// Sends one datagram to the lab's UDP echo server from the box: `echo`
+/// when it came back, `no echo` when not.
+fn udp_echo(rig: &Rig, spec: &MachineSpec) -> String {
+    let script = format!(
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2)\n\
+         s.sendto(b'ping',('{SERVER_V4}',5353))\n\
+         try: print('echo' if s.recv(100)==b'ping' else 'other')\n\
+         except Exception: print('no echo')\n"
+    );
+    rig.exec(spec, &["python3", "-c", &script])
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+fn seed_egress_policy() -> Value {
+    json!({"name": "specific-egress", "selector": {"all": true}, "rules": [
+        {"action": "allow", "direction": "egress",
+         "ports": [{"protocol": "tcp", "port": 80}, {"protocol": "tcp", "port": 443}]}]})
+}
+
+fn seed_egress_policy_allows_http_and_https_only(rig: &Rig) {
+    let b = rig.create(
+        "seed1",
+        json!({"mode": "allow-all"}),
+        &[seed_egress_policy()],
+    );
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), "200");
+    assert_eq!(rig.curl(&b, &format!("https://{SERVER_V4}/")), "200");
+    assert_eq!(
+        rig.curl(&b, &format!("http://[{SERVER_V6}]/")),
+        "200",
+        "IPv6 parity"
+    );
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}:8080/")), REFUSED);
+    assert_eq!(
+        rig.curl(&b, &format!("http://[{SERVER_V6}]:8080/")),
+        REFUSED
+    );
+    assert_eq!(udp_echo(rig, &b), "no echo", "UDP 5353 is not allowed");
+}
+
+fn box_cidrs_with_denied_precedence(rig: &Rig) {
+    let policy = json!({"mode": "custom", "allowedCidrs": ["104.16.0.0/12"], "deniedCidrs": ["104.16.120.0/24"]});
+    let b = rig.create("cidr1", policy, &[]);
+    assert_eq!(
+        rig.curl(&b, &format!("http://{CDN_OUTSIDE_DENIED_V4}/")),
+        "200"
+    );
+    assert_eq!(
+        rig.curl(&b, &format!("http://{CDN_INSIDE_DENIED_V4}/")),
+        REFUSED
+    );
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), REFUSED);
+}
+
+fn deny_all_and_allow_all(rig: &Rig) {
+    let b = rig.create("deny1", json!({"mode": "deny-all"}), &[]);
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), REFUSED);
+    assert_eq!(rig.curl(&b, &format!("http://[{SERVER_V6}]/")), REFUSED);
+    assert_eq!(udp_echo(rig, &b), "no echo");
+    rig.update(&b, json!({"mode": "allow-all"}), &[]);
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}:8080/")), "200");
+    assert_eq!(udp_echo(rig, &b), "echo", "UDP works when allowed");
+}
+
+fn private_ranges_refused_even_when_allowed(rig: &Rig) {
+    let everything = json!({"mode": "custom", "allowedCidrs": ["0.0.0.0/0", "::/0"]});
+    let b = rig.create("priv1", everything, &[]);
+    for url in [
+        "http://169.254.169.254/",
+        "http://10.0.0.1/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://[fd00::1]/",
+        "http://192.0.2.254/",
+    ] {
+        assert_eq!(rig.curl(&b, url), REFUSED, "{url}");
+    }
+    assert_eq!(
+        rig.curl(&b, &format!("http://{SERVER_V4}/")),
+        "200",
+        "exempted documentation range"
+    );
+    let other = rig.create("priv2", json!({"mode": "allow-all"}), &[]);
+    let other_ip = other.addresses.ipv4;
+    assert_eq!(
+        rig.curl(&b, &format!("http://{other_ip}/")),
+        REFUSED,
+        "a box never reaches another"
+    );
+    let gateway = rig.pool.gateways().ipv4;
+    assert_eq!(
+        rig.curl(&b, &format!("http://{gateway}:22/")),
+        REFUSED,
+        "nor the host"
+    );
+}
+
+fn live_update_cuts_an_open_connection(rig: &Rig) {
+    let b = rig.create("live1", json!({"mode": "allow-all"}), &[]);
+    // Opens a connection to the hold server, proves it works, waits while
+    // the policy changes, then tries to use it again.
+    let script = format!(
+        "import socket,time\n\
+         s=socket.create_connection(('{SERVER_V4}',9000),timeout=5)\n\
+         s.sendall(b'one\\n'); print(s.recv(100).decode().strip(), flush=True)\n\
+         time.sleep(3)\n\
+         try:\n  s.sendall(b'two\\n'); r=s.recv(100); print('after', r.decode().strip() or 'closed')\n\
+         except Exception as e: print('after cut', type(e).__name__)\n"
+    );
+    std::thread::scope(|scope| {
+        let held = scope.spawn(|| rig.exec(&b, &["python3", "-c", &script]));
+        std::thread::sleep(Duration::from_millis(1500));
+        rig.update(
+            &b,
+            json!({"mode": "custom", "deniedCidrs": ["198.51.100.0/24"]}),
+            &[],
+        );
+        let out = held.join().expect("exec thread");
+        assert!(
+            out.stdout.starts_with("one"),
+            "connection worked before: {out:?}"
+        );
+        assert!(
+            !out.stdout.contains("after two"),
+            "connection must be cut: {out:?}"
+        );
+    });
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), REFUSED);
+}
+
+fn spoofed_source_is_dropped(rig: &Rig) {
+    let b = rig.create("spoof1", json!({"mode": "allow-all"}), &[]);
+    let netns = format!("--net={}", rig.box_netns(&b).display());
+    // As root from outside (a box process has no capability to do this),
+    // give the box a second address and send from it.
+    let add = std::process::Command::new("nsenter")
+        .args([&netns, "ip", "addr", "add", "10.200.9.9/32", "dev", "eth0"])
+        .status()
+        .expect("nsenter");
+    assert!(add.success());
+    let spoofed = std::process::Command::new("nsenter")
+        .args([
+            &netns,
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "--interface",
+            "10.200.9.9",
+            &format!("http://{SERVER_V4}/"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(
+        !spoofed.status.success(),
+        "a spoofed source must not get through: {spoofed:?}"
+    );
+    assert_eq!(
+        rig.curl(&b, &format!("http://{SERVER_V4}/")),
+        "200",
+        "its own address still works"
+    );
+}
+
+fn flushed_ruleset_fails_closed_until_repaired(rig: &Rig) {
+    let b = rig.create("flush1", json!({"mode": "allow-all"}), &[]);
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), "200");
+    // The watchdog repairs within a second or two; hold the engine's lock
+    // so it cannot while the flushed state is checked.
+    rig.engine.while_locked(|| {
+        let flushed = rig.host(&["nft", "flush", "ruleset"]);
+        assert!(flushed.status.success());
+        let out = rig
+            .lab
+            .host_exec([
+                "nsenter",
+                &format!("--net={}", rig.box_netns(&b).display()),
+                "curl",
+                "-s",
+                "-m",
+                "3",
+                "-o",
+                "/dev/null",
+                &format!("http://{SERVER_V4}/"),
+            ])
+            .expect("curl");
+        assert!(
+            !out.status.success(),
+            "with no ruleset, box traffic must be denied: {out:?}"
+        );
+        let inbound = rig
+            .lab
+            .internet_exec([
+                "curl",
+                "-s",
+                "-m",
+                "3",
+                &format!("http://{}/", b.addresses.ipv4),
+            ])
+            .expect("curl");
+        assert!(
+            !inbound.status.success(),
+            "nor may anything reach the box: {inbound:?}"
+        );
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rig.curl(&b, &format!("http://{SERVER_V4}/")) != "200" {
+        assert!(
+            Instant::now() < deadline,
+            "the watchdog did not restore the ruleset"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn box_processes_cannot_escape(rig: &Rig) {
+    let b = rig.create("esc1", json!({"mode": "allow-all"}), &[]);
+    let id = rig.exec(&b, &["id", "-u"]);
+    assert_eq!(
+        id.stdout.trim(),
+        format!("{}", 200_000 + u32::from(b.addresses.ipv4.octets()[3]))
+    );
+    let caps = rig.exec(
+        &b,
+        &["grep", "-E", "^Cap(Prm|Eff|Bnd|Amb)", "/proc/self/status"],
+    );
+    assert!(
+        caps.stdout.lines().all(|l| l.ends_with("0000000000000000")),
+        "{caps:?}"
+    );
+    let escape = rig.exec(&b, &["nsenter", "-t", "1", "-n", "true"]);
+    assert_ne!(escape.exit_code, 0, "nsenter must fail: {escape:?}");
+    let nft = rig.exec(&b, &["nft", "list", "ruleset"]);
+    assert_ne!(nft.exit_code, 0, "no access to rules: {nft:?}");
+    let pid1 = rig.exec(&b, &["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"]);
+    assert_eq!(
+        pid1.stdout.lines().next(),
+        Some("1"),
+        "own pid namespace: {pid1:?}"
+    );
+    let resolv = rig.exec(&b, &["cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv
+            .stdout
+            .contains(&format!("nameserver {}", rig.pool.gateways().ipv4)),
+        "{resolv:?}"
+    );
+
+    // A unix socket a host process listens on is out of reach.
+    let socket = rig.lab.workdir().join("host.sock");
+    let _ = std::fs::remove_file("/tmp/boxfence-e2e-host.sock");
+    let listener =
+        std::os::unix::net::UnixListener::bind("/tmp/boxfence-e2e-host.sock").expect("bind");
+    let reach = rig.exec(&b, &["python3", "-c", "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/tmp/boxfence-e2e-host.sock'); print('connected')"]);
+    assert!(!reach.stdout.contains("connected"), "{reach:?}");
+    drop(listener);
+    let _ = std::fs::remove_file("/tmp/boxfence-e2e-host.sock");
+    let _ = socket;
+
+    let timed = rig
+        .runtime
+        .block_on(SharedLinuxEngine(Arc::clone(&rig.engine)).exec(
+            &b.id,
+            &ExecRequest {
+                command: vec!["sh".into(), "-c".into(), "sleep 30 & sleep 30".into()],
+                stdin: None,
+                timeout: Some(Duration::from_millis(500)),
+            },
+        ))
+        .expect("exec");
+    assert_eq!(timed.exit_code, boxfence_dataplane::exec::TIMED_OUT);
+}
+
+fn ingress_rules_and_deny_all_inbound(rig: &Rig) {
+    let inbound = json!({"name": "web-in", "selector": {"all": true}, "rules": [
+        {"action": "allow", "direction": "ingress", "ports": [{"protocol": "tcp", "port": 8080}]}]});
+    let b = rig.create(
+        "in1",
+        json!({"mode": "allow-all"}),
+        std::slice::from_ref(&inbound),
+    );
+    let ip = b.addresses.ipv4;
+    let from_internet = |port: u16| {
+        let out = rig
+            .lab
+            .internet_exec([
+                "curl",
+                "-s",
+                "-m",
+                "3",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("http://{ip}:{port}/"),
+            ])
+            .expect("curl");
+        if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        } else {
+            format!("err{}", out.status.code().unwrap_or(-1))
+        }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let request = ExecRequest {
+                command: ["sh", "-c", "python3 -m http.server 8080 -b 0.0.0.0 & python3 -m http.server 8081 -b 0.0.0.0"]
+                    .map(String::from)
+                    .to_vec(),
+                stdin: None,
+                timeout: Some(Duration::from_secs(6)),
+            };
+            rig.runtime.block_on(SharedLinuxEngine(Arc::clone(&rig.engine)).exec(&b.id, &request))
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(from_internet(8080), "200", "the ingress rule allows 8080");
+        assert_eq!(from_internet(8081), REFUSED, "no rule allows 8081");
+        rig.update(
+            &b,
+            json!({"mode": "deny-all"}),
+            std::slice::from_ref(&inbound),
+        );
+        assert_eq!(
+            from_internet(8080),
+            REFUSED,
+            "deny-all refuses inbound connections too"
+        );
+    });
+}
+
+/// curl's exit code when the name did not resolve.
+const UNRESOLVED: &str = "err6";
+
+fn dig(rig: &Rig, spec: &MachineSpec, args: &[&str]) -> String {
+    let mut argv = vec!["dig", "+time=2", "+tries=1"];
+    argv.extend_from_slice(args);
+    rig.exec(spec, &argv).stdout
+}
+
+fn resolver_seed_domains_and_no_leak(rig: &Rig) {
+    let policy =
+        json!({"mode": "custom", "allowedDomains": ["api.github.com", "registry.npmjs.org"]});
+    let b = rig.create("dns1", policy, &[]);
+    assert_eq!(rig.curl(&b, "https://api.github.com/"), "200");
+    assert_eq!(rig.curl(&b, "http://registry.npmjs.org/"), "200");
+    assert_eq!(rig.curl(&b, "https://github.com/"), UNRESOLVED);
+    let refused = dig(rig, &b, &["github.com"]);
+    assert!(refused.contains("status: REFUSED"), "{refused}");
+    assert!(refused.contains("EDE: 18 (Prohibited)"), "{refused}");
+    assert!(
+        rig.dns.was_asked("api.github.com"),
+        "allowed names go upstream"
+    );
+    assert!(
+        !rig.dns.was_asked("github.com"),
+        "a denied name never reaches upstream: {}",
+        rig.dns.queries()
+    );
+}
+
+fn resolver_wildcards_cidrs_and_no_direct_ip(rig: &Rig) {
+    let policy = json!({"mode": "custom", "allowedDomains": ["api.github.com", "*.githubusercontent.com"], "allowedCidrs": ["104.16.0.0/12"]});
+    let b = rig.create("dns2", policy, &[]);
+    assert_eq!(
+        rig.curl(&b, &format!("http://{SERVER_V4}/")),
+        REFUSED,
+        "an allowed name's address before resolving it"
+    );
+    assert_eq!(rig.curl(&b, "http://raw.githubusercontent.com/"), "200");
+    assert_eq!(
+        rig.curl(&b, "http://githubusercontent.com/"),
+        UNRESOLVED,
+        "never the apex"
+    );
+    assert_eq!(
+        rig.curl(&b, &format!("http://{CDN_OUTSIDE_DENIED_V4}/")),
+        "200",
+        "allowedCidrs"
+    );
+    assert_eq!(rig.curl(&b, "https://api.github.com/"), "200");
+}
+
+fn resolver_rebinding_and_hardcoded_servers(rig: &Rig) {
+    let policy = json!({"mode": "custom", "allowedDomains": ["metadata.example", "private.example", "api.github.com"]});
+    let b = rig.create("dns3", policy, &[]);
+    assert_eq!(
+        dig(rig, &b, &["+short", "metadata.example"]).trim(),
+        "",
+        "169.254.169.254 is removed"
+    );
+    assert_eq!(
+        dig(rig, &b, &["+short", "private.example"]).trim(),
+        "",
+        "10.0.0.1 is removed"
+    );
+    let direct = dig(rig, &b, &["@8.8.8.8", "+short", "api.github.com"]);
+    assert_eq!(
+        direct.trim(),
+        "198.51.100.10",
+        "a hard-coded server is answered by the resolver"
+    );
+    let denied = dig(rig, &b, &["@1.1.1.1", "evil.example"]);
+    assert!(denied.contains("status: REFUSED"), "{denied}");
+    assert!(!rig.dns.was_asked("evil.example"));
+    let tcp = dig(rig, &b, &["+tcp", "+short", "api.github.com", "AAAA"]);
+    assert_eq!(tcp.trim(), "2001:db8::10", "TCP and AAAA");
+}
+
+fn resolver_expiry_keeps_open_connections(rig: &Rig) {
+    let b = rig.create(
+        "dns4",
+        json!({"mode": "custom", "allowedDomains": ["api.github.com"]}),
+        &[],
+    );
+    // The lab answers with TTL 1: the kernel keeps the address for
+    // max(1, floor 3) + grace 2 = 5 s.
+    let script = "import socket,time\n\
+        ip=socket.getaddrinfo('api.github.com',9000,socket.AF_INET)[0][4][0]\n\
+        s=socket.create_connection((ip,9000),timeout=5); s.sendall(b'one\\n'); print(s.recv(100).decode().strip())\n\
+        time.sleep(7)\n\
+        s.sendall(b'two\\n'); print(s.recv(100).decode().strip())\n\
+        try:\n  socket.create_connection((ip,9000),timeout=3); print('new connected')\n\
+        except Exception as e: print('new refused', type(e).__name__)\n";
+    let out = rig.exec(&b, &["python3", "-c", script]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first().copied(), Some("one"), "{out:?}");
+    assert_eq!(
+        lines.get(1).copied(),
+        Some("two"),
+        "the open connection outlives the expiry: {out:?}"
+    );
+    assert!(
+        lines.get(2).is_some_and(|l| l.starts_with("new refused")),
+        "a new one is refused: {out:?}"
+    );
+}
+
+fn app_rule_domains_allow_that_name_and_port_only(rig: &Rig) {
+    let policy = json!({"name": "gh", "selector": {"all": true}, "rules": [
+        {"action": "allow", "direction": "egress", "ports": [{"protocol": "tcp", "port": 443}], "domains": ["api.github.com"]}]});
+    let b = rig.create("dns5", json!({"mode": "allow-all"}), &[policy]);
+    assert_eq!(rig.curl(&b, "https://api.github.com/"), "200");
+    assert_eq!(
+        rig.curl(&b, "http://api.github.com/"),
+        REFUSED,
+        "port 80 is not in the rule"
+    );
+    assert_eq!(
+        rig.curl(&b, "https://github.com/"),
+        UNRESOLVED,
+        "no rule names github.com"
+    );
+    assert_eq!(
+        rig.curl(&b, &format!("https://{OTHER}/")),
+        REFUSED,
+        "no rule allows other destinations"
+    );
+}
+
+const OTHER: &str = "203.0.113.10";
+
+fn deny_all_refuses_every_query(rig: &Rig) {
+    let b = rig.create("dns6", json!({"mode": "deny-all"}), &[]);
+    let out = dig(rig, &b, &["api.github.com"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    assert!(!rig.dns.was_asked("api.github.com"));
+}
