@@ -18,14 +18,11 @@ use boxfence_engine::{
     MachineSpec, ResolverHandle, SharedLinuxEngine,
 };
 use boxfence_lab::{
-    CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, Lab, SERVER_V4, SERVER_V6, require_root,
+    CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, Lab, LabDns, SERVER_V4, SERVER_V6, require_root,
 };
 use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, EffectivePolicy, Machine};
 use boxfence_resolver::answer::TtlLimits;
 use serde_json::{Value, json};
-
-mod lab_dns;
-use lab_dns::LabDns;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -166,7 +163,7 @@ impl Rig {
             .expect("route to boxes");
         lab.route_to_host(&pool.ipv6.to_string())
             .expect("route to boxes");
-        let dns = LabDns::start(&lab, 1);
+        let dns = LabDns::start(&lab, 1).expect("lab DNS answers");
         let upstreams = vec![
             "198.51.100.53:53".parse().expect("addr"),
             "[2001:db8::53]:53".parse().expect("addr"),

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod addresses;
+mod dns;
 mod error;
 mod exec;
 mod lab;
@@ -43,6 +44,7 @@ pub use addresses::{
     SERVER_ADDRS, SERVER_LINK, SERVER_V4, SERVER_V6, TCP_PORTS, UDP_ECHO_PORT, UPLINK,
     UPLINK_PREFIX_V4, UPLINK_PREFIX_V6,
 };
+pub use dns::{DNS_RECORDS, LabDns};
 pub use error::LabError;
 pub use lab::Lab;
 pub use reply::ServerReply;
