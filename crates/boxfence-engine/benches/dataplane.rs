@@ -705,9 +705,9 @@ fn with_config(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOnce(
                 );
                 if config == Config::MarkOnly {
                     batch.push_str(&format!(
-                        "add chain inet bench_nat mark {{ type filter hook prerouting priority dstnat + 10; policy accept; }}\n\
-                         add rule inet bench_nat mark iifname \"bf-*\" meta mark set meta mark | {MARK:#x}\n\
-                         add rule inet bench_nat mark ip daddr {pool4} meta mark set meta mark | {MARK:#x}\n"
+                        "add chain inet bench_nat premark {{ type filter hook prerouting priority dstnat + 10; policy accept; }}\n\
+                         add rule inet bench_nat premark iifname \"bf-*\" meta mark set meta mark | {MARK:#x}\n\
+                         add rule inet bench_nat premark ip daddr {pool4} meta mark set meta mark | {MARK:#x}\n"
                     ));
                 } else {
                     rig.routing().uninstall(&rig.host);

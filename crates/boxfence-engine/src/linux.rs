@@ -56,6 +56,12 @@ pub struct LinuxConfig {
 struct State {
     ruleset: Ruleset,
     links: BTreeMap<String, BoxLink>,
+    /// Bumped by every change this engine makes to the table.
+    generation: u64,
+    /// The table's digest as the watchdog last saw it, and the generation
+    /// it saw then: a different digest at the same generation means
+    /// someone else altered the table.
+    seen: Option<(u64, u64)>,
 }
 
 /// The Linux engine. Changes are serialised: the kernel sees batches in
@@ -113,6 +119,8 @@ impl LinuxEngine {
             state: Mutex::new(State {
                 ruleset,
                 links: BTreeMap::new(),
+                generation: 0,
+                seen: None,
             }),
             directory: new_directory(),
             set_writer: Some(SetWriter::new(config.table.clone(), socket)),
@@ -378,25 +386,65 @@ impl LinuxEngine {
             .collect()
     }
 
-    /// Re-applies the whole ruleset if the table is gone or was altered
-    /// (its box chains missing). Returns true when it repaired something.
+    /// Re-applies the whole ruleset if the table is gone or someone else
+    /// altered it (a rule, chain, set or element other than the resolver's
+    /// learned addresses). Returns true when it repaired something.
     pub fn repair(&self) -> Result<bool, EngineError> {
-        let mut state = self.lock();
-        let host = &self.config.host;
-        let table = state.ruleset.config().table.clone();
-        let intact = host
-            .run("nft", &["list", "chains", "inet", &table], None)
-            .is_ok_and(|listing| {
-                state
-                    .links
-                    .keys()
-                    .all(|id| listing.contains(&format!("chain b_{id}_out")))
-            });
-        if intact {
-            return Ok(false);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let digest = self.digest(&state.ruleset.config().table);
+        let generation = state.generation;
+        let altered = match (digest, state.seen) {
+            (None, _) => true,
+            (Some(now), Some((seen_generation, seen))) => {
+                seen_generation == generation && seen != now
+            }
+            (Some(_), None) => false,
+        };
+        if altered {
+            self.config
+                .host
+                .nft(&state.ruleset.full())
+                .map_err(kernel)?;
+            state.seen = self
+                .digest(&state.ruleset.config().table)
+                .map(|d| (generation, d));
+        } else {
+            state.seen = digest.map(|d| (generation, d));
         }
-        host.nft(&state.ruleset.full()).map_err(kernel)?;
-        Ok(true)
+        Ok(altered)
+    }
+
+    /// A digest of the table without counters and without the elements of
+    /// timeout sets (the resolver adds those all the time).
+    fn digest(&self, table: &str) -> Option<u64> {
+        let json = self
+            .config
+            .host
+            .run("nft", &["-j", "-s", "list", "table", "inet", table], None)
+            .ok()?;
+        let mut listing: serde_json::Value = serde_json::from_str(&json).ok()?;
+        let objects = listing.get_mut("nftables")?.as_array_mut()?;
+        objects.retain(|object| object.get("metainfo").is_none());
+        for object in objects.iter_mut() {
+            if let Some(set) = object
+                .get_mut("set")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                let learned = set
+                    .get("flags")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|flags| flags.iter().any(|f| f == "timeout"));
+                if learned {
+                    set.remove("elem");
+                }
+            }
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&listing.to_string(), &mut hasher);
+        Some(std::hash::Hasher::finish(&hasher))
     }
 
     pub(crate) fn exec_blocking(

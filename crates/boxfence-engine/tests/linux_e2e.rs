@@ -81,6 +81,11 @@ fn main() {
             app_rule_domains_allow_that_name_and_port_only,
         ),
         ("deny_all_refuses_every_query", deny_all_refuses_every_query),
+        (
+            "restart_adopts_boxes_and_removes_stale_ones",
+            restart_adopts_boxes_and_removes_stale_ones,
+        ),
+        ("altered_rules_are_repaired", altered_rules_are_repaired),
     ];
     if !require_root("linux_e2e") {
         return;
@@ -125,37 +130,12 @@ struct Rig {
 impl Rig {
     fn new() -> Self {
         let lab = Lab::new().expect("lab comes up");
-        let pool = AddressPool {
-            ipv4: "10.200.0.0/16".parse().expect("pool"),
-            ipv6: "fd00:b0f::/64".parse().expect("pool"),
-        };
-        let exempt: Vec<Cidr> = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
-            .iter()
-            .map(|c| c.parse().expect("cidr"))
-            .collect();
-        let pools: [Cidr; 2] =
-            [pool.ipv4.into(), pool.ipv6.into()].map(|net: ipnet::IpNet| net.into());
-        let blocked =
-            Arc::new(AlwaysBlocked::with_exemptions(&exempt, &pools).expect("exemptions"));
+        let config = Self::config(&lab);
+        let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        let config = LinuxConfig {
-            table: "boxfence".into(),
-            netns_prefix: lab.namespace_prefix().into(),
-            ifname_prefix: "bf-".into(),
-            pool,
-            uplinks: vec![lab.uplink().into()],
-            always_blocked: Arc::clone(&blocked),
-            helper: std::env::current_exe().expect("own path"),
-            uid_base: 200_000,
-            state_dir: lab.workdir().join("state"),
-            rule_pref: 10_090,
-            mark: 0x0100_0000,
-            resolver_port: 53,
-            host: HostNetns::at(lab.host_netns_path()),
-        };
         let engine = runtime
             .block_on(async { LinuxEngine::start(config) })
             .expect("engine starts");
@@ -184,6 +164,38 @@ impl Rig {
             lab,
             pool,
             blocked,
+        }
+    }
+
+    /// The engine configuration for `lab`: the lab's documentation
+    /// ranges exempted, its uplink, its box namespace prefix.
+    fn config(lab: &Lab) -> LinuxConfig {
+        let pool = AddressPool {
+            ipv4: "10.200.0.0/16".parse().expect("pool"),
+            ipv6: "fd00:b0f::/64".parse().expect("pool"),
+        };
+        let exempt: Vec<Cidr> = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
+            .iter()
+            .map(|c| c.parse().expect("cidr"))
+            .collect();
+        let pools: [Cidr; 2] =
+            [pool.ipv4.into(), pool.ipv6.into()].map(|net: ipnet::IpNet| net.into());
+        let blocked =
+            Arc::new(AlwaysBlocked::with_exemptions(&exempt, &pools).expect("exemptions"));
+        LinuxConfig {
+            table: "boxfence".into(),
+            netns_prefix: lab.namespace_prefix().into(),
+            ifname_prefix: "bf-".into(),
+            pool,
+            uplinks: vec![lab.uplink().into()],
+            always_blocked: blocked,
+            helper: std::env::current_exe().expect("own path"),
+            uid_base: 200_000,
+            state_dir: lab.workdir().join("state"),
+            rule_pref: 10_090,
+            mark: 0x0100_0000,
+            resolver_port: 53,
+            host: HostNetns::at(lab.host_netns_path()),
         }
     }
 
@@ -755,4 +767,71 @@ fn deny_all_refuses_every_query(rig: &Rig) {
     let out = dig(rig, &b, &["api.github.com"]);
     assert!(out.contains("status: REFUSED"), "{out}");
     assert!(!rig.dns.was_asked("api.github.com"));
+}
+
+fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
+    let policy = json!({"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]});
+    let kept = rig.create("keep1", policy.clone(), &[]);
+    let stale = rig.create("stale1", json!({"mode": "allow-all"}), &[]);
+    // A second engine starts as a restarted daemon would: the table left
+    // behind keeps enforcing until reconcile replaces it.
+    let restarted = LinuxEngine::start(Rig::config(&rig.lab)).expect("second engine");
+    assert_eq!(
+        rig.curl(&kept, &format!("http://{SERVER_V4}/")),
+        REFUSED,
+        "still enforced after restart"
+    );
+    let effective = rig.effective(&kept, policy, &[]);
+    rig.runtime
+        .block_on(SharedLinuxEngine(Arc::clone(&restarted)).reconcile(&[(kept.clone(), effective)]))
+        .expect("reconciles");
+    assert!(
+        !rig.box_netns(&stale).exists(),
+        "a box the store no longer has is removed"
+    );
+    assert!(rig.box_netns(&kept).exists(), "a stored box is adopted");
+    assert_eq!(
+        rig.curl(&kept, &format!("http://{CDN_OUTSIDE_DENIED_V4}/")),
+        "200"
+    );
+    assert_eq!(rig.curl(&kept, &format!("http://{SERVER_V4}/")), REFUSED);
+}
+
+fn altered_rules_are_repaired(rig: &Rig) {
+    let b = rig.create("tamper1", json!({"mode": "deny-all"}), &[]);
+    let chain = || {
+        let out = rig.host(&["nft", "list", "chain", "inet", "boxfence", "b_tamper1_out"]);
+        String::from_utf8_lossy(&out.stdout).contains("goto deny_box")
+    };
+    assert!(chain());
+    assert!(
+        !rig.engine.repair().expect("check"),
+        "nothing to repair at first"
+    );
+    let flushed = rig.host(&["nft", "flush", "chain", "inet", "boxfence", "b_tamper1_out"]);
+    assert!(flushed.status.success());
+    // Repaired by this call or by the watchdog, whichever runs first.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !chain() {
+        assert!(
+            Instant::now() < deadline,
+            "an emptied chain must be restored"
+        );
+        rig.engine.repair().expect("repair");
+    }
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), REFUSED);
+    let learned = rig.host(&[
+        "nft",
+        "add",
+        "element",
+        "inet",
+        "boxfence",
+        "b_tamper1_learn4",
+        "{ 192.0.2.99 timeout 1m }",
+    ]);
+    assert!(learned.status.success());
+    assert!(
+        !rig.engine.repair().expect("check"),
+        "learned addresses are not tampering"
+    );
 }
