@@ -8,6 +8,8 @@ mod command;
 pub mod conntrack;
 pub mod exec;
 pub mod links;
+mod netlink;
+pub mod nflog;
 pub mod nft_netlink;
 pub mod routing;
 pub mod ruleset;

@@ -53,10 +53,12 @@ impl SetWriter {
             .socket
             .lock()
             .map_err(|_| "netlink socket poisoned".to_owned())?;
+        // Removal tolerates elements already gone (expired): destroy,
+        // not delete (Linux 6.3+).
         let result = if add {
             socket.add_elements(&self.table, elements)
         } else {
-            socket.delete_elements(&self.table, elements)
+            socket.destroy_elements(&self.table, elements)
         };
         result.map_err(|e| e.to_string())
     }
@@ -148,13 +150,7 @@ impl LinuxEngine {
             directory.insert(&addresses, entry);
         }
         if let Some(writer) = self.set_writer() {
-            // An element already gone (expired) is fine: delete one by one
-            // only when the batch fails.
-            if writer.write(&stale, false).is_err() {
-                for element in stale {
-                    let _ = writer.write(std::slice::from_ref(&element), false);
-                }
-            }
+            writer.write(&stale, false).map_err(EngineError::Kernel)?;
         }
         Ok(())
     }

@@ -15,8 +15,11 @@ pub struct SetElement {
     pub set: String,
     /// The element's key; its type must match the set's.
     pub key: ElementKey,
-    /// How long the element lives; `None` uses the set's default timeout
-    /// (or none), and leaves an existing element's timeout as it is.
+    /// How long the element lives. `None` gives a new element the set's
+    /// default timeout (or none); an existing one keeps its timeout under
+    /// [`RefreshMode::InPlace`](super::RefreshMode::InPlace) and is
+    /// re-created with the set's default under
+    /// [`RefreshMode::DeleteAndAdd`](super::RefreshMode::DeleteAndAdd).
     pub timeout: Option<Duration>,
 }
 

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::NetlinkError;
-use super::attr::{NFGENMSG_LEN, NLA_HDRLEN, NLMSG_HDRLEN, Writer, align, attr_size};
 use super::element::{ElementKey, SetElement};
+use crate::netlink::{NFGENMSG_LEN, NLA_HDRLEN, NLMSG_HDRLEN, Writer, align, attr_size};
 
 /// `NFNL_SUBSYS_NFTABLES`: the batch's `res_id`, and the high byte of
 /// every nf_tables message type.

@@ -16,7 +16,6 @@
 //! of each message, and nft's `NFTA_SET_ELEM_LIST_SET_ID` (for sets created
 //! in the same batch) is left out.
 
-mod attr;
 mod element;
 mod error;
 #[cfg(test)]

@@ -10,8 +10,8 @@
 use nix::errno::Errno;
 
 use super::NetlinkError;
-use super::attr::messages;
 use super::message::Batch;
+use crate::netlink::messages;
 
 /// `NLMSG_ERROR`.
 const NLMSG_ERROR: u16 = 2;

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::attr::{NLA_F_NESTED, messages};
 use super::message::{Operation, SetGroup, encode_batch, group};
 use super::reply::{Acks, Outcome};
 use super::{ElementKey, NetlinkError, RefreshMode, SetElement};
+use crate::netlink::{NLA_F_NESTED, messages};
 
 /// `nft add element inet t s4 { 10.1.2.3 timeout 30s }`.
 const NFT_ADD_S4: &str = "14 00 00 00 10 00 01 00 00 00 00 00 00 00 00 00 00 00 00 0a 4c 00 00 00 0c 0a 01 04 01 00 00 00 00 00 00 00 01 00 00 00 06 00 01 00 74 00 00 00 07 00 02 00 73 34 00 00 08 00 04 00 00 00 00 01 20 00 03 80 1c 00 01 80 0c 00 04 00 00 00 00 00 00 00 75 30 0c 00 01 80 08 00 01 00 0a 01 02 03 14 00 00 00 11 00 01 00 02 00 00 00 00 00 00 00 00 00 00 0a";
@@ -262,7 +262,7 @@ fn invalid_input_is_refused_before_sending() {
     ));
     let fine = element("s4", ElementKey::Ipv4(V4), None);
     assert!(matches!(
-        group("t\0x", &[fine.clone()]),
+        group("t\0x", std::slice::from_ref(&fine)),
         Err(NetlinkError::InvalidName(_))
     ));
     assert!(matches!(

@@ -1,50 +1,51 @@
-//! Netlink framing: message headers and (nested) attributes, written into
-//! one growing buffer in host byte order, as the kernel reads them.
+//! Netlink framing shared by the nf_tables client and the packet-log reader:
+//! message headers and (nested) attributes, written into one growing buffer
+//! in host byte order, as the kernel reads them, and read back.
 
 /// `NLA_F_NESTED`: the attribute holds attributes.
-pub(super) const NLA_F_NESTED: u16 = 1 << 15;
+pub(crate) const NLA_F_NESTED: u16 = 1 << 15;
 /// Size of `struct nlmsghdr`.
-pub(super) const NLMSG_HDRLEN: usize = 16;
+pub(crate) const NLMSG_HDRLEN: usize = 16;
 /// Size of `struct nlattr`.
-pub(super) const NLA_HDRLEN: usize = 4;
+pub(crate) const NLA_HDRLEN: usize = 4;
 /// Size of `struct nfgenmsg`.
-pub(super) const NFGENMSG_LEN: usize = 4;
+pub(crate) const NFGENMSG_LEN: usize = 4;
 
 /// Rounds `len` up to netlink's 4-byte alignment.
-pub(super) const fn align(len: usize) -> usize {
+pub(crate) const fn align(len: usize) -> usize {
     (len + 3) & !3
 }
 
 /// The encoded size of an attribute with `payload` bytes, padding included.
-pub(super) const fn attr_size(payload: usize) -> usize {
+pub(crate) const fn attr_size(payload: usize) -> usize {
     align(NLA_HDRLEN + payload)
 }
 
 /// Writes netlink messages back to back.
 #[derive(Debug, Default)]
-pub(super) struct Writer {
+pub(crate) struct Writer {
     buf: Vec<u8>,
 }
 
 /// Where an open message or nested attribute starts, to patch its length.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
-pub(super) struct Start(usize);
+pub(crate) struct Start(usize);
 
 impl Writer {
-    pub(super) fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             buf: Vec::with_capacity(capacity),
         }
     }
 
-    pub(super) fn into_bytes(self) -> Vec<u8> {
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
 
     /// Opens a netfilter message: `nlmsghdr` then `nfgenmsg` (`res_id`
     /// is big-endian on the wire).
-    pub(super) fn begin_message(
+    pub(crate) fn begin_message(
         &mut self,
         kind: u16,
         flags: u16,
@@ -65,13 +66,13 @@ impl Writer {
     }
 
     /// Closes a message opened by [`Writer::begin_message`].
-    pub(super) fn end_message(&mut self, start: Start) {
+    pub(crate) fn end_message(&mut self, start: Start) {
         let len = u32::try_from(self.buf.len() - start.0).unwrap_or(u32::MAX);
         self.buf[start.0..start.0 + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
     /// Appends one attribute, padded to 4 bytes.
-    pub(super) fn put(&mut self, kind: u16, payload: &[u8]) {
+    pub(crate) fn put(&mut self, kind: u16, payload: &[u8]) {
         let len = u16::try_from(NLA_HDRLEN + payload.len()).unwrap_or(u16::MAX);
         self.buf.extend_from_slice(&len.to_ne_bytes());
         self.buf.extend_from_slice(&kind.to_ne_bytes());
@@ -80,7 +81,7 @@ impl Writer {
     }
 
     /// Appends a NUL-terminated string attribute.
-    pub(super) fn put_strz(&mut self, kind: u16, value: &str) {
+    pub(crate) fn put_strz(&mut self, kind: u16, value: &str) {
         let len = u16::try_from(NLA_HDRLEN + value.len() + 1).unwrap_or(u16::MAX);
         self.buf.extend_from_slice(&len.to_ne_bytes());
         self.buf.extend_from_slice(&kind.to_ne_bytes());
@@ -90,12 +91,12 @@ impl Writer {
     }
 
     /// Appends a big-endian `u64` attribute.
-    pub(super) fn put_be64(&mut self, kind: u16, value: u64) {
+    pub(crate) fn put_be64(&mut self, kind: u16, value: u64) {
         self.put(kind, &value.to_be_bytes());
     }
 
     /// Opens a nested attribute (`NLA_F_NESTED` is set here).
-    pub(super) fn begin_nested(&mut self, kind: u16) -> Start {
+    pub(crate) fn begin_nested(&mut self, kind: u16) -> Start {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
         self.buf
@@ -105,7 +106,7 @@ impl Writer {
 
     /// Closes a nested attribute. Callers keep nests under 64 KiB (the
     /// length field is 16 bits): `message` chunks element lists to fit.
-    pub(super) fn end_nested(&mut self, start: Start) {
+    pub(crate) fn end_nested(&mut self, start: Start) {
         let len = self.buf.len() - start.0;
         debug_assert!(
             len <= usize::from(u16::MAX),
@@ -123,14 +124,14 @@ impl Writer {
 
 /// One netlink message read from a reply datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Received<'a> {
-    pub(super) kind: u16,
-    pub(super) seq: u32,
-    pub(super) payload: &'a [u8],
+pub(crate) struct Received<'a> {
+    pub(crate) kind: u16,
+    pub(crate) seq: u32,
+    pub(crate) payload: &'a [u8],
 }
 
 /// Splits a datagram into its netlink messages.
-pub(super) fn messages(
+pub(crate) fn messages(
     mut datagram: &[u8],
 ) -> impl Iterator<Item = Result<Received<'_>, &'static str>> {
     std::iter::from_fn(move || {
@@ -153,5 +154,16 @@ pub(super) fn messages(
         };
         datagram = &datagram[align(len).min(datagram.len())..];
         Some(Ok(message))
+    })
+}
+
+/// Splits attributes into (type without flags, value).
+pub(crate) fn attributes(mut rest: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let len = usize::from(u16::from_ne_bytes(rest.get(..2)?.try_into().ok()?));
+        let kind = u16::from_ne_bytes(rest.get(2..4)?.try_into().ok()?) & !NLA_F_NESTED & 0x7fff;
+        let value = rest.get(NLA_HDRLEN..len)?;
+        rest = rest.get(align(len)..).unwrap_or_default();
+        Some((kind, value))
     })
 }

@@ -1,0 +1,187 @@
+//! Reading the kernel's log of denied packets (NFLOG over netlink).
+//!
+//! The ruleset's deny chains log each denied packet, rate-limited, to one
+//! NFLOG group with a prefix naming the layer that denied it. This reads
+//! those messages in the daemon, without a process per packet.
+
+mod packet;
+
+use std::ffi::CStr;
+
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, sendto,
+    setsockopt, socket, sockopt,
+};
+use std::os::fd::{AsRawFd as _, OwnedFd};
+
+use crate::netlink::{self, NFGENMSG_LEN, Writer, messages};
+
+pub use packet::{PacketFlow, parse};
+
+/// Netfilter's netlink subsystem of the packet log.
+const NFNL_SUBSYS_ULOG: u16 = 4;
+const NFULNL_MSG_PACKET: u16 = 0;
+const NFULNL_MSG_CONFIG: u16 = 1;
+const NFULA_CFG_CMD: u16 = 1;
+const NFULA_CFG_MODE: u16 = 2;
+const NFULNL_CFG_CMD_BIND: u8 = 1;
+const NFULNL_COPY_PACKET: u8 = 2;
+const NFULA_IFINDEX_INDEV: u16 = 4;
+const NFULA_IFINDEX_OUTDEV: u16 = 5;
+const NFULA_PAYLOAD: u16 = 9;
+const NFULA_PREFIX: u16 = 10;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+const NLMSG_ERROR: u16 = 2;
+/// Bytes of each packet copied to us: IP and transport headers.
+const COPY_RANGE: u32 = 128;
+
+/// Why the packet log cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NflogError {
+    /// A socket operation failed.
+    #[error("nflog {op}: {source}")]
+    Socket {
+        /// What was being done.
+        op: &'static str,
+        /// The errno.
+        source: nix::Error,
+    },
+    /// The kernel refused the configuration (e.g. group taken).
+    #[error("nflog configuration refused: errno {0}")]
+    Refused(i32),
+}
+
+/// One denied packet as the kernel logged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedPacket {
+    /// The rule's log prefix (names the layer).
+    pub prefix: String,
+    /// Interface it came in on.
+    pub indev: Option<String>,
+    /// Interface it was going out of.
+    pub outdev: Option<String>,
+    /// Its flow, when it is TCP, UDP or ICMP over IP.
+    pub flow: Option<PacketFlow>,
+}
+
+/// A socket bound to one NFLOG group, in the namespace of the thread that
+/// opened it.
+#[derive(Debug)]
+pub struct NflogReader {
+    fd: OwnedFd,
+    buffer: Vec<u8>,
+}
+
+impl NflogReader {
+    /// Binds `group` (copying packet headers) in the calling thread's
+    /// network namespace.
+    pub fn open(group: u16) -> Result<Self, NflogError> {
+        let err = |op| move |source| NflogError::Socket { op, source };
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkNetFilter,
+        )
+        .map_err(err("socket"))?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(err("bind"))?;
+        // A flood must not block the kernel side; what overflows is lost
+        // and counted as suppressed by the reader.
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &(4 << 20));
+        let mut reader = Self {
+            fd,
+            buffer: vec![0; 1 << 16],
+        };
+        reader.configure(group, NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND, 0, 0, 0])?;
+        let mut mode = COPY_RANGE.to_be_bytes().to_vec();
+        mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0, 0, 0]);
+        reader.configure(group, NFULA_CFG_MODE, &mode)?;
+        Ok(reader)
+    }
+
+    fn configure(&mut self, group: u16, attribute: u16, payload: &[u8]) -> Result<(), NflogError> {
+        let mut writer = Writer::with_capacity(32);
+        let kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+        let start = writer.begin_message(kind, NLM_F_REQUEST | NLM_F_ACK, 1, 0, group);
+        writer.put(attribute, payload);
+        writer.end_message(start);
+        let message = writer.into_bytes();
+        let err = |op| move |source| NflogError::Socket { op, source };
+        sendto(
+            self.fd.as_raw_fd(),
+            &message,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )
+        .map_err(err("send"))?;
+        let n = recv(self.fd.as_raw_fd(), &mut self.buffer, MsgFlags::empty())
+            .map_err(err("recv ack"))?;
+        match messages(&self.buffer[..n]).next() {
+            Some(Ok(reply)) if reply.kind == NLMSG_ERROR => {
+                let code = reply
+                    .payload
+                    .get(..4)
+                    .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                if code == 0 {
+                    Ok(())
+                } else {
+                    Err(NflogError::Refused(-code))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for the next datagram and returns the packets in it; an
+    /// overflowed socket (a flood) returns `Ok` with what it could read.
+    pub fn read(&mut self) -> Result<Vec<LoggedPacket>, NflogError> {
+        let n = match recv(self.fd.as_raw_fd(), &mut self.buffer, MsgFlags::empty()) {
+            Ok(n) => n,
+            Err(nix::Error::ENOBUFS) => return Ok(Vec::new()),
+            Err(source) => return Err(NflogError::Socket { op: "recv", source }),
+        };
+        let packet_kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+        Ok(messages(&self.buffer[..n])
+            .flatten()
+            .filter(|message| message.kind == packet_kind)
+            .map(|message| logged_packet(message.payload.get(NFGENMSG_LEN..).unwrap_or_default()))
+            .collect())
+    }
+}
+
+/// Reads the attributes of one NFULNL_MSG_PACKET (after its nfgenmsg).
+fn logged_packet(attributes: &[u8]) -> LoggedPacket {
+    let mut packet = LoggedPacket {
+        prefix: String::new(),
+        indev: None,
+        outdev: None,
+        flow: None,
+    };
+    for (kind, value) in netlink::attributes(attributes) {
+        let index = || {
+            value
+                .get(..4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        match kind {
+            NFULA_PREFIX => {
+                packet.prefix = CStr::from_bytes_until_nul(value).map_or_else(
+                    |_| String::from_utf8_lossy(value).into_owned(),
+                    |c| c.to_string_lossy().into_owned(),
+                );
+            }
+            NFULA_IFINDEX_INDEV => packet.indev = index().and_then(interface_name),
+            NFULA_IFINDEX_OUTDEV => packet.outdev = index().and_then(interface_name),
+            NFULA_PAYLOAD => packet.flow = parse(value),
+            _ => {}
+        }
+    }
+    packet
+}
+
+fn interface_name(index: u32) -> Option<String> {
+    nix::net::if_::if_indextoname(index)
+        .ok()
+        .map(|name| name.to_string_lossy().into_owned())
+}
