@@ -185,3 +185,35 @@ fn interface_name(index: u32) -> Option<String> {
         .ok()
         .map(|name| name.to_string_lossy().into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::ScratchNetns;
+
+    #[test]
+    fn logged_packets_arrive_with_their_prefix_and_flow() {
+        let Some(netns) = ScratchNetns::new("nflog") else { return };
+        let host = netns.host();
+        host.run("ip", &["link", "set", "lo", "up"], None).expect("lo up");
+        host.nft(
+            "table inet t {\n chain out {\n type filter hook output priority filter; policy accept;\n \
+             udp dport 9999 log prefix \"boxfence app_policy \" group 7\n }\n}\n",
+        )
+        .expect("ruleset");
+        let packets = host
+            .in_netns(|| {
+                let mut reader = NflogReader::open(7).expect("bind group 7");
+                let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+                socket.send_to(b"x", "127.0.0.5:9999").expect("send");
+                reader.read().expect("read")
+            })
+            .expect("in namespace");
+        let packet = packets.first().expect("one packet logged");
+        assert_eq!(packet.prefix, "boxfence app_policy ");
+        assert_eq!(packet.outdev.as_deref(), Some("lo"));
+        let flow = packet.flow.expect("flow parsed");
+        assert_eq!((flow.protocol, flow.dport), (boxfence_policy::Protocol::Udp, Some(9999)));
+        assert_eq!(flow.dst.to_string(), "127.0.0.5");
+    }
+}
