@@ -189,6 +189,7 @@ impl Drop for OwnResolver {
 
 /// One of the servers, running; stops on drop.
 #[derive(Debug)]
+#[allow(dead_code)] // The fields are held only to be dropped.
 enum Running {
     Nothing,
     Child(Killed),
@@ -238,7 +239,7 @@ impl Learner for TimedLearner {
 struct Bench {
     _upstream: Killed,
     engine: Arc<LinuxEngine>,
-    runtime: tokio::runtime::Runtime,
+    _runtime: tokio::runtime::Runtime,
     lab: Lab,
     blocked: Arc<AlwaysBlocked>,
     gateway: Ipv4Addr,
@@ -357,7 +358,7 @@ impl Bench {
             _upstream: upstream,
             box_netns: engine.netns_path(BOX_ID),
             engine,
-            runtime,
+            _runtime: runtime,
             lab,
             blocked,
             gateway: pool.gateways().ipv4,

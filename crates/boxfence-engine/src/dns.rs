@@ -186,6 +186,7 @@ impl LinuxEngine {
         let resolver = Arc::new(Resolver::new(&config, self.directory(), learner));
         let host = self.host().clone();
         let serving = Arc::clone(&resolver);
+        let engine = Arc::downgrade(self);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -211,7 +212,22 @@ impl LinuxEngine {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
+                let mut refusals = serving.refusals();
+                let recording = async {
+                    loop {
+                        match refusals.recv().await {
+                            Ok(refusal) => {
+                                if let Some(engine) = engine.upgrade() {
+                                    engine.record_refusal(&refusal);
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        }
+                    }
+                };
                 tokio::select! {
+                    _ = recording => {}
                     result = serving.serve(sockets) => {
                         if let Err(error) = result {
                             eprintln!("boxfence resolver stopped: {error}");

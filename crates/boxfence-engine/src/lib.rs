@@ -8,8 +8,10 @@
 #![forbid(unsafe_code)]
 
 mod address_pool;
+mod denials;
 mod dns;
 mod ephemeral;
+pub mod flowlog;
 mod linux;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -19,6 +19,7 @@ use boxfence_dataplane::nft_netlink::NftSocket;
 use boxfence_resolver::directory::Directory;
 
 use crate::dns::{SetWriter, new_directory};
+use crate::flowlog::FlowLog;
 use crate::{AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
 
 /// How the Linux engine is set up.
@@ -73,6 +74,7 @@ pub struct LinuxEngine {
     state: Mutex<State>,
     directory: Arc<Directory>,
     set_writer: Option<SetWriter>,
+    flow_log: Arc<FlowLog>,
 }
 
 impl LinuxEngine {
@@ -123,6 +125,7 @@ impl LinuxEngine {
                 seen: None,
             }),
             directory: new_directory(),
+            flow_log: Arc::default(),
             set_writer: Some(SetWriter::new(config.table.clone(), socket)),
             config,
         });
@@ -130,6 +133,7 @@ impl LinuxEngine {
             .routing()
             .install(&engine.config.host)
             .map_err(kernel)?;
+        engine.spawn_packet_log().map_err(kernel)?;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(watchdog(Arc::downgrade(&engine)));
         }
@@ -162,6 +166,29 @@ impl LinuxEngine {
     /// The resolver's directory of boxes.
     pub fn directory(&self) -> Arc<Directory> {
         Arc::clone(&self.directory)
+    }
+
+    /// The flow log of denied connections and queries.
+    pub fn flow_log(&self) -> Arc<FlowLog> {
+        Arc::clone(&self.flow_log)
+    }
+
+    pub(crate) fn ifname_prefix(&self) -> &str {
+        &self.config.ifname_prefix
+    }
+
+    /// The box whose host-side interface is `ifname`. Reads the state
+    /// without counting as a change.
+    pub(crate) fn link_by_ifname(&self, ifname: &str) -> Option<BoxLink> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state
+            .links
+            .values()
+            .find(|link| link.ifname == ifname)
+            .cloned()
     }
 
     pub(crate) fn set_writer(&self) -> Option<&SetWriter> {
@@ -279,6 +306,7 @@ impl LinuxEngine {
         }
         let _ = std::fs::remove_dir_all(self.config.state_dir.join(id));
         self.directory.remove(id);
+        self.flow_log.forget(id);
         if errors.is_empty() {
             Ok(())
         } else {

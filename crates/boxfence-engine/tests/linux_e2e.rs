@@ -20,7 +20,10 @@ use boxfence_engine::{
 use boxfence_lab::{
     CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, Lab, LabDns, SERVER_V4, SERVER_V6, require_root,
 };
-use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, EffectivePolicy, Machine};
+use boxfence_policy::{
+    AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, EffectivePolicy, FlowEvent, FlowEventKind, Layer,
+    Machine,
+};
 use boxfence_resolver::answer::TtlLimits;
 use serde_json::{Value, json};
 
@@ -86,6 +89,14 @@ fn main() {
             restart_adopts_boxes_and_removes_stale_ones,
         ),
         ("altered_rules_are_repaired", altered_rules_are_repaired),
+        (
+            "every_denial_has_an_event_with_its_reason",
+            every_denial_has_an_event_with_its_reason,
+        ),
+        (
+            "a_flood_of_denials_stays_bounded",
+            a_flood_of_denials_stays_bounded,
+        ),
     ];
     if !require_root("linux_e2e") {
         return;
@@ -833,5 +844,142 @@ fn altered_rules_are_repaired(rig: &Rig) {
     assert!(
         !rig.engine.repair().expect("check"),
         "learned addresses are not tampering"
+    );
+}
+
+/// Waits up to 3 s for an event of the box matching `wanted`; returns the
+/// box's events then.
+fn events_until(
+    rig: &Rig,
+    spec: &MachineSpec,
+    wanted: impl Fn(&FlowEvent) -> bool,
+) -> Vec<FlowEvent> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let events = rig
+            .engine
+            .flow_log()
+            .history(&spec.id, None, None, usize::MAX);
+        if events.iter().any(&wanted) || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn every_denial_has_an_event_with_its_reason(rig: &Rig) {
+    let web = json!({"name": "web", "selector": {"machines": [{"id": "ev1"}]}, "rules": [
+        {"action": "allow", "direction": "egress", "ports": [{"protocol": "tcp", "port": 80}]},
+        {"action": "allow", "direction": "ingress", "ports": [{"protocol": "tcp", "port": 8080}]}]});
+    let policy = json!({"mode": "custom", "allowedCidrs": ["198.51.100.0/24"], "allowedDomains": ["api.github.com"], "deniedCidrs": ["198.51.100.64/26"]});
+    let b = rig.create("ev1", policy, std::slice::from_ref(&web));
+    let cases: [(&str, Layer, &str); 4] = [
+        (
+            "http://10.0.0.1/",
+            Layer::AlwaysBlocked,
+            "always blocked: 10.0.0.0/8 private use (RFC 1918)",
+        ),
+        (
+            "http://198.51.100.66/",
+            Layer::BoxPolicy,
+            "box policy custom: in deniedCidrs 198.51.100.64/26",
+        ),
+        (
+            "http://203.0.113.10/",
+            Layer::BoxPolicy,
+            "box policy custom: not in allowedDomains/allowedCidrs",
+        ),
+        (
+            "http://198.51.100.10:8080/",
+            Layer::AppPolicy,
+            "app policy: none of 1 egress rules matches (default deny)",
+        ),
+    ];
+    for (url, layer, reason) in cases {
+        assert_eq!(rig.curl(&b, url), REFUSED, "{url}");
+        let events = events_until(rig, &b, |e| e.reason == reason);
+        let matching: Vec<_> = events.iter().filter(|e| e.reason == reason).collect();
+        assert_eq!(matching.len(), 1, "one event for {url}: {events:#?}");
+        assert_eq!(matching[0].layer, Some(layer));
+        assert_eq!(matching[0].kind, FlowEventKind::Connection);
+    }
+    assert_eq!(rig.curl(&b, "https://github.com/"), UNRESOLVED);
+    let events = events_until(rig, &b, |e| e.kind == FlowEventKind::DnsQuery);
+    let refusal = events
+        .iter()
+        .find(|e| e.kind == FlowEventKind::DnsQuery)
+        .expect("a refused query event");
+    assert_eq!(refusal.domain.as_deref(), Some("github.com"));
+    let inbound = rig
+        .lab
+        .internet_exec([
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            &format!("http://{}:8081/", b.addresses.ipv4),
+        ])
+        .expect("curl");
+    assert!(!inbound.status.success());
+    let events = events_until(rig, &b, |e| {
+        e.direction == Some(boxfence_policy::Direction::Ingress)
+    });
+    let ingress = events
+        .iter()
+        .find(|e| e.direction == Some(boxfence_policy::Direction::Ingress))
+        .expect("an ingress event");
+    assert_eq!(ingress.layer, Some(Layer::AppPolicy));
+    assert_eq!(ingress.dport, Some(8081));
+    let total = rig
+        .engine
+        .flow_log()
+        .history(&b.id, None, Some("deny"), usize::MAX);
+    let connections = total
+        .iter()
+        .filter(|e| e.kind == FlowEventKind::Connection)
+        .count();
+    assert_eq!(
+        connections, 5,
+        "no connection event beyond the denials made: {total:#?}"
+    );
+    assert!(
+        total
+            .iter()
+            .filter(|e| e.kind == FlowEventKind::DnsQuery)
+            .all(|e| e.domain.as_deref() == Some("github.com")),
+        "each refused query (A, AAAA, retries) of github.com only: {total:#?}"
+    );
+}
+
+fn a_flood_of_denials_stays_bounded(rig: &Rig) {
+    let b = rig.create("flood1", json!({"mode": "deny-all"}), &[]);
+    let script = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+        for i in range(100000):\n  try: s.sendto(b'x',('198.51.100.10',1000+i%50000))\n  except OSError: pass\n";
+    let started = Instant::now();
+    let out = rig.exec(&b, &["python3", "-c", script]);
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        rig.exec(&b, &["true"]).exit_code,
+        0,
+        "the engine still serves after the flood"
+    );
+    let events = rig.engine.flow_log().history(&b.id, None, None, usize::MAX);
+    assert!(
+        events.len() <= boxfence_engine::flowlog::HISTORY_PER_BOX,
+        "history bounded: {}",
+        events.len()
+    );
+    assert!(!events.is_empty());
+    // The next denial carries the count of what the limit dropped.
+    assert_eq!(rig.curl(&b, "http://198.51.100.10:7/"), REFUSED);
+    let events = events_until(rig, &b, |e| e.kind == FlowEventKind::Suppressed);
+    assert!(
+        events.iter().any(|e| e.kind == FlowEventKind::Suppressed),
+        "the flood is reported as suppressed"
+    );
+    eprintln!(
+        "flood of 100000 packets took {:?} in the box",
+        started.elapsed()
     );
 }

@@ -16,7 +16,7 @@ use crate::flow::Flow;
 use crate::ports::Protocol;
 
 /// The layers of DESIGN.md 1.5, in the order they are checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     /// A packet from a box must carry the box's own address.

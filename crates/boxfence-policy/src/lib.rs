@@ -14,6 +14,7 @@ mod domain;
 mod effective;
 mod explain;
 mod flow;
+mod flow_event;
 pub mod matchers;
 mod ports;
 mod reader;
@@ -29,5 +30,6 @@ pub use effective::{
 };
 pub use explain::{Finding, Layer, Reason, Verdict, evaluate, evaluate_name};
 pub use flow::Flow;
+pub use flow_event::{FlowEvent, FlowEventKind};
 pub use ports::{PortRange, PortRule, Protocol};
 pub use reader::MAX_LIST_ENTRIES;

@@ -11,6 +11,8 @@ use std::sync::Mutex;
 use arc_swap::ArcSwap;
 use boxfence_policy::EffectivePolicy;
 
+use crate::rate::RateLimit;
+
 /// A box as the resolver knows it.
 #[derive(Debug)]
 pub struct BoxEntry {
@@ -20,7 +22,7 @@ pub struct BoxEntry {
     pub ifname: String,
     /// Its effective policy.
     pub policy: EffectivePolicy,
-    rate: Mutex<TokenBucket>,
+    rate: Mutex<RateLimit>,
     /// Names the box's learned addresses came from (kept across policy
     /// updates of the same box).
     learned: Arc<Mutex<HashMap<IpAddr, (String, Instant)>>>,
@@ -33,7 +35,7 @@ impl BoxEntry {
             id,
             ifname,
             policy,
-            rate: Mutex::new(TokenBucket::new(rate)),
+            rate: Mutex::new(RateLimit::new(rate)),
             learned: Arc::default(),
         }
     }
@@ -79,37 +81,6 @@ impl BoxEntry {
             .lock()
             .map(|mut bucket| bucket.take())
             .unwrap_or(false)
-    }
-}
-
-#[derive(Debug)]
-struct TokenBucket {
-    per_second: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32) -> Self {
-        let per_second = f64::from(rate);
-        Self {
-            per_second,
-            tokens: per_second * 2.0,
-            at: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + refill).min(self.per_second * 2.0);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 }
 

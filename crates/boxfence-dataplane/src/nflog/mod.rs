@@ -89,6 +89,8 @@ impl NflogReader {
         // A flood must not block the kernel side; what overflows is lost
         // and counted as suppressed by the reader.
         let _ = setsockopt(&fd, sockopt::RcvBuf, &(4 << 20));
+        // Readers wake up every second, so they notice when to stop.
+        let _ = setsockopt(&fd, sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(1, 0));
         let mut reader = Self {
             fd,
             buffer: vec![0; 1 << 16],
@@ -133,12 +135,13 @@ impl NflogReader {
         }
     }
 
-    /// Waits for the next datagram and returns the packets in it; an
-    /// overflowed socket (a flood) returns `Ok` with what it could read.
+    /// Waits (at most a second) for the next datagram and returns the
+    /// packets in it; a timeout or an overflowed socket (a flood) returns
+    /// `Ok` with nothing.
     pub fn read(&mut self) -> Result<Vec<LoggedPacket>, NflogError> {
         let n = match recv(self.fd.as_raw_fd(), &mut self.buffer, MsgFlags::empty()) {
             Ok(n) => n,
-            Err(nix::Error::ENOBUFS) => return Ok(Vec::new()),
+            Err(nix::Error::ENOBUFS | nix::Error::EAGAIN) => return Ok(Vec::new()),
             Err(source) => return Err(NflogError::Socket { op: "recv", source }),
         };
         let packet_kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;

@@ -6,7 +6,7 @@ use super::objects::{Batch, Object, SetKind};
 use super::{DENY_APP, DENY_BLOCKED, DENY_BOX, DENY_HOST, TableConfig};
 
 /// NFLOG group of denials (read by the flow log).
-pub(crate) const LOG_GROUP: u16 = 7;
+pub const LOG_GROUP: u16 = 7;
 
 /// Declares the table's maps and base chains and fills its static sets
 /// and chains. Idempotent: a batch may carry it again.

@@ -20,6 +20,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use compile::{box_objects, policy_objects};
 use names::PolicyNames;
+pub use base::LOG_GROUP;
 pub use names::{box_learned_set, rule_learned_set};
 use objects::{Batch, Object};
 

@@ -1,0 +1,275 @@
+//! The flow log: one event per denied connection attempt and per refused
+//! DNS query, with its reason; rate-limited per box (with an explicit
+//! "N suppressed" event), a bounded history per box, and a live stream
+//! that never waits for a slow reader.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use boxfence_policy::{FlowEvent, FlowEventKind, Protocol};
+use boxfence_resolver::rate::RateLimit;
+use tokio::sync::broadcast;
+
+/// Events kept per box (about 300 bytes each: ~300 KB per box at most).
+pub const HISTORY_PER_BOX: usize = 1000;
+/// Events per second a box may produce (bursts of twice that).
+pub const EVENTS_PER_SECOND_PER_BOX: u32 = 20;
+/// Packets of one flow within this window are one connection attempt
+/// (SYN retransmissions, a UDP client's retries).
+const SAME_ATTEMPT: Duration = Duration::from_secs(10);
+/// Most flows remembered for that; older ones are forgotten first.
+const MAX_RECENT: usize = 100_000;
+
+/// Identifies a connection attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptKey {
+    /// Its transport.
+    pub protocol: Protocol,
+    /// Source address and port.
+    pub src: (IpAddr, Option<u16>),
+    /// Destination address and port.
+    pub dst: (IpAddr, Option<u16>),
+}
+
+#[derive(Debug)]
+struct BoxLog {
+    history: VecDeque<FlowEvent>,
+    rate: RateLimit,
+    suppressed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Hub {
+    boxes: HashMap<String, BoxLog>,
+    recent: HashMap<AttemptKey, Instant>,
+}
+
+/// What was recorded, for the event stream and metrics.
+#[derive(Debug)]
+pub struct FlowLog {
+    hub: Mutex<Hub>,
+    live: broadcast::Sender<FlowEvent>,
+}
+
+impl Default for FlowLog {
+    fn default() -> Self {
+        Self {
+            hub: Mutex::default(),
+            live: broadcast::channel(4096).0,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl FlowLog {
+    /// Records `event`, unless it is another packet of an attempt already
+    /// recorded (`attempt`) or the box is over its rate (then it is
+    /// counted, and reported as suppressed with the box's next event).
+    pub fn record(&self, event: FlowEvent, attempt: Option<AttemptKey>) {
+        let mut hub = self
+            .hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if let Some(key) = attempt {
+            if hub
+                .recent
+                .get(&key)
+                .is_some_and(|seen| now.duration_since(*seen) < SAME_ATTEMPT)
+            {
+                return;
+            }
+            if hub.recent.len() >= MAX_RECENT {
+                hub.recent
+                    .retain(|_, seen| now.duration_since(*seen) < SAME_ATTEMPT);
+                if hub.recent.len() >= MAX_RECENT {
+                    hub.recent.clear();
+                }
+            }
+            hub.recent.insert(key, now);
+        }
+        let log = hub
+            .boxes
+            .entry(event.machine_id.clone())
+            .or_insert_with(|| BoxLog {
+                history: VecDeque::new(),
+                rate: RateLimit::new(EVENTS_PER_SECOND_PER_BOX),
+                suppressed: 0,
+            });
+        if !log.rate.take() {
+            log.suppressed += 1;
+            return;
+        }
+        let mut out = Vec::with_capacity(2);
+        if log.suppressed > 0 {
+            out.push(FlowEvent {
+                time_ms: event.time_ms,
+                app: None,
+                machine_id: event.machine_id.clone(),
+                kind: FlowEventKind::Suppressed,
+                verdict: event.verdict.clone(),
+                direction: None,
+                protocol: None,
+                src: None,
+                sport: None,
+                dst: None,
+                dport: None,
+                domain: None,
+                layer: None,
+                reason: "rate limit of this box's flow log".into(),
+                policy_id: None,
+                policy_name: None,
+                rule_index: None,
+                suppressed: Some(std::mem::take(&mut log.suppressed)),
+            });
+        }
+        out.push(event);
+        for event in out {
+            if log.history.len() == HISTORY_PER_BOX {
+                log.history.pop_front();
+            }
+            log.history.push_back(event.clone());
+            // No receiver, or a lagging one, is fine: the stream never waits.
+            let _ = self.live.send(event);
+        }
+    }
+
+    /// The box's recent events, oldest first, at or after `since_ms`, of
+    /// `verdict` when given, at most the last `limit`.
+    pub fn history(
+        &self,
+        machine_id: &str,
+        since_ms: Option<u64>,
+        verdict: Option<&str>,
+        limit: usize,
+    ) -> Vec<FlowEvent> {
+        let hub = self
+            .hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(log) = hub.boxes.get(machine_id) else {
+            return Vec::new();
+        };
+        let matching: Vec<&FlowEvent> = log
+            .history
+            .iter()
+            .filter(|e| since_ms.is_none_or(|since| e.time_ms >= since))
+            .filter(|e| verdict.is_none_or(|v| e.verdict == v))
+            .collect();
+        matching[matching.len().saturating_sub(limit)..]
+            .iter()
+            .map(|e| (*e).clone())
+            .collect()
+    }
+
+    /// Every event from now on, of every box.
+    pub fn subscribe(&self) -> broadcast::Receiver<FlowEvent> {
+        self.live.subscribe()
+    }
+
+    /// Drops a deleted box's history.
+    pub fn forget(&self, machine_id: &str) {
+        let mut hub = self
+            .hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hub.boxes.remove(machine_id);
+    }
+
+    /// Events kept in memory, over all boxes (for the memory bound).
+    pub fn len(&self) -> usize {
+        let hub = self
+            .hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hub.boxes.values().map(|log| log.history.len()).sum()
+    }
+
+    /// True when no event is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(machine: &str, dport: u16) -> (FlowEvent, AttemptKey) {
+        let dst: IpAddr = "198.51.100.10".parse().expect("ip");
+        let src: IpAddr = "10.200.0.2".parse().expect("ip");
+        let event = FlowEvent {
+            time_ms: now_ms(),
+            app: None,
+            machine_id: machine.into(),
+            kind: FlowEventKind::Connection,
+            verdict: "deny".into(),
+            direction: Some(boxfence_policy::Direction::Egress),
+            protocol: Some(Protocol::Tcp),
+            src: Some(src),
+            sport: Some(40000),
+            dst: Some(dst),
+            dport: Some(dport),
+            domain: None,
+            layer: None,
+            reason: "test".into(),
+            policy_id: None,
+            policy_name: None,
+            rule_index: None,
+            suppressed: None,
+        };
+        let key = AttemptKey {
+            protocol: Protocol::Tcp,
+            src: (src, Some(40000)),
+            dst: (dst, Some(dport)),
+        };
+        (event, key)
+    }
+
+    #[test]
+    fn retransmissions_are_one_attempt() {
+        let log = FlowLog::default();
+        for _ in 0..3 {
+            let (e, k) = event("m1", 80);
+            log.record(e, Some(k));
+        }
+        assert_eq!(log.history("m1", None, Some("deny"), 100).len(), 1);
+    }
+
+    #[test]
+    fn a_flood_is_bounded_and_says_how_much_it_suppressed() {
+        let log = FlowLog::default();
+        let mut live = log.subscribe();
+        for port in 0..5000u16 {
+            let (e, k) = event("m1", port);
+            log.record(e, Some(k));
+        }
+        let kept = log.history("m1", None, None, usize::MAX);
+        assert_eq!(
+            kept.len(),
+            usize::try_from(EVENTS_PER_SECOND_PER_BOX * 2).expect("small"),
+            "the burst"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let (e, k) = event("m1", 6000);
+        log.record(e, Some(k));
+        let kept = log.history("m1", None, None, usize::MAX);
+        let suppressed = kept
+            .iter()
+            .find(|e| e.kind == FlowEventKind::Suppressed)
+            .expect("a suppressed event");
+        assert_eq!(suppressed.suppressed, Some(5000 - 40));
+        assert!(live.try_recv().is_ok(), "the live stream got events");
+        let (e, k) = event("m2", 1);
+        log.record(e, Some(k));
+        assert!(log.len() <= 2 * HISTORY_PER_BOX);
+    }
+}
