@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use boxfence_policy::EffectivePolicy;
+use boxfence_policy::{EffectivePolicy, FlowEvent};
 use serde::{Deserialize, Serialize};
 
 pub use address_pool::{AddressPool, PoolError};
@@ -113,6 +113,18 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Runs a command inside the machine.
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError>;
+
+    /// The machine's recent flow events, oldest first (see
+    /// [`flowlog::FlowLog::history`]). None without a data plane.
+    fn flows(&self, id: &str, since_ms: Option<u64>, verdict: Option<&str>, limit: usize) -> Vec<FlowEvent> {
+        let _ = (id, since_ms, verdict, limit);
+        Vec::new()
+    }
+
+    /// Every flow event from now on, of every machine.
+    fn subscribe_flows(&self) -> Option<tokio::sync::broadcast::Receiver<FlowEvent>> {
+        None
+    }
 }
 
 /// An engine for a daemon without a data plane: refuses machine work.

@@ -13,7 +13,7 @@ use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::routing::FailClosedRouting;
 use boxfence_dataplane::ruleset::{BoxLink, Ruleset, TableConfig};
 use boxfence_dataplane::{HostNetns, conntrack};
-use boxfence_policy::{AlwaysBlocked, EffectivePolicy};
+use boxfence_policy::{AlwaysBlocked, EffectivePolicy, FlowEvent};
 
 use boxfence_dataplane::nft_netlink::NftSocket;
 use boxfence_resolver::directory::Directory;
@@ -588,5 +588,13 @@ impl Engine for SharedLinuxEngine {
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError> {
         let (id, request) = (id.to_owned(), request.clone());
         blocking(&self.0, move |engine| engine.exec_blocking(&id, &request)).await
+    }
+
+    fn flows(&self, id: &str, since_ms: Option<u64>, verdict: Option<&str>, limit: usize) -> Vec<FlowEvent> {
+        self.0.flow_log.history(id, since_ms, verdict, limit)
+    }
+
+    fn subscribe_flows(&self) -> Option<tokio::sync::broadcast::Receiver<FlowEvent>> {
+        Some(self.0.flow_log.subscribe())
     }
 }
