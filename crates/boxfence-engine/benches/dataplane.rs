@@ -491,6 +491,12 @@ fn traffic(rig: &Rig, knobs: &Knobs, cps: bool, bulk: bool, attrib: bool) {
         took,
         learn_took
     );
+    let started = Instant::now();
+    let _ = rig.host_run("nft", &["-j", "-s", "list", "table", "inet", TABLE]);
+    println!(
+        "the watchdog's check (`nft -j -s list table`, every 2 s, under the engine's lock) with this box: {:.1?}\n",
+        started.elapsed()
+    );
     let tb = TrafficBox {
         spec,
         policy,
@@ -667,13 +673,13 @@ fn flush_conntrack(rig: &Rig) {
 fn with_config(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOnce() -> f64) -> f64 {
     let id = &tb.spec.id;
     match config {
-        Config::Ours => {
+        Config::Ours => rig.engine.while_locked(|| {
             assert!(
                 try_connect(&tb.netns, CPS_PORT).is_ok(),
                 "ours: box reaches the server"
             );
             measure()
-        }
+        }),
         Config::Linear => {
             let value = rig.engine.while_locked(|| {
                 let chain = format!("b_{id}_out");

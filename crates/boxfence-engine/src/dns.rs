@@ -184,6 +184,7 @@ impl LinuxEngine {
         };
         let learner: Arc<dyn Learner> = Arc::<Self>::clone(self);
         let resolver = Arc::new(Resolver::new(&config, self.directory(), learner));
+        self.set_resolver(Arc::clone(&resolver));
         let host = self.host().clone();
         let serving = Arc::clone(&resolver);
         let engine = Arc::downgrade(self);

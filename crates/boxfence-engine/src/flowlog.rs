@@ -38,6 +38,8 @@ struct BoxLog {
     history: VecDeque<FlowEvent>,
     rate: RateLimit,
     suppressed: u64,
+    /// Denied connection attempts and refused queries, ever.
+    totals: (u64, u64),
 }
 
 #[derive(Debug, Default)]
@@ -103,7 +105,13 @@ impl FlowLog {
                 history: VecDeque::new(),
                 rate: RateLimit::new(EVENTS_PER_SECOND_PER_BOX),
                 suppressed: 0,
+                totals: (0, 0),
             });
+        match event.kind {
+            FlowEventKind::Connection => log.totals.0 += 1,
+            FlowEventKind::DnsQuery => log.totals.1 += 1,
+            FlowEventKind::Suppressed => {}
+        }
         if !log.rate.take() {
             log.suppressed += 1;
             return;
@@ -173,6 +181,16 @@ impl FlowLog {
     /// Every event from now on, of every box.
     pub fn subscribe(&self) -> broadcast::Receiver<FlowEvent> {
         self.live.subscribe()
+    }
+
+    /// Denied connection attempts and refused queries of a box, ever
+    /// (counted before the rate limit).
+    pub fn totals(&self, machine_id: &str) -> (u64, u64) {
+        let hub = self
+            .hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hub.boxes.get(machine_id).map_or((0, 0), |log| log.totals)
     }
 
     /// Drops a deleted box's history.

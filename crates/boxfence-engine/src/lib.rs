@@ -13,6 +13,7 @@ mod dns;
 mod ephemeral;
 pub mod flowlog;
 mod linux;
+mod metrics;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use address_pool::{AddressPool, PoolError};
 pub use dns::{QUERY_RATE_PER_BOX, ResolverHandle};
 pub use ephemeral::{EphemeralRun, run_pool};
 pub use linux::{LinuxConfig, LinuxEngine, SharedLinuxEngine};
+pub use metrics::EngineMetrics;
 
 /// The addresses a machine owns, for as long as it exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,9 +118,20 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The machine's recent flow events, oldest first (see
     /// [`flowlog::FlowLog::history`]). None without a data plane.
-    fn flows(&self, id: &str, since_ms: Option<u64>, verdict: Option<&str>, limit: usize) -> Vec<FlowEvent> {
+    fn flows(
+        &self,
+        id: &str,
+        since_ms: Option<u64>,
+        verdict: Option<&str>,
+        limit: usize,
+    ) -> Vec<FlowEvent> {
         let _ = (id, since_ms, verdict, limit);
         Vec::new()
+    }
+
+    /// The data plane's metrics in the Prometheus text format.
+    fn metrics_text(&self) -> String {
+        String::new()
     }
 
     /// Every flow event from now on, of every machine.

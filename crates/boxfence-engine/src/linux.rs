@@ -20,6 +20,7 @@ use boxfence_resolver::directory::Directory;
 
 use crate::dns::{SetWriter, new_directory};
 use crate::flowlog::FlowLog;
+use crate::metrics::EngineMetrics;
 use crate::{AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
 
 /// How the Linux engine is set up.
@@ -75,6 +76,8 @@ pub struct LinuxEngine {
     directory: Arc<Directory>,
     set_writer: Option<SetWriter>,
     flow_log: Arc<FlowLog>,
+    metrics: EngineMetrics,
+    resolver: std::sync::OnceLock<Arc<boxfence_resolver::Resolver>>,
 }
 
 impl LinuxEngine {
@@ -126,6 +129,8 @@ impl LinuxEngine {
             }),
             directory: new_directory(),
             flow_log: Arc::default(),
+            metrics: EngineMetrics::default(),
+            resolver: std::sync::OnceLock::new(),
             set_writer: Some(SetWriter::new(config.table.clone(), socket)),
             config,
         });
@@ -171,6 +176,31 @@ impl LinuxEngine {
     /// The flow log of denied connections and queries.
     pub fn flow_log(&self) -> Arc<FlowLog> {
         Arc::clone(&self.flow_log)
+    }
+
+    pub(crate) fn metrics(&self) -> &EngineMetrics {
+        &self.metrics
+    }
+
+    pub(crate) fn resolver(&self) -> Option<&Arc<boxfence_resolver::Resolver>> {
+        self.resolver.get()
+    }
+
+    pub(crate) fn set_resolver(&self, resolver: Arc<boxfence_resolver::Resolver>) {
+        let _ = self.resolver.set(resolver);
+    }
+
+    pub(crate) fn table_name(&self) -> String {
+        self.config.table.clone()
+    }
+
+    /// The machines this engine enforces.
+    pub fn machine_ids(&self) -> Vec<String> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.links.keys().cloned().collect()
     }
 
     pub(crate) fn ifname_prefix(&self) -> &str {
@@ -315,6 +345,13 @@ impl LinuxEngine {
     }
 
     fn apply_blocking(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
+        let started = std::time::Instant::now();
+        let result = self.apply_locked(policies);
+        self.metrics.apply_latency.observe(started.elapsed());
+        result
+    }
+
+    fn apply_locked(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
         let mut state = self.lock();
         let mut boxes = Vec::new();
         for policy in policies {
@@ -432,6 +469,9 @@ impl LinuxEngine {
             (Some(_), None) => false,
         };
         if altered {
+            self.metrics
+                .repairs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.config
                 .host
                 .nft(&state.ruleset.full())
@@ -445,8 +485,8 @@ impl LinuxEngine {
         Ok(altered)
     }
 
-    /// A digest of the table without counters and without the elements of
-    /// timeout sets (the resolver adds those all the time).
+    /// A digest of the table without counter values and without the
+    /// elements of timeout sets (the resolver adds those all the time).
     fn digest(&self, table: &str) -> Option<u64> {
         let json = self
             .config
@@ -457,6 +497,13 @@ impl LinuxEngine {
         let objects = listing.get_mut("nftables")?.as_array_mut()?;
         objects.retain(|object| object.get("metainfo").is_none());
         for object in objects.iter_mut() {
+            if let Some(counter) = object
+                .get_mut("counter")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                counter.remove("packets");
+                counter.remove("bytes");
+            }
             if let Some(set) = object
                 .get_mut("set")
                 .and_then(serde_json::Value::as_object_mut)
@@ -590,11 +637,21 @@ impl Engine for SharedLinuxEngine {
         blocking(&self.0, move |engine| engine.exec_blocking(&id, &request)).await
     }
 
-    fn flows(&self, id: &str, since_ms: Option<u64>, verdict: Option<&str>, limit: usize) -> Vec<FlowEvent> {
+    fn flows(
+        &self,
+        id: &str,
+        since_ms: Option<u64>,
+        verdict: Option<&str>,
+        limit: usize,
+    ) -> Vec<FlowEvent> {
         self.0.flow_log.history(id, since_ms, verdict, limit)
     }
 
     fn subscribe_flows(&self) -> Option<tokio::sync::broadcast::Receiver<FlowEvent>> {
         Some(self.0.flow_log.subscribe())
+    }
+
+    fn metrics_text(&self) -> String {
+        self.0.metrics_text()
     }
 }

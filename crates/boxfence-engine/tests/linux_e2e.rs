@@ -97,6 +97,7 @@ fn main() {
             "a_flood_of_denials_stays_bounded",
             a_flood_of_denials_stays_bounded,
         ),
+        ("metrics_count_what_happens", metrics_count_what_happens),
     ];
     if !require_root("linux_e2e") {
         return;
@@ -981,5 +982,44 @@ fn a_flood_of_denials_stays_bounded(rig: &Rig) {
     eprintln!(
         "flood of 100000 packets took {:?} in the box",
         started.elapsed()
+    );
+}
+
+/// The value of the metric line starting with `series`.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+fn metrics_count_what_happens(rig: &Rig) {
+    let b = rig.create(
+        "met1",
+        json!({"mode": "custom", "allowedCidrs": ["198.51.100.0/24"]}),
+        &[],
+    );
+    let denied = format!("boxfence_box_denied_packets_total{{machine=\"{}\"}}", b.id);
+    let allowed = format!("boxfence_box_allowed_packets_total{{machine=\"{}\"}}", b.id);
+    let before = rig.engine.metrics_text();
+    assert_eq!(metric(&before, &denied), Some(0.0), "{before}");
+    assert_eq!(rig.curl(&b, "http://203.0.113.10/"), REFUSED);
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), "200");
+    let _ = dig(rig, &b, &["+short", "api.github.com"]);
+    let after = rig.engine.metrics_text();
+    assert!(metric(&after, &denied).is_some_and(|v| v >= 1.0), "{after}");
+    assert!(
+        metric(&after, &allowed).is_some_and(|v| v >= 1.0),
+        "{after}"
+    );
+    assert!(
+        metric(&after, "boxfence_resolver_queries_total").is_some_and(|v| v >= 1.0),
+        "{after}"
+    );
+    assert!(
+        metric(&after, "boxfence_machines").is_some_and(|v| v >= 1.0),
+        "{after}"
+    );
+    assert!(
+        after.contains("boxfence_policy_apply_seconds_count"),
+        "{after}"
     );
 }

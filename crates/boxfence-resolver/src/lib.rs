@@ -9,6 +9,7 @@
 pub mod answer;
 pub mod decision;
 pub mod directory;
+pub mod histogram;
 pub mod rate;
 pub mod server;
 pub mod upstream;

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use crate::answer::{Question, TtlLimits, screen};
 use crate::decision::{LearnTarget, NameDecision, decide};
 use crate::directory::{BoxEntry, Directory};
+use crate::histogram::Histogram;
 use crate::upstream::Upstreams;
 
 /// Authorises an answer's addresses in the kernel; must return only once
@@ -51,6 +52,9 @@ pub struct Stats {
     pub refused: AtomicU64,
     /// Queries whose upstreams all failed.
     pub upstream_errors: AtomicU64,
+    /// Time from a query's arrival to its answer (refused or forwarded,
+    /// including the kernel set insertion).
+    pub latency: Histogram,
 }
 
 /// How the resolver runs.
@@ -192,6 +196,13 @@ impl Resolver {
 
     /// Answers one query from `source`; `None` drops it (malformed).
     pub async fn handle(&self, source: IpAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+        let started = std::time::Instant::now();
+        let answer = self.answer(source, query, tcp).await;
+        self.stats.latency.observe(started.elapsed());
+        answer
+    }
+
+    async fn answer(&self, source: IpAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
         let question = Question::parse(query)?;
         let Some(entry) = self.directory.lookup(source) else {

@@ -90,7 +90,11 @@ impl NflogReader {
         // and counted as suppressed by the reader.
         let _ = setsockopt(&fd, sockopt::RcvBuf, &(4 << 20));
         // Readers wake up every second, so they notice when to stop.
-        let _ = setsockopt(&fd, sockopt::ReceiveTimeout, &nix::sys::time::TimeVal::new(1, 0));
+        let _ = setsockopt(
+            &fd,
+            sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(1, 0),
+        );
         let mut reader = Self {
             fd,
             buffer: vec![0; 1 << 16],
@@ -196,9 +200,12 @@ mod tests {
 
     #[test]
     fn logged_packets_arrive_with_their_prefix_and_flow() {
-        let Some(netns) = ScratchNetns::new("nflog") else { return };
+        let Some(netns) = ScratchNetns::new("nflog") else {
+            return;
+        };
         let host = netns.host();
-        host.run("ip", &["link", "set", "lo", "up"], None).expect("lo up");
+        host.run("ip", &["link", "set", "lo", "up"], None)
+            .expect("lo up");
         host.nft(
             "table inet t {\n chain out {\n type filter hook output priority filter; policy accept;\n \
              udp dport 9999 log prefix \"boxfence app_policy \" group 7\n }\n}\n",
@@ -216,7 +223,10 @@ mod tests {
         assert_eq!(packet.prefix, "boxfence app_policy ");
         assert_eq!(packet.outdev.as_deref(), Some("lo"));
         let flow = packet.flow.expect("flow parsed");
-        assert_eq!((flow.protocol, flow.dport), (boxfence_policy::Protocol::Udp, Some(9999)));
+        assert_eq!(
+            (flow.protocol, flow.dport),
+            (boxfence_policy::Protocol::Udp, Some(9999))
+        );
         assert_eq!(flow.dst.to_string(), "127.0.0.5");
     }
 }

@@ -36,22 +36,42 @@ pub(crate) fn box_objects(id: &str, policy: &EffectivePolicy) -> Vec<Object> {
         SetKind::Ipv6Learned,
         Vec::new(),
     ));
-
-    for direction in [Direction::Egress, Direction::Ingress] {
-        objects.push(Object::chain(
-            names.app_chain(direction),
-            app_layer(policy, direction),
-        ));
+    for counter in [NEW_OUT, NEW_IN, DENIED] {
+        objects.push(Object::Counter {
+            name: names.set(counter),
+        });
     }
-    objects.push(Object::chain(
-        names.chain(Direction::Egress),
-        egress_chain(&names, policy),
-    ));
-    objects.push(Object::chain(
-        names.chain(Direction::Ingress),
-        ingress_chain(&names, policy),
-    ));
+    let denied = format!("counter name {} ", names.set(DENIED));
+    for direction in [Direction::Egress, Direction::Ingress] {
+        let rules = counted(app_layer(policy, direction), &denied);
+        objects.push(Object::chain(names.app_chain(direction), rules));
+    }
+    let mut egress = vec![format!("counter name {}", names.set(NEW_OUT))];
+    egress.extend(counted(egress_chain(&names, policy), &denied));
+    let mut ingress = vec![format!("counter name {}", names.set(NEW_IN))];
+    ingress.extend(counted(ingress_chain(&names, policy), &denied));
+    objects.push(Object::chain(names.chain(Direction::Egress), egress));
+    objects.push(Object::chain(names.chain(Direction::Ingress), ingress));
     objects
+}
+
+/// Per-box counters: new flows out, new flows in, and denied packets
+/// (allowed = new - denied). Read for metrics.
+pub const NEW_OUT: &str = "new_out";
+/// See [`NEW_OUT`].
+pub const NEW_IN: &str = "new_in";
+/// See [`NEW_OUT`].
+pub const DENIED: &str = "denied";
+
+/// Counts every path that ends in a deny chain.
+fn counted(rules: Vec<String>, counter: &str) -> Vec<String> {
+    rules
+        .into_iter()
+        .map(|rule| match rule.find("goto deny_") {
+            Some(at) => format!("{}{counter}{}", &rule[..at], &rule[at..]),
+            None => rule,
+        })
+        .collect()
 }
 
 /// Always-blocked ranges, then the box layer, then the app layer.

@@ -18,10 +18,11 @@ use boxfence_policy::matchers::IpRange;
 use boxfence_policy::{CompiledAppPolicy, Direction, EffectivePolicy};
 use ipnet::{Ipv4Net, Ipv6Net};
 
+pub use base::LOG_GROUP;
+pub use compile::{DENIED, NEW_IN, NEW_OUT};
 use compile::{box_objects, policy_objects};
 use names::PolicyNames;
-pub use base::LOG_GROUP;
-pub use names::{box_learned_set, rule_learned_set};
+pub use names::{box_counter, box_learned_set, rule_learned_set};
 use objects::{Batch, Object};
 
 const DENY_BLOCKED: &str = "deny_blocked";

@@ -63,6 +63,11 @@ fn short(direction: Direction) -> &'static str {
     }
 }
 
+/// The name of one of a box's counters ([`NEW_OUT`](super::NEW_OUT) …).
+pub fn box_counter(id: &str, counter: &str) -> String {
+    BoxNames::new(id).set(counter)
+}
+
 /// The set the resolver adds a box's addresses to when its box policy's
 /// `allowedDomains` matched.
 pub fn box_learned_set(id: &str, ipv6: bool) -> String {

@@ -60,6 +60,8 @@ pub(crate) enum Object {
     },
     /// A regular chain and its rules.
     Chain { name: String, rules: Vec<String> },
+    /// A named counter (kept across updates of its owner).
+    Counter { name: String },
 }
 
 impl Object {
@@ -129,6 +131,10 @@ impl Batch {
                 }
                 self.text.push_str(&text);
             }
+            Object::Counter { name } => {
+                let line = format!("add counter inet {table} {name}");
+                self.line(line);
+            }
         }
     }
 
@@ -146,6 +152,7 @@ impl Batch {
         let line = match object {
             Object::Set { name, .. } => format!("delete set inet {} {name}", self.table),
             Object::Chain { name, .. } => format!("delete chain inet {} {name}", self.table),
+            Object::Counter { name } => format!("delete counter inet {} {name}", self.table),
         };
         self.line(line);
     }
