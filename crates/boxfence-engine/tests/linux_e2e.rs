@@ -98,6 +98,14 @@ fn main() {
             a_flood_of_denials_stays_bounded,
         ),
         ("metrics_count_what_happens", metrics_count_what_happens),
+        (
+            "removing_a_domain_cuts_its_flows",
+            removing_a_domain_cuts_its_flows,
+        ),
+        (
+            "upstream_failover_and_malformed_queries",
+            upstream_failover_and_malformed_queries,
+        ),
     ];
     if !require_root("linux_e2e") {
         return;
@@ -1021,5 +1029,94 @@ fn metrics_count_what_happens(rig: &Rig) {
     assert!(
         after.contains("boxfence_policy_apply_seconds_count"),
         "{after}"
+    );
+}
+
+fn removing_a_domain_cuts_its_flows(rig: &Rig) {
+    let b = rig.create(
+        "dns7",
+        json!({"mode": "custom", "allowedDomains": ["api.github.com", "registry.npmjs.org"]}),
+        &[],
+    );
+    let script = "import socket,time\n\
+        ip=socket.getaddrinfo('api.github.com',9000,socket.AF_INET)[0][4][0]\n\
+        s=socket.create_connection((ip,9000),timeout=5); s.sendall(b'one\\n'); print(s.recv(100).decode().strip(), flush=True)\n\
+        time.sleep(2)\n\
+        try:\n  s.sendall(b'two\\n'); r=s.recv(100); print('after', r.decode().strip() or 'closed')\n\
+        except Exception as e: print('after cut', type(e).__name__)\n";
+    std::thread::scope(|scope| {
+        let held = scope.spawn(|| rig.exec(&b, &["python3", "-c", script]));
+        std::thread::sleep(Duration::from_millis(1000));
+        rig.update(
+            &b,
+            json!({"mode": "custom", "allowedDomains": ["registry.npmjs.org"]}),
+            &[],
+        );
+        let out = held.join().expect("exec thread");
+        assert!(out.stdout.starts_with("one"), "worked before: {out:?}");
+        assert!(
+            !out.stdout.contains("after two"),
+            "the flow to the removed name is cut: {out:?}"
+        );
+    });
+    assert_eq!(
+        rig.curl(&b, &format!("http://{SERVER_V4}/")),
+        REFUSED,
+        "its learned address is gone"
+    );
+    assert_eq!(
+        rig.curl(&b, "http://registry.npmjs.org/"),
+        "200",
+        "the kept name still works"
+    );
+}
+
+fn upstream_failover_and_malformed_queries(rig: &Rig) {
+    use boxfence_resolver::upstream::Upstreams;
+    // A query for api.github.com, type A, id 0x4242.
+    let mut query = vec![0x42, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["api", "github", "com"] {
+        query.push(u8::try_from(label.len()).expect("short"));
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let (failover, dead) = rig
+        .lab
+        .in_host(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            // 192.0.2.77 is on the lab link but nobody answers there.
+            let dead: std::net::SocketAddr = "192.0.2.77:53".parse().expect("addr");
+            let live: std::net::SocketAddr = "198.51.100.53:53".parse().expect("addr");
+            let both = Upstreams::new(vec![dead, live], Duration::from_millis(300));
+            let only_dead = Upstreams::new(vec![dead], Duration::from_millis(300));
+            runtime.block_on(async {
+                (
+                    both.ask(&query, false).await,
+                    only_dead.ask(&query, false).await,
+                )
+            })
+        })
+        .expect("in lab host");
+    let answer = failover.expect("the second upstream answers");
+    assert_eq!(&answer[..2], &[0x42, 0x42], "the query's id is kept");
+    assert!(
+        dead.is_err(),
+        "no upstream: an error the resolver turns into SERVFAIL"
+    );
+
+    let b = rig.create(
+        "dns8",
+        json!({"mode": "custom", "allowedDomains": ["api.github.com"]}),
+        &[],
+    );
+    let garbage = rig.exec(&b, &["python3", "-c", "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor n in range(200): s.sendto(bytes(range(n%256))*3,('10.200.0.1',53))\n"]);
+    assert_eq!(garbage.exit_code, 0);
+    assert_eq!(
+        dig(rig, &b, &["+short", "api.github.com"]).trim(),
+        "198.51.100.10",
+        "the resolver survives malformed packets"
     );
 }
