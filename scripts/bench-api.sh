@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -p boxfence >/dev/null
+cargo build --release -p boxfence >/dev/null 2>&1
 work=$(mktemp -d)
 token=bench-admin-token
 "${CARGO_TARGET_DIR:-target}/release/boxfence" serve --listen 127.0.0.1:0 --database "sqlite://$work/bench.db" \
@@ -35,11 +35,14 @@ request = function()
     local body = string.format('{"name": "apply-%d", "selector": {"all": true}, "rules": ' ..
         '[{"action": "allow", "direction": "egress", "ports": [{"protocol": "tcp", "port": %d}]}]}',
         counter % 100, 1000 + counter % 1000)
-    return wrk.format("POST", "/v1/apps/bench/network_policies",
-        {["Content-Type"] = "application/json"}, body)
+    -- wrk.format does not add the -H headers when given its own.
+    local headers = {["Content-Type"] = "application/json"}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    return wrk.format("POST", "/v1/apps/bench/network_policies", headers, body)
 end
 LUA
 echo "== GET /v1/apps/bench/network_policies (10 policies), 64 connections, ${seconds}s"
 wrk -t2 -c64 -d"${seconds}s" --latency -H "$auth" "$url/v1/apps/bench/network_policies"
 echo "== POST /v1/apps/bench/network_policies (apply), 64 connections, ${seconds}s"
 wrk -t2 -c64 -d"${seconds}s" --latency -H "$auth" -s "$work/apply.lua" "$url"
+echo "== policies after the run: $(curl -sf -H "$auth" "$url/v1/apps/bench/network_policies" | grep -o '"id"' | wc -l)"

@@ -1,0 +1,48 @@
+//! What a call can fail with.
+
+use boxfence_policy::Diagnostic;
+use serde::Deserialize;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error; its message is shown as is.
+    #[error("{}", .body.message)]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error body.
+        body: ApiErrorBody,
+    },
+    /// The server could not be reached or the answer not read.
+    #[error("cannot talk to the boxfence server: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The answer was not what the API documents.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+    /// The client is not configured (e.g. no token).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// `{"error": {...}}` as the server sends it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiErrorBody {
+    /// Stable code, e.g. `invalid_request`.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Problems with their JSON paths.
+    #[serde(default)]
+    pub details: Vec<Diagnostic>,
+}
+
+impl ClientError {
+    /// The HTTP status when the server answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The API's error answers: `{"error": {"code", "message", "details"}}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use boxfence_engine::{EngineError, PoolError};
+use boxfence_policy::{Diagnostic, ValidationError};
+use boxfence_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Why a request failed; each variant has one status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request broke validation rules, listed in `details`.
+    #[error("{message}")]
+    Invalid {
+        /// Summary.
+        message: String,
+        /// Every problem, each with its JSON path.
+        details: Vec<Diagnostic>,
+    },
+    /// The body is not JSON.
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// No token, or a token that is not valid.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// The token is valid but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such object (or one the caller may not see).
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists, but not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// The request conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than the limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// This daemon has no data plane.
+    #[error("{0}")]
+    NoDataPlane(String),
+    /// The data plane failed; affected machines fail closed.
+    #[error("{0}")]
+    DataPlane(String),
+    /// The address pools are exhausted.
+    #[error("{0}")]
+    Exhausted(String),
+    /// Anything else; details are logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A validation failure with one problem.
+    pub(crate) fn invalid_at(path: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::Invalid {
+            message: format!("invalid request: {path}: {message}"),
+            details: vec![Diagnostic {
+                path: path.to_owned(),
+                message,
+            }],
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::NoDataPlane(_) => (StatusCode::NOT_IMPLEMENTED, "no_data_plane"),
+            Self::DataPlane(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_plane_failed"),
+            Self::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, "addresses_exhausted"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// The error body of every failed request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// The error.
+    pub(crate) error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_request`, `not_found`.
+    pub(crate) code: &'static str,
+    /// Human-readable summary.
+    pub(crate) message: String,
+    /// For validation errors, every problem with its JSON path.
+    #[schema(value_type = Vec<DiagnosticSchema>)]
+    pub(crate) details: Vec<Diagnostic>,
+}
+
+/// One problem (or warning) about one place of a request body.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Diagnostic)]
+pub(crate) struct DiagnosticSchema {
+    /// JSON path, e.g. `rules[0].ports[1].port`; empty for the body itself.
+    pub(crate) path: String,
+    /// What is wrong there and which rule it breaks.
+    pub(crate) message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::warn!(%status, error = %self, "request failed");
+        }
+        let message = self.to_string();
+        let details = match self {
+            Self::Invalid { details, .. } => details,
+            _ => Vec::new(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                details,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        let message = match error.problems.as_slice() {
+            [only] => format!("invalid request: {only}"),
+            [first, rest @ ..] => format!(
+                "invalid request: {first} (and {} more problem(s), see details)",
+                rest.len()
+            ),
+            [] => "invalid request".to_owned(),
+        };
+        Self::Invalid {
+            message,
+            details: error.problems,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(message) => Self::Conflict(message),
+            StoreError::NotFound(message) => Self::NotFound(message),
+            error @ StoreError::AppHasMachines { .. } => Self::Conflict(error.to_string()),
+            error => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Unavailable(_) => Self::NoDataPlane(error.to_string()),
+            EngineError::NoSuchMachine(_) | EngineError::Kernel(_) | EngineError::Exec(_) => {
+                Self::DataPlane(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(error: PoolError) -> Self {
+        Self::Exhausted(error.to_string())
+    }
+}

@@ -1,0 +1,178 @@
+//! The HTTP API of boxfence: the Machines API shape (apps, app policies,
+//! machines) and the Box API shape (boxes with a network policy) over one
+//! store and one engine, with bearer-token auth and an OpenAPI document.
+//!
+//! Every change is committed to the store and then enforced by the engine
+//! before the answer is 2xx. Without a data plane the engine refuses
+//! machine work and the API answers 501, never pretending.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod body;
+mod error;
+mod ids;
+mod machines;
+mod openapi;
+mod routes;
+mod schemas;
+mod state;
+mod views;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, patch, post, put};
+use axum::{Extension, Json, Router, middleware};
+use boxfence_engine::Engine;
+use boxfence_store::Store;
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+
+pub use auth::{Caller, MintedToken};
+pub use body::DEFAULT_BODY_LIMIT;
+pub use error::ApiError;
+pub use ids::ID_LEN;
+pub use routes::boxes::DEFAULT_APP;
+pub use state::{ServerConfig, StartError};
+
+use body::BodyLimit;
+use routes::{apps, boxes, machines as machine_routes, policies};
+use state::AppState;
+use views::Health;
+
+/// A started daemon: state ready, data plane reconciled.
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<AppState>,
+    /// The admin token generated on this start (first start without a
+    /// configured one); show it once, it is stored only hashed.
+    pub generated_admin_token: Option<MintedToken>,
+}
+
+impl Server {
+    /// Prepares the daemon and has the engine reconcile every stored
+    /// machine. A failed reconcile is logged, not fatal: the API still
+    /// answers and the data plane fails closed on its own.
+    pub async fn start(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        engine: Arc<dyn Engine>,
+    ) -> Result<Self, StartError> {
+        let (state, generated_admin_token) = AppState::new(config, store, engine).await?;
+        let state = Arc::new(state);
+        match state.reconcile().await {
+            Ok(machines) => tracing::info!(machines, "data plane reconciled"),
+            Err(error) => tracing::warn!(%error, "reconciling the data plane failed"),
+        }
+        Ok(Self {
+            state,
+            generated_admin_token,
+        })
+    }
+
+    /// The routes, ready to serve.
+    pub fn router(&self) -> Router {
+        router(Arc::clone(&self.state))
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let limit = state.body_limit;
+    let authenticated = Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/apps", post(apps::create).get(apps::list))
+        .route("/v1/apps/{app}", get(apps::show).delete(apps::delete))
+        .route("/v1/apps/{app}/tokens", post(apps::mint_token))
+        .route(
+            "/v1/apps/{app}/network_policies",
+            post(policies::apply).get(policies::list),
+        )
+        .route(
+            "/v1/apps/{app}/network_policies/",
+            get(policies::list_slash),
+        )
+        .route(
+            "/v1/apps/{app}/network_policies/{id}",
+            get(policies::show).delete(policies::delete),
+        )
+        .route(
+            "/v1/apps/{app}/machines",
+            post(machine_routes::create).get(machine_routes::list),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}",
+            get(machine_routes::show).delete(machine_routes::delete),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/metadata",
+            patch(machine_routes::patch_metadata),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/exec",
+            post(machine_routes::exec),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/network_policy/evaluate",
+            post(machine_routes::evaluate),
+        )
+        .route("/v1/boxes", post(boxes::create))
+        .route("/v1/boxes/{id}", get(boxes::show).delete(boxes::delete))
+        .route(
+            "/v1/boxes/{id}/network-policy",
+            put(boxes::set_network_policy),
+        )
+        .route("/v1/boxes/{id}/exec", post(boxes::exec))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(health))
+        .merge(authenticated)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(BodyLimit(limit)))
+        .with_state(state)
+}
+
+/// Liveness; needs no token.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
+    responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+    responses((status = 200, description = "OpenAPI 3.1 document"),
+              (status = 401, body = error::ErrorBody)))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi::ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// The OpenAPI document, for tools that want it without a server.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::ApiDoc::openapi()
+}

@@ -1,0 +1,290 @@
+//! Machines (Machines API): create, list, show, metadata, delete, exec and
+//! evaluate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use boxfence_engine::ExecRequest;
+use boxfence_policy::{BoxPolicy, Diagnostics, Flow, JsonPath, read_metadata};
+use serde_json::Value;
+
+use super::apps::visible_app;
+use crate::auth::Caller;
+use crate::body::{JsonBody, NAME_RULE, Object, is_name};
+use crate::error::{ApiError, ErrorBody};
+use crate::machines::MachineRequest;
+use crate::state::AppState;
+use crate::views::{Deleted, ExecView, MachineView, WithWarnings};
+
+/// Longest a command may be given to run.
+const MAX_EXEC_TIMEOUT: f64 = 24.0 * 3600.0;
+
+/// Reads `{"command", "stdin"?, "timeout"?}`.
+pub(crate) fn read_exec(body: &Value) -> Result<ExecRequest, ApiError> {
+    let mut out = Diagnostics::default();
+    let root = JsonPath::root();
+    let request =
+        Object::new(body, &root, &["command", "stdin", "timeout"], &mut out).and_then(|object| {
+            let command = match object.get("command") {
+                None => {
+                    out.push(&root.field("command"), "required");
+                    None
+                }
+                Some((Value::Array(items), path)) if !items.is_empty() => {
+                    let args: Vec<String> = items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(index, item)| match item.as_str() {
+                            Some(text) if !(index == 0 && text.is_empty()) => Some(text.to_owned()),
+                            _ => {
+                                out.push(&path.index(index), "must be a non-empty string");
+                                None
+                            }
+                        })
+                        .collect();
+                    (args.len() == items.len()).then_some(args)
+                }
+                Some((_, path)) => {
+                    out.push(&path, "must be a non-empty array of strings (argv)");
+                    None
+                }
+            };
+            let stdin = object.get("stdin").and_then(|(value, path)| {
+                let text = value.as_str().map(str::to_owned);
+                if text.is_none() {
+                    out.push(&path, "must be a string");
+                }
+                text
+            });
+            let timeout = object
+                .get("timeout")
+                .and_then(|(value, path)| match value.as_f64() {
+                    Some(seconds) if seconds > 0.0 && seconds <= MAX_EXEC_TIMEOUT => {
+                        Some(Duration::from_secs_f64(seconds))
+                    }
+                    _ => {
+                        out.push(
+                            &path,
+                            format!("must be seconds, more than 0 and at most {MAX_EXEC_TIMEOUT}"),
+                        );
+                        None
+                    }
+                });
+            Some(ExecRequest {
+                command: command?,
+                stdin,
+                timeout,
+            })
+        });
+    Ok(out.finish(request)?)
+}
+
+/// Reads a box policy at `path` of a larger body, defaulting to allow-all.
+pub(crate) fn read_box_policy(
+    value: Option<(&Value, JsonPath)>,
+    out: &mut Diagnostics,
+) -> Option<BoxPolicy> {
+    match value {
+        None => Some(BoxPolicy::AllowAll),
+        Some((value, path)) => BoxPolicy::read(value, &path, out),
+    }
+}
+
+/// Prefixes warnings from a nested policy with its field.
+pub(crate) fn nested_warnings(
+    policy: &BoxPolicy,
+    state: &AppState,
+    field: &str,
+) -> Vec<boxfence_policy::Diagnostic> {
+    policy
+        .warnings(&state.blocked)
+        .into_iter()
+        .map(|mut warning| {
+            warning.path = format!("{field}.{}", warning.path);
+            warning
+        })
+        .collect()
+}
+
+/// Create a machine: addresses from the pools, then the data plane.
+#[utoipa::path(post, path = "/v1/apps/{app}/machines", tag = "machines",
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")),
+    request_body = crate::schemas::CreateMachineBody,
+    responses((status = 201, body = WithWarnings<MachineView>), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 500, body = ErrorBody),
+              (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<WithWarnings<MachineView>>), ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let mut out = Diagnostics::default();
+    let root = JsonPath::root();
+    let request = Object::new(
+        &body,
+        &root,
+        &["name", "config", "network_policy"],
+        &mut out,
+    )
+    .and_then(|object| {
+        let name = object.string("name", is_name, NAME_RULE, &mut out);
+        let metadata =
+            match object.get("config") {
+                None => Some(Default::default()),
+                Some((config, path)) => Object::new(config, &path, &["metadata"], &mut out)
+                    .and_then(|config| match config.get("metadata") {
+                        None => Some(Default::default()),
+                        Some((value, path)) => read_metadata(value, &path, &mut out),
+                    }),
+            };
+        let network_policy = read_box_policy(object.get("network_policy"), &mut out);
+        Some(MachineRequest {
+            app: app.clone(),
+            name,
+            runtime: None,
+            metadata: metadata?,
+            network_policy: network_policy?,
+        })
+    });
+    let request = out.finish(request)?;
+    let warnings = nested_warnings(&request.network_policy, &state, "network_policy");
+    let machine = state.create_machine(request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WithWarnings {
+            value: machine.into(),
+            warnings,
+        }),
+    ))
+}
+
+/// List the app's machines.
+#[utoipa::path(get, path = "/v1/apps/{app}/machines", tag = "machines",
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")),
+    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<MachineView>), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<MachineView>>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let machines = state.store.machines(Some(&app)).await?;
+    Ok(Json(machines.into_iter().map(MachineView::from).collect()))
+}
+
+/// Show a machine.
+#[utoipa::path(get, path = "/v1/apps/{app}/machines/{id}", tag = "machines",
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
+           ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
+    responses((status = 200, body = MachineView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn show(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<Json<MachineView>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    Ok(Json(state.find_machine(Some(&app), &id).await?.into()))
+}
+
+/// Change metadata (JSON merge patch: a string sets a key, null removes
+/// it); app policies whose selectors now match, or no longer match, are
+/// enforced before the answer.
+#[utoipa::path(patch, path = "/v1/apps/{app}/machines/{id}/metadata", tag = "machines",
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
+           ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
+    request_body = crate::schemas::MetadataPatch,
+    responses((status = 200, body = MachineView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub(crate) async fn patch_metadata(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<MachineView>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let machine = state.find_machine(Some(&app), &id).await?;
+    let Value::Object(patch) = body else {
+        return Err(ApiError::invalid_at(
+            "",
+            "must be an object of metadata keys to strings (set) or null (remove)",
+        ));
+    };
+    let updated = state.patch_metadata(&machine, &patch).await?;
+    Ok(Json(updated.into()))
+}
+
+/// Delete a machine: its network and flows go first.
+#[utoipa::path(delete, path = "/v1/apps/{app}/machines/{id}", tag = "machines",
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
+           ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
+    responses((status = 400, body = ErrorBody), (status = 200, body = Deleted), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 500, body = ErrorBody),
+              (status = 501, body = ErrorBody)))]
+pub(crate) async fn delete(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<Json<Deleted>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let machine = state.find_machine(Some(&app), &id).await?;
+    state.delete_machine(&machine).await?;
+    Ok(Json(Deleted::new(id)))
+}
+
+/// Run a command in the machine.
+#[utoipa::path(post, path = "/v1/apps/{app}/machines/{id}/exec", tag = "machines",
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
+           ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
+    request_body = crate::schemas::ExecBody,
+    responses((status = 200, body = ExecView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub(crate) async fn exec(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<ExecView>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let machine = state.find_machine(Some(&app), &id).await?;
+    let request = read_exec(&body)?;
+    let output = state.exec(&machine, &request).await?;
+    Ok(Json(ExecView {
+        exit_code: output.exit_code,
+        stdout: output.stdout,
+        stderr: output.stderr,
+    }))
+}
+
+/// Would this flow be allowed, and why? Decided by the same policy core
+/// the data plane compiles from; nothing is sent.
+#[utoipa::path(post, path = "/v1/apps/{app}/machines/{id}/network_policy/evaluate",
+    tag = "machines",
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
+           ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
+    request_body = crate::schemas::FlowSchema,
+    responses((status = 200, body = crate::schemas::VerdictSchema),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub(crate) async fn evaluate(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let machine = state.find_machine(Some(&app), &id).await?;
+    let mut out = Diagnostics::default();
+    let flow = Flow::read(&body, &JsonPath::root(), &mut out);
+    let flow = out.finish(flow)?;
+    Ok(Json(state.evaluate(&machine, &flow).await?))
+}

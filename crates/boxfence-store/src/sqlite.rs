@@ -1,0 +1,390 @@
+//! The embedded store: one SQLite file in WAL mode.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use boxfence_policy::{AppPolicy, BoxPolicy};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, query};
+
+use crate::Store;
+use crate::encode::{is_unique_violation, json, machine_insert_error, policy_body};
+use crate::error::StoreError;
+use crate::model::{App, NewMachine, NewToken, StoredMachine, StoredPolicy, StoredToken};
+use crate::rows;
+use crate::time::now_rfc3339;
+
+/// The database used when none is configured: a file in the working
+/// directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://./boxfence.db";
+
+const MACHINE_COLUMNS: &str = "id, app, name, runtime, metadata, network_policy, ipv4, ipv6, \
+                               version, created_at, updated_at";
+
+/// [`Store`] on SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and brings its
+    /// schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit survives power loss, so a 2xx means durable.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            // Writers queue on SQLite's lock instead of failing at once.
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        let migrator = crate::migrations::migrator();
+        migrator.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection (waits for running queries).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_app(&self, name: &str) -> Result<App, StoreError> {
+        let created_at = now_rfc3339();
+        query("INSERT INTO apps (name, created_at) VALUES ($1, $2)")
+            .bind(name)
+            .bind(&created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| {
+                if is_unique_violation(&error) {
+                    StoreError::Conflict(format!("app {name} already exists"))
+                } else {
+                    error.into()
+                }
+            })?;
+        Ok(App {
+            name: name.to_owned(),
+            created_at,
+        })
+    }
+
+    async fn app(&self, name: &str) -> Result<Option<App>, StoreError> {
+        let row = query("SELECT name, created_at FROM apps WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| rows::app(&row)).transpose()
+    }
+
+    async fn apps(&self) -> Result<Vec<App>, StoreError> {
+        query("SELECT name, created_at FROM apps ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::app)
+            .collect()
+    }
+
+    async fn delete_app(&self, name: &str, force: bool) -> Result<(), StoreError> {
+        // One statement, so no machine can slip in between check and delete.
+        let deleted = query(
+            "DELETE FROM apps WHERE name = $1 \
+             AND ($2 OR NOT EXISTS (SELECT 1 FROM machines WHERE app = $1))",
+        )
+        .bind(name)
+        .bind(force)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if deleted == 1 {
+            return Ok(());
+        }
+        let machines: i64 = query("SELECT COUNT(*) FROM machines WHERE app = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        if machines > 0 {
+            Err(StoreError::AppHasMachines {
+                app: name.to_owned(),
+                machines,
+            })
+        } else {
+            Err(StoreError::NotFound(format!("app {name} not found")))
+        }
+    }
+
+    async fn put_policy(
+        &self,
+        app: &str,
+        policy: &AppPolicy,
+        new_id: &str,
+    ) -> Result<StoredPolicy, StoreError> {
+        let body = policy_body(policy)?;
+        let now = now_rfc3339();
+        let name_taken = |error: sqlx::Error| {
+            if is_unique_violation(&error) {
+                StoreError::Conflict(format!(
+                    "app {app} already has another policy named {}",
+                    policy.name
+                ))
+            } else {
+                error.into()
+            }
+        };
+        // Single statements (no read-then-write transaction), so that
+        // concurrent applies serialise on SQLite's write lock and the
+        // unique (app, name) key merges them into one policy.
+        let row = match &policy.id {
+            Some(id) => query(
+                "UPDATE app_policies SET name = $1, body = $2, updated_at = $3 \
+                 WHERE app = $4 AND id = $5 RETURNING id, created_at, updated_at",
+            )
+            .bind(&policy.name)
+            .bind(&body)
+            .bind(&now)
+            .bind(app)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(name_taken)?
+            .ok_or_else(|| StoreError::NotFound(format!("app {app} has no policy with id {id}")))?,
+            None => query(
+                "INSERT INTO app_policies (id, app, name, body, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (app, name) DO UPDATE \
+                 SET body = excluded.body, updated_at = excluded.updated_at \
+                 RETURNING id, created_at, updated_at",
+            )
+            .bind(new_id)
+            .bind(app)
+            .bind(&policy.name)
+            .bind(&body)
+            .bind(&now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(name_taken)?,
+        };
+        Ok(StoredPolicy {
+            app: app.to_owned(),
+            policy: AppPolicy {
+                id: Some(row.try_get("id")?),
+                ..policy.clone()
+            },
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    async fn policies(&self, app: &str) -> Result<Vec<StoredPolicy>, StoreError> {
+        query(
+            "SELECT id, app, body, created_at, updated_at FROM app_policies \
+             WHERE app = $1 ORDER BY name",
+        )
+        .bind(app)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(rows::policy)
+        .collect()
+    }
+
+    async fn policy(&self, app: &str, id: &str) -> Result<Option<StoredPolicy>, StoreError> {
+        let row = query(
+            "SELECT id, app, body, created_at, updated_at FROM app_policies \
+             WHERE app = $1 AND id = $2",
+        )
+        .bind(app)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| rows::policy(&row)).transpose()
+    }
+
+    async fn delete_policy(&self, app: &str, id: &str) -> Result<bool, StoreError> {
+        let deleted = query("DELETE FROM app_policies WHERE app = $1 AND id = $2")
+            .bind(app)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted == 1)
+    }
+
+    async fn insert_machine(&self, machine: &NewMachine) -> Result<StoredMachine, StoreError> {
+        let now = now_rfc3339();
+        query(
+            "INSERT INTO machines (id, app, name, runtime, metadata, network_policy, ipv4, ipv6, \
+             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+        )
+        .bind(&machine.id)
+        .bind(&machine.app)
+        .bind(&machine.name)
+        .bind(&machine.runtime)
+        .bind(json("metadata", &machine.metadata)?)
+        .bind(json("network policy", &machine.network_policy)?)
+        .bind(machine.ipv4.to_string())
+        .bind(machine.ipv6.to_string())
+        .bind(&now)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| machine_insert_error(error, machine))?;
+        Ok(StoredMachine {
+            machine: machine.clone(),
+            version: 1,
+            created_at: now.clone(),
+            updated_at: now,
+        })
+    }
+
+    async fn machine(&self, id: &str) -> Result<Option<StoredMachine>, StoreError> {
+        let row = query(&format!(
+            "SELECT {MACHINE_COLUMNS} FROM machines WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| rows::machine(&row)).transpose()
+    }
+
+    async fn machines(&self, app: Option<&str>) -> Result<Vec<StoredMachine>, StoreError> {
+        let rows: Vec<SqliteRow> = match app {
+            Some(app) => {
+                query(&format!(
+                    "SELECT {MACHINE_COLUMNS} FROM machines WHERE app = $1 \
+                     ORDER BY created_at, id"
+                ))
+                .bind(app)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                query(&format!(
+                    "SELECT {MACHINE_COLUMNS} FROM machines ORDER BY created_at, id"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(rows::machine).collect()
+    }
+
+    async fn used_addresses(&self) -> Result<HashSet<IpAddr>, StoreError> {
+        let mut used = HashSet::new();
+        for row in query("SELECT ipv4, ipv6 FROM machines")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            for column in ["ipv4", "ipv6"] {
+                let text: String = row.try_get(column)?;
+                used.insert(
+                    text.parse()
+                        .map_err(|e| StoreError::corrupt("address", e))?,
+                );
+            }
+        }
+        Ok(used)
+    }
+
+    async fn set_metadata(
+        &self,
+        id: &str,
+        version: i64,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let updated = query(
+            "UPDATE machines SET metadata = $1, version = version + 1, updated_at = $2 \
+             WHERE id = $3 AND version = $4",
+        )
+        .bind(json("metadata", metadata)?)
+        .bind(now_rfc3339())
+        .bind(id)
+        .bind(version)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    async fn set_network_policy(
+        &self,
+        id: &str,
+        policy: &BoxPolicy,
+    ) -> Result<Option<StoredMachine>, StoreError> {
+        let row = query(&format!(
+            "UPDATE machines SET network_policy = $1, version = version + 1, updated_at = $2 \
+             WHERE id = $3 RETURNING {MACHINE_COLUMNS}"
+        ))
+        .bind(json("network policy", policy)?)
+        .bind(now_rfc3339())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| rows::machine(&row)).transpose()
+    }
+
+    async fn delete_machine(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted = query("DELETE FROM machines WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted == 1)
+    }
+
+    async fn insert_token(&self, token: &NewToken) -> Result<(), StoreError> {
+        query("INSERT INTO tokens (id, app, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&token.id)
+            .bind(&token.app)
+            .bind(&token.secret_hash)
+            .bind(now_rfc3339())
+            .execute(&self.pool)
+            .await
+            .map_err(|error| match &error {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                    StoreError::NotFound("app not found".into())
+                }
+                _ => error.into(),
+            })?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
+        let row = query("SELECT id, app, secret_hash, created_at FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(StoredToken {
+                token: NewToken {
+                    id: row.try_get("id")?,
+                    app: row.try_get("app")?,
+                    secret_hash: row.try_get("secret_hash")?,
+                },
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn has_admin_token(&self) -> Result<bool, StoreError> {
+        let row = query("SELECT COUNT(*) FROM tokens WHERE app IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+}

@@ -1,0 +1,243 @@
+//! The daemon's configuration: a TOML file, each key overridable by a
+//! flag of `boxfence serve`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use boxfence_policy::Cidr;
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde::Deserialize;
+
+/// Where the daemon listens unless told otherwise (loopback only).
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:4280";
+/// The boxes' IPv4 pool unless told otherwise.
+pub(crate) const DEFAULT_IPV4_POOL: &str = "10.200.0.0/16";
+/// The boxes' IPv6 pool unless told otherwise.
+pub(crate) const DEFAULT_IPV6_POOL: &str = "fd00:b0f::/64";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A value is not valid.
+    #[error("invalid {key}: {message}")]
+    Value {
+        /// The key (as in the file).
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The daemon's configuration, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// Address and port of the HTTP API.
+    pub(crate) listen: SocketAddr,
+    /// Database URL, e.g. `sqlite://./boxfence.db`.
+    pub(crate) database: String,
+    /// The admin token; when `None`, one is generated on first start.
+    pub(crate) admin_token: Option<String>,
+    /// Largest request body in bytes.
+    pub(crate) body_limit: usize,
+    /// What the data plane uses.
+    pub(crate) network: NetworkConfig,
+}
+
+/// The `[network]` section: what the data plane uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NetworkConfig {
+    /// The host's interface to the internet; `None`: the default route's.
+    pub(crate) uplink: Option<String>,
+    /// Where machines' IPv4 addresses come from.
+    pub(crate) ipv4_pool: Ipv4Net,
+    /// Where machines' IPv6 addresses come from.
+    pub(crate) ipv6_pool: Ipv6Net,
+    /// Always-blocked ranges the operator exempts (e.g. a package mirror).
+    pub(crate) exempt_cidrs: Vec<Cidr>,
+    /// Resolvers the built-in resolver forwards to; empty: the host's
+    /// `/etc/resolv.conf`.
+    pub(crate) upstream_dns: Vec<SocketAddr>,
+}
+
+/// The file as written: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    pub(crate) listen: Option<SocketAddr>,
+    pub(crate) database: Option<String>,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) body_limit: Option<usize>,
+    #[serde(default)]
+    pub(crate) network: NetworkFile,
+}
+
+/// The `[network]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NetworkFile {
+    pub(crate) uplink: Option<String>,
+    pub(crate) ipv4_pool: Option<Ipv4Net>,
+    pub(crate) ipv6_pool: Option<Ipv6Net>,
+    pub(crate) exempt_cidrs: Option<Vec<Cidr>>,
+    pub(crate) upstream_dns: Option<Vec<String>>,
+}
+
+impl ConfigFile {
+    /// Reads and parses `path`.
+    pub(crate) fn read(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: shown,
+            message: error.to_string(),
+        })
+    }
+
+    /// `overrides` (flags) over this file over the defaults.
+    pub(crate) fn resolve(self, overrides: ConfigFile) -> Result<Config, ConfigError> {
+        let network = overrides.network;
+        let upstream = network
+            .upstream_dns
+            .or(self.network.upstream_dns)
+            .unwrap_or_default()
+            .iter()
+            .map(|text| parse_resolver(text))
+            .collect::<Result<_, _>>()?;
+        Ok(Config {
+            listen: match overrides.listen.or(self.listen) {
+                Some(listen) => listen,
+                None => parse_default("listen", DEFAULT_LISTEN)?,
+            },
+            database: overrides
+                .database
+                .or(self.database)
+                .unwrap_or_else(|| boxfence_store::DEFAULT_DATABASE.to_owned()),
+            admin_token: overrides
+                .admin_token
+                .or(self.admin_token)
+                .filter(|token| !token.is_empty()),
+            body_limit: overrides
+                .body_limit
+                .or(self.body_limit)
+                .unwrap_or(boxfence_server::DEFAULT_BODY_LIMIT),
+            network: NetworkConfig {
+                uplink: network.uplink.or(self.network.uplink),
+                ipv4_pool: match network.ipv4_pool.or(self.network.ipv4_pool) {
+                    Some(pool) => pool,
+                    None => parse_default("network.ipv4_pool", DEFAULT_IPV4_POOL)?,
+                },
+                ipv6_pool: match network.ipv6_pool.or(self.network.ipv6_pool) {
+                    Some(pool) => pool,
+                    None => parse_default("network.ipv6_pool", DEFAULT_IPV6_POOL)?,
+                },
+                exempt_cidrs: network
+                    .exempt_cidrs
+                    .or(self.network.exempt_cidrs)
+                    .unwrap_or_default(),
+                upstream_dns: upstream,
+            },
+        })
+    }
+}
+
+/// Parses a built-in default (never fails in practice; an error names
+/// the key rather than panicking).
+fn parse_default<T: std::str::FromStr>(key: &'static str, text: &str) -> Result<T, ConfigError> {
+    text.parse().map_err(|_| ConfigError::Value {
+        key,
+        message: format!("bad built-in default {text}"),
+    })
+}
+
+/// `1.1.1.1`, `1.1.1.1:5353`, `2606:4700::1111` or `[2606:4700::1111]:53`.
+fn parse_resolver(text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| ConfigError::Value {
+            key: "network.upstream_dns",
+            message: format!("`{text}` is not an IP address or IP:port"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let defaults = ConfigFile::default()
+            .resolve(ConfigFile::default())
+            .expect("defaults");
+        assert_eq!(defaults.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(defaults.database, "sqlite://./boxfence.db");
+        assert_eq!(defaults.network.ipv4_pool.to_string(), DEFAULT_IPV4_POOL);
+        assert_eq!(defaults.network.ipv6_pool.to_string(), DEFAULT_IPV6_POOL);
+
+        let file: ConfigFile = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            admin_token = "from-file"
+            [network]
+            uplink = "veth-up"
+            exempt_cidrs = ["198.51.100.0/24"]
+            upstream_dns = ["203.0.113.53", "[2001:db8::53]:5353"]
+            "#,
+        )
+        .expect("parses");
+        let flags = ConfigFile {
+            admin_token: Some("from-flag".into()),
+            ..ConfigFile::default()
+        };
+        let config = file.resolve(flags).expect("resolves");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.admin_token.as_deref(), Some("from-flag"));
+        assert_eq!(config.network.uplink.as_deref(), Some("veth-up"));
+        assert_eq!(config.network.exempt_cidrs.len(), 1);
+        assert_eq!(config.network.upstream_dns[0].port(), 53);
+        assert_eq!(config.network.upstream_dns[1].port(), 5353);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let error = toml::from_str::<ConfigFile>("listn = \"x\"").expect_err("typo");
+        assert!(error.to_string().contains("listn"), "{error}");
+        let error = toml::from_str::<ConfigFile>("[network]\nipv4_pool = \"10.0.0.1/33\"")
+            .expect_err("bad pool");
+        assert!(error.to_string().contains("ipv4_pool"), "{error}");
+        let file: ConfigFile =
+            toml::from_str("[network]\nupstream_dns = [\"dns.example\"]").expect("parses");
+        assert!(file.resolve(ConfigFile::default()).is_err());
+    }
+
+    #[test]
+    fn the_readme_example_config_parses() {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("README has a toml block");
+        let file: ConfigFile = toml::from_str(block).expect("README config parses");
+        let config = file.resolve(ConfigFile::default()).expect("resolves");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+    }
+}

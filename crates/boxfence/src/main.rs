@@ -1,0 +1,168 @@
+//! `boxfence`: the daemon (`serve`) and a command-line client for its API.
+
+#![forbid(unsafe_code)]
+
+mod apps;
+mod boxes;
+mod config;
+mod explain;
+mod input;
+mod machines;
+mod output;
+mod policies;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Network policies for sandboxed machines ("boxes") on Linux.
+#[derive(Debug, Parser)]
+#[command(name = "boxfence", version, about)]
+struct Cli {
+    #[command(flatten)]
+    connect: input::ConnectArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (HTTP API, store, data plane).
+    Serve(serve::ServeArgs),
+    /// Manage apps and their tokens.
+    #[command(subcommand)]
+    App(apps::AppCommand),
+    /// Manage app policies (Machines API shape).
+    #[command(subcommand)]
+    Policy(policies::PolicyCommand),
+    /// Manage machines (Machines API shape).
+    #[command(subcommand)]
+    Machine(machines::MachineCommand),
+    /// Manage boxes (Box API shape).
+    #[command(subcommand, name = "box")]
+    Boxes(boxes::BoxCommand),
+    /// Would a flow be allowed for a machine, and why?
+    Explain(explain::ExplainArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Why a command failed; printed, and the exit status is 1.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// The server refused or could not be reached.
+    #[error("{0}")]
+    Client(#[from] boxfence_client::ClientError),
+    /// The configuration is not valid.
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    /// The daemon could not start.
+    #[error("{0}")]
+    Start(#[from] boxfence_server::StartError),
+    /// The database could not be opened.
+    #[error("{0}")]
+    Store(#[from] boxfence_store::StoreError),
+    /// Reading input or writing output failed.
+    #[error("{0}")]
+    Io(String),
+    /// The command line is not usable as given.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Global output choice of the client subcommands.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct OutputArgs {
+    /// Print JSON (as the API answers it) instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+/// What every client subcommand gets: where to connect, how to print.
+#[derive(Debug)]
+pub(crate) struct Context {
+    connect: input::ConnectArgs,
+    json: bool,
+}
+
+impl Context {
+    /// A client for the configured daemon.
+    pub(crate) fn client(&self) -> Result<boxfence_client::Client, CliError> {
+        self.connect.client()
+    }
+
+    /// Prints `value` as JSON with `--json`, else runs `human`.
+    pub(crate) fn print<T: serde::Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(),
+    ) -> Result<(), CliError> {
+        if self.json {
+            output::json(value)
+        } else {
+            human();
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "boxfence", &mut script);
+        // A closed pipe (e.g. `| head`) is not worth a panic.
+        return match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    init_logging();
+    // The runtime is built only for commands that need one, so that
+    // commands which must stay single-threaded can run before it.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let context = Context {
+        connect: cli.connect,
+        json: cli.output.json,
+    };
+    let result = runtime.block_on(async {
+        let success = Ok(ExitCode::SUCCESS);
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await.and(success),
+            Command::App(command) => apps::run(command, &context).await.and(success),
+            Command::Policy(command) => policies::run(command, &context).await.and(success),
+            Command::Machine(command) => machines::run(command, &context).await,
+            Command::Boxes(command) => boxes::run(command, &context).await,
+            Command::Explain(args) => explain::run(args, &context).await.and(success),
+            Command::Completions { .. } => success,
+        }
+    });
+    result.unwrap_or_else(|error| {
+        output::print_error(&error);
+        ExitCode::FAILURE
+    })
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+}

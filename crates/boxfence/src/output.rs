@@ -1,0 +1,76 @@
+//! What the client subcommands print: tables for people, JSON for
+//! scripts, and errors with the server's message and details.
+
+use serde::Serialize;
+
+use crate::CliError;
+
+/// Prints `value` as pretty JSON.
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Io(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints rows under a header, columns aligned.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Prints `key: value` lines.
+pub(crate) fn fields(pairs: &[(&str, String)]) {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in pairs {
+        println!("{key:<width$}  {value}");
+    }
+}
+
+/// Prints warnings (entries accepted without effect) to stderr.
+pub(crate) fn warnings(warnings: &[boxfence_policy::Diagnostic]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// Prints an error: the server's message, then each detail.
+pub(crate) fn print_error(error: &CliError) {
+    eprintln!("error: {error}");
+    if let CliError::Client(boxfence_client::ClientError::Api { body, .. }) = error {
+        // One problem is already the message; several are listed.
+        if body.details.len() > 1 {
+            for detail in &body.details {
+                eprintln!("  {detail}");
+            }
+        }
+    }
+}
+
+/// `k=v, k=v` for metadata.
+pub(crate) fn metadata(map: &std::collections::BTreeMap<String, String>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A compact JSON rendering of a serializable value.
+pub(crate) fn compact<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}

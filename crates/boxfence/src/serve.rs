@@ -1,0 +1,145 @@
+//! `boxfence serve`: the daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use boxfence_engine::{AddressPool, Engine, Unavailable};
+use boxfence_policy::Cidr;
+use boxfence_server::{Server, ServerConfig};
+use boxfence_store::SqliteStore;
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use crate::CliError;
+use crate::config::{Config, ConfigFile, NetworkFile};
+
+/// Flags of `boxfence serve`; each overrides the config file's key.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// TOML config file (keys: listen, database, admin_token, body_limit,
+    /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port of the HTTP API [default: 127.0.0.1:4280].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Database URL [default: sqlite://./boxfence.db].
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Admin token; without one, a token is generated on first start,
+    /// printed once and stored hashed.
+    #[arg(long, env = "BOXFENCE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    body_limit: Option<usize>,
+    /// The host's interface to the internet [default: the default route's].
+    #[arg(long, value_name = "IFACE")]
+    uplink: Option<String>,
+    /// IPv4 pool of machine addresses [default: 10.200.0.0/16].
+    #[arg(long, value_name = "CIDR")]
+    ipv4_pool: Option<Ipv4Net>,
+    /// IPv6 pool of machine addresses [default: fd00:b0f::/64].
+    #[arg(long, value_name = "CIDR")]
+    ipv6_pool: Option<Ipv6Net>,
+    /// Always-blocked range to exempt (repeat for more).
+    #[arg(long = "exempt-cidr", value_name = "CIDR")]
+    exempt_cidrs: Vec<Cidr>,
+    /// Upstream resolver, IP or IP:port (repeat for more) [default: the
+    /// host's /etc/resolv.conf].
+    #[arg(long = "upstream-dns", value_name = "ADDR")]
+    upstream_dns: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The configuration: flags over the file over the defaults.
+    pub(crate) fn config(self) -> Result<Config, CliError> {
+        let file = match &self.config {
+            Some(path) => ConfigFile::read(path)?,
+            None => ConfigFile::default(),
+        };
+        let flags = ConfigFile {
+            listen: self.listen,
+            database: self.database,
+            admin_token: self.admin_token,
+            body_limit: self.body_limit,
+            network: NetworkFile {
+                uplink: self.uplink,
+                ipv4_pool: self.ipv4_pool,
+                ipv6_pool: self.ipv6_pool,
+                exempt_cidrs: (!self.exempt_cidrs.is_empty()).then_some(self.exempt_cidrs),
+                upstream_dns: (!self.upstream_dns.is_empty()).then_some(self.upstream_dns),
+            },
+        };
+        Ok(file.resolve(flags)?)
+    }
+}
+
+/// The data plane the daemon enforces with. The only place that chooses
+/// it: until the Linux data plane is wired in, machine work is refused
+/// (the API answers 501) rather than pretended.
+pub(crate) fn data_plane(_config: &Config) -> Arc<dyn Engine> {
+    Arc::new(Unavailable {
+        reason: "this build of boxfence has no data plane wired in yet; \
+                 apps and policies work, machines cannot be created"
+            .into(),
+    })
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let config = args.config()?;
+    let store = SqliteStore::open(&config.database).await?;
+    let mut server_config = ServerConfig::new(AddressPool {
+        ipv4: config.network.ipv4_pool,
+        ipv6: config.network.ipv6_pool,
+    });
+    server_config.exempt_cidrs = config.network.exempt_cidrs.clone();
+    server_config.admin_token = config.admin_token.clone();
+    server_config.body_limit = config.body_limit;
+    let server = Server::start(server_config, Arc::new(store.clone()), data_plane(&config)).await?;
+    if let Some(token) = &server.generated_admin_token {
+        // Shown this once; the store keeps only its hash.
+        println!(
+            "generated admin token (shown once, store it now):\n  {}",
+            token.text
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|error| CliError::Io(format!("cannot listen on {}: {error}", config.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| CliError::Io(error.to_string()))?;
+    println!("boxfence listening on http://{address}");
+    server
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|error| CliError::Io(error.to_string()))?;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,213 @@
+//! The `boxfence` binary: `serve` on a loopback port with a temp SQLite
+//! file, and the client subcommands against it. This build has no data
+//! plane wired in, so machine commands must fail with the server's 501
+//! message rather than pretend.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_boxfence");
+const ADMIN: &str = "cli-test-admin";
+
+/// A running `boxfence serve`, killed on drop.
+struct Daemon {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = format!("sqlite://{}", dir.path().join("bf.db").display());
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+            .args(extra)
+            .env("BOXFENCE_ADMIN_TOKEN", ADMIN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut url = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("line");
+            if let Some(rest) = line.strip_prefix("boxfence listening on ") {
+                url = Some(rest.to_owned());
+                break;
+            }
+        }
+        Self {
+            url: url.expect("the daemon says where it listens"),
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("BOXFENCE_URL", &self.url)
+            .env("BOXFENCE_TOKEN", ADMIN)
+            .env_remove("BOXFENCE_APP")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn client");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("client output")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn apps_and_policies_round_trip_through_the_cli() {
+    let daemon = Daemon::start(&[]);
+    let out = daemon.run(&["app", "create", "my-app"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "created app my-app\n");
+
+    let policy = r#"{"name": "specific-egress", "selector": {"all": true},
+        "rules": [{"action": "allow", "direction": "egress",
+                   "ports": [{"protocol": "tcp", "port": 80}, {"protocol": "tcp", "port": 443}]}]}"#;
+    let out = daemon.run(
+        &["policy", "apply", "-a", "my-app", "-f", "-"],
+        Some(policy),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("applied policy specific-egress"));
+
+    let out = daemon.run(&["policy", "ls", "-a", "my-app"], None);
+    let listing = text(&out.stdout);
+    assert!(listing.starts_with("ID"), "{listing}");
+    assert!(listing.contains("specific-egress"), "{listing}");
+
+    let out = daemon.run(&["--json", "policy", "ls", "-a", "my-app"], None);
+    let policies: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = policies[0]["id"].as_str().expect("id").to_owned();
+    let out = daemon.run(&["policy", "show", "-a", "my-app", &id], None);
+    assert!(text(&out.stdout).contains("\"port\": 443"));
+    let out = daemon.run(&["policy", "rm", "-a", "my-app", &id], None);
+    assert!(out.status.success());
+
+    let out = daemon.run(&["--json", "app", "show", "my-app"], None);
+    let app: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(app["app_name"], "my-app");
+
+    let out = daemon.run(&["app", "token", "my-app"], None);
+    assert!(text(&out.stdout).starts_with("bf_"));
+    let out = daemon.run(&["app", "rm", "my-app"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn errors_print_the_server_message_and_exit_non_zero() {
+    let daemon = Daemon::start(&[]);
+    daemon.run(&["app", "create", "web"], None);
+    let bad =
+        r#"{"name": "x", "selector": {}, "rules": [{"action": "deny", "direction": "egress"}]}"#;
+    let out = daemon.run(&["policy", "apply", "-a", "web", "-f", "-"], Some(bad));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("rules[0].action"), "{stderr}");
+    assert!(stderr.contains("selector"), "{stderr}");
+
+    let out = daemon.run(&["app", "show", "nope"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "error: app nope not found\n");
+
+    // No data plane in this build: the API says so (501), the CLI too.
+    for args in [
+        &["machine", "create", "-a", "web"][..],
+        &["box", "create", "--policy", r#"{"mode": "deny-all"}"#][..],
+    ] {
+        let out = daemon.run(args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("no data plane"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    let out = Command::new(BIN)
+        .args(["app", "ls"])
+        .env("BOXFENCE_URL", &daemon.url)
+        .env("BOXFENCE_TOKEN", "wrong")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("bearer token"));
+}
+
+#[test]
+fn a_bad_config_file_is_refused_with_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("boxfence.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\n[network]\nipv4_pol = \"10.0.0.0/8\"\n",
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("ipv4_pol"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Exempting the boxes' own pool is refused.
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite://{}\"\n[network]\nexempt_cidrs = [\"10.200.0.0/24\"]\n",
+            dir.path().join("bf.db").display()
+        ),
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exempt_cidrs"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn completions_are_printed_for_bash() {
+    let out = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("_boxfence()"));
+}
