@@ -14,6 +14,10 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:4280";
 pub(crate) const DEFAULT_IPV4_POOL: &str = "10.200.0.0/16";
 /// The boxes' IPv6 pool unless told otherwise.
 pub(crate) const DEFAULT_IPV6_POOL: &str = "fd00:b0f::/64";
+/// Prefix of the box network namespaces' names.
+const DEFAULT_NETNS_PREFIX: &str = "bfn-";
+/// Per-box files (the resolv.conf shown inside each box).
+const DEFAULT_STATE_DIR: &str = "/run/boxfence";
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,10 @@ pub(crate) struct NetworkConfig {
     /// Resolvers the built-in resolver forwards to; empty: the host's
     /// `/etc/resolv.conf`.
     pub(crate) upstream_dns: Vec<SocketAddr>,
+    /// Box network namespaces are `/run/netns/<netns_prefix><id>`.
+    pub(crate) netns_prefix: String,
+    /// Where per-box files (resolv.conf) live.
+    pub(crate) state_dir: std::path::PathBuf,
 }
 
 /// The file as written: every key optional.
@@ -96,6 +104,8 @@ pub(crate) struct NetworkFile {
     pub(crate) ipv6_pool: Option<Ipv6Net>,
     pub(crate) exempt_cidrs: Option<Vec<Cidr>>,
     pub(crate) upstream_dns: Option<Vec<String>>,
+    pub(crate) netns_prefix: Option<String>,
+    pub(crate) state_dir: Option<std::path::PathBuf>,
 }
 
 impl ConfigFile {
@@ -154,6 +164,14 @@ impl ConfigFile {
                     .or(self.network.exempt_cidrs)
                     .unwrap_or_default(),
                 upstream_dns: upstream,
+                netns_prefix: network
+                    .netns_prefix
+                    .or(self.network.netns_prefix)
+                    .unwrap_or_else(|| DEFAULT_NETNS_PREFIX.to_owned()),
+                state_dir: network
+                    .state_dir
+                    .or(self.network.state_dir)
+                    .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
             },
         })
     }

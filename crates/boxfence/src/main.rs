@@ -5,15 +5,18 @@
 mod apps;
 mod boxes;
 mod config;
+mod data_plane;
 mod explain;
 mod input;
 mod machines;
 mod output;
 mod policies;
+mod run;
 mod serve;
 
 use std::process::ExitCode;
 
+use boxfence_dataplane::exec;
 use clap::{CommandFactory, Parser, Subcommand};
 
 /// Network policies for sandboxed machines ("boxes") on Linux.
@@ -46,6 +49,8 @@ enum Command {
     Boxes(boxes::BoxCommand),
     /// Would a flow be allowed for a machine, and why?
     Explain(explain::ExplainArgs),
+    /// Run one command in an ephemeral box, without a daemon (needs root).
+    Run(run::RunArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -113,6 +118,14 @@ impl Context {
 }
 
 fn main() -> ExitCode {
+    // The exec helper stages must run before any thread exists: they set
+    // up namespaces for a command inside a box (see boxfence-dataplane).
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some(exec::HELPER_SUBCOMMAND) => return exit_code(exec::helper_main(&args[2..])),
+        Some(exec::INIT_SUBCOMMAND) => return exit_code(exec::init_main(&args[2..])),
+        _ => {}
+    }
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();
@@ -124,6 +137,13 @@ fn main() -> ExitCode {
         };
     }
     init_logging();
+    if let Command::Run(args) = cli.command {
+        // Blocking and single-purpose: no async runtime needed.
+        return run::run(args).unwrap_or_else(|error| {
+            output::print_error(&error);
+            ExitCode::FAILURE
+        });
+    }
     // The runtime is built only for commands that need one, so that
     // commands which must stay single-threaded can run before it.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -149,13 +169,17 @@ fn main() -> ExitCode {
             Command::Machine(command) => machines::run(command, &context).await,
             Command::Boxes(command) => boxes::run(command, &context).await,
             Command::Explain(args) => explain::run(args, &context).await.and(success),
-            Command::Completions { .. } => success,
+            Command::Completions { .. } | Command::Run(_) => success,
         }
     });
     result.unwrap_or_else(|error| {
         output::print_error(&error);
         ExitCode::FAILURE
     })
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn init_logging() {

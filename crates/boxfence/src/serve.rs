@@ -4,14 +4,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use boxfence_engine::{AddressPool, Engine, Unavailable};
+use boxfence_engine::AddressPool;
 use boxfence_policy::Cidr;
 use boxfence_server::{Server, ServerConfig};
 use boxfence_store::SqliteStore;
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::CliError;
 use crate::config::{Config, ConfigFile, NetworkFile};
+use crate::{CliError, data_plane};
 
 /// Flags of `boxfence serve`; each overrides the config file's key.
 #[derive(Debug, clap::Args)]
@@ -49,6 +49,12 @@ pub(crate) struct ServeArgs {
     /// host's /etc/resolv.conf].
     #[arg(long = "upstream-dns", value_name = "ADDR")]
     upstream_dns: Vec<String>,
+    /// Prefix of box network namespace names [default: bfn-].
+    #[arg(long, value_name = "PREFIX")]
+    netns_prefix: Option<String>,
+    /// Directory of per-box files [default: /run/boxfence].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -69,21 +75,12 @@ impl ServeArgs {
                 ipv6_pool: self.ipv6_pool,
                 exempt_cidrs: (!self.exempt_cidrs.is_empty()).then_some(self.exempt_cidrs),
                 upstream_dns: (!self.upstream_dns.is_empty()).then_some(self.upstream_dns),
+                netns_prefix: self.netns_prefix,
+                state_dir: self.state_dir,
             },
         };
         Ok(file.resolve(flags)?)
     }
-}
-
-/// The data plane the daemon enforces with. The only place that chooses
-/// it: until the Linux data plane is wired in, machine work is refused
-/// (the API answers 501) rather than pretended.
-pub(crate) fn data_plane(_config: &Config) -> Arc<dyn Engine> {
-    Arc::new(Unavailable {
-        reason: "this build of boxfence has no data plane wired in yet; \
-                 apps and policies work, machines cannot be created"
-            .into(),
-    })
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -97,7 +94,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     server_config.exempt_cidrs = config.network.exempt_cidrs.clone();
     server_config.admin_token = config.admin_token.clone();
     server_config.body_limit = config.body_limit;
-    let server = Server::start(server_config, Arc::new(store.clone()), data_plane(&config)).await?;
+    // Held for the daemon's lifetime: dropping it stops the resolver.
+    let (engine, _resolver) = data_plane::start(&config.network)?;
+    let server = Server::start(server_config, Arc::new(store.clone()), engine).await?;
     if let Some(token) = &server.generated_admin_token {
         // Shown this once; the store keeps only its hash.
         println!(

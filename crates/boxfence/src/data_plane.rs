@@ -1,0 +1,113 @@
+//! Choosing and starting the data plane: the Linux engine with its
+//! resolver when this process may manage network namespaces, otherwise
+//! an engine that refuses machine work (the API answers 501, never
+//! pretends).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxfence_engine::{
+    AddressPool, Engine, LinuxConfig, LinuxEngine, ResolverHandle, SharedLinuxEngine, Unavailable,
+};
+use boxfence_policy::{AlwaysBlocked, Cidr};
+use boxfence_resolver::answer::TtlLimits;
+
+use crate::CliError;
+use crate::config::NetworkConfig;
+
+/// Upstream DNS servers each get this long before the next is tried.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Starts the data plane for `network`; the resolver handle must be kept
+/// alive while the engine serves.
+pub(crate) fn start(
+    network: &NetworkConfig,
+) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
+    if !nix::unistd::geteuid().is_root() {
+        let engine = Unavailable {
+            reason: "boxfence serve runs without root, so it cannot manage network namespaces; \
+                     apps and policies work, machines cannot be created"
+                .into(),
+        };
+        return Ok((Arc::new(engine), None));
+    }
+    let pool = AddressPool {
+        ipv4: network.ipv4_pool,
+        ipv6: network.ipv6_pool,
+    };
+    let config = linux_config(network, pool, "boxfence", 10_090)?;
+    let engine =
+        LinuxEngine::start(config).map_err(|e| CliError::Io(format!("data plane: {e}")))?;
+    let upstreams = upstreams(&network.upstream_dns);
+    let resolver = engine
+        .spawn_resolver(upstreams, UPSTREAM_TIMEOUT, TtlLimits::default())
+        .map_err(|e| CliError::Io(format!("resolver: {e}")))?;
+    Ok((Arc::new(SharedLinuxEngine(engine)), Some(resolver)))
+}
+
+/// The engine configuration of a daemon (or a run) on this host.
+pub(crate) fn linux_config(
+    network: &NetworkConfig,
+    pool: AddressPool,
+    table: &str,
+    rule_pref: u32,
+) -> Result<LinuxConfig, CliError> {
+    let pools: [Cidr; 2] = [
+        ipnet::IpNet::V4(pool.ipv4).into(),
+        ipnet::IpNet::V6(pool.ipv6).into(),
+    ];
+    let always_blocked = AlwaysBlocked::with_exemptions(&network.exempt_cidrs, &pools)
+        .map_err(|e| CliError::Usage(format!("network.exempt_cidrs: {e}")))?;
+    let helper =
+        std::env::current_exe().map_err(|e| CliError::Io(format!("own executable: {e}")))?;
+    Ok(LinuxConfig {
+        table: table.to_owned(),
+        netns_prefix: network.netns_prefix.clone(),
+        ifname_prefix: "bf-".into(),
+        pool,
+        uplinks: network
+            .uplink
+            .clone()
+            .or_else(default_route_interface)
+            .into_iter()
+            .collect(),
+        always_blocked: Arc::new(always_blocked),
+        helper,
+        uid_base: 200_000,
+        state_dir: network.state_dir.clone(),
+        rule_pref,
+        mark: 0x0100_0000,
+        resolver_port: 53,
+        host: boxfence_dataplane::HostNetns::current(),
+    })
+}
+
+/// The configured upstreams, else the nameservers of /etc/resolv.conf.
+pub(crate) fn upstreams(configured: &[SocketAddr]) -> Vec<SocketAddr> {
+    if !configured.is_empty() {
+        return configured.to_vec();
+    }
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .filter_map(|address| address.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+/// The interface of the default IPv4 route, if there is one.
+fn default_route_interface() -> Option<String> {
+    let output = std::process::Command::new("ip")
+        .args(["-j", "route", "show", "default"])
+        .output()
+        .ok()?;
+    let routes: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    routes
+        .as_array()?
+        .first()?
+        .get("dev")?
+        .as_str()
+        .map(str::to_owned)
+}

@@ -1,0 +1,454 @@
+//! The daemon end to end, in a sealed lab: `boxfence serve` runs in the lab
+//! host, the seeds' JSON goes verbatim through its HTTP API, and what a box
+//! can reach is checked from inside the box.
+
+use std::io::Write as _;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use boxfence_lab::{Lab, LabDns, require_root};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "e2e-admin-token-0123456789";
+
+/// A lab with a daemon in its host namespace.
+struct Daemon {
+    child: Option<Child>,
+    _dns: LabDns,
+    lab: Lab,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let lab = Lab::new().expect("lab comes up");
+        let dns = LabDns::start(&lab, 60).expect("lab DNS");
+        lab.route_to_host("10.200.0.0/16").expect("route to boxes");
+        let workdir = lab.workdir();
+        let config = format!(
+            "listen = \"127.0.0.1:4280\"\n\
+             database = \"sqlite://{db}\"\n\
+             admin_token = \"{TOKEN}\"\n\
+             [network]\n\
+             uplink = \"{uplink}\"\n\
+             exempt_cidrs = [\"198.51.100.0/24\", \"203.0.113.0/24\", \"2001:db8::/32\"]\n\
+             upstream_dns = [\"198.51.100.53\"]\n\
+             netns_prefix = \"{prefix}\"\n\
+             state_dir = \"{state}\"\n",
+            db = workdir.join("boxfence.db").display(),
+            uplink = lab.uplink(),
+            prefix = lab.namespace_prefix(),
+            state = workdir.join("state").display(),
+        );
+        std::fs::write(workdir.join("boxfence.toml"), config).expect("config written");
+        let mut daemon = Self {
+            child: None,
+            _dns: dns,
+            lab,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let config = self.lab.workdir().join("boxfence.toml");
+        let child = self
+            .lab
+            .spawn_in_host([
+                env!("CARGO_BIN_EXE_boxfence"),
+                "serve",
+                "--config",
+                &config.display().to_string(),
+            ])
+            .expect("daemon starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.api("GET", "/healthz", None).0 != 200 {
+            assert!(Instant::now() < deadline, "daemon did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("reap");
+        }
+    }
+
+    /// `(status, body)` of an API call made from inside the lab host.
+    fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let mut command = self.lab.host_command([
+            "curl",
+            "-s",
+            "-m",
+            "60",
+            "-X",
+            method,
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://127.0.0.1:4280{path}"),
+        ]);
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(body.unwrap_or("").as_bytes());
+        }
+        let out = child.wait_with_output().expect("curl output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (
+            status.trim().parse().unwrap_or(0),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+
+    fn ok(&self, method: &str, path: &str, body: &str) -> Value {
+        let (status, answer) = self.api(method, path, Some(body));
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {answer}"
+        );
+        answer
+    }
+
+    /// What curl inside the box at `exec_path` gets from `url`.
+    fn curl(&self, exec_path: &str, url: &str) -> String {
+        let command = json!({"command": ["curl", "-sk", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url]});
+        let out = self.ok("POST", exec_path, &command.to_string());
+        // The Machines API answers snake_case, the Box API camelCase.
+        let code = if out["exit_code"].is_null() {
+            &out["exitCode"]
+        } else {
+            &out["exit_code"]
+        };
+        if *code == 0 {
+            out["stdout"].as_str().unwrap_or_default().to_owned()
+        } else {
+            format!("err{code}")
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Clean shutdown of its boxes first; the lab removes what is left.
+        if let Some(mut child) = self.child.take() {
+            let _ = self
+                .lab
+                .host_exec(["kill", "-TERM", &child.id().to_string()]);
+            let _ = child.wait();
+        }
+    }
+}
+
+const REFUSED: &str = "err7";
+const UNRESOLVED: &str = "err6";
+
+/// The seed's curl body, byte for byte.
+const SEED_EGRESS: &str = r#"{
+    "name": "specific-egress",
+    "selector": {
+      "all": true
+    },
+    "rules": [
+      {
+        "action": "allow",
+        "direction": "egress",
+        "ports": [
+          { "protocol": "tcp", "port": 80 },
+          { "protocol": "tcp", "port": 443 }
+        ]
+      }
+    ]
+  }"#;
+
+#[test]
+fn machines_seed_egress_policy_through_the_api() {
+    if !require_root("machines_seed_egress_policy_through_the_api") {
+        return;
+    }
+    let daemon = Daemon::start();
+    daemon.ok("POST", "/v1/apps", r#"{"app_name": "my-app-name"}"#);
+    let machine = daemon.ok(
+        "POST",
+        "/v1/apps/my-app-name/machines",
+        r#"{"config": {"metadata": {"role": "web"}}}"#,
+    );
+    let id = machine["id"].as_str().expect("machine id").to_owned();
+    let exec = format!("/v1/apps/my-app-name/machines/{id}/exec");
+    assert_eq!(
+        daemon.curl(&exec, "http://198.51.100.10:8080/"),
+        "200",
+        "no policy: open"
+    );
+    daemon.ok("POST", "/v1/apps/my-app-name/network_policies", SEED_EGRESS);
+    assert_eq!(daemon.curl(&exec, "http://198.51.100.10/"), "200");
+    assert_eq!(daemon.curl(&exec, "https://198.51.100.10/"), "200");
+    assert_eq!(
+        daemon.curl(&exec, "http://[2001:db8::10]/"),
+        "200",
+        "IPv6 parity"
+    );
+    assert_eq!(
+        daemon.curl(&exec, "http://198.51.100.10:8080/"),
+        REFUSED,
+        "live: no restart needed"
+    );
+    assert_eq!(daemon.curl(&exec, "http://[2001:db8::10]:8080/"), REFUSED);
+    assert_eq!(daemon.curl(&exec, "http://169.254.169.254/"), REFUSED);
+
+    // Selectors: by metadata, and by id, follow PATCH of the metadata.
+    let only_db = r#"{"name": "db-only", "selector": {"metadata": {"role": "db"}}, "rules": [
+        {"action": "allow", "direction": "egress", "ports": [{"protocol": "tcp", "port": 8080}]}]}"#;
+    daemon.ok("POST", "/v1/apps/my-app-name/network_policies", only_db);
+    assert_eq!(
+        daemon.curl(&exec, "http://198.51.100.10:8080/"),
+        REFUSED,
+        "metadata does not match"
+    );
+    daemon.ok(
+        "PATCH",
+        &format!("/v1/apps/my-app-name/machines/{id}/metadata"),
+        r#"{"role": "db"}"#,
+    );
+    assert_eq!(
+        daemon.curl(&exec, "http://198.51.100.10:8080/"),
+        "200",
+        "now selected: union of allows"
+    );
+    let by_id = json!({"name": "by-id", "selector": {"machines": [{"id": id}]}, "rules": [
+        {"action": "allow", "direction": "egress", "ports": [{"protocol": "udp", "port": 5353}]}]});
+    daemon.ok(
+        "POST",
+        "/v1/apps/my-app-name/network_policies",
+        &by_id.to_string(),
+    );
+    let explain = daemon.ok(
+        "POST",
+        &format!("/v1/apps/my-app-name/machines/{id}/network_policy/evaluate"),
+        r#"{"direction": "egress", "protocol": "tcp", "port": 22, "ip": "198.51.100.10"}"#,
+    );
+    assert_eq!(explain["verdict"], "deny", "{explain}");
+    assert_eq!(explain["layer"], "app_policy", "{explain}");
+}
+
+#[test]
+fn box_seed_examples_through_the_api() {
+    if !require_root("box_seed_examples_through_the_api") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let created = daemon.ok(
+        "POST",
+        "/v1/boxes",
+        r#"{"runtime": "node", "networkPolicy": {"mode": "custom", "allowedDomains": ["api.github.com", "registry.npmjs.org"]}}"#,
+    );
+    let id = created["id"].as_str().expect("box id").to_owned();
+    let exec = format!("/v1/boxes/{id}/exec");
+    let policy = format!("/v1/boxes/{id}/network-policy");
+    assert_eq!(daemon.curl(&exec, "https://api.github.com/"), "200");
+    assert_eq!(daemon.curl(&exec, "http://registry.npmjs.org/"), "200");
+    assert_eq!(daemon.curl(&exec, "https://github.com/"), UNRESOLVED);
+    assert_eq!(
+        daemon.curl(&exec, "http://198.51.100.10/"),
+        "200",
+        "learned from api.github.com"
+    );
+
+    let shown = daemon.ok("GET", &format!("/v1/boxes/{id}"), "");
+    assert_eq!(shown["networkPolicy"]["mode"], "custom");
+
+    daemon.ok("PUT", &policy, r#"{"mode": "custom", "allowedDomains": ["api.github.com", "*.githubusercontent.com"], "allowedCidrs": ["104.16.0.0/12"]}"#);
+    assert_eq!(
+        daemon.curl(&exec, "http://raw.githubusercontent.com/"),
+        "200"
+    );
+    assert_eq!(
+        daemon.curl(&exec, "http://githubusercontent.com/"),
+        UNRESOLVED
+    );
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
+
+    daemon.ok("PUT", &policy, r#"{"mode": "deny-all"}"#);
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), REFUSED);
+    assert_eq!(
+        daemon.curl(&exec, "https://api.github.com/"),
+        UNRESOLVED,
+        "deny-all refuses DNS too"
+    );
+
+    daemon.ok("PUT", &policy, r#"{"mode": "allow-all"}"#);
+    assert_eq!(daemon.curl(&exec, "http://203.0.113.10:8080/"), "200");
+
+    daemon.ok("PUT", &policy, r#"{"mode": "custom", "allowedDomains": ["github.com", "*.github.com", "registry.npmjs.org"]}"#);
+    assert_eq!(daemon.curl(&exec, "http://github.com/"), "200");
+    assert_eq!(daemon.curl(&exec, "https://api.github.com/"), "200");
+    assert_eq!(daemon.curl(&exec, "http://evil.example/"), UNRESOLVED);
+
+    daemon.ok(
+        "PUT",
+        &policy,
+        r#"{"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}"#,
+    );
+    assert_eq!(daemon.curl(&exec, "http://104.16.120.5/"), "200");
+    assert_eq!(daemon.curl(&exec, "http://198.51.100.10/"), REFUSED);
+
+    daemon.ok(
+        "PUT",
+        &policy,
+        r#"{"mode": "custom", "deniedCidrs": ["104.16.120.0/24"]}"#,
+    );
+    assert_eq!(daemon.curl(&exec, "http://104.16.120.5/"), REFUSED);
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
+
+    let (status, answer) = daemon.api(
+        "PUT",
+        &policy,
+        Some(r#"{"mode": "custom", "allowedCidrs": ["10.0.0.0/8"]}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.to_string().contains("always-blocked"),
+        "a warning names the entry: {answer}"
+    );
+    assert_eq!(daemon.curl(&exec, "http://10.0.0.1/"), REFUSED);
+}
+
+#[test]
+fn sigkill_keeps_enforcing_and_restart_reconciles() {
+    if !require_root("sigkill_keeps_enforcing_and_restart_reconciles") {
+        return;
+    }
+    let mut daemon = Daemon::start();
+    let created = daemon.ok(
+        "POST",
+        "/v1/boxes",
+        r#"{"networkPolicy": {"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}}"#,
+    );
+    let id = created["id"].as_str().expect("box id").to_owned();
+    let exec = format!("/v1/boxes/{id}/exec");
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
+    daemon.kill();
+    // Without the daemon, reach into the box as root to see the kernel
+    // still enforce the last-applied rules.
+    let netns = format!("--net=/run/netns/{}{id}", daemon.lab.namespace_prefix());
+    let curl = |url: &str| {
+        let out = std::process::Command::new("nsenter")
+            .args([
+                netns.as_str(),
+                "curl",
+                "-s",
+                "-m",
+                "3",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                url,
+            ])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("http://104.17.0.5/"), "200");
+    assert_ne!(
+        curl("http://198.51.100.10/"),
+        "200",
+        "still denied while the daemon is down"
+    );
+    daemon.spawn();
+    assert_eq!(
+        daemon.curl(&exec, "http://104.17.0.5/"),
+        "200",
+        "adopted after restart"
+    );
+    assert_eq!(daemon.curl(&exec, "http://198.51.100.10/"), REFUSED);
+}
+
+#[test]
+fn ingress_rules_and_run_without_a_daemon() {
+    if !require_root("ingress_rules_and_run_without_a_daemon") {
+        return;
+    }
+    let daemon = Daemon::start();
+    daemon.ok("POST", "/v1/apps", r#"{"app_name": "web"}"#);
+    let machine = daemon.ok(
+        "POST",
+        "/v1/apps/web/machines",
+        r#"{"config": {"metadata": {}}}"#,
+    );
+    let id = machine["id"].as_str().expect("id").to_owned();
+    let answer = machine.to_string();
+    let address = answer
+        .split('"')
+        .find(|part| part.starts_with("10.200."))
+        .expect("machine address in the answer")
+        .to_owned();
+    daemon.ok("POST", "/v1/apps/web/network_policies", r#"{"name": "in", "selector": {"all": true}, "rules": [
+        {"action": "allow", "direction": "ingress", "ports": [{"protocol": "tcp", "port": 8080}]}]}"#);
+    // An exec's pid namespace ends with it: serve in the foreground of an
+    // exec running beside the checks.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            daemon.api(
+                "POST",
+                &format!("/v1/apps/web/machines/{id}/exec"),
+                Some(r#"{"command": ["sh", "-c", "python3 -m http.server 8080 -b 0.0.0.0 & python3 -m http.server 8081 -b 0.0.0.0"], "timeout": 6}"#),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(2000));
+        let from_internet = |port: u16| {
+            let out = daemon
+                .lab
+                .internet_exec([
+                    "curl",
+                    "-s",
+                    "-m",
+                    "3",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &format!("http://{address}:{port}/"),
+                ])
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(from_internet(8080), "200");
+        assert_ne!(from_internet(8081), "200");
+    });
+
+    let run = daemon
+        .lab
+        .host_exec([
+            env!("CARGO_BIN_EXE_boxfence"), "run", "--exempt-cidr", "198.51.100.0/24", "--exempt-cidr", "2001:db8::/32",
+            "--upstream-dns", "198.51.100.53", "--allow-domain", "api.github.com", "--",
+            "sh", "-c", "curl -s -o /dev/null -w '%{http_code}' https://api.github.com/ -k -m 5; echo; curl -s -m 3 http://203.0.113.10/ || echo refused",
+        ])
+        .expect("boxfence run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.starts_with("200"),
+        "run allows the allowed name: {stdout} {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("refused"), "and nothing else: {stdout}");
+    let leftovers = daemon
+        .lab
+        .host_exec(["nft", "list", "tables"])
+        .expect("nft");
+    assert!(
+        !String::from_utf8_lossy(&leftovers.stdout).contains("boxfence_run"),
+        "run cleans up its table"
+    );
+}
