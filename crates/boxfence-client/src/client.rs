@@ -212,6 +212,30 @@ impl Client {
         self.send(Method::POST, &path, Some(request)).await
     }
 
+    /// Flow events of a machine (`app` given) or a box, oldest first, at
+    /// or after `since_ms`, of `verdict` when given, at most `limit`.
+    pub async fn flows(
+        &self,
+        app: Option<&str>,
+        id: &str,
+        since_ms: Option<u64>,
+        verdict: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<boxfence_policy::FlowEvent>, ClientError> {
+        let base = match app {
+            Some(app) => format!("/v1/apps/{app}/machines/{id}/flows"),
+            None => format!("/v1/boxes/{id}/flows"),
+        };
+        let mut query = format!("?limit={limit}");
+        if let Some(since) = since_ms {
+            query.push_str(&format!("&since={since}"));
+        }
+        if let Some(verdict) = verdict {
+            query.push_str(&format!("&verdict={verdict}"));
+        }
+        self.get(&format!("{base}{query}")).await
+    }
+
     /// Would `flow` be allowed for the machine, and why?
     pub async fn evaluate(
         &self,

@@ -38,7 +38,7 @@ pub use routes::boxes::DEFAULT_APP;
 pub use state::{ServerConfig, StartError};
 
 use body::BodyLimit;
-use routes::{apps, boxes, machines as machine_routes, policies};
+use routes::{apps, boxes, flows, machines as machine_routes, policies};
 use state::AppState;
 use views::Health;
 
@@ -135,6 +135,12 @@ fn router(state: Arc<AppState>) -> Router {
             put(boxes::set_network_policy),
         )
         .route("/v1/boxes/{id}/exec", post(boxes::exec))
+        .route("/v1/boxes/{id}/flows", get(flows::box_flows))
+        .route(
+            "/v1/apps/{app}/machines/{id}/flows",
+            get(flows::machine_flows),
+        )
+        .route("/metrics", get(flows::metrics))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_token,

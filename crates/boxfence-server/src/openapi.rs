@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{apps, boxes, machines, policies};
+use crate::routes::{apps, boxes, flows, machines, policies};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -17,6 +17,7 @@ use crate::routes::{apps, boxes, machines, policies};
         machines::create, machines::list, machines::show, machines::patch_metadata,
         machines::delete, machines::exec, machines::evaluate,
         boxes::create, boxes::show, boxes::set_network_policy, boxes::exec, boxes::delete,
+        flows::machine_flows, flows::box_flows, flows::metrics,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&BearerAuth),

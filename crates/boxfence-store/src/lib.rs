@@ -24,7 +24,7 @@ use boxfence_policy::{AppPolicy, BoxPolicy};
 pub use error::StoreError;
 pub use model::{App, NewMachine, NewToken, StoredMachine, StoredPolicy, StoredToken};
 pub use sqlite::{DEFAULT_DATABASE, SqliteStore};
-pub use time::now_rfc3339;
+pub use time::{format_unix, now_rfc3339};
 
 /// Everything the daemon keeps across restarts. Every write returns only
 /// once it is durable.

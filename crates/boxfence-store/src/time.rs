@@ -10,7 +10,8 @@ pub fn now_rfc3339() -> String {
     format_unix(seconds)
 }
 
-fn format_unix(seconds: u64) -> String {
+/// A Unix time in seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_unix(seconds: u64) -> String {
     let days = seconds / 86_400;
     let rest = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);

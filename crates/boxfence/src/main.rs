@@ -8,6 +8,7 @@ mod config;
 mod data_plane;
 mod explain;
 mod input;
+mod logs;
 mod machines;
 mod output;
 mod policies;
@@ -27,8 +28,20 @@ struct Cli {
     connect: input::ConnectArgs,
     #[command(flatten)]
     output: OutputArgs,
+    /// Format of the log lines on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,6 +62,8 @@ enum Command {
     Boxes(boxes::BoxCommand),
     /// Would a flow be allowed for a machine, and why?
     Explain(explain::ExplainArgs),
+    /// A machine's or box's flow log: denials with their reasons.
+    Logs(logs::LogsArgs),
     /// Run one command in an ephemeral box, without a daemon (needs root).
     Run(run::RunArgs),
     /// Print a shell completion script.
@@ -136,7 +151,7 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         };
     }
-    init_logging();
+    init_logging(cli.log_format);
     if let Command::Run(args) = cli.command {
         // Blocking and single-purpose: no async runtime needed.
         return run::run(args).unwrap_or_else(|error| {
@@ -169,6 +184,7 @@ fn main() -> ExitCode {
             Command::Machine(command) => machines::run(command, &context).await,
             Command::Boxes(command) => boxes::run(command, &context).await,
             Command::Explain(args) => explain::run(args, &context).await.and(success),
+            Command::Logs(args) => logs::run(args, &context).await.and(success),
             Command::Completions { .. } | Command::Run(_) => success,
         }
     });
@@ -182,11 +198,15 @@ fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(tracing::Level::INFO)
-        .try_init();
+        .with_max_level(tracing::Level::INFO);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }

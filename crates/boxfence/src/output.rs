@@ -70,6 +70,17 @@ pub(crate) fn metadata(map: &std::collections::BTreeMap<String, String>) -> Stri
         .join(",")
 }
 
+/// Prints `value` as one line of JSON.
+pub(crate) fn json_line<T: Serialize>(value: &T) -> Result<(), CliError> {
+    println!("{}", compact(value));
+    Ok(())
+}
+
+/// Milliseconds since the epoch as an RFC 3339 UTC time.
+pub(crate) fn timestamp(ms: u64) -> String {
+    boxfence_store::format_unix(ms / 1000)
+}
+
 /// A compact JSON rendering of a serializable value.
 pub(crate) fn compact<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()

@@ -452,3 +452,124 @@ fn ingress_rules_and_run_without_a_daemon() {
         "run cleans up its table"
     );
 }
+
+#[test]
+fn flow_log_api_stream_metrics_and_cli() {
+    if !require_root("flow_log_api_stream_metrics_and_cli") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let created = daemon.ok(
+        "POST",
+        "/v1/boxes",
+        r#"{"networkPolicy": {"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}}"#,
+    );
+    let id = created["id"].as_str().expect("box id").to_owned();
+    let exec = format!("/v1/boxes/{id}/exec");
+    assert_eq!(daemon.curl(&exec, "http://198.51.100.10/"), REFUSED);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let events = loop {
+        let (status, events) =
+            daemon.api("GET", &format!("/v1/boxes/{id}/flows?verdict=deny"), None);
+        assert_eq!(status, 200, "{events}");
+        if events.as_array().is_some_and(|e| !e.is_empty()) || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let event = &events[0];
+    assert_eq!(event["layer"], "box_policy", "{events}");
+    assert_eq!(
+        event["reason"], "box policy custom: not in allowedDomains/allowedCidrs",
+        "{events}"
+    );
+    assert_eq!(event["dst"], "198.51.100.10");
+    assert_eq!(event["app"], "default");
+    let (status, bad) = daemon.api("GET", &format!("/v1/boxes/{id}/flows?verdict=maybe"), None);
+    assert_eq!(status, 400, "{bad}");
+
+    // The live stream: history first, then a new denial within a second.
+    let mut stream = daemon
+        .lab
+        .host_command([
+            "curl",
+            "-sN",
+            "-m",
+            "15",
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            &format!("http://127.0.0.1:4280/v1/boxes/{id}/flows?follow=true"),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sse client");
+    let stdout = stream.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(daemon.curl(&exec, "http://203.0.113.10/"), REFUSED);
+    let denied_at = Instant::now();
+    let arrived = loop {
+        let (at, line) = received
+            .recv_timeout(Duration::from_secs(3))
+            .expect("the stream delivers the new event");
+        if line.contains("203.0.113.10") {
+            break at;
+        }
+    };
+    assert!(
+        arrived.saturating_duration_since(denied_at) < Duration::from_secs(1),
+        "within 1 s"
+    );
+    let _ = stream.kill();
+
+    let metrics = daemon
+        .lab
+        .host_exec([
+            "curl",
+            "-s",
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "http://127.0.0.1:4280/metrics",
+        ])
+        .expect("metrics");
+    let text = String::from_utf8_lossy(&metrics.stdout).into_owned();
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text");
+    let denied = parsed
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "boxfence_box_denied_packets_total"
+                && s.labels.get("machine") == Some(id.as_str())
+        })
+        .expect("a denied counter for the box");
+    assert!(
+        matches!(denied.value, prometheus_parse::Value::Counter(v) if v >= 2.0),
+        "{text}"
+    );
+
+    let logs = daemon
+        .lab
+        .host_command([env!("CARGO_BIN_EXE_boxfence"), "logs", &id])
+        .env("BOXFENCE_URL", "http://127.0.0.1:4280")
+        .env("BOXFENCE_TOKEN", TOKEN)
+        .output()
+        .expect("boxfence logs");
+    let printed = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        printed.contains("denied: egress tcp 198.51.100.10:80 — box policy custom: not in allowedDomains/allowedCidrs"),
+        "{printed} {}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
+}

@@ -24,6 +24,8 @@ const NFULNL_MSG_PACKET: u16 = 0;
 const NFULNL_MSG_CONFIG: u16 = 1;
 const NFULA_CFG_CMD: u16 = 1;
 const NFULA_CFG_MODE: u16 = 2;
+const NFULA_CFG_TIMEOUT: u16 = 4;
+const NFULA_CFG_QTHRESH: u16 = 5;
 const NFULNL_CFG_CMD_BIND: u8 = 1;
 const NFULNL_COPY_PACKET: u8 = 2;
 const NFULA_IFINDEX_INDEV: u16 = 4;
@@ -103,6 +105,10 @@ impl NflogReader {
         let mut mode = COPY_RANGE.to_be_bytes().to_vec();
         mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0, 0, 0]);
         reader.configure(group, NFULA_CFG_MODE, &mode)?;
+        // Deliver each packet at once: the kernel otherwise batches up to
+        // 100 of them or a second, and an event should be live.
+        reader.configure(group, NFULA_CFG_QTHRESH, &1u32.to_be_bytes())?;
+        reader.configure(group, NFULA_CFG_TIMEOUT, &1u32.to_be_bytes())?;
         Ok(reader)
     }
 

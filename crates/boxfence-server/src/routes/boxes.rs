@@ -21,7 +21,7 @@ use crate::views::{BoxExecView, BoxView, Deleted, NetworkPolicyView, WithWarning
 pub const DEFAULT_APP: &str = "default";
 
 /// The box `id`, if the caller may see its app.
-async fn visible_box(
+pub(crate) async fn visible_box(
     state: &AppState,
     caller: &Caller,
     id: &str,

@@ -2,6 +2,7 @@
 
 pub(crate) mod apps;
 pub(crate) mod boxes;
+pub(crate) mod flows;
 pub(crate) mod machines;
 pub(crate) mod policies;
 

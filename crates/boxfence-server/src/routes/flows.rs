@@ -1,0 +1,145 @@
+//! The flow log of a machine or box (`?follow=true` streams Server-Sent
+//! Events) and the Prometheus metrics.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use boxfence_policy::FlowEvent;
+use futures_util::stream::{self, StreamExt as _};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::apps::visible_app;
+use super::boxes::visible_box;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Most events one answer holds (a box keeps at most 1,000).
+const MAX_LIMIT: usize = 1000;
+
+/// `?verdict=deny&since=…&limit=…&follow=true`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct FlowQuery {
+    /// `allow` or `deny`.
+    verdict: Option<String>,
+    /// Only events at or after this time (milliseconds since the epoch).
+    since: Option<u64>,
+    /// At most this many of the latest events (1-1000, default 100).
+    limit: Option<usize>,
+    /// Stream events as Server-Sent Events, history first.
+    follow: Option<bool>,
+}
+
+/// Flow events of a machine.
+#[utoipa::path(get, path = "/v1/apps/{app}/machines/{id}/flows", tag = "machines",
+    params(("app" = String, Path, description = "App name"), ("id" = String, Path, description = "Machine id"), FlowQuery),
+    responses((status = 200, description = "Events, oldest first (JSON array, or an SSE stream with follow=true)"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn machine_flows(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+    Query(query): Query<FlowQuery>,
+) -> Result<Response, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let machine = state.find_machine(Some(&app), &id).await?;
+    flows(&state, &machine.machine.app, &id, query)
+}
+
+/// Flow events of a box.
+#[utoipa::path(get, path = "/v1/boxes/{id}/flows", tag = "boxes",
+    params(("id" = String, Path, description = "Box id"), FlowQuery),
+    responses((status = 200, description = "Events, oldest first (JSON array, or an SSE stream with follow=true)"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn box_flows(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<FlowQuery>,
+) -> Result<Response, ApiError> {
+    let machine = visible_box(&state, &caller, &id).await?;
+    flows(&state, &machine.machine.app, &id, query)
+}
+
+fn flows(state: &AppState, app: &str, id: &str, query: FlowQuery) -> Result<Response, ApiError> {
+    let verdict = match query.verdict.as_deref() {
+        None => None,
+        Some(v @ ("allow" | "deny")) => Some(v.to_owned()),
+        Some(other) => {
+            return Err(ApiError::invalid_at(
+                "verdict",
+                format!("`{other}` is not a verdict; expected allow or deny"),
+            ));
+        }
+    };
+    let limit = match query.limit {
+        None => 100,
+        Some(limit @ 1..=MAX_LIMIT) => limit,
+        Some(_) => {
+            return Err(ApiError::invalid_at(
+                "limit",
+                format!("must be 1-{MAX_LIMIT}"),
+            ));
+        }
+    };
+    let with_app = |mut event: FlowEvent| {
+        event.app = Some(app.to_owned());
+        event
+    };
+    let history: Vec<FlowEvent> = state
+        .engine
+        .flows(id, query.since, verdict.as_deref(), limit)
+        .into_iter()
+        .map(with_app)
+        .collect();
+    if !query.follow.unwrap_or(false) {
+        return Ok(Json(history).into_response());
+    }
+    let live = state.engine.subscribe_flows();
+    let (machine, app) = (id.to_owned(), app.to_owned());
+    let live = stream::unfold(live, move |receiver| {
+        let (machine, app, verdict) = (machine.clone(), app.clone(), verdict.clone());
+        async move {
+            let mut receiver = receiver?;
+            loop {
+                match receiver.recv().await {
+                    Ok(mut event)
+                        if event.machine_id == machine
+                            && verdict.as_deref().is_none_or(|v| event.verdict == v) =>
+                    {
+                        event.app = Some(app);
+                        return Some((event, Some(receiver)));
+                    }
+                    // A slow client misses events rather than slowing anyone.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    let events = stream::iter(history).chain(live).map(sse_event);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn sse_event(event: FlowEvent) -> Result<Event, Infallible> {
+    let data = serde_json::to_string(&event).unwrap_or_default();
+    Ok(Event::default().event("flow").data(data))
+}
+
+/// Prometheus metrics of the data plane.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+              (status = 401, body = ErrorBody)))]
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let text = state.engine.metrics_text();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
