@@ -19,7 +19,7 @@ use crate::EngineError;
 use crate::linux::LinuxEngine;
 
 /// Queries per second each box may send to the resolver.
-pub const QUERY_RATE_PER_BOX: u32 = 200;
+pub const QUERY_RATE_PER_BOX: u32 = 2000;
 
 /// Writes learned addresses into the engine's table.
 pub(crate) struct SetWriter {

@@ -79,6 +79,17 @@ pub const ALWAYS_BLOCKED: &[BlockedBlock] = &[
     block("ff00::/8", "multicast", "RFC 4291"),
 ];
 
+/// What the always-blocked table says of an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockCheck<'a> {
+    /// In this block, not exempted.
+    Blocked(&'static BlockedBlock),
+    /// In a block, but the operator exempted it with this range.
+    Exempted(&'a IpNet),
+    /// In no block.
+    Clear,
+}
+
 /// Why an operator exemption was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExemptionError {
@@ -139,17 +150,26 @@ impl AlwaysBlocked {
 
     /// The block that denies `ip`, unless the operator exempted it.
     pub fn lookup(&self, ip: IpAddr) -> Option<&'static BlockedBlock> {
-        let net = self.blocks.lookup(ip)?;
-        if self.exempt.contains(ip) {
-            return None;
+        match self.check(ip) {
+            BlockCheck::Blocked(block) => Some(block),
+            BlockCheck::Exempted(_) | BlockCheck::Clear => None,
         }
-        let index = self.nets.iter().position(|candidate| candidate == net)?;
-        ALWAYS_BLOCKED.get(index)
     }
 
-    /// The exemption that lets `ip` through a block, if one does.
-    pub fn exemption(&self, ip: IpAddr) -> Option<&IpNet> {
-        self.blocks.lookup(ip).and(self.exempt.lookup(ip))
+    /// Whether `ip` is blocked, exempted from a block, or in no block;
+    /// one lookup of each table.
+    pub fn check(&self, ip: IpAddr) -> BlockCheck<'_> {
+        let Some(net) = self.blocks.lookup(ip) else {
+            return BlockCheck::Clear;
+        };
+        if let Some(exemption) = self.exempt.lookup(ip) {
+            return BlockCheck::Exempted(exemption);
+        }
+        self.nets
+            .iter()
+            .position(|candidate| candidate == net)
+            .and_then(|index| ALWAYS_BLOCKED.get(index))
+            .map_or(BlockCheck::Clear, BlockCheck::Blocked)
     }
 
     /// The blocked addresses as merged ranges for the kernel.

@@ -85,7 +85,10 @@ impl DomainPattern {
             Self::Exact(exact) => exact.as_str() == name,
             Self::Wildcard(suffix) => name
                 .strip_suffix(suffix.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+                .and_then(|head| head.strip_suffix('.'))
+                .is_some_and(|head| {
+                    !head.is_empty() && head.split('.').all(|label| !label.is_empty())
+                }),
         }
     }
 }

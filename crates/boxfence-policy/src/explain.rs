@@ -9,14 +9,16 @@ use ipnet::IpNet;
 use serde::{Serialize, Serializer};
 
 use crate::app_policy::Direction;
-use crate::blocked::BlockedBlock;
+use crate::blocked::{BlockCheck, BlockedBlock};
 use crate::domain::DomainPattern;
 use crate::effective::{BoxLayer, CompiledRule, EffectivePolicy};
 use crate::flow::Flow;
 use crate::ports::Protocol;
 
 /// The layers of DESIGN.md 1.5, in the order they are checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     /// A packet from a box must carry the box's own address.
@@ -323,12 +325,14 @@ impl<'p, 'f> Evaluation<'p, 'f> {
     fn always_blocked(&self) -> Option<Finding<'p>> {
         let ip = self.ip.filter(|_| self.direction == Direction::Egress)?;
         let blocked = &self.policy.always_blocked;
-        Some(match blocked.lookup(ip) {
-            Some(block) => deny(Layer::AlwaysBlocked, Reason::AlwaysBlocked { block }),
-            None => match blocked.exemption(ip) {
-                Some(exemption) => allow(Layer::AlwaysBlocked, Reason::Exempted { exemption }),
-                None => allow(Layer::AlwaysBlocked, Reason::NotBlocked),
-            },
+        Some(match blocked.check(ip) {
+            BlockCheck::Blocked(block) => {
+                deny(Layer::AlwaysBlocked, Reason::AlwaysBlocked { block })
+            }
+            BlockCheck::Exempted(exemption) => {
+                allow(Layer::AlwaysBlocked, Reason::Exempted { exemption })
+            }
+            BlockCheck::Clear => allow(Layer::AlwaysBlocked, Reason::NotBlocked),
         })
     }
 

@@ -76,11 +76,13 @@ impl Flow {
         let source = address("source", out);
         let domain = object.optional("domain").map(|(value, path)| {
             let text = string(value, &path, out)?;
-            if crate::domain::canonical(text).is_none() || text.is_empty() {
-                out.push(&path, format!("`{text}` is not a domain name"));
-                return None;
+            match text.parse::<crate::domain::DomainName>() {
+                Ok(name) => Some(name.as_str().to_owned()),
+                Err(error) => {
+                    out.push(&path, error.to_string());
+                    None
+                }
             }
-            Some(text.to_owned())
         });
         match (protocol, &port) {
             (Some(Protocol::Icmp), Some(_)) => {

@@ -79,10 +79,17 @@ impl FlowEvent {
     /// One line for people: `denied: egress tcp 104.16.1.5:443 — box
     /// policy custom: not in allowedDomains/allowedCidrs`.
     pub fn describe(&self) -> String {
-        let verdict = if self.verdict == "deny" { "denied" } else { "allowed" };
+        let verdict = if self.verdict == "deny" {
+            "denied"
+        } else {
+            "allowed"
+        };
         match self.kind {
             FlowEventKind::Suppressed => {
-                format!("{} more events suppressed (rate limit)", self.suppressed.unwrap_or(0))
+                format!(
+                    "{} more events suppressed (rate limit)",
+                    self.suppressed.unwrap_or(0)
+                )
             }
             FlowEventKind::DnsQuery => format!(
                 "{verdict}: dns {} — {}",
@@ -92,15 +99,26 @@ impl FlowEvent {
             FlowEventKind::Connection => {
                 let direction = self.direction.map_or("?", Direction::as_str);
                 let protocol = self.protocol.map_or("?", Protocol::as_str);
-                let remote = if self.direction == Some(Direction::Ingress) { (self.src, self.sport) } else { (self.dst, self.dport) };
+                let remote = if self.direction == Some(Direction::Ingress) {
+                    (self.src, self.sport)
+                } else {
+                    (self.dst, self.dport)
+                };
                 let address = match remote {
                     (Some(IpAddr::V6(ip)), Some(port)) => format!("[{ip}]:{port}"),
                     (Some(ip), Some(port)) => format!("{ip}:{port}"),
                     (Some(ip), None) => ip.to_string(),
                     (None, _) => "?".into(),
                 };
-                let name = self.domain.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
-                format!("{verdict}: {direction} {protocol} {address}{name} — {}", self.reason)
+                let name = self
+                    .domain
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                format!(
+                    "{verdict}: {direction} {protocol} {address}{name} — {}",
+                    self.reason
+                )
             }
         }
     }

@@ -20,7 +20,7 @@ mod ports;
 mod reader;
 
 pub use app_policy::{Action, AppPolicy, Direction, MachineRef, Rule, Selector, read_metadata};
-pub use blocked::{ALWAYS_BLOCKED, AlwaysBlocked, BlockedBlock, ExemptionError};
+pub use blocked::{ALWAYS_BLOCKED, AlwaysBlocked, BlockCheck, BlockedBlock, ExemptionError};
 pub use box_policy::{BoxPolicy, CustomPolicy};
 pub use cidr::{Cidr, CidrError};
 pub use diagnostic::{Diagnostic, Diagnostics, JsonPath, ValidationError};

@@ -2,7 +2,7 @@
 //! addresses go to. The policy core decides; this only reads its verdict
 //! and the rules whose patterns matched.
 
-use boxfence_policy::{BoxLayer, Direction, EffectivePolicy, evaluate_name};
+use boxfence_policy::{BoxLayer, Direction, DomainName, EffectivePolicy, evaluate_name};
 
 /// Where the addresses of an allowed answer are authorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +31,11 @@ pub enum NameDecision {
 
 /// Decides `name` (canonical) for the box of `policy`.
 pub fn decide(policy: &EffectivePolicy, name: &str) -> NameDecision {
+    // Escaped dots or empty labels (`a\.b.example`, `x..b.example`) are
+    // no host names: refused before any pattern could match them.
+    if name.parse::<DomainName>().is_err() {
+        return NameDecision::Refuse(format!("`{name}` is not a valid host name"));
+    }
     let verdict = evaluate_name(policy, name);
     if !verdict.allowed() {
         let reason = verdict
@@ -96,6 +101,16 @@ mod tests {
             decide(&p, "evil.example"),
             NameDecision::Refuse("box policy custom: not in allowedDomains/allowedCidrs".into())
         );
+        let wildcard = policy(
+            json!({"mode": "custom", "allowedDomains": ["*.github.com"]}),
+            json!([]),
+        );
+        for bad in ["x..github.com", "a\\.github.com", "a b.github.com", ""] {
+            assert!(
+                matches!(decide(&wildcard, bad), NameDecision::Refuse(_)),
+                "{bad:?}"
+            );
+        }
         let offline = policy(json!({"mode": "deny-all"}), json!([]));
         assert_eq!(
             decide(&offline, "api.github.com"),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::sync::Mutex;
 
@@ -23,9 +23,29 @@ pub struct BoxEntry {
     /// Its effective policy.
     pub policy: EffectivePolicy,
     rate: Mutex<RateLimit>,
+    /// Bumped each time the box's policy is replaced: what was learned
+    /// under an older one must be written to the kernel again.
+    generation: u64,
     /// Names the box's learned addresses came from (kept across policy
     /// updates of the same box).
-    learned: Arc<Mutex<HashMap<IpAddr, (String, Instant)>>>,
+    learned: Arc<Mutex<Learned>>,
+}
+
+/// Addresses learned for a box.
+#[derive(Debug, Default)]
+struct Learned {
+    addresses: HashMap<IpAddr, LearnedAddress>,
+    /// Size after the last sweep of expired entries; the next sweep waits
+    /// until the map has doubled, so answers do not pay for it each time.
+    swept_at: usize,
+}
+
+#[derive(Debug)]
+struct LearnedAddress {
+    name: String,
+    until: Instant,
+    kept_for: Duration,
+    generation: u64,
 }
 
 impl BoxEntry {
@@ -36,42 +56,9 @@ impl BoxEntry {
             ifname,
             policy,
             rate: Mutex::new(RateLimit::new(rate)),
+            generation: 0,
             learned: Arc::default(),
         }
-    }
-
-    /// Records that `addresses` were learned from `name`.
-    pub fn remember(&self, name: &str, addresses: &[(IpAddr, std::time::Duration)]) {
-        if let Ok(mut learned) = self.learned.lock() {
-            let now = Instant::now();
-            learned.retain(|_, (_, until)| *until > now);
-            for (ip, keep) in addresses {
-                learned.insert(*ip, (name.to_owned(), now + *keep));
-            }
-        }
-    }
-
-    /// The name an address was learned from, while it is authorised.
-    pub fn domain_of(&self, ip: IpAddr) -> Option<String> {
-        let learned = self.learned.lock().ok()?;
-        learned
-            .get(&ip)
-            .filter(|(_, until)| *until > Instant::now())
-            .map(|(name, _)| name.clone())
-    }
-
-    /// Every address learned and still authorised, with its name.
-    pub fn learned(&self) -> Vec<(IpAddr, String)> {
-        let now = Instant::now();
-        self.learned
-            .lock()
-            .map(|l| {
-                l.iter()
-                    .filter(|(_, (_, until))| *until > now)
-                    .map(|(ip, (name, _))| (*ip, name.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Takes one query from the box's budget; false when it is spent.
@@ -81,6 +68,69 @@ impl BoxEntry {
             .lock()
             .map(|mut bucket| bucket.take())
             .unwrap_or(false)
+    }
+
+    /// Of `addresses`, those the kernel must be told again: not learned
+    /// under the current policy, or with less than half their time left.
+    pub fn to_write(&self, addresses: &[(IpAddr, Duration)]) -> Vec<(IpAddr, Duration)> {
+        let Ok(learned) = self.learned.lock() else {
+            return addresses.to_vec();
+        };
+        let now = Instant::now();
+        addresses
+            .iter()
+            .filter(|(ip, _)| {
+                learned.addresses.get(ip).is_none_or(|known| {
+                    known.generation != self.generation
+                        || known.until.saturating_duration_since(now) < known.kept_for / 2
+                })
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Records that `addresses` were learned from `name` and written.
+    pub fn remember(&self, name: &str, addresses: &[(IpAddr, Duration)]) {
+        let Ok(mut learned) = self.learned.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if learned.addresses.len() >= (2 * learned.swept_at).max(64) {
+            learned.addresses.retain(|_, known| known.until > now);
+            learned.swept_at = learned.addresses.len();
+        }
+        for (ip, keep) in addresses {
+            let address = LearnedAddress {
+                name: name.to_owned(),
+                until: now + *keep,
+                kept_for: *keep,
+                generation: self.generation,
+            };
+            learned.addresses.insert(*ip, address);
+        }
+    }
+
+    /// The name an address was learned from, while it is authorised.
+    pub fn domain_of(&self, ip: IpAddr) -> Option<String> {
+        let learned = self.learned.lock().ok()?;
+        let known = learned.addresses.get(&ip)?;
+        (known.until > Instant::now()).then(|| known.name.clone())
+    }
+
+    /// Every address learned and still authorised, with its name.
+    pub fn learned(&self) -> Vec<(IpAddr, String)> {
+        let now = Instant::now();
+        self.learned
+            .lock()
+            .map(|learned| {
+                learned
+                    .addresses
+                    .iter()
+                    .filter(|(_, known)| known.until > now)
+                    .map(|(ip, known)| (*ip, known.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -105,6 +155,7 @@ impl Directory {
             .filter(|e| e.id == entry.id)
         {
             entry.learned = Arc::clone(&existing.learned);
+            entry.generation = existing.generation + 1;
         }
         let entry = Arc::new(entry);
         self.boxes.rcu(|current| {

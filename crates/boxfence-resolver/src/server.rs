@@ -234,17 +234,18 @@ impl Resolver {
             return question.encode(&question.error(ResponseCode::ServFail));
         };
         let screened = screen(&question, answer, &self.always_blocked, self.ttl);
-        if !targets.is_empty() && !screened.learned.is_empty() {
+        let to_write = if targets.is_empty() {
+            Vec::new()
+        } else {
+            entry.to_write(&screened.learned)
+        };
+        if !to_write.is_empty() {
             // Not authorised, not delivered: the box must never hold an
             // address the kernel would refuse.
-            if self
-                .learner
-                .learn(&entry, &targets, &screened.learned)
-                .is_err()
-            {
+            if self.learner.learn(&entry, &targets, &to_write).is_err() {
                 return question.encode(&question.error(ResponseCode::ServFail));
             }
-            entry.remember(&name, &screened.learned);
+            entry.remember(&name, &to_write);
         }
         let mut bytes = question.encode(&screened.message)?;
         let limit = usize::from(question.message.max_payload().max(512));

@@ -80,12 +80,12 @@ async fn ask_udp(server: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
     let socket = UdpSocket::bind(local).await?;
     socket.connect(server).await?;
     socket.send(query).await?;
-    let mut buffer = vec![0u8; MAX_UDP];
     loop {
-        let n = socket.recv(&mut buffer).await?;
+        // Not zeroed: only what the reply fills is ever read.
+        let mut buffer = Vec::with_capacity(MAX_UDP);
+        let n = socket.recv_buf(&mut buffer).await?;
         // A reply must carry our id; anything else is ignored (spoofing).
         if n >= 2 && buffer[..2] == query[..2] {
-            buffer.truncate(n);
             return Ok(buffer);
         }
     }

@@ -9,8 +9,10 @@
 //! The blocks are kept as parallel arrays (starts, ends, parents, blocks)
 //! rather than one array of nodes, so the binary search walks a dense array
 //! of starts (4 or 16 bytes each, not a 40-64 byte node) and a lookup
-//! touches few cache lines. IPv6 starts are searched on their upper 64 bits
-//! first, which compiles to a branchless search; see `Bits::count_le`.
+//! touches few cache lines. IPv6 starts are searched on a dense array of
+//! their upper 64 bits, which halves the memory the search walks and
+//! compiles to a branchless search (a `u128` comparison does not); see
+//! `Bits::count_le`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -121,10 +123,14 @@ impl CidrSet {
 
 /// Address bits of one family.
 trait Bits: Copy + Ord + std::fmt::Debug {
-    /// How many of `sorted` are `<= ip`.
-    fn count_le(sorted: &[Self], ip: Self) -> usize {
-        sorted.partition_point(|&first| first <= ip)
-    }
+    /// What the binary search compares: the address, or a prefix of it.
+    type Key: Copy + Ord + std::fmt::Debug;
+
+    /// The search key of an address; keys are ordered as addresses are.
+    fn key(self) -> Self::Key;
+
+    /// How many of `sorted` are `<= ip`, given their `keys`.
+    fn count_le(keys: &[Self::Key], sorted: &[Self], ip: Self) -> usize;
 
     /// `self + 1`, or `None` at the top of the address space.
     fn next(self) -> Option<Self>;
@@ -133,6 +139,16 @@ trait Bits: Copy + Ord + std::fmt::Debug {
 }
 
 impl Bits for u32 {
+    type Key = u32;
+
+    fn key(self) -> u32 {
+        self
+    }
+
+    fn count_le(keys: &[u32], _sorted: &[u32], ip: u32) -> usize {
+        keys.partition_point(|&first| first <= ip)
+    }
+
     fn next(self) -> Option<Self> {
         self.checked_add(1)
     }
@@ -142,15 +158,20 @@ impl Bits for u32 {
 }
 
 impl Bits for u128 {
-    /// Searches on the upper 64 bits, which compiles to a branchless
-    /// binary search (a `u128` comparison does not), and falls back to the
-    /// full comparison only when the last candidate shares those bits with
-    /// `ip` and lies above it.
-    fn count_le(sorted: &[Self], ip: Self) -> usize {
-        let high = |bits: u128| (bits >> 64) as u64;
-        let end = sorted.partition_point(|&first| high(first) <= high(ip));
-        match end.checked_sub(1).map(|last| sorted[last]) {
-            Some(candidate) if candidate > ip => {
+    /// The upper 64 bits.
+    type Key = u64;
+
+    fn key(self) -> u64 {
+        (self >> 64) as u64
+    }
+
+    /// Searches the upper 64 bits, and falls back to the full comparison
+    /// only when the last candidate shares those bits with `ip` and lies
+    /// above it.
+    fn count_le(keys: &[u64], sorted: &[Self], ip: Self) -> usize {
+        let end = keys.partition_point(|&key| key <= ip.key());
+        match end.checked_sub(1).and_then(|last| sorted.get(last)) {
+            Some(&candidate) if candidate > ip => {
                 sorted[..end].partition_point(|&first| first <= ip)
             }
             _ => end,
@@ -188,9 +209,11 @@ impl<T> Node<T> {
 /// The blocks of one family, sorted by start (outer block first on a tie),
 /// as parallel arrays.
 #[derive(Debug, Clone)]
-struct Family<T> {
+struct Family<T: Bits> {
     /// First address of each block.
     firsts: Vec<T>,
+    /// The search key of each first address.
+    keys: Vec<T::Key>,
     /// Last address of each block.
     lasts: Vec<T>,
     /// Index of each block's nearest enclosing block, [`NO_PARENT`] if none.
@@ -202,10 +225,11 @@ struct Family<T> {
 /// `parents` entry of an outermost block.
 const NO_PARENT: u32 = u32::MAX;
 
-impl<T> Default for Family<T> {
+impl<T: Bits> Default for Family<T> {
     fn default() -> Self {
         Self {
             firsts: Vec::new(),
+            keys: Vec::new(),
             lasts: Vec::new(),
             parents: Vec::new(),
             nets: Vec::new(),
@@ -232,6 +256,7 @@ impl<T: Bits> Family<T> {
         }
         Self {
             firsts: nodes.iter().map(|node| node.first).collect(),
+            keys: nodes.iter().map(|node| node.first.key()).collect(),
             lasts: nodes.iter().map(|node| node.last).collect(),
             parents: nodes
                 .iter()
@@ -242,7 +267,7 @@ impl<T: Bits> Family<T> {
     }
 
     fn lookup(&self, ip: T) -> Option<&IpNet> {
-        let mut index = T::count_le(&self.firsts, ip).checked_sub(1)?;
+        let mut index = T::count_le(&self.keys, &self.firsts, ip).checked_sub(1)?;
         loop {
             if ip <= *self.lasts.get(index)? {
                 return self.nets.get(index);

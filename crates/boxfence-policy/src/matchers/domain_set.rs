@@ -62,6 +62,11 @@ impl DomainSet {
         }
         let name = canonical(name)?;
         let name = name.as_ref();
+        // A name with an empty label is no host name: it matches nothing
+        // (`x..github.com` is not under `*.github.com`).
+        if name.is_empty() || name.starts_with('.') || name.ends_with('.') || name.contains("..") {
+            return None;
+        }
         let labels = labels(name);
         let exact = || {
             (self.exact_labels & label_bit(labels) != 0)
