@@ -532,6 +532,7 @@ fn flow_log_api_stream_metrics_and_cli() {
         "within 1 s"
     );
     let _ = stream.kill();
+    let _ = stream.wait();
 
     let metrics = daemon
         .lab
