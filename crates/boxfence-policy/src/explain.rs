@@ -296,15 +296,16 @@ impl<'p, 'f> Evaluation<'p, 'f> {
         let mut verdict = Verdict {
             findings: [None; 4],
         };
-        let checks = [
-            self.anti_spoof(),
-            self.always_blocked(),
-            Some(self.box_layer()),
-            Some(self.app_layer()),
+        // In layer order; a layer after a denial is never consulted.
+        let checks: [&dyn Fn() -> Option<Finding<'p>>; 4] = [
+            &|| self.anti_spoof(),
+            &|| self.always_blocked(),
+            &|| Some(self.box_layer()),
+            &|| Some(self.app_layer()),
         ];
-        for (slot, finding) in verdict.findings.iter_mut().zip(checks) {
-            *slot = finding;
-            if finding.is_some_and(|f| !f.allowed) {
+        for (slot, check) in verdict.findings.iter_mut().zip(checks) {
+            *slot = check();
+            if slot.is_some_and(|f| !f.allowed) {
                 break;
             }
         }

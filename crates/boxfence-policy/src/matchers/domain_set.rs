@@ -27,8 +27,23 @@ fn label_bit(labels: usize) -> u64 {
     1 << labels.min(63)
 }
 
-fn labels(name: &str) -> usize {
-    name.bytes().filter(|&b| b == b'.').count() + 1
+/// The number of labels of `name`; `None` when one is empty (a leading,
+/// trailing or doubled dot): such a name is no host name.
+fn labels(name: &str) -> Option<usize> {
+    let mut count = 1;
+    let mut after_dot = true;
+    for byte in name.bytes() {
+        if byte == b'.' {
+            if after_dot {
+                return None;
+            }
+            count += 1;
+            after_dot = true;
+        } else {
+            after_dot = false;
+        }
+    }
+    (!after_dot).then_some(count)
 }
 
 impl DomainSet {
@@ -45,7 +60,8 @@ impl DomainSet {
             if table.contains_key(name.as_str()) {
                 continue;
             }
-            *mask |= label_bit(labels(name.as_str()));
+            // Stored names are valid host names: every label is non-empty.
+            *mask |= label_bit(labels(name.as_str()).unwrap_or(0));
             // Patterns number fewer than u32::MAX: lists are bounded far lower.
             let index = u32::try_from(set.patterns.len()).unwrap_or(u32::MAX);
             table.insert(name.as_str().into(), index);
@@ -62,12 +78,9 @@ impl DomainSet {
         }
         let name = canonical(name)?;
         let name = name.as_ref();
-        // A name with an empty label is no host name: it matches nothing
-        // (`x..github.com` is not under `*.github.com`).
-        if name.is_empty() || name.starts_with('.') || name.ends_with('.') || name.contains("..") {
-            return None;
-        }
-        let labels = labels(name);
+        // A name with an empty label matches nothing (`x..github.com` is
+        // not under `*.github.com`).
+        let labels = labels(name)?;
         let exact = || {
             (self.exact_labels & label_bit(labels) != 0)
                 .then(|| self.exact.get(name))
