@@ -7,9 +7,14 @@
 //!
 //! Sections (all by default): `cps` (new TCP connections per second),
 //! `bulk` (iperf3 throughput), `update` (policy update latency, one box),
-//! `boxes` (create/delete, 1,000 boxes, app-wide update). Knobs:
-//! `BF_BENCH_RUNS` (3), `BF_BENCH_SECS` (5), `BF_BENCH_BOXES` (1000),
-//! `BF_BENCH_UPDATES` (200). Needs root; exits 0 with a message otherwise.
+//! `boxes` (create/delete, 1,000 boxes, app-wide update); `attrib` (only
+//! when named: connection rate with the fail-closed routing rules and a
+//! mark-only table, to split the cost). Knobs: `BF_BENCH_RUNS` (3),
+//! `BF_BENCH_SECS` (5), `BF_BENCH_BOXES` (1000), `BF_BENCH_UPDATES` (200),
+//! `BF_BENCH_DELETES` (100 timed deletes), `BF_BENCH_NICE` (`0`: keep the
+//! default priority), `BF_BENCH_PERF` (a directory: `perf record -a -g`
+//! during each connection-rate cell). Needs root; exits 0 with a message
+//! otherwise. Results and their reading: `BENCHMARKS-dataplane.md`.
 //!
 //! The process enters the lab host's network namespace with its main
 //! thread before it starts the engine, as the daemon does in production
@@ -115,6 +120,7 @@ struct Knobs {
     secs: u64,
     boxes: usize,
     updates: usize,
+    deletes: usize,
 }
 
 impl Knobs {
@@ -130,6 +136,7 @@ impl Knobs {
             secs: get("BF_BENCH_SECS", 5) as u64,
             boxes: get("BF_BENCH_BOXES", 1000),
             updates: get("BF_BENCH_UPDATES", 200),
+            deletes: get("BF_BENCH_DELETES", 100),
         }
     }
 }
@@ -1281,18 +1288,30 @@ fn many_boxes(rig: &Rig, knobs: &Knobs) {
     trace_children(&format!("one delete with {n} boxes on the host"), || {
         rig.delete("traced");
     });
+    // Deletes are timed on a sample, newest first (the table is fullest);
+    // the engine's shutdown removes the rest.
+    let sample = knobs.deletes.min(n);
     let mut deletes = Vec::new();
-    for spec in &specs {
+    for spec in specs.iter().rev().take(sample) {
         deletes.push(rig.delete(&spec.id));
     }
-    deletes.push(rig.delete("u2"));
     println!(
         "| operation | count | p50 (ms) | p99 (ms) | max (ms) | mean (ms) |\n|---|---:|---:|---:|---:|---:|"
     );
-    println!("| delete | {} |\n", summary(deletes));
+    println!(
+        "| delete, newest {sample} of {n} boxes | {} |\n",
+        summary(deletes)
+    );
+    let started = Instant::now();
+    rig.engine.shutdown().expect("engine shutdown");
+    println!(
+        "engine shutdown (every remaining link and namespace, then the table) took {:.1} s\n",
+        started.elapsed().as_secs_f64()
+    );
     let end = meminfo();
     println!(
-        "after deleting: MemAvailable back to −{} MiB vs before\n",
-        (before[0] - end[0]) / 1024
+        "after deleting every box: MemAvailable {:+} MiB, Slab {:+} MiB vs before the first create (other processes share the machine)\n",
+        (end[0] - before[0]) / 1024,
+        (end[1] - before[1]) / 1024
     );
 }

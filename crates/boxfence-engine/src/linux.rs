@@ -455,12 +455,19 @@ impl LinuxEngine {
     /// altered it (a rule, chain, set or element other than the resolver's
     /// learned addresses). Returns true when it repaired something.
     pub fn repair(&self) -> Result<bool, EngineError> {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let digest = self.digest(&state.ruleset.config().table);
-        let generation = state.generation;
+        let raw = || {
+            self.state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let generation = raw().generation;
+        // Listed without the lock, so API changes never wait for it; a
+        // change made meanwhile makes this look a wash until next time.
+        let digest = self.digest(&self.config.table);
+        let mut state = raw();
+        if state.generation != generation {
+            return Ok(false);
+        }
         let altered = match (digest, state.seen) {
             (None, _) => true,
             (Some(now), Some((seen_generation, seen))) => {
