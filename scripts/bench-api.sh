@@ -10,7 +10,7 @@ command -v wrk >/dev/null || { echo "needs wrk: apt-get install -y wrk" >&2; exi
 cargo build --release -p boxfence >/dev/null 2>&1
 work=$(mktemp -d)
 token=bench-admin-token
-"${CARGO_TARGET_DIR:-target}/release/boxfence" serve --listen 127.0.0.1:0 --database "sqlite://$work/bench.db" \
+"${CARGO_TARGET_DIR:-target}/release/boxfence" serve --no-data-plane --listen 127.0.0.1:0 --database "sqlite://$work/bench.db" \
     --admin-token "$token" >"$work/out.log" 2>"$work/err.log" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT

@@ -23,7 +23,7 @@ fi
 cargo build -p boxfence >/dev/null 2>&1
 work=$(mktemp -d)
 token=schemathesis-admin-token
-"$target/debug/boxfence" serve --listen 127.0.0.1:0 --database "sqlite://$work/st.db" \
+"$target/debug/boxfence" serve --no-data-plane --listen 127.0.0.1:0 --database "sqlite://$work/st.db" \
     --admin-token "$token" >"$work/out.log" 2>"$work/err.log" &
 daemon=$!
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT

@@ -81,6 +81,8 @@ pub(crate) struct NetworkConfig {
     pub(crate) netns_prefix: String,
     /// Where per-box files (resolv.conf) live.
     pub(crate) state_dir: std::path::PathBuf,
+    /// False: serve the API only (machine work answers 501).
+    pub(crate) data_plane: bool,
 }
 
 /// The file as written: every key optional.
@@ -106,6 +108,7 @@ pub(crate) struct NetworkFile {
     pub(crate) upstream_dns: Option<Vec<String>>,
     pub(crate) netns_prefix: Option<String>,
     pub(crate) state_dir: Option<std::path::PathBuf>,
+    pub(crate) data_plane: Option<bool>,
 }
 
 impl ConfigFile {
@@ -172,6 +175,10 @@ impl ConfigFile {
                     .state_dir
                     .or(self.network.state_dir)
                     .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+                data_plane: network
+                    .data_plane
+                    .or(self.network.data_plane)
+                    .unwrap_or(true),
             },
         })
     }

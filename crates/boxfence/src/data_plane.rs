@@ -24,13 +24,16 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) fn start(
     network: &NetworkConfig,
 ) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
-    if !nix::unistd::geteuid().is_root() {
-        let engine = Unavailable {
-            reason: "boxfence serve runs without root, so it cannot manage network namespaces; \
-                     apps and policies work, machines cannot be created"
-                .into(),
-        };
-        return Ok((Arc::new(engine), None));
+    let without = if !network.data_plane {
+        Some("this daemon runs without a data plane (data_plane = false)")
+    } else if !nix::unistd::geteuid().is_root() {
+        Some("boxfence serve runs without root, so it cannot manage network namespaces")
+    } else {
+        None
+    };
+    if let Some(why) = without {
+        let reason = format!("{why}; apps and policies work, machines cannot be created");
+        return Ok((Arc::new(Unavailable { reason }), None));
     }
     let pool = AddressPool {
         ipv4: network.ipv4_pool,

@@ -55,6 +55,10 @@ pub(crate) struct ServeArgs {
     /// Directory of per-box files [default: /run/boxfence].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Serve the API only, without touching the host's network (machine
+    /// work answers 501); config `[network] data_plane = false`.
+    #[arg(long)]
+    no_data_plane: bool,
 }
 
 impl ServeArgs {
@@ -77,6 +81,7 @@ impl ServeArgs {
                 upstream_dns: (!self.upstream_dns.is_empty()).then_some(self.upstream_dns),
                 netns_prefix: self.netns_prefix,
                 state_dir: self.state_dir,
+                data_plane: self.no_data_plane.then_some(false),
             },
         };
         Ok(file.resolve(flags)?)

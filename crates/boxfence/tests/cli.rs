@@ -21,7 +21,14 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let database = format!("sqlite://{}", dir.path().join("bf.db").display());
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+            .args([
+                "serve",
+                "--no-data-plane",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &database,
+            ])
             .args(extra)
             .env("BOXFENCE_ADMIN_TOKEN", ADMIN)
             .stdout(Stdio::piped())
