@@ -32,4 +32,4 @@ pub use explain::{Finding, Layer, Reason, Verdict, evaluate, evaluate_name};
 pub use flow::Flow;
 pub use flow_event::{FlowEvent, FlowEventKind};
 pub use ports::{PortRange, PortRule, Protocol};
-pub use reader::MAX_LIST_ENTRIES;
+pub use reader::{MAX_LIST_ENTRIES, ObjectReader};

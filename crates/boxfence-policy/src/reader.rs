@@ -10,15 +10,17 @@ use crate::diagnostic::{Diagnostics, JsonPath};
 pub const MAX_LIST_ENTRIES: usize = 10_000;
 
 /// An object whose members are read by name; unknown members are reported
-/// when the reader is created.
-pub(crate) struct ObjectReader<'a> {
+/// when the reader is created. Request readers outside this crate (the
+/// server's bodies) use it too, so every document reports alike.
+#[derive(Debug)]
+pub struct ObjectReader<'a> {
     map: &'a Map<String, Value>,
-    pub(crate) path: JsonPath,
+    path: JsonPath,
 }
 
 impl<'a> ObjectReader<'a> {
     /// Reads `value` as an object with only the members in `known`.
-    pub(crate) fn new(
+    pub fn new(
         value: &'a Value,
         path: &JsonPath,
         known: &[&str],
@@ -41,7 +43,7 @@ impl<'a> ObjectReader<'a> {
     }
 
     /// The member `key`, treating `null` as absent.
-    pub(crate) fn optional(&self, key: &str) -> Option<(&'a Value, JsonPath)> {
+    pub fn optional(&self, key: &str) -> Option<(&'a Value, JsonPath)> {
         match self.map.get(key) {
             None | Some(Value::Null) => None,
             Some(value) => Some((value, self.path.field(key))),
@@ -49,16 +51,37 @@ impl<'a> ObjectReader<'a> {
     }
 
     /// The member `key`, recording "required" when it is absent.
-    pub(crate) fn required(
-        &self,
-        key: &str,
-        out: &mut Diagnostics,
-    ) -> Option<(&'a Value, JsonPath)> {
+    pub fn required(&self, key: &str, out: &mut Diagnostics) -> Option<(&'a Value, JsonPath)> {
         let found = self.optional(key);
         if found.is_none() {
             out.push(&self.path.field(key), "required");
         }
         found
+    }
+}
+
+impl ObjectReader<'_> {
+    /// The member `key` as a string that `valid` accepts; otherwise a
+    /// diagnostic saying it must be `rule`.
+    pub fn string(
+        &self,
+        key: &str,
+        valid: fn(&str) -> bool,
+        rule: &str,
+        out: &mut Diagnostics,
+    ) -> Option<String> {
+        let (value, path) = self.optional(key)?;
+        match value.as_str() {
+            Some(text) if valid(text) => Some(text.to_owned()),
+            Some(_) => {
+                out.push(&path, format!("must be {rule}"));
+                None
+            }
+            None => {
+                out.push(&path, format!("must be a string, not {}", kind(value)));
+                None
+            }
+        }
     }
 }
 

@@ -4,8 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use boxfence_policy::{Diagnostics, JsonPath};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -45,67 +44,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// The body limit in force, so the 413 answer can name it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimit(pub(crate) usize);
-
-/// An object whose members are read by name; unknown members are
-/// reported.
-pub(crate) struct Object<'a> {
-    map: &'a Map<String, Value>,
-    path: JsonPath,
-}
-
-impl<'a> Object<'a> {
-    pub(crate) fn new(
-        value: &'a Value,
-        path: &JsonPath,
-        known: &[&str],
-        out: &mut Diagnostics,
-    ) -> Option<Self> {
-        let Value::Object(map) = value else {
-            out.push(path, "must be an object");
-            return None;
-        };
-        for key in map.keys().filter(|key| !known.contains(&key.as_str())) {
-            out.push(
-                &path.field(key),
-                format!("unknown field; expected one of: {}", known.join(", ")),
-            );
-        }
-        Some(Self {
-            map,
-            path: path.clone(),
-        })
-    }
-
-    /// The member `key` (null counts as absent) and its path.
-    pub(crate) fn get(&self, key: &str) -> Option<(&'a Value, JsonPath)> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => None,
-            Some(value) => Some((value, self.path.field(key))),
-        }
-    }
-
-    /// The member `key` as a string matching `valid`, described by `rule`.
-    pub(crate) fn string(
-        &self,
-        key: &str,
-        valid: fn(&str) -> bool,
-        rule: &str,
-        out: &mut Diagnostics,
-    ) -> Option<String> {
-        let (value, path) = self.get(key)?;
-        match value.as_str() {
-            Some(text) if valid(text) => Some(text.to_owned()),
-            Some(_) => {
-                out.push(&path, format!("must be {rule}"));
-                None
-            }
-            None => {
-                out.push(&path, "must be a string");
-                None
-            }
-        }
-    }
-}
 
 /// App names: 1-63 characters of `[a-z0-9-]`, starting with a letter or
 /// digit (they appear in URLs and host names).

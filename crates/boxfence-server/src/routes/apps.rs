@@ -11,10 +11,11 @@ use serde::Deserialize;
 
 use super::app_path;
 use crate::auth::{Caller, mint};
-use crate::body::{APP_NAME_RULE, JsonBody, Object, is_app_name};
+use crate::body::{APP_NAME_RULE, JsonBody, is_app_name};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::views::{AppView, Deleted, TokenView};
+use boxfence_policy::ObjectReader;
 
 /// Answers for the caller's own app or 404 when it does not exist.
 pub(crate) async fn visible_app(
@@ -44,13 +45,14 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
     caller.require_admin("create apps")?;
     let mut out = Diagnostics::default();
-    let name = Object::new(&body, &JsonPath::root(), &["app_name"], &mut out).and_then(|object| {
-        let name = object.string("app_name", is_app_name, APP_NAME_RULE, &mut out);
-        if object.get("app_name").is_none() {
-            out.push(&JsonPath::root().field("app_name"), "required");
-        }
-        name
-    });
+    let name =
+        ObjectReader::new(&body, &JsonPath::root(), &["app_name"], &mut out).and_then(|object| {
+            let name = object.string("app_name", is_app_name, APP_NAME_RULE, &mut out);
+            if object.optional("app_name").is_none() {
+                out.push(&JsonPath::root().field("app_name"), "required");
+            }
+            name
+        });
     let name = out.finish(name)?;
     let app = state.store.create_app(&name).await?;
     Ok((StatusCode::CREATED, Json(app.into())))

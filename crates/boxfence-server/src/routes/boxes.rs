@@ -11,11 +11,12 @@ use boxfence_store::{StoreError, StoredMachine};
 
 use super::machines::{nested_warnings, read_box_policy, read_exec};
 use crate::auth::Caller;
-use crate::body::{APP_NAME_RULE, JsonBody, NAME_RULE, Object, is_app_name, is_name};
+use crate::body::{APP_NAME_RULE, JsonBody, NAME_RULE, is_app_name, is_name};
 use crate::error::{ApiError, ErrorBody};
 use crate::machines::MachineRequest;
 use crate::state::AppState;
 use crate::views::{BoxExecView, BoxView, Deleted, NetworkPolicyView, WithWarnings};
+use boxfence_policy::ObjectReader;
 
 /// The app boxes go to when none is named.
 pub const DEFAULT_APP: &str = "default";
@@ -46,17 +47,18 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<WithWarnings<BoxView>>), ApiError> {
     let mut out = Diagnostics::default();
     let fields = ["runtime", "networkPolicy", "metadata", "app"];
-    let parsed = Object::new(&body, &JsonPath::root(), &fields, &mut out).and_then(|object| {
-        let runtime = object.string("runtime", is_name, NAME_RULE, &mut out);
-        let app = object.string("app", is_app_name, APP_NAME_RULE, &mut out);
-        let metadata = object
-            .get("metadata")
-            .map_or(Some(Default::default()), |(value, path)| {
-                read_metadata(value, &path, &mut out)
-            });
-        let network_policy = read_box_policy(object.get("networkPolicy"), &mut out);
-        Some((app, runtime, metadata?, network_policy?))
-    });
+    let parsed =
+        ObjectReader::new(&body, &JsonPath::root(), &fields, &mut out).and_then(|object| {
+            let runtime = object.string("runtime", is_name, NAME_RULE, &mut out);
+            let app = object.string("app", is_app_name, APP_NAME_RULE, &mut out);
+            let metadata = object
+                .optional("metadata")
+                .map_or(Some(Default::default()), |(value, path)| {
+                    read_metadata(value, &path, &mut out)
+                });
+            let network_policy = read_box_policy(object.optional("networkPolicy"), &mut out);
+            Some((app, runtime, metadata?, network_policy?))
+        });
     let (app, runtime, metadata, network_policy) = out.finish(parsed)?;
     let app = match (app, &caller) {
         (Some(app), _) => app,

@@ -8,12 +8,12 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use boxfence_engine::ExecRequest;
-use boxfence_policy::{BoxPolicy, Diagnostics, Flow, JsonPath, read_metadata};
+use boxfence_policy::{BoxPolicy, Diagnostics, Flow, JsonPath, ObjectReader, read_metadata};
 use serde_json::Value;
 
 use super::apps::visible_app;
 use crate::auth::Caller;
-use crate::body::{JsonBody, NAME_RULE, Object, is_name};
+use crate::body::{JsonBody, NAME_RULE, is_name};
 use crate::error::{ApiError, ErrorBody};
 use crate::machines::MachineRequest;
 use crate::state::AppState;
@@ -26,9 +26,9 @@ const MAX_EXEC_TIMEOUT: f64 = 24.0 * 3600.0;
 pub(crate) fn read_exec(body: &Value) -> Result<ExecRequest, ApiError> {
     let mut out = Diagnostics::default();
     let root = JsonPath::root();
-    let request =
-        Object::new(body, &root, &["command", "stdin", "timeout"], &mut out).and_then(|object| {
-            let command = match object.get("command") {
+    let request = ObjectReader::new(body, &root, &["command", "stdin", "timeout"], &mut out)
+        .and_then(|object| {
+            let command = match object.optional("command") {
                 None => {
                     out.push(&root.field("command"), "required");
                     None
@@ -52,27 +52,30 @@ pub(crate) fn read_exec(body: &Value) -> Result<ExecRequest, ApiError> {
                     None
                 }
             };
-            let stdin = object.get("stdin").and_then(|(value, path)| {
+            let stdin = object.optional("stdin").and_then(|(value, path)| {
                 let text = value.as_str().map(str::to_owned);
                 if text.is_none() {
                     out.push(&path, "must be a string");
                 }
                 text
             });
-            let timeout = object
-                .get("timeout")
-                .and_then(|(value, path)| match value.as_f64() {
-                    Some(seconds) if seconds > 0.0 && seconds <= MAX_EXEC_TIMEOUT => {
-                        Some(Duration::from_secs_f64(seconds))
-                    }
-                    _ => {
-                        out.push(
-                            &path,
-                            format!("must be seconds, more than 0 and at most {MAX_EXEC_TIMEOUT}"),
-                        );
-                        None
-                    }
-                });
+            let timeout =
+                object
+                    .optional("timeout")
+                    .and_then(|(value, path)| match value.as_f64() {
+                        Some(seconds) if seconds > 0.0 && seconds <= MAX_EXEC_TIMEOUT => {
+                            Some(Duration::from_secs_f64(seconds))
+                        }
+                        _ => {
+                            out.push(
+                                &path,
+                                format!(
+                                    "must be seconds, more than 0 and at most {MAX_EXEC_TIMEOUT}"
+                                ),
+                            );
+                            None
+                        }
+                    });
             Some(ExecRequest {
                 command: command?,
                 stdin,
@@ -126,7 +129,7 @@ pub(crate) async fn create(
     visible_app(&state, &caller, &app).await?;
     let mut out = Diagnostics::default();
     let root = JsonPath::root();
-    let request = Object::new(
+    let request = ObjectReader::new(
         &body,
         &root,
         &["name", "config", "network_policy"],
@@ -134,16 +137,15 @@ pub(crate) async fn create(
     )
     .and_then(|object| {
         let name = object.string("name", is_name, NAME_RULE, &mut out);
-        let metadata =
-            match object.get("config") {
-                None => Some(Default::default()),
-                Some((config, path)) => Object::new(config, &path, &["metadata"], &mut out)
-                    .and_then(|config| match config.get("metadata") {
-                        None => Some(Default::default()),
-                        Some((value, path)) => read_metadata(value, &path, &mut out),
-                    }),
-            };
-        let network_policy = read_box_policy(object.get("network_policy"), &mut out);
+        let metadata = match object.optional("config") {
+            None => Some(Default::default()),
+            Some((config, path)) => ObjectReader::new(config, &path, &["metadata"], &mut out)
+                .and_then(|config| match config.optional("metadata") {
+                    None => Some(Default::default()),
+                    Some((value, path)) => read_metadata(value, &path, &mut out),
+                }),
+        };
+        let network_policy = read_box_policy(object.optional("network_policy"), &mut out);
         Some(MachineRequest {
             app: app.clone(),
             name,
