@@ -41,7 +41,7 @@ use boxfence_engine::{
     AddressPool, Engine, LinuxConfig, LinuxEngine, MachineAddresses, MachineSpec, SharedLinuxEngine,
 };
 use boxfence_lab::{Lab, SERVER_V4};
-use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, EffectivePolicy, Machine};
+use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, Machine};
 use nix::sched::{CloneFlags, setns};
 use serde_json::{Value, json};
 
@@ -56,6 +56,10 @@ const RULE_PREF: u32 = 10_090;
 const CPS_CLIENTS: usize = 4;
 /// Accepting threads of its server.
 const CPS_SERVERS: usize = 2;
+
+#[path = "../tests/support/lab_config.rs"]
+mod lab_config;
+use lab_config::lab_config;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -183,19 +187,6 @@ impl Rig {
         let started = Instant::now();
         let lab = Lab::new().expect("lab comes up");
         enter_checked(lab.host_netns_path());
-        let pool = AddressPool {
-            ipv4: "10.200.0.0/16".parse().expect("pool"),
-            ipv6: "fd00:b0f::/64".parse().expect("pool"),
-        };
-        let exempt: Vec<Cidr> = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
-            .iter()
-            .map(|c| c.parse().expect("cidr"))
-            .collect();
-        let pools: [Cidr; 2] =
-            [pool.ipv4.into(), pool.ipv6.into()].map(|net: ipnet::IpNet| net.into());
-        let blocked =
-            Arc::new(AlwaysBlocked::with_exemptions(&exempt, &pools).expect("exemptions"));
-        // Multi-threaded, so the engine's watchdog runs as in the daemon.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -203,20 +194,11 @@ impl Rig {
             .expect("runtime");
         let config = LinuxConfig {
             table: TABLE.into(),
-            netns_prefix: lab.namespace_prefix().into(),
-            ifname_prefix: "bf-".into(),
-            pool,
-            uplinks: vec![lab.uplink().into()],
-            always_blocked: Arc::clone(&blocked),
-            helper: std::env::current_exe().expect("own path"),
-            uid_base: 200_000,
-            state_dir: lab.workdir().join("state"),
             rule_pref: RULE_PREF,
             mark: MARK,
-            resolver_port: 53,
-            // Like the daemon started in the lab host: no nsenter per command.
-            host: HostNetns::current(),
+            ..lab_config(&lab, HostNetns::current())
         };
+        let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
         let gateways = pool.gateways();
         let table_config = TableConfig {
             table: TABLE.into(),

@@ -38,11 +38,11 @@ use std::time::{Duration, Instant};
 use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::exec::{HELPER_SUBCOMMAND, INIT_SUBCOMMAND, helper_main, init_main};
 use boxfence_engine::{
-    AddressPool, Engine, LinuxConfig, LinuxEngine, MachineAddresses, MachineSpec,
-    QUERY_RATE_PER_BOX, ResolverHandle, SharedLinuxEngine,
+    Engine, LinuxConfig, LinuxEngine, MachineAddresses, MachineSpec, QUERY_RATE_PER_BOX,
+    ResolverHandle, SharedLinuxEngine,
 };
 use boxfence_lab::Lab;
-use boxfence_policy::{AlwaysBlocked, BoxPolicy, Cidr, EffectivePolicy, Machine};
+use boxfence_policy::{AlwaysBlocked, BoxPolicy, EffectivePolicy, Machine};
 use boxfence_resolver::answer::TtlLimits;
 use boxfence_resolver::decision::LearnTarget;
 use boxfence_resolver::directory::{BoxEntry, Directory};
@@ -59,6 +59,10 @@ const UPSTREAM_PORT: u16 = 5300;
 const UPSTREAM_TTL: u32 = 60;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 const BOX_ID: &str = "dnsbench";
+
+#[path = "../tests/support/lab_config.rs"]
+mod lab_config;
+use lab_config::lab_config;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -291,37 +295,14 @@ impl Drop for Bench {
 impl Bench {
     fn new(knobs: &Knobs) -> Self {
         let lab = Lab::new().expect("lab comes up");
-        let pool = AddressPool {
-            ipv4: "10.200.0.0/16".parse().expect("pool"),
-            ipv6: "fd00:b0f::/64".parse().expect("pool"),
-        };
-        let exempt: Vec<Cidr> = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
-            .iter()
-            .map(|c| c.parse().expect("cidr"))
-            .collect();
-        let pools: [Cidr; 2] =
-            [pool.ipv4.into(), pool.ipv6.into()].map(|net: ipnet::IpNet| net.into());
-        let blocked =
-            Arc::new(AlwaysBlocked::with_exemptions(&exempt, &pools).expect("exemptions"));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let config = LinuxConfig {
-            table: "boxfence".into(),
-            netns_prefix: lab.namespace_prefix().into(),
-            ifname_prefix: "bf-".into(),
-            pool,
-            uplinks: vec![lab.uplink().into()],
-            always_blocked: Arc::clone(&blocked),
-            helper: std::env::current_exe().expect("own path"),
-            uid_base: 200_000,
-            state_dir: lab.workdir().join("state"),
-            rule_pref: 10_090,
-            mark: 0x0100_0000,
-            resolver_port: 53,
-            host: HostNetns::at(lab.host_netns_path()),
+            ..lab_config(&lab, HostNetns::at(lab.host_netns_path()))
         };
+        let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
         let engine = runtime
             .block_on(async { LinuxEngine::start(config) })
             .expect("engine starts");

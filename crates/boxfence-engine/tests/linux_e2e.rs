@@ -21,11 +21,14 @@ use boxfence_lab::{
     CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, Lab, LabDns, SERVER_V4, SERVER_V6, require_root,
 };
 use boxfence_policy::{
-    AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, EffectivePolicy, FlowEvent, FlowEventKind, Layer,
-    Machine,
+    AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, FlowEvent, FlowEventKind, Layer, Machine,
 };
 use boxfence_resolver::answer::TtlLimits;
 use serde_json::{Value, json};
+
+#[path = "support/lab_config.rs"]
+mod lab_config;
+use lab_config::lab_config;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -187,36 +190,9 @@ impl Rig {
         }
     }
 
-    /// The engine configuration for `lab`: the lab's documentation
-    /// ranges exempted, its uplink, its box namespace prefix.
+    /// The engine configuration for `lab`.
     fn config(lab: &Lab) -> LinuxConfig {
-        let pool = AddressPool {
-            ipv4: "10.200.0.0/16".parse().expect("pool"),
-            ipv6: "fd00:b0f::/64".parse().expect("pool"),
-        };
-        let exempt: Vec<Cidr> = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
-            .iter()
-            .map(|c| c.parse().expect("cidr"))
-            .collect();
-        let pools: [Cidr; 2] =
-            [pool.ipv4.into(), pool.ipv6.into()].map(|net: ipnet::IpNet| net.into());
-        let blocked =
-            Arc::new(AlwaysBlocked::with_exemptions(&exempt, &pools).expect("exemptions"));
-        LinuxConfig {
-            table: "boxfence".into(),
-            netns_prefix: lab.namespace_prefix().into(),
-            ifname_prefix: "bf-".into(),
-            pool,
-            uplinks: vec![lab.uplink().into()],
-            always_blocked: blocked,
-            helper: std::env::current_exe().expect("own path"),
-            uid_base: 200_000,
-            state_dir: lab.workdir().join("state"),
-            rule_pref: 10_090,
-            mark: 0x0100_0000,
-            resolver_port: 53,
-            host: HostNetns::at(lab.host_netns_path()),
-        }
+        lab_config(lab, HostNetns::at(lab.host_netns_path()))
     }
 
     /// Creates box `id` with a box policy and app policies.

@@ -1,0 +1,41 @@
+//! The engine configuration for a sealed lab, shared by the end-to-end
+//! tests and the benchmarks (included with `#[path]`).
+
+use std::sync::Arc;
+
+use boxfence_dataplane::HostNetns;
+use boxfence_engine::{AddressPool, LinuxConfig};
+use boxfence_lab::Lab;
+use boxfence_policy::{AlwaysBlocked, Cidr};
+
+/// A daemon's configuration in `lab`, its commands run in `host`: pool
+/// 10.200.0.0/16 and fd00:b0f::/64, the lab's documentation ranges exempted,
+/// its uplink, its box namespace prefix; the executable itself is the exec
+/// helper.
+pub(crate) fn lab_config(lab: &Lab, host: HostNetns) -> LinuxConfig {
+    let pool = AddressPool {
+        ipv4: "10.200.0.0/16".parse().expect("pool"),
+        ipv6: "fd00:b0f::/64".parse().expect("pool"),
+    };
+    let exempt: Vec<Cidr> = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
+        .iter()
+        .map(|c| c.parse().expect("cidr"))
+        .collect();
+    let pools: [Cidr; 2] = [pool.ipv4.into(), pool.ipv6.into()].map(|net: ipnet::IpNet| net.into());
+    let blocked = AlwaysBlocked::with_exemptions(&exempt, &pools).expect("exemptions");
+    LinuxConfig {
+        table: "boxfence".into(),
+        netns_prefix: lab.namespace_prefix().into(),
+        ifname_prefix: "bf-".into(),
+        pool,
+        uplinks: vec![lab.uplink().into()],
+        always_blocked: Arc::new(blocked),
+        helper: std::env::current_exe().expect("own path"),
+        uid_base: 200_000,
+        state_dir: lab.workdir().join("state"),
+        rule_pref: 10_090,
+        mark: 0x0100_0000,
+        resolver_port: 53,
+        host,
+    }
+}
