@@ -150,7 +150,6 @@ fn helper(args: &[String]) -> Result<i32, String> {
         return Err("usage: NETNS UID RESOLV_CONF TIMEOUT_MS -- COMMAND...".into());
     }
     let timeout = Duration::from_millis(timeout_ms.parse().map_err(|_| "bad timeout")?);
-    let me = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let netns_file = File::open(netns).map_err(|e| format!("open {netns}: {e}"))?;
     setns(&netns_file, CloneFlags::CLONE_NEWNET).map_err(|e| format!("enter {netns}: {e}"))?;
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
@@ -196,7 +195,9 @@ fn helper(args: &[String]) -> Result<i32, String> {
     .map_err(|e| format!("bind {} on {}: {e}", copy.display(), target.display()))?;
 
     // The first child after unsharing the pid namespace is its pid 1.
-    let mut init = Command::new(me)
+    // Through /proc/self/exe: the binary's own path may lie under a
+    // directory the tmpfs mounts above just hid (a build in /tmp).
+    let mut init = Command::new("/proc/self/exe")
         .arg(INIT_SUBCOMMAND)
         .arg(uid)
         .arg("--")

@@ -59,6 +59,8 @@ const CPS_SERVERS: usize = 2;
 
 #[path = "../tests/support/lab_config.rs"]
 mod lab_config;
+#[path = "dataplane_parts/logcost.rs"]
+mod logcost;
 use lab_config::lab_config;
 
 fn main() {
@@ -103,6 +105,9 @@ fn main() {
     }
     if wants("update") {
         single_box_updates(&rig, &knobs, "u1", "one box on the host");
+    }
+    if wants("logcost") {
+        logcost::logging_cost(&rig, &knobs);
     }
     if wants("boxes") {
         many_boxes(&rig, &knobs);
