@@ -69,12 +69,30 @@ impl TrackedFlow {
 
 /// Lists every tracked flow of the host.
 pub fn list(host: &HostNetns) -> Result<Vec<TrackedFlow>, CommandError> {
+    // Each dump walks the whole table (~12 ms even when empty): both
+    // families at once.
+    let texts = concurrently(
+        ["ipv4", "ipv6"].map(|family| move || host.run("conntrack", &["-L", "-f", family], None)),
+    );
     let mut flows = Vec::new();
-    for family in ["ipv4", "ipv6"] {
-        let text = host.run("conntrack", &["-L", "-f", family], None)?;
-        flows.extend(text.lines().filter_map(TrackedFlow::parse));
+    for text in texts {
+        flows.extend(text?.lines().filter_map(TrackedFlow::parse));
     }
     Ok(flows)
+}
+
+/// Runs the jobs on threads of their own and returns their results in order.
+fn concurrently<T: Send, const N: usize>(jobs: [impl FnOnce() -> T + Send; N]) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(job)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// Deletes one flow; an entry already gone is fine.
@@ -99,12 +117,16 @@ pub fn delete(host: &HostNetns, flow: &TrackedFlow) -> Result<(), CommandError> 
 /// Deletes every flow to or from the box's addresses.
 pub fn flush_box(host: &HostNetns, link: &BoxLink) -> Result<(), CommandError> {
     let (ip4, ip6) = (link.ipv4.to_string(), link.ipv6.to_string());
-    for (family, ip) in [("ipv4", &ip4), ("ipv6", &ip6)] {
-        for side in ["-s", "-d"] {
-            tolerate_none(host.run("conntrack", &["-D", "-f", family, side, ip], None))?;
-        }
-    }
-    Ok(())
+    let deletes = [
+        ("ipv4", &ip4, "-s"),
+        ("ipv4", &ip4, "-d"),
+        ("ipv6", &ip6, "-s"),
+        ("ipv6", &ip6, "-d"),
+    ]
+    .map(|(family, ip, side)| {
+        move || tolerate_none(host.run("conntrack", &["-D", "-f", family, side, ip], None))
+    });
+    concurrently(deletes).into_iter().collect()
 }
 
 /// Cuts the box flows that `policies` deny now; returns how many. An open
