@@ -6,6 +6,7 @@
 
 mod command;
 pub mod conntrack;
+pub mod conntrack_events;
 pub mod exec;
 pub mod links;
 mod netlink;

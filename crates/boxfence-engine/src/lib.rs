@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod address_pool;
+mod allowed;
 mod denials;
 mod dns;
 mod ephemeral;
@@ -127,6 +128,15 @@ pub trait Engine: Send + Sync + 'static {
     ) -> Vec<FlowEvent> {
         let _ = (id, since_ms, verdict, limit);
         Vec::new()
+    }
+
+    /// Turns logging of a machine's allowed new connections on or off
+    /// (off by default).
+    async fn set_log_allowed(&self, id: &str, on: bool) -> Result<(), EngineError> {
+        let _ = (id, on);
+        Err(EngineError::Unavailable(
+            "no data plane to log flows".into(),
+        ))
     }
 
     /// The data plane's metrics in the Prometheus text format.

@@ -78,6 +78,10 @@ pub struct LinuxEngine {
     flow_log: Arc<FlowLog>,
     metrics: EngineMetrics,
     resolver: std::sync::OnceLock<Arc<boxfence_resolver::Resolver>>,
+    /// Boxes whose allowed new connections are logged.
+    pub(crate) log_allowed: Mutex<std::collections::HashSet<String>>,
+    /// Set once the new-connection reader runs.
+    pub(crate) new_flow_reader: std::sync::OnceLock<()>,
 }
 
 impl LinuxEngine {
@@ -131,6 +135,8 @@ impl LinuxEngine {
             flow_log: Arc::default(),
             metrics: EngineMetrics::default(),
             resolver: std::sync::OnceLock::new(),
+            log_allowed: Mutex::default(),
+            new_flow_reader: std::sync::OnceLock::new(),
             set_writer: Some(SetWriter::new(config.table.clone(), socket)),
             config,
         });
@@ -337,6 +343,9 @@ impl LinuxEngine {
         let _ = std::fs::remove_dir_all(self.config.state_dir.join(id));
         self.directory.remove(id);
         self.flow_log.forget(id);
+        if let Ok(mut boxes) = self.log_allowed.lock() {
+            boxes.remove(id);
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -660,5 +669,9 @@ impl Engine for SharedLinuxEngine {
 
     fn metrics_text(&self) -> String {
         self.0.metrics_text()
+    }
+
+    async fn set_log_allowed(&self, id: &str, on: bool) -> Result<(), EngineError> {
+        self.0.set_log_allowed(id, on)
     }
 }

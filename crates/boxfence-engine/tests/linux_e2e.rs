@@ -102,6 +102,10 @@ fn main() {
         ),
         ("metrics_count_what_happens", metrics_count_what_happens),
         (
+            "allowed_connections_are_logged_when_asked",
+            allowed_connections_are_logged_when_asked,
+        ),
+        (
             "removing_a_domain_cuts_its_flows",
             removing_a_domain_cuts_its_flows,
         ),
@@ -1095,4 +1099,39 @@ fn upstream_failover_and_malformed_queries(rig: &Rig) {
         "198.51.100.10",
         "the resolver survives malformed packets"
     );
+}
+
+fn allowed_connections_are_logged_when_asked(rig: &Rig) {
+    let quiet = rig.create("allow0", json!({"mode": "allow-all"}), &[]);
+    let logged = rig.create(
+        "allow1",
+        json!({"mode": "custom", "allowedCidrs": ["198.51.100.0/24"]}),
+        &[],
+    );
+    rig.engine
+        .set_log_allowed(&logged.id, true)
+        .expect("turned on");
+    assert!(rig.engine.set_log_allowed("nosuchbox", true).is_err());
+    assert_eq!(rig.curl(&logged, &format!("http://{SERVER_V4}/")), "200");
+    assert_eq!(rig.curl(&quiet, &format!("http://{SERVER_V4}/")), "200");
+    let events = events_until(rig, &logged, |e| e.verdict == "allow");
+    let allowed = events
+        .iter()
+        .find(|e| e.verdict == "allow")
+        .expect("an allow event");
+    assert_eq!(allowed.dport, Some(80));
+    assert_eq!(
+        allowed.reason, "no app policy has egress rules",
+        "{allowed:?}"
+    );
+    assert!(!events.iter().any(|e| e.reason.is_empty()), "{events:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let quiet_events = rig
+        .engine
+        .flow_log()
+        .history(&quiet.id, None, Some("allow"), usize::MAX);
+    assert!(quiet_events.is_empty(), "off by default: {quiet_events:?}");
+    rig.engine
+        .set_log_allowed(&logged.id, false)
+        .expect("turned off");
 }

@@ -136,6 +136,11 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/boxes/{id}/exec", post(boxes::exec))
         .route("/v1/boxes/{id}/flows", get(flows::box_flows))
+        .route("/v1/boxes/{id}/flow-log", put(flows::box_flow_log))
+        .route(
+            "/v1/apps/{app}/machines/{id}/flow_log",
+            put(flows::machine_flow_log),
+        )
         .route(
             "/v1/apps/{app}/machines/{id}/flows",
             get(flows::machine_flows),

@@ -18,6 +18,7 @@ use crate::routes::{apps, boxes, flows, machines, policies};
         machines::delete, machines::exec, machines::evaluate,
         boxes::create, boxes::show, boxes::set_network_policy, boxes::exec, boxes::delete,
         flows::machine_flows, flows::box_flows, flows::metrics,
+        flows::machine_flow_log, flows::box_flow_log,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&BearerAuth),

@@ -488,6 +488,31 @@ fn flow_log_api_stream_metrics_and_cli() {
     let (status, bad) = daemon.api("GET", &format!("/v1/boxes/{id}/flows?verdict=maybe"), None);
     assert_eq!(status, 400, "{bad}");
 
+    // Allowed connections are logged only when asked.
+    let flow_log = format!("/v1/boxes/{id}/flow-log");
+    let (status, bad) = daemon.api("PUT", &flow_log, Some(r#"{"logAllowed": "yes"}"#));
+    assert_eq!(status, 400, "{bad}");
+    assert_eq!(bad["error"]["details"][0]["path"], "logAllowed", "{bad}");
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
+    daemon.ok("PUT", &flow_log, r#"{"logAllowed": true}"#);
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5:8080/"), "200");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let allowed = loop {
+        let (_, events) = daemon.api("GET", &format!("/v1/boxes/{id}/flows?verdict=allow"), None);
+        let found = events.as_array().cloned().unwrap_or_default();
+        if !found.is_empty() || Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        allowed.len(),
+        1,
+        "only the connection made after turning it on: {allowed:?}"
+    );
+    assert_eq!(allowed[0]["dport"], 8080);
+    assert_eq!(allowed[0]["reason"], "no app policy has egress rules");
+
     // The live stream: history first, then a new denial within a second.
     let mut stream = daemon
         .lab

@@ -17,6 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::apps::visible_app;
 use super::boxes::visible_box;
 use crate::auth::Caller;
+use crate::body::JsonBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -142,4 +143,57 @@ fn sse_event(event: FlowEvent) -> Result<Event, Infallible> {
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let text = state.engine.metrics_text();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Reads `{"<field>": true|false}`.
+fn read_flag(body: &serde_json::Value, field: &str) -> Result<bool, ApiError> {
+    let mut out = boxfence_policy::Diagnostics::default();
+    let root = boxfence_policy::JsonPath::root();
+    let flag =
+        boxfence_policy::ObjectReader::new(body, &root, &[field], &mut out).and_then(|object| {
+            let (value, path) = object.required(field, &mut out)?;
+            let flag = value.as_bool();
+            if flag.is_none() {
+                out.push(&path, "must be true or false");
+            }
+            flag
+        });
+    Ok(out.finish(flag)?)
+}
+
+/// Log a machine's allowed new connections too (off by default).
+#[utoipa::path(put, path = "/v1/apps/{app}/machines/{id}/flow_log", tag = "machines",
+    params(("app" = String, Path, description = "App name"), ("id" = String, Path, description = "Machine id")),
+    request_body(content = Object, description = "`{\"log_allowed\": true|false}`"),
+    responses((status = 200, description = "`{\"log_allowed\": …}`"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub(crate) async fn machine_flow_log(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    state.find_machine(Some(&app), &id).await?;
+    let on = read_flag(&body, "log_allowed")?;
+    state.engine.set_log_allowed(&id, on).await?;
+    Ok(Json(serde_json::json!({ "log_allowed": on })))
+}
+
+/// Log a box's allowed new connections too (off by default).
+#[utoipa::path(put, path = "/v1/boxes/{id}/flow-log", tag = "boxes",
+    params(("id" = String, Path, description = "Box id")),
+    request_body(content = Object, description = "`{\"logAllowed\": true|false}`"),
+    responses((status = 200, description = "`{\"logAllowed\": …}`"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
+pub(crate) async fn box_flow_log(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    visible_box(&state, &caller, &id).await?;
+    let on = read_flag(&body, "logAllowed")?;
+    state.engine.set_log_allowed(&id, on).await?;
+    Ok(Json(serde_json::json!({ "logAllowed": on })))
 }
