@@ -307,12 +307,32 @@ impl LinuxEngine {
         }
         self.write_resolv_conf(&machine.id)?;
         let host = &self.config.host;
-        self.link_config.create(host, &link).map_err(kernel)?;
+        // The rules name the interface, they do not need it to exist, and
+        // nothing runs in the box before this returns: the link and the
+        // rules are made side by side.
         let batch = state.ruleset.upsert_boxes(&[(link.clone(), policy)]);
-        if let Err(error) = host.nft(&batch) {
-            state.ruleset.remove_box(&link.id);
-            let _ = self.link_config.delete(host, &link);
-            return Err(kernel(error));
+        let (linked, ruled) = std::thread::scope(|scope| {
+            let linking = scope.spawn(|| self.link_config.create(host, &link));
+            let ruled = host.nft(&batch);
+            let linked = linking
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (linked, ruled)
+        });
+        let failure = match (&linked, &ruled) {
+            (Err(error), _) => Some(kernel(error)),
+            (_, Err(error)) => Some(kernel(error)),
+            (Ok(()), Ok(())) => None,
+        };
+        if let Some(error) = failure {
+            // Undo whichever half succeeded.
+            if let (Some(undo), true) = (state.ruleset.remove_box(&link.id), ruled.is_ok()) {
+                let _ = host.nft(&undo);
+            }
+            if linked.is_ok() {
+                let _ = self.link_config.delete(host, &link);
+            }
+            return Err(error);
         }
         self.publish(&[(link.clone(), policy)])?;
         state.links.insert(machine.id.clone(), link);
