@@ -8,8 +8,9 @@ use boxfence_policy::{Direction, EffectivePolicy, Flow, Protocol, evaluate};
 use crate::command::{CommandError, HostNetns};
 use crate::ruleset::BoxLink;
 
-/// One tracked flow, as its original direction saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One flow, as its original direction saw it (a conntrack entry, or the
+/// headers of a logged packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TrackedFlow {
     /// Its protocol.
     pub protocol: Protocol,
@@ -49,21 +50,32 @@ impl TrackedFlow {
     /// The flow as the box sees it, if it is one of this box's.
     pub fn as_box_flow(&self, link: &BoxLink) -> Option<Flow> {
         let owns = |ip: IpAddr| ip == IpAddr::V4(link.ipv4) || ip == IpAddr::V6(link.ipv6);
-        let (direction, remote) = if owns(self.src) {
-            (Direction::Egress, self.dst)
+        let direction = if owns(self.src) {
+            Direction::Egress
         } else if owns(self.dst) {
-            (Direction::Ingress, self.src)
+            Direction::Ingress
         } else {
             return None;
         };
-        Some(Flow {
+        Some(self.as_flow(direction, None))
+    }
+
+    /// The flow as its box sees it in `direction` (the remote end is the
+    /// destination of egress, the source of ingress), learned from
+    /// `domain` when known.
+    pub fn as_flow(&self, direction: Direction, domain: Option<String>) -> Flow {
+        let remote = match direction {
+            Direction::Egress => self.dst,
+            Direction::Ingress => self.src,
+        };
+        Flow {
             direction,
             protocol: self.protocol,
             port: self.dport.filter(|_| self.protocol != Protocol::Icmp),
             ip: Some(remote),
-            domain: None,
+            domain,
             source: None,
-        })
+        }
     }
 }
 

@@ -2,14 +2,14 @@
 //! the kernel's new-conntrack events, read only once some box asks, so the
 //! default path costs nothing.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
+use boxfence_dataplane::conntrack::TrackedFlow;
 use boxfence_dataplane::conntrack_events::NewFlowEvents;
-use boxfence_policy::{Direction, Flow, FlowEvent, FlowEventKind, evaluate};
+use boxfence_policy::{Direction, evaluate};
 
 use crate::EngineError;
-use crate::flowlog::{AttemptKey, now_ms};
+use crate::flowlog::{AttemptKey, connection_event};
 use crate::linux::LinuxEngine;
 
 impl LinuxEngine {
@@ -56,34 +56,22 @@ impl LinuxEngine {
                     let Some(engine) = engine.upgrade() else {
                         return;
                     };
-                    for flow in flows {
-                        engine.record_allowed(
-                            flow.src,
-                            flow.dst,
-                            flow.protocol,
-                            flow.sport,
-                            flow.dport,
-                        );
+                    for flow in &flows {
+                        engine.record_allowed(flow);
                     }
                 }
             })?;
         Ok(())
     }
 
-    fn record_allowed(
-        &self,
-        src: IpAddr,
-        dst: IpAddr,
-        protocol: boxfence_policy::Protocol,
-        sport: Option<u16>,
-        dport: Option<u16>,
-    ) {
+    fn record_allowed(&self, flow: &TrackedFlow) {
         let directory = self.directory();
-        let (direction, entry, remote) = match (directory.lookup(src), directory.lookup(dst)) {
-            (Some(entry), _) => (Direction::Egress, entry, dst),
-            (None, Some(entry)) => (Direction::Ingress, entry, src),
-            (None, None) => return,
-        };
+        let (direction, entry, remote) =
+            match (directory.lookup(flow.src), directory.lookup(flow.dst)) {
+                (Some(entry), _) => (Direction::Egress, entry, flow.dst),
+                (None, Some(entry)) => (Direction::Ingress, entry, flow.src),
+                (None, None) => return,
+            };
         let wanted = self
             .log_allowed
             .lock()
@@ -94,41 +82,9 @@ impl LinuxEngine {
         let domain = (direction == Direction::Egress)
             .then(|| entry.domain_of(remote))
             .flatten();
-        let flow = Flow {
-            direction,
-            protocol,
-            port: dport,
-            ip: Some(remote),
-            domain: domain.clone(),
-            source: None,
-        };
-        let verdict = evaluate(&entry.policy, &flow);
-        let deciding = verdict.deciding();
-        let event = FlowEvent {
-            time_ms: now_ms(),
-            app: None,
-            machine_id: entry.id.clone(),
-            kind: FlowEventKind::Connection,
-            verdict: "allow".into(),
-            direction: Some(direction),
-            protocol: Some(protocol),
-            src: Some(src),
-            sport,
-            dst: Some(dst),
-            dport,
-            domain,
-            layer: deciding.map(|f| f.layer),
-            reason: deciding.map(|f| f.reason.to_string()).unwrap_or_default(),
-            policy_id: None,
-            policy_name: None,
-            rule_index: None,
-            suppressed: None,
-        };
-        let attempt = AttemptKey {
-            protocol,
-            src: (src, sport),
-            dst: (dst, dport),
-        };
-        self.flow_log().record(event, Some(attempt));
+        let asked = flow.as_flow(direction, domain);
+        let verdict = evaluate(&entry.policy, &asked);
+        let event = connection_event(&entry.id, "allow", flow, asked, verdict.deciding());
+        self.flow_log().record(event, Some(AttemptKey::of(flow)));
     }
 }

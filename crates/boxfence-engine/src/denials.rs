@@ -6,10 +6,10 @@ use std::sync::{Arc, Weak};
 
 use boxfence_dataplane::nflog::{LoggedPacket, NflogReader};
 use boxfence_dataplane::ruleset::LOG_GROUP;
-use boxfence_policy::{Direction, Flow, FlowEvent, FlowEventKind, Layer, Reason, evaluate};
+use boxfence_policy::{Direction, FlowEvent, FlowEventKind, Layer, evaluate};
 use boxfence_resolver::Refusal;
 
-use crate::flowlog::{AttemptKey, now_ms};
+use crate::flowlog::{AttemptKey, connection_event, now_ms};
 use crate::linux::LinuxEngine;
 
 impl LinuxEngine {
@@ -67,80 +67,31 @@ impl LinuxEngine {
             .as_ref()
             .filter(|_| direction == Direction::Egress)
             .and_then(|e| e.domain_of(remote));
-        let mut event = FlowEvent {
-            time_ms: now_ms(),
-            app: None,
-            machine_id: link.id.clone(),
-            kind: FlowEventKind::Connection,
-            verdict: "deny".into(),
-            direction: Some(direction),
-            protocol: Some(flow.protocol),
-            src: Some(flow.src),
-            sport: flow.sport,
-            dst: Some(flow.dst),
-            dport: flow.dport,
-            domain: domain.clone(),
-            layer: None,
-            reason: String::new(),
-            policy_id: None,
-            policy_name: None,
-            rule_index: None,
-            suppressed: None,
-        };
-        match layer_name.as_str() {
-            "anti_spoof" => {
-                event.layer = Some(Layer::AntiSpoof);
-                event.reason = format!("source {} is not the box's address", flow.src);
-            }
-            "host" => {
-                event.reason = "boxes may reach the host only at the built-in resolver".into();
-            }
+        let asked = flow.as_flow(direction, domain);
+        let event = match layer_name.as_str() {
+            "anti_spoof" => FlowEvent {
+                layer: Some(Layer::AntiSpoof),
+                reason: format!("source {} is not the box's address", flow.src),
+                ..connection_event(&link.id, "deny", &flow, asked, None)
+            },
+            "host" => FlowEvent {
+                reason: "boxes may reach the host only at the built-in resolver".into(),
+                ..connection_event(&link.id, "deny", &flow, asked, None)
+            },
             _ => {
-                let verdict = entry.as_ref().map(|entry| {
-                    let asked = Flow {
-                        direction,
-                        protocol: flow.protocol,
-                        port: flow
-                            .dport
-                            .filter(|_| flow.protocol != boxfence_policy::Protocol::Icmp),
-                        ip: Some(remote),
-                        domain,
-                        source: None,
-                    };
-                    let verdict = evaluate(&entry.policy, &asked);
-                    verdict
-                        .deciding()
-                        .filter(|f| !f.allowed)
-                        .map(|f| (f.layer, f.reason, f.reason.to_string()))
-                });
-                match verdict.flatten() {
-                    Some((layer, reason, text)) => {
-                        event.layer = Some(layer);
-                        event.reason = text;
-                        if let Reason::RuleMatched {
-                            policy_id,
-                            policy_name,
-                            rule_index,
-                        } = reason
-                        {
-                            event.policy_id = policy_id.map(str::to_owned);
-                            event.policy_name = Some(policy_name.to_owned());
-                            event.rule_index = Some(rule_index);
-                        }
-                    }
-                    None => {
-                        event.reason =
-                            format!("denied by {layer_name} (under the policy in force then)");
-                    }
+                let verdict = entry.as_ref().map(|entry| evaluate(&entry.policy, &asked));
+                let denial = verdict
+                    .as_ref()
+                    .and_then(|v| v.deciding().filter(|f| !f.allowed));
+                let mut event = connection_event(&link.id, "deny", &flow, asked, denial);
+                if denial.is_none() {
+                    event.reason =
+                        format!("denied by {layer_name} (under the policy in force then)");
                 }
+                event
             }
-        }
-        let attempt = AttemptKey {
-            protocol: flow.protocol,
-            src: (flow.src, flow.sport),
-            dst: (flow.dst, flow.dport),
         };
-        Some((event, attempt))
+        Some((event, AttemptKey::of(&flow)))
     }
 
     /// Records a query the resolver refused.
@@ -154,24 +105,17 @@ impl LinuxEngine {
             Layer::BoxPolicy
         };
         let event = FlowEvent {
-            time_ms: now_ms(),
-            app: None,
-            machine_id,
-            kind: FlowEventKind::DnsQuery,
-            verdict: "deny".into(),
             direction: Some(Direction::Egress),
-            protocol: None,
             src: Some(refusal.source),
-            sport: None,
-            dst: None,
-            dport: None,
             domain: Some(refusal.name.clone()),
             layer: Some(layer),
-            reason: refusal.reason.clone(),
-            policy_id: None,
-            policy_name: None,
-            rule_index: None,
-            suppressed: None,
+            ..FlowEvent::new(
+                now_ms(),
+                machine_id,
+                FlowEventKind::DnsQuery,
+                "deny",
+                refusal.reason.clone(),
+            )
         };
         self.flow_log().record(event, None);
     }

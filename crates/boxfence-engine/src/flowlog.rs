@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use boxfence_policy::{FlowEvent, FlowEventKind, Protocol};
+use boxfence_dataplane::conntrack::TrackedFlow;
+use boxfence_policy::{Finding, Flow, FlowEvent, FlowEventKind, Protocol, Reason};
 use boxfence_resolver::rate::RateLimit;
 use tokio::sync::broadcast;
 
@@ -46,6 +47,59 @@ struct BoxLog {
 struct Hub {
     boxes: HashMap<String, BoxLog>,
     recent: HashMap<AttemptKey, Instant>,
+}
+
+impl AttemptKey {
+    /// The attempt `flow` belongs to.
+    pub fn of(flow: &TrackedFlow) -> Self {
+        Self {
+            protocol: flow.protocol,
+            src: (flow.src, flow.sport),
+            dst: (flow.dst, flow.dport),
+        }
+    }
+}
+
+/// The event of a connection attempt of `machine_id`: its flow as the box
+/// saw it (`asked`), and what the layer that decided found, if known.
+pub(crate) fn connection_event(
+    machine_id: &str,
+    verdict: &str,
+    flow: &TrackedFlow,
+    asked: Flow,
+    deciding: Option<&Finding<'_>>,
+) -> FlowEvent {
+    let mut event = FlowEvent {
+        direction: Some(asked.direction),
+        protocol: Some(flow.protocol),
+        src: Some(flow.src),
+        sport: flow.sport,
+        dst: Some(flow.dst),
+        dport: flow.dport,
+        domain: asked.domain,
+        ..FlowEvent::new(
+            now_ms(),
+            machine_id.to_owned(),
+            FlowEventKind::Connection,
+            verdict,
+            String::new(),
+        )
+    };
+    if let Some(finding) = deciding {
+        event.layer = Some(finding.layer);
+        event.reason = finding.reason.to_string();
+        if let Reason::RuleMatched {
+            policy_id,
+            policy_name,
+            rule_index,
+        } = finding.reason
+        {
+            event.policy_id = policy_id.map(str::to_owned);
+            event.policy_name = Some(policy_name.to_owned());
+            event.rule_index = Some(rule_index);
+        }
+    }
+    event
 }
 
 /// What was recorded, for the event stream and metrics.
@@ -119,24 +173,14 @@ impl FlowLog {
         let mut out = Vec::with_capacity(2);
         if log.suppressed > 0 {
             out.push(FlowEvent {
-                time_ms: event.time_ms,
-                app: None,
-                machine_id: event.machine_id.clone(),
-                kind: FlowEventKind::Suppressed,
-                verdict: event.verdict.clone(),
-                direction: None,
-                protocol: None,
-                src: None,
-                sport: None,
-                dst: None,
-                dport: None,
-                domain: None,
-                layer: None,
-                reason: "rate limit of this box's flow log".into(),
-                policy_id: None,
-                policy_name: None,
-                rule_index: None,
                 suppressed: Some(std::mem::take(&mut log.suppressed)),
+                ..FlowEvent::new(
+                    event.time_ms,
+                    event.machine_id.clone(),
+                    FlowEventKind::Suppressed,
+                    &event.verdict,
+                    "rate limit of this box's flow log".into(),
+                )
             });
         }
         out.push(event);

@@ -76,6 +76,37 @@ pub struct FlowEvent {
 }
 
 impl FlowEvent {
+    /// An event of `kind` about `machine_id` at `time_ms`, with its verdict
+    /// and reason; the flow's details are left unset for the caller to fill.
+    pub fn new(
+        time_ms: u64,
+        machine_id: String,
+        kind: FlowEventKind,
+        verdict: &str,
+        reason: String,
+    ) -> Self {
+        Self {
+            time_ms,
+            app: None,
+            machine_id,
+            kind,
+            verdict: verdict.to_owned(),
+            direction: None,
+            protocol: None,
+            src: None,
+            sport: None,
+            dst: None,
+            dport: None,
+            domain: None,
+            layer: None,
+            reason,
+            policy_id: None,
+            policy_name: None,
+            rule_index: None,
+            suppressed: None,
+        }
+    }
+
     /// One line for people: `denied: egress tcp 104.16.1.5:443 — box
     /// policy custom: not in allowedDomains/allowedCidrs`.
     pub fn describe(&self) -> String {

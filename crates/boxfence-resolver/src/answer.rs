@@ -144,11 +144,7 @@ pub fn screen(
         .into_iter()
         .filter_map(|mut record| {
             let on_chain = chain.iter().any(|name| name == record.name());
-            let address = match record.data() {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                _ => None,
-            };
+            let address = address(&record);
             if let Some(ip) = address
                 && blocked.lookup(ip).is_some()
             {
@@ -174,14 +170,19 @@ pub fn screen(
     }
 }
 
+/// The address an A or AAAA record carries.
+fn address(record: &Record) -> Option<IpAddr> {
+    match record.data() {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+        _ => None,
+    }
+}
+
 /// Authority and additional records: blocked addresses removed, TTLs
 /// capped; nothing here is learned.
 fn screen_section(section: &mut Vec<Record>, blocked: &AlwaysBlocked, ceiling: u32) {
-    section.retain(|record| match record.data() {
-        RData::A(a) => blocked.lookup(IpAddr::V4(a.0)).is_none(),
-        RData::AAAA(aaaa) => blocked.lookup(IpAddr::V6(aaaa.0)).is_none(),
-        _ => true,
-    });
+    section.retain(|record| address(record).is_none_or(|ip| blocked.lookup(ip).is_none()));
     for record in section.iter_mut() {
         let told = record.ttl().min(ceiling);
         record.set_ttl(told);

@@ -16,7 +16,9 @@ use std::os::fd::{AsRawFd as _, OwnedFd};
 
 use crate::netlink::{self, NFGENMSG_LEN, Writer, messages};
 
-pub use packet::{PacketFlow, parse};
+pub use packet::parse;
+
+use crate::conntrack::TrackedFlow;
 
 /// Netfilter's netlink subsystem of the packet log.
 const NFNL_SUBSYS_ULOG: u16 = 4;
@@ -64,7 +66,7 @@ pub struct LoggedPacket {
     /// Interface it was going out of.
     pub outdev: Option<String>,
     /// Its flow, when it is TCP, UDP or ICMP over IP.
-    pub flow: Option<PacketFlow>,
+    pub flow: Option<TrackedFlow>,
 }
 
 /// A socket bound to one NFLOG group, in the namespace of the thread that

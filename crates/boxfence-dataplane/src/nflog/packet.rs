@@ -4,20 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use boxfence_policy::Protocol;
 
-/// The flow a logged packet belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PacketFlow {
-    /// Its transport (other protocols are reported as `None` by `parse`).
-    pub protocol: Protocol,
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
-    /// Source port (TCP/UDP).
-    pub sport: Option<u16>,
-    /// Destination port (TCP/UDP).
-    pub dport: Option<u16>,
-}
+use crate::conntrack::TrackedFlow;
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -26,7 +13,7 @@ const ICMPV6: u8 = 58;
 
 /// Reads an IPv4 or IPv6 packet (from its IP header on); `None` for
 /// anything too short or of another transport.
-pub fn parse(packet: &[u8]) -> Option<PacketFlow> {
+pub fn parse(packet: &[u8]) -> Option<TrackedFlow> {
     let version = packet.first()? >> 4;
     let (next, src, dst, rest) = match version {
         4 => {
@@ -63,7 +50,7 @@ pub fn parse(packet: &[u8]) -> Option<PacketFlow> {
         ICMP | ICMPV6 => (Protocol::Icmp, None, None),
         _ => return None,
     };
-    Some(PacketFlow {
+    Some(TrackedFlow {
         protocol,
         src,
         dst,
