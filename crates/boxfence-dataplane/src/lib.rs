@@ -11,6 +11,7 @@ pub mod exec;
 pub mod links;
 mod netlink;
 pub mod nflog;
+pub mod nft;
 pub mod nft_netlink;
 pub mod routing;
 pub mod ruleset;

@@ -90,6 +90,16 @@ impl Writer {
         self.pad();
     }
 
+    /// Appends a big-endian `u32` attribute.
+    pub(crate) fn put_be32(&mut self, kind: u16, value: u32) {
+        self.put(kind, &value.to_be_bytes());
+    }
+
+    /// Appends bytes encoded elsewhere (whole attributes).
+    pub(crate) fn put_raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     /// Appends a big-endian `u64` attribute.
     pub(crate) fn put_be64(&mut self, kind: u16, value: u64) {
         self.put(kind, &value.to_be_bytes());

@@ -40,6 +40,25 @@ impl ScratchNetns {
         format!("/run/netns/{}", self.name)
     }
 
+    /// Runs `f` on a thread that entered this network namespace.
+    pub(crate) fn run_inside<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let file = std::fs::File::open(self.path()).expect("open the namespace");
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                    f()
+                })
+                .join()
+                .expect("netns thread")
+        })
+    }
+
+    /// An nf_tables socket of this namespace (usable from any thread).
+    pub(crate) fn nft_socket(&self) -> crate::nft_netlink::NftSocket {
+        self.run_inside(|| crate::nft_netlink::NftSocket::open().expect("open the socket"))
+    }
+
     /// Commands in this namespace.
     pub(crate) fn host(&self) -> HostNetns {
         HostNetns::at(format!("/run/netns/{}", self.name))

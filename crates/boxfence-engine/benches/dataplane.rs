@@ -1007,7 +1007,7 @@ fn single_box_updates(rig: &Rig, knobs: &Knobs, id: &str, context: &str) {
     let mut shadow = Ruleset::new(rig.table_config.clone());
     let link = rig.link(&spec);
     let _ = shadow.upsert_boxes(&[(link.clone(), &policies[0])]);
-    let batch = shadow.upsert_boxes(&[(link, &policies[1])]);
+    let batch = shadow.upsert_boxes(&[(link, &policies[1])]).to_text();
     let timed = |f: &dyn Fn()| {
         let mut samples: Vec<Duration> = (0..20)
             .map(|_| {
@@ -1239,7 +1239,7 @@ fn many_boxes(rig: &Rig, knobs: &Knobs) {
     };
     let (pairs1, pairs2) = (pairs(&p1), pairs(&p2));
     let _ = shadow.upsert_boxes(&as_refs(&pairs1));
-    let batch = shadow.upsert_boxes(&as_refs(&pairs2));
+    let batch = shadow.upsert_boxes(&as_refs(&pairs2)).to_text();
     let check_started = Instant::now();
     HostNetns::current()
         .run("nft", &["-c", "-f", "-"], Some(&batch))

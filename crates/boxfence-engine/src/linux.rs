@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use boxfence_dataplane::exec::{self, ExecSpec};
 use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::routing::FailClosedRouting;
-use boxfence_dataplane::ruleset::{BoxLink, Ruleset, TableConfig};
+use boxfence_dataplane::ruleset::{Batch, BoxLink, Ruleset, TableConfig};
 use boxfence_dataplane::{HostNetns, conntrack};
 use boxfence_policy::{AlwaysBlocked, EffectivePolicy, FlowEvent};
 
@@ -57,6 +57,9 @@ pub struct LinuxConfig {
 #[derive(Debug)]
 struct State {
     ruleset: Ruleset,
+    /// The engine's own nf_tables socket: incremental batches go through
+    /// it, in-process (no `nft` process, no cache fetch of the table).
+    socket: NftSocket,
     links: BTreeMap<String, BoxLink>,
     /// Bumped by every change this engine makes to the table.
     generation: u64,
@@ -64,6 +67,20 @@ struct State {
     /// it saw then: a different digest at the same generation means
     /// someone else altered the table.
     seen: Option<(u64, u64)>,
+}
+
+impl State {
+    /// Commits one batch: over the socket when it is made of commands only,
+    /// else (a full ruleset, whose base only `nft` takes) through `nft -f`.
+    fn commit(&mut self, host: &HostNetns, batch: &Batch) -> Result<(), String> {
+        match batch.commands() {
+            Some(commands) => self
+                .socket
+                .apply(batch.table(), commands)
+                .map_err(|e| e.to_string()),
+            None => host.nft(&batch.to_text()).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// The Linux engine. Changes are serialised: the kernel sees batches in
@@ -116,17 +133,21 @@ impl LinuxEngine {
             .run("nft", &["list", "table", "inet", &config.table], None)
             .is_ok();
         if !left {
-            config.host.nft(&ruleset.full()).map_err(kernel)?;
+            config.host.nft(&ruleset.full().to_text()).map_err(kernel)?;
         }
-        let socket = config
-            .host
-            .in_netns(NftSocket::open)
-            .map_err(kernel)?
-            .map_err(kernel)?;
+        let open = || {
+            config
+                .host
+                .in_netns(NftSocket::open)
+                .map_err(kernel)?
+                .map_err(kernel)
+        };
+        let socket = open()?;
         let engine = Arc::new(Self {
             link_config,
             state: Mutex::new(State {
                 ruleset,
+                socket: open()?,
                 links: BTreeMap::new(),
                 generation: 0,
                 seen: None,
@@ -313,7 +334,7 @@ impl LinuxEngine {
         let batch = state.ruleset.upsert_boxes(&[(link.clone(), policy)]);
         let (linked, ruled) = std::thread::scope(|scope| {
             let linking = scope.spawn(|| self.link_config.create(host, &link));
-            let ruled = host.nft(&batch);
+            let ruled = state.commit(host, &batch);
             let linked = linking
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -327,7 +348,7 @@ impl LinuxEngine {
         if let Some(error) = failure {
             // Undo whichever half succeeded.
             if let (Some(undo), true) = (state.ruleset.remove_box(&link.id), ruled.is_ok()) {
-                let _ = host.nft(&undo);
+                let _ = state.commit(host, &undo);
             }
             if linked.is_ok() {
                 let _ = self.link_config.delete(host, &link);
@@ -348,9 +369,9 @@ impl LinuxEngine {
         let host = &self.config.host;
         let mut errors = Vec::new();
         if let Some(batch) = state.ruleset.remove_box(id)
-            && let Err(error) = host.nft(&batch)
+            && let Err(error) = state.commit(host, &batch)
         {
-            errors.push(error.to_string());
+            errors.push(error);
         }
         // The link goes first, so no new flow starts; then its flows, so
         // its addresses can be reused.
@@ -392,10 +413,10 @@ impl LinuxEngine {
         }
         let host = &self.config.host;
         let batch = state.ruleset.upsert_boxes(&boxes);
-        if let Err(error) = host.nft(&batch) {
+        if let Err(error) = state.commit(host, &batch) {
             let ids: Vec<&str> = boxes.iter().map(|(link, _)| link.id.as_str()).collect();
             let fallback = state.ruleset.fail_closed(&ids);
-            let closed = host.nft(&fallback).map_or_else(
+            let closed = state.commit(host, &fallback).map_or_else(
                 |e| format!("; failing closed also failed: {e}"),
                 |()| String::new(),
             );
@@ -430,7 +451,7 @@ impl LinuxEngine {
         // a box is less restricted than its policy.
         let mut ruleset = Ruleset::new(state.ruleset.config().clone());
         ruleset.upsert_boxes(&boxes);
-        host.nft(&ruleset.full()).map_err(kernel)?;
+        host.nft(&ruleset.full().to_text()).map_err(kernel)?;
         state.ruleset = ruleset;
         self.publish(&boxes)?;
         let mut errors = Vec::new();
@@ -510,7 +531,7 @@ impl LinuxEngine {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.config
                 .host
-                .nft(&state.ruleset.full())
+                .nft(&state.ruleset.full().to_text())
                 .map_err(kernel)?;
             state.seen = self
                 .digest(&state.ruleset.config().table)

@@ -32,6 +32,14 @@ pub enum NetlinkError {
         /// The kernel's error.
         errno: Errno,
     },
+    /// The kernel refused one ruleset command, so the whole transaction was aborted.
+    #[error("nf_tables refused `{command}`: {errno}{}", hint(*errno))]
+    Command {
+        /// The command as nft text.
+        command: String,
+        /// The kernel's error.
+        errno: Errno,
+    },
     /// The kernel refused the batch as a whole (no `CAP_NET_ADMIN`, or the commit failed).
     #[error("nf_tables batch for table `inet {table}` failed: {errno}")]
     Batch {

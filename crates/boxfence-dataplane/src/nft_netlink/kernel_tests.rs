@@ -4,12 +4,10 @@
 //! from the test's thread. Packets go to loopback addresses inside the
 //! scratch namespace only.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sched::{CloneFlags, setns};
 use serde_json::Value;
 
 use super::{ElementKey, NetlinkError, NftSocket, RefreshMode, SetElement};
@@ -39,22 +37,8 @@ fn scratch(test: &str) -> Option<ScratchNetns> {
     Some(ns)
 }
 
-/// Runs `f` on a thread that entered `ns`'s network namespace.
-fn in_netns<T: Send>(ns: &ScratchNetns, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let file = File::open(ns.path()).expect("open the namespace");
-                setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-                f()
-            })
-            .join()
-            .expect("netns thread")
-    })
-}
-
 fn open(ns: &ScratchNetns) -> NftSocket {
-    in_netns(ns, || NftSocket::open().expect("open the socket"))
+    ns.nft_socket()
 }
 
 /// One element as `nft -j list set` shows it.
@@ -408,7 +392,7 @@ fn counters(ns: &ScratchNetns) -> (u64, u64) {
 /// 127/8 is on its own loopback, so the packet never leaves it.
 fn send_inside(ns: &ScratchNetns, addr: Ipv4Addr) {
     assert!(addr.is_loopback());
-    in_netns(ns, || {
+    ns.run_inside(|| {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         socket.send_to(b"boxfence", (addr, 9)).expect("send");
     });

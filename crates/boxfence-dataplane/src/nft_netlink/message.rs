@@ -8,34 +8,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::NetlinkError;
+use super::batch::{Batch, BatchWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Part};
 use super::element::{ElementKey, SetElement};
-use crate::netlink::{NFGENMSG_LEN, NLA_HDRLEN, NLMSG_HDRLEN, Writer, align, attr_size};
+use crate::netlink::{NLA_HDRLEN, attr_size};
 
-/// `NFNL_SUBSYS_NFTABLES`: the batch's `res_id`, and the high byte of
-/// every nf_tables message type.
-pub(super) const NFNL_SUBSYS_NFTABLES: u16 = 10;
-/// `NFNL_MSG_BATCH_BEGIN` (`NLMSG_MIN_TYPE`).
-pub(super) const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
-/// `NFNL_MSG_BATCH_END`.
-pub(super) const NFNL_MSG_BATCH_END: u16 = 0x11;
 /// `NFT_MSG_NEWSETELEM`.
 const NFT_MSG_NEWSETELEM: u16 = 12;
 /// `NFT_MSG_DELSETELEM`.
 const NFT_MSG_DELSETELEM: u16 = 14;
 /// `NFT_MSG_DESTROYSETELEM` (Linux 6.3).
 const NFT_MSG_DESTROYSETELEM: u16 = 30;
-
-/// `AF_UNSPEC`, the batch messages' family.
-const AF_UNSPEC: u8 = 0;
-/// `NFPROTO_INET`: tables of family `inet`.
-const NFPROTO_INET: u8 = 1;
-
-/// `NLM_F_REQUEST`.
-const NLM_F_REQUEST: u16 = 0x1;
-/// `NLM_F_ACK`: the kernel answers every message, success or not.
-const NLM_F_ACK: u16 = 0x4;
-/// `NLM_F_CREATE`.
-const NLM_F_CREATE: u16 = 0x400;
 
 /// `NFTA_SET_ELEM_LIST_TABLE`.
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
@@ -74,12 +56,11 @@ pub(super) enum Operation {
 
 impl Operation {
     fn message_type(self) -> u16 {
-        let kind = match self {
+        match self {
             Self::New => NFT_MSG_NEWSETELEM,
             Self::Delete => NFT_MSG_DELSETELEM,
             Self::Destroy => NFT_MSG_DESTROYSETELEM,
-        };
-        NFNL_SUBSYS_NFTABLES << 8 | kind
+        }
     }
 
     fn flags(self) -> u16 {
@@ -169,7 +150,7 @@ pub(super) fn group<'a>(
     Ok(groups)
 }
 
-fn check_name(name: &str) -> Result<(), NetlinkError> {
+pub(super) fn check_name(name: &str) -> Result<(), NetlinkError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains('\0') {
         return Err(NetlinkError::InvalidName(name.to_owned()));
     }
@@ -186,23 +167,6 @@ fn timeout_ms(set: &str, timeout: Duration) -> Result<u64, NetlinkError> {
             timeout,
         }),
     }
-}
-
-/// One message of a batch, to map the kernel's answer back to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Part {
-    pub(super) operation: Operation,
-    pub(super) set: String,
-    pub(super) elements: usize,
-}
-
-/// An encoded batch.
-#[derive(Debug)]
-pub(super) struct Batch {
-    pub(super) bytes: Vec<u8>,
-    /// The sequence number of `BATCH_BEGIN`; part `i` has `begin_seq + 1 + i`.
-    pub(super) begin_seq: u32,
-    pub(super) parts: Vec<Part>,
 }
 
 /// The encoded size of one element in a list.
@@ -229,17 +193,7 @@ pub(super) fn encode_batch(table: &str, seq: u32, steps: &[(Operation, &SetGroup
                 .sum::<usize>()
         })
         .sum();
-    let mut w = Writer::with_capacity(element_bytes + 64 * (steps.len() + 2) + 2 * table.len());
-    let begin = w.begin_message(
-        NFNL_MSG_BATCH_BEGIN,
-        NLM_F_REQUEST,
-        seq,
-        AF_UNSPEC,
-        NFNL_SUBSYS_NFTABLES,
-    );
-    w.end_message(begin);
-    let mut next = seq;
-    let mut parts = Vec::new();
+    let mut w = BatchWriter::new(seq, element_bytes + 64 * steps.len() + 2 * table.len());
     for &(operation, group) in steps {
         let with_timeouts = operation.with_timeouts();
         let mut rest = &group.items[..];
@@ -257,48 +211,29 @@ pub(super) fn encode_batch(table: &str, seq: u32, steps: &[(Operation, &SetGroup
             }
             let (chunk, tail) = rest.split_at(count.max(1));
             rest = tail;
-            next = next.wrapping_add(1);
-            encode_message(&mut w, operation, next, table, group.set, chunk);
-            parts.push(Part {
-                operation,
-                set: group.set.to_owned(),
-                elements: chunk.len(),
-            });
+            encode_message(&mut w, operation, table, group.set, chunk);
         }
     }
-    next = next.wrapping_add(1);
-    let end = w.begin_message(
-        NFNL_MSG_BATCH_END,
-        NLM_F_REQUEST,
-        next,
-        AF_UNSPEC,
-        NFNL_SUBSYS_NFTABLES,
-    );
-    w.end_message(end);
-    Batch {
-        bytes: w.into_bytes(),
-        begin_seq: seq,
-        parts,
-    }
+    w.finish()
 }
 
 /// One `NFT_MSG_*SETELEM` message, laid out as nft 1.0 does: table, set,
 /// then the element list; in each element the timeout precedes the key.
 fn encode_message(
-    w: &mut Writer,
+    batch: &mut BatchWriter,
     operation: Operation,
-    seq: u32,
     table: &str,
     set: &str,
     items: &[Item<'_>],
 ) {
-    let message = w.begin_message(
-        operation.message_type(),
-        operation.flags(),
-        seq,
-        NFPROTO_INET,
-        0,
-    );
+    let part = Part {
+        operation: operation.name(),
+        set: set.to_owned(),
+        elements: items.len(),
+        command: None,
+    };
+    let message = batch.begin(operation.message_type(), operation.flags(), part);
+    let w = batch.writer();
     w.put_strz(NFTA_SET_ELEM_LIST_TABLE, table);
     w.put_strz(NFTA_SET_ELEM_LIST_SET, set);
     let list = w.begin_nested(NFTA_SET_ELEM_LIST_ELEMENTS);
@@ -314,14 +249,5 @@ fn encode_message(
         w.end_nested(element);
     }
     w.end_nested(list);
-    w.end_message(message);
-}
-
-/// The size of the largest message a batch of `bytes` can make the
-/// kernel echo back in an error (all of it, at worst).
-pub(super) fn max_reply_len(batch: &Batch) -> usize {
-    let largest =
-        NLMSG_HDRLEN + NFGENMSG_LEN + 2 * attr_size(MAX_NAME_LEN + 1) + align(MAX_NEST_LEN);
-    // nlmsghdr + nlmsgerr.error + the echoed message.
-    NLMSG_HDRLEN + 4 + largest.min(batch.bytes.len())
+    batch.end(message);
 }

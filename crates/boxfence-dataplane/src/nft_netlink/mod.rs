@@ -16,8 +16,11 @@
 //! of each message, and nft's `NFTA_SET_ELEM_LIST_SET_ID` (for sets created
 //! in the same batch) is left out.
 
+mod batch;
+mod commands;
 mod element;
 mod error;
+mod expr;
 #[cfg(test)]
 mod kernel_tests;
 mod message;

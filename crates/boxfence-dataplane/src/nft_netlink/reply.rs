@@ -10,7 +10,7 @@
 use nix::errno::Errno;
 
 use super::NetlinkError;
-use super::message::Batch;
+use super::batch::Batch;
 use crate::netlink::messages;
 
 /// `NLMSG_ERROR`.
@@ -21,6 +21,8 @@ const NLMSG_ERROR: u16 = 2;
 pub(super) struct Acks {
     begin_seq: u32,
     acked: Vec<bool>,
+    expect_ack: Vec<bool>,
+    /// Acknowledgements asked for and not yet read.
     remaining: usize,
     /// The first refused message: its index and the kernel's error.
     first_error: Option<(usize, Errno)>,
@@ -44,7 +46,8 @@ impl Acks {
         Self {
             begin_seq: batch.begin_seq,
             acked: vec![false; batch.parts.len()],
-            remaining: batch.parts.len(),
+            expect_ack: batch.expect_ack.clone(),
+            remaining: batch.expect_ack.iter().filter(|&&ack| ack).count(),
             first_error: None,
         }
     }
@@ -74,7 +77,9 @@ impl Acks {
                 continue;
             }
             self.acked[index] = true;
-            self.remaining -= 1;
+            if self.expect_ack[index] {
+                self.remaining -= 1;
+            }
             if let Some(errno) = errno {
                 if self.first_error.is_none_or(|(first, _)| index < first) {
                     self.first_error = Some((index, errno));

@@ -11,9 +11,12 @@ use nix::sys::socket::{
 use nix::sys::time::TimeVal;
 
 use super::NetlinkError;
+use super::batch::Batch;
+use super::commands;
 use super::element::SetElement;
-use super::message::{Batch, Operation, SetGroup, encode_batch, group, max_reply_len};
+use super::message::{Operation, SetGroup, check_name, encode_batch, group};
 use super::reply::{Acks, Outcome};
+use crate::nft::Command;
 
 /// How long one call waits for the kernel's answers.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -188,6 +191,17 @@ impl NftSocket {
         self.transact(table, &steps)
     }
 
+    /// Applies ruleset `commands` to table `inet <table>` as one
+    /// transaction: on `Ok`, packets see all of it; on error, none.
+    pub fn apply(&mut self, table: &str, commands: &[Command]) -> Result<(), NetlinkError> {
+        check_name(table)?;
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let batch = commands::encode(table, self.seq, commands)?;
+        self.send_batch(table, &batch)
+    }
+
     /// Sends `steps` as one batch and waits for every answer.
     fn transact(
         &mut self,
@@ -198,6 +212,10 @@ impl NftSocket {
             return Ok(());
         }
         let batch = encode_batch(table, self.seq, steps);
+        self.send_batch(table, &batch)
+    }
+
+    fn send_batch(&mut self, table: &str, batch: &Batch) -> Result<(), NetlinkError> {
         // BEGIN, the parts, END.
         let used = u32::try_from(batch.parts.len() + 2).unwrap_or(u32::MAX);
         self.seq = self.seq.wrapping_add(used);
@@ -207,11 +225,11 @@ impl NftSocket {
         if sent != batch.bytes.len() {
             return Err(NetlinkError::Malformed("short send"));
         }
-        self.wait(table, &batch)
+        self.wait(table, batch)
     }
 
     fn wait(&mut self, table: &str, batch: &Batch) -> Result<(), NetlinkError> {
-        let needed = max_reply_len(batch);
+        let needed = batch.max_reply_len();
         if self.reply.len() < needed {
             self.reply.resize(needed, 0);
         }
@@ -242,8 +260,14 @@ impl NftSocket {
                 Outcome::Committed => return Ok(()),
                 Outcome::Refused { index, errno } => {
                     let part = &batch.parts[index];
+                    if let Some(command) = &part.command {
+                        return Err(NetlinkError::Command {
+                            command: command.clone(),
+                            errno,
+                        });
+                    }
                     return Err(NetlinkError::Kernel {
-                        operation: part.operation.name(),
+                        operation: part.operation,
                         table: table.to_owned(),
                         set: part.set.clone(),
                         elements: part.elements,

@@ -342,7 +342,7 @@ fn reply(seq: u32, error: i32) -> Vec<u8> {
     out
 }
 
-fn two_set_batch(seq: u32) -> super::message::Batch {
+fn two_set_batch(seq: u32) -> super::batch::Batch {
     let elements = [
         element("s4", ElementKey::Ipv4(V4), None),
         element("s6", ElementKey::Ipv6(Ipv6Addr::LOCALHOST), None),

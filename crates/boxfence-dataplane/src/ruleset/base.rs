@@ -2,8 +2,9 @@
 //! always-blocked sets and the chains that deny with a reason.
 
 use super::compile::range_elements;
-use super::objects::{Batch, Object, SetKind};
+use super::objects::{Batch, Object};
 use super::{DENY_APP, DENY_BLOCKED, DENY_BOX, DENY_HOST, TableConfig};
+use crate::nft::SetKind;
 
 /// NFLOG group of denials (read by the flow log).
 pub const LOG_GROUP: u16 = 7;
@@ -34,30 +35,26 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     batch.upsert(&Object::set("blocked4".into(), SetKind::Ipv4, blocked4));
     batch.upsert(&Object::set("blocked6".into(), SetKind::Ipv6, blocked6));
 
-    batch.upsert(&Object::chain(
-        "reject_flow".into(),
+    text_chain(
+        batch,
+        "reject_flow",
         vec![
             "meta l4proto tcp reject with tcp reset".into(),
             "reject with icmpx admin-prohibited".into(),
         ],
-    ));
+    );
     for (chain, layer) in [
         (DENY_BLOCKED, "always_blocked"),
         (DENY_BOX, "box_policy"),
         (DENY_APP, "app_policy"),
         (DENY_HOST, "host"),
     ] {
-        batch.upsert(&Object::chain(
-            chain.into(),
-            deny_rules(layer, "goto reject_flow"),
-        ));
+        text_chain(batch, chain, deny_rules(layer, "goto reject_flow"));
     }
-    batch.upsert(&Object::chain(
-        "deny_spoof".into(),
-        deny_rules("anti_spoof", "drop"),
-    ));
-    batch.upsert(&Object::chain(
-        "antispoof".into(),
+    text_chain(batch, "deny_spoof", deny_rules("anti_spoof", "drop"));
+    text_chain(
+        batch,
+        "antispoof",
         vec![
             "iifname . ip saddr @src4 return".into(),
             "iifname . ip6 saddr @src6 return".into(),
@@ -65,10 +62,11 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
                 .into(),
             "goto deny_spoof".into(),
         ],
-    ));
+    );
     let (gateway4, gateway6) = (config.gateway4, config.gateway6);
-    batch.upsert(&Object::chain(
-        "box_to_host".into(),
+    text_chain(
+        batch,
+        "box_to_host",
         vec![
             "ct state established,related accept".into(),
             "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept".into(),
@@ -82,7 +80,7 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             ),
             format!("goto {DENY_HOST}"),
         ],
-    ));
+    );
 
     let base = |name: &str, hook: &str, rules: Vec<String>| -> Vec<String> {
         let mut lines = vec![format!(
@@ -168,6 +166,16 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     ];
     for line in chains.into_iter().flatten() {
         batch.line(line);
+    }
+}
+
+/// A regular chain with exactly these rules (nft syntax).
+fn text_chain(batch: &mut Batch, name: &str, rules: Vec<String>) {
+    let table = batch.table().to_owned();
+    batch.line(format!("add chain inet {table} {name}"));
+    batch.line(format!("flush chain inet {table} {name}"));
+    for rule in rules {
+        batch.line(format!("add rule inet {table} {name} {rule}"));
     }
 }
 

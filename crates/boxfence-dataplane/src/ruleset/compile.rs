@@ -7,8 +7,9 @@ use boxfence_policy::{
 };
 
 use super::names::{BoxNames, PolicyNames};
-use super::objects::{Object, SetKind};
+use super::objects::Object;
 use super::{DENY_APP, DENY_BLOCKED, DENY_BOX};
+use crate::nft::{Element, Family, Match, Peer, Rule, SetKind, Verdict};
 
 /// The objects of one box: its sets, then its chains (in the order they
 /// must be created: app chains before the chains that jump to them).
@@ -41,14 +42,14 @@ pub(crate) fn box_objects(id: &str, policy: &EffectivePolicy) -> Vec<Object> {
             name: names.set(counter),
         });
     }
-    let denied = format!("counter name {} ", names.set(DENIED));
+    let denied = names.set(DENIED);
     for direction in [Direction::Egress, Direction::Ingress] {
         let rules = counted(app_layer(policy, direction), &denied);
         objects.push(Object::chain(names.app_chain(direction), rules));
     }
-    let mut egress = vec![format!("counter name {}", names.set(NEW_OUT))];
+    let mut egress = vec![Rule::count(names.set(NEW_OUT))];
     egress.extend(counted(egress_chain(&names, policy), &denied));
-    let mut ingress = vec![format!("counter name {}", names.set(NEW_IN))];
+    let mut ingress = vec![Rule::count(names.set(NEW_IN))];
     ingress.extend(counted(ingress_chain(&names, policy), &denied));
     objects.push(Object::chain(names.chain(Direction::Egress), egress));
     objects.push(Object::chain(names.chain(Direction::Ingress), ingress));
@@ -64,41 +65,64 @@ pub const NEW_IN: &str = "new_in";
 pub const DENIED: &str = "denied";
 
 /// Counts every path that ends in a deny chain.
-fn counted(rules: Vec<String>, counter: &str) -> Vec<String> {
+fn counted(mut rules: Vec<Rule>, counter: &str) -> Vec<Rule> {
+    for rule in &mut rules {
+        if matches!(&rule.verdict, Some(Verdict::Goto(chain)) if chain.starts_with("deny_")) {
+            rule.counter = Some(counter.to_owned());
+        }
+    }
     rules
-        .into_iter()
-        .map(|rule| match rule.find("goto deny_") {
-            Some(at) => format!("{}{counter}{}", &rule[..at], &rule[at..]),
-            None => rule,
-        })
-        .collect()
+}
+
+fn goto(chain: impl Into<String>) -> Verdict {
+    Verdict::Goto(chain.into())
+}
+
+fn daddr_in(family: Family, set: String) -> Vec<Match> {
+    vec![Match::Addr {
+        family,
+        peer: Peer::Destination,
+        set,
+    }]
 }
 
 /// Always-blocked ranges, then the box layer, then the app layer.
-fn egress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<String> {
+fn egress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<Rule> {
     let app = names.app_chain(Direction::Egress);
     let mut rules = vec![
-        format!("ip daddr @blocked4 goto {DENY_BLOCKED}"),
-        format!("ip6 daddr @blocked6 goto {DENY_BLOCKED}"),
+        Rule::when(
+            daddr_in(Family::Ipv4, "blocked4".into()),
+            goto(DENY_BLOCKED),
+        ),
+        Rule::when(
+            daddr_in(Family::Ipv6, "blocked6".into()),
+            goto(DENY_BLOCKED),
+        ),
     ];
     match &policy.box_layer {
-        BoxLayer::DenyAll => rules.push(format!("goto {DENY_BOX}")),
-        BoxLayer::AllowAll => rules.push(format!("goto {app}")),
+        BoxLayer::DenyAll => rules.push(Rule::verdict(goto(DENY_BOX))),
+        BoxLayer::AllowAll => rules.push(Rule::verdict(goto(app))),
         BoxLayer::Custom(custom) => {
-            rules.push(format!("ip daddr @{} goto {DENY_BOX}", names.set("deny4")));
-            rules.push(format!("ip6 daddr @{} goto {DENY_BOX}", names.set("deny6")));
+            rules.push(Rule::when(
+                daddr_in(Family::Ipv4, names.set("deny4")),
+                goto(DENY_BOX),
+            ));
+            rules.push(Rule::when(
+                daddr_in(Family::Ipv6, names.set("deny6")),
+                goto(DENY_BOX),
+            ));
             if custom.default_deny() {
                 for (family, set) in [
-                    ("ip", "allow4"),
-                    ("ip6", "allow6"),
-                    ("ip", "learn4"),
-                    ("ip6", "learn6"),
+                    (Family::Ipv4, "allow4"),
+                    (Family::Ipv6, "allow6"),
+                    (Family::Ipv4, "learn4"),
+                    (Family::Ipv6, "learn6"),
                 ] {
-                    rules.push(format!("{family} daddr @{} goto {app}", names.set(set)));
+                    rules.push(Rule::when(daddr_in(family, names.set(set)), goto(&app)));
                 }
-                rules.push(format!("goto {DENY_BOX}"));
+                rules.push(Rule::verdict(goto(DENY_BOX)));
             } else {
-                rules.push(format!("goto {app}"));
+                rules.push(Rule::verdict(goto(app)));
             }
         }
     }
@@ -106,33 +130,34 @@ fn egress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<String> {
 }
 
 /// The box layer governs ingress only in deny-all.
-fn ingress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<String> {
+fn ingress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<Rule> {
     match policy.box_layer {
-        BoxLayer::DenyAll => vec![format!("goto {DENY_BOX}")],
+        BoxLayer::DenyAll => vec![Rule::verdict(goto(DENY_BOX))],
         BoxLayer::AllowAll | BoxLayer::Custom(_) => {
-            vec![format!("goto {}", names.app_chain(Direction::Ingress))]
+            vec![Rule::verdict(goto(names.app_chain(Direction::Ingress)))]
         }
     }
 }
 
 /// Jumps to the shared chain of each selecting policy with rules in this
 /// direction; none means the app layer is open in this direction.
-fn app_layer(policy: &EffectivePolicy, direction: Direction) -> Vec<String> {
-    let with_rules: Vec<_> = policy
+fn app_layer(policy: &EffectivePolicy, direction: Direction) -> Vec<Rule> {
+    let mut chains: Vec<String> = policy
         .app_policies
         .iter()
         .filter(|p| !p.rules(direction).is_empty())
+        .map(|p| PolicyNames::new(p).chain(direction))
         .collect();
-    if with_rules.is_empty() {
-        return vec!["accept".to_owned()];
+    if chains.is_empty() {
+        return vec![Rule::verdict(Verdict::Accept)];
     }
-    let mut rules: Vec<String> = with_rules
-        .iter()
-        .map(|p| format!("jump {}", PolicyNames::new(p).chain(direction)))
+    chains.sort();
+    chains.dedup();
+    let mut rules: Vec<Rule> = chains
+        .into_iter()
+        .map(|chain| Rule::verdict(Verdict::Jump(chain)))
         .collect();
-    rules.sort();
-    rules.dedup();
-    rules.push(format!("goto {DENY_APP}"));
+    rules.push(Rule::verdict(goto(DENY_APP)));
     rules
 }
 
@@ -158,40 +183,45 @@ fn rule_matches(
     direction: Direction,
     rule: &CompiledRule,
     objects: &mut Vec<Object>,
-) -> Vec<String> {
+) -> Vec<Rule> {
     let set = |what: &str| names.rule_set(direction, rule.index, what);
-    let ports: Vec<String> = match &rule.ports {
-        None => vec![String::new()],
+    let ports: Vec<Option<Match>> = match &rule.ports {
+        None => vec![None],
         Some(ports) => {
             let mut matches = Vec::new();
             let elements = port_elements(ports);
             if !elements.is_empty() {
                 objects.push(Object::set(set("ports"), SetKind::ProtoPort, elements));
-                matches.push(format!("meta l4proto . th dport @{} ", set("ports")));
+                matches.push(Some(Match::ProtoPort { set: set("ports") }));
             }
             if ports.icmp() {
-                matches.push("meta l4proto { icmp, ipv6-icmp } ".to_owned());
+                matches.push(Some(Match::L4proto(ICMP)));
+                matches.push(Some(Match::L4proto(ICMPV6)));
             }
             matches
         }
     };
     let peer = if direction == Direction::Egress {
-        "daddr"
+        Peer::Destination
     } else {
-        "saddr"
+        Peer::Source
     };
-    let peers: Vec<String> = match &rule.peers {
-        None => vec![String::new()],
+    let peers: Vec<Option<Match>> = match &rule.peers {
+        None => vec![None],
         Some(peers) => {
             let (v4, v6) = split(&peers.cidrs);
             let mut matches = Vec::new();
             for (family, kind, suffix, elements) in [
-                ("ip", SetKind::Ipv4, "net4", v4),
-                ("ip6", SetKind::Ipv6, "net6", v6),
+                (Family::Ipv4, SetKind::Ipv4, "net4", v4),
+                (Family::Ipv6, SetKind::Ipv6, "net6", v6),
             ] {
                 if !elements.is_empty() {
                     objects.push(Object::set(set(suffix), kind, elements));
-                    matches.push(format!("{family} {peer} @{} ", set(suffix)));
+                    matches.push(Some(Match::Addr {
+                        family,
+                        peer,
+                        set: set(suffix),
+                    }));
                 }
             }
             // Domain peers match the addresses the resolver learned for
@@ -199,11 +229,15 @@ fn rule_matches(
             // match nothing.
             if !peers.domains.is_empty() {
                 for (family, kind, suffix) in [
-                    ("ip", SetKind::IfnameIpv4Learned, "dom4"),
-                    ("ip6", SetKind::IfnameIpv6Learned, "dom6"),
+                    (Family::Ipv4, SetKind::IfnameIpv4Learned, "dom4"),
+                    (Family::Ipv6, SetKind::IfnameIpv6Learned, "dom6"),
                 ] {
                     objects.push(Object::set(set(suffix), kind, Vec::new()));
-                    matches.push(format!("iifname . {family} {peer} @{} ", set(suffix)));
+                    matches.push(Some(Match::IfnameAddr {
+                        family,
+                        peer,
+                        set: set(suffix),
+                    }));
                 }
             }
             matches
@@ -211,39 +245,45 @@ fn rule_matches(
     };
     ports
         .iter()
-        .flat_map(|port| peers.iter().map(move |peer| format!("{port}{peer}accept")))
-        .collect()
-}
-
-fn port_elements(ports: &PortSet) -> Vec<String> {
-    [Protocol::Tcp, Protocol::Udp]
-        .into_iter()
-        .flat_map(|protocol| {
-            ports.ranges(protocol).iter().map(move |range| {
-                if range.first == range.last {
-                    format!("{} . {}", protocol.as_str(), range.first)
-                } else {
-                    format!("{} . {}-{}", protocol.as_str(), range.first, range.last)
-                }
+        .flat_map(|port| {
+            peers.iter().map(move |peer| {
+                let matches = port.iter().chain(peer).cloned().collect();
+                Rule::when(matches, Verdict::Accept)
             })
         })
         .collect()
 }
 
+/// IANA protocol numbers.
+const ICMP: u8 = 1;
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const ICMPV6: u8 = 58;
+
+fn port_elements(ports: &PortSet) -> Vec<Element> {
+    [(Protocol::Tcp, TCP), (Protocol::Udp, UDP)]
+        .into_iter()
+        .flat_map(|(protocol, number)| {
+            ports
+                .ranges(protocol)
+                .iter()
+                .map(move |range| Element::ProtoPorts {
+                    protocol: number,
+                    first: range.first,
+                    last: range.last,
+                })
+        })
+        .collect()
+}
+
 /// Set elements of a CIDR set's merged intervals, IPv4 and IPv6 apart.
-pub(crate) fn split(set: &CidrSet) -> (Vec<String>, Vec<String>) {
+pub(crate) fn split(set: &CidrSet) -> (Vec<Element>, Vec<Element>) {
     range_elements(&set.intervals())
 }
 
 /// Set elements of merged ranges, IPv4 and IPv6 apart.
-pub(crate) fn range_elements(ranges: &[IpRange]) -> (Vec<String>, Vec<String>) {
+pub(crate) fn range_elements(ranges: &[IpRange]) -> (Vec<Element>, Vec<Element>) {
     let (v4, v6): (Vec<&IpRange>, Vec<&IpRange>) = ranges.iter().partition(|r| r.first.is_ipv4());
-    let text = |r: &&IpRange| {
-        if r.first == r.last {
-            r.first.to_string()
-        } else {
-            format!("{}-{}", r.first, r.last)
-        }
-    };
-    (v4.iter().map(text).collect(), v6.iter().map(text).collect())
+    let elements = |ranges: Vec<&IpRange>| ranges.into_iter().map(|r| Element::Range(*r)).collect();
+    (elements(v4), elements(v6))
 }

@@ -23,7 +23,10 @@ pub use compile::{DENIED, NEW_IN, NEW_OUT};
 use compile::{box_objects, policy_objects};
 use names::PolicyNames;
 pub use names::{box_counter, box_learned_set, rule_learned_set};
-use objects::{Batch, Object};
+pub use objects::Batch;
+use objects::Object;
+
+use crate::nft::{Command, Element, Verdict};
 
 const DENY_BLOCKED: &str = "deny_blocked";
 const DENY_BOX: &str = "deny_box";
@@ -118,7 +121,7 @@ impl Ruleset {
     /// The batch that replaces whatever table of this name the kernel has
     /// with the whole ruleset, atomically (resolver-learned addresses are
     /// dropped, which only restricts).
-    pub fn full(&mut self) -> String {
+    pub fn full(&mut self) -> Batch {
         let table = &self.config.table;
         let mut batch = Batch::new(table);
         batch.line(format!("add table inet {table}"));
@@ -130,9 +133,9 @@ impl Ruleset {
         for entry in self.boxes.values_mut() {
             entry.objects.iter().for_each(|o| batch.upsert(o));
             entry.failed_closed = false;
-            link_elements(table, &entry.link, false, &mut batch);
+            link_elements(&entry.link, false, &mut batch);
         }
-        batch.into_text()
+        batch
     }
 
     /// The batch that removes the table.
@@ -142,10 +145,12 @@ impl Ruleset {
     }
 
     /// Adds or updates boxes with their effective policies; returns the
-    /// batch that does it in the kernel. The model changes now: if the
-    /// batch fails, apply [`fail_closed`](Self::fail_closed) and later
+    /// batch that does it in the kernel, which holds only what changed
+    /// (an app-wide policy change is its new shared objects, one app chain
+    /// per box and the old objects' removal). The model changes now: if
+    /// the batch fails, apply [`fail_closed`](Self::fail_closed) and later
     /// [`full`](Self::full).
-    pub fn upsert_boxes(&mut self, boxes: &[(BoxLink, &EffectivePolicy)]) -> String {
+    pub fn upsert_boxes(&mut self, boxes: &[(BoxLink, &EffectivePolicy)]) -> Batch {
         let mut batch = Batch::new(&self.config.table);
         let mut released = Vec::new();
         for (link, policy) in boxes {
@@ -165,9 +170,15 @@ impl Ruleset {
                 }
             }
             let objects = box_objects(&link.id, policy);
-            objects.iter().for_each(|o| batch.upsert(o));
-            let failed_closed = self.boxes.get(&link.id).is_some_and(|e| e.failed_closed);
-            link_elements(&self.config.table, link, failed_closed, &mut batch);
+            let old = self.boxes.get(&link.id);
+            objects
+                .iter()
+                .filter(|o| old.is_none_or(|e| !e.objects.contains(o)))
+                .for_each(|o| batch.upsert(o));
+            match old {
+                Some(e) if e.link == *link && !e.failed_closed => {}
+                _ => link_elements(link, old.is_some_and(|e| e.failed_closed), &mut batch),
+            }
             let entry = BoxEntry {
                 link: link.clone(),
                 objects,
@@ -179,55 +190,57 @@ impl Ruleset {
             }
         }
         self.release(released, &mut batch);
-        batch.into_text()
+        batch
     }
 
     /// Removes a box; returns the batch, or `None` if it was not there.
-    pub fn remove_box(&mut self, id: &str) -> Option<String> {
+    pub fn remove_box(&mut self, id: &str) -> Option<Batch> {
         let entry = self.boxes.remove(id)?;
         let mut batch = Batch::new(&self.config.table);
-        let table = &self.config.table;
         let link = &entry.link;
         let ifname = &link.ifname;
         for map in ["out_chains", "in_chains", "zones"] {
-            batch.line(format!(
-                "delete element inet {table} {map} {{ \"{ifname}\" }}"
-            ));
+            batch.push(Command::DeleteElements {
+                set: map.into(),
+                elements: vec![Element::Ifname(ifname.clone())],
+            });
         }
-        batch.line(format!(
-            "delete element inet {table} src4 {{ \"{ifname}\" . {} }}",
-            link.ipv4
-        ));
-        batch.line(format!(
-            "delete element inet {table} src6 {{ \"{ifname}\" . {} }}",
-            link.ipv6
-        ));
+        for (set, addr) in [("src4", link.ipv4.into()), ("src6", link.ipv6.into())] {
+            batch.push(Command::DeleteElements {
+                set: set.into(),
+                elements: vec![Element::IfnameAddr(ifname.clone(), addr)],
+            });
+        }
         entry.objects.iter().for_each(|o| batch.flush_chain(o));
         remove_objects(&entry.objects, &mut batch);
         self.release(entry.policies, &mut batch);
-        Some(batch.into_text())
+        Some(batch)
     }
 
     /// A batch that cuts the given boxes off (as deny-all) whatever their
     /// policy, for when applying their policy failed.
-    pub fn fail_closed(&mut self, ids: &[&str]) -> String {
-        let table = &self.config.table;
-        let mut batch = Batch::new(table);
+    pub fn fail_closed(&mut self, ids: &[&str]) -> Batch {
+        let mut batch = Batch::new(&self.config.table);
         for id in ids {
             if let Some(entry) = self.boxes.get_mut(*id) {
                 let ifname = &entry.link.ifname;
                 for map in ["out_chains", "in_chains"] {
-                    batch.line(format!(
-                        "delete element inet {table} {map} {{ \"{ifname}\" }}"
-                    ));
-                    batch.line(format!(
-                        "add element inet {table} {map} {{ \"{ifname}\" : goto {DENY_BOX} }}"
-                    ));
+                    batch.push(Command::DeleteElements {
+                        set: map.into(),
+                        elements: vec![Element::Ifname(ifname.clone())],
+                    });
+                    batch.push(Command::AddElements {
+                        set: map.into(),
+                        elements: vec![Element::IfnameVerdict(
+                            ifname.clone(),
+                            Verdict::Goto(DENY_BOX.into()),
+                        )],
+                    });
                 }
                 entry.failed_closed = true;
             }
         }
-        batch.into_text()
+        batch
     }
 
     /// Drops one use of each policy; deletes the objects of those unused.
@@ -251,34 +264,34 @@ impl Ruleset {
 /// an element that exists with the same value is a no-op, but a different
 /// value needs a delete first (`replace`); both sit in one transaction, so
 /// no packet sees the gap.
-fn link_elements(table: &str, link: &BoxLink, replace: bool, batch: &mut Batch) {
+fn link_elements(link: &BoxLink, replace: bool, batch: &mut Batch) {
     let names = names::BoxNames::new(&link.id);
     let ifname = &link.ifname;
-    batch.line(format!(
-        "add element inet {table} src4 {{ \"{ifname}\" . {} }}",
-        link.ipv4
+    let add = |set: &str, element: Element| Command::AddElements {
+        set: set.into(),
+        elements: vec![element],
+    };
+    batch.push(add(
+        "src4",
+        Element::IfnameAddr(ifname.clone(), link.ipv4.into()),
     ));
-    batch.line(format!(
-        "add element inet {table} src6 {{ \"{ifname}\" . {} }}",
-        link.ipv6
+    batch.push(add(
+        "src6",
+        Element::IfnameAddr(ifname.clone(), link.ipv6.into()),
     ));
-    batch.line(format!(
-        "add element inet {table} zones {{ \"{ifname}\" : {} }}",
-        link.zone
-    ));
+    batch.push(add("zones", Element::IfnameZone(ifname.clone(), link.zone)));
     for (map, direction) in [
         ("out_chains", Direction::Egress),
         ("in_chains", Direction::Ingress),
     ] {
         if replace {
-            batch.line(format!(
-                "delete element inet {table} {map} {{ \"{ifname}\" }}"
-            ));
+            batch.push(Command::DeleteElements {
+                set: map.into(),
+                elements: vec![Element::Ifname(ifname.clone())],
+            });
         }
-        let chain = names.chain(direction);
-        batch.line(format!(
-            "add element inet {table} {map} {{ \"{ifname}\" : goto {chain} }}"
-        ));
+        let chain = Verdict::Goto(names.chain(direction));
+        batch.push(add(map, Element::IfnameVerdict(ifname.clone(), chain)));
     }
 }
 

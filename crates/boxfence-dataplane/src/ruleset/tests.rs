@@ -63,27 +63,92 @@ fn web_policy(ports: &[u16]) -> serde_json::Value {
     ]})
 }
 
+/// The same ruleset in two scratch namespaces: one takes every batch as
+/// `nft -f` text, the other over netlink (full replaces are text in both).
+/// After each step both kernels must list the same table.
+struct Twins {
+    text: ScratchNetns,
+    netlink: ScratchNetns,
+    socket: crate::nft_netlink::NftSocket,
+}
+
+impl Twins {
+    fn new() -> Option<Self> {
+        let text = ScratchNetns::new("ruleset-text")?;
+        let netlink = ScratchNetns::new("ruleset-netlink")?;
+        let socket = netlink.nft_socket();
+        Some(Self {
+            text,
+            netlink,
+            socket,
+        })
+    }
+
+    fn full(&self, batch: &Batch) {
+        for ns in [&self.text, &self.netlink] {
+            ns.host().nft(&batch.to_text()).expect("full batch loads");
+        }
+        self.same("full");
+    }
+
+    fn apply(&mut self, step: &str, batch: &Batch) {
+        self.text
+            .host()
+            .nft(&batch.to_text())
+            .unwrap_or_else(|e| panic!("{step}: text batch: {e}"));
+        let commands = batch
+            .commands()
+            .expect("incremental batches have no raw text");
+        self.socket
+            .apply(batch.table(), commands)
+            .unwrap_or_else(|e| panic!("{step}: netlink batch: {e}"));
+        self.same(step);
+    }
+
+    fn list(&self) -> String {
+        self.netlink
+            .host()
+            .run("nft", &["list", "table", "inet", "boxfence"], None)
+            .expect("lists")
+    }
+
+    fn same(&self, step: &str) {
+        let text = self
+            .text
+            .host()
+            .run("nft", &["list", "table", "inet", "boxfence"], None)
+            .expect("lists");
+        let netlink = self.list();
+        if text != netlink {
+            let diff: Vec<_> = text
+                .lines()
+                .zip(netlink.lines())
+                .filter(|(a, b)| a != b)
+                .take(10)
+                .collect();
+            panic!("{step}: the two kernels differ (text, netlink): {diff:#?}\n{netlink}");
+        }
+    }
+}
+
 #[test]
-fn batches_load_into_the_kernel_in_every_sequence() {
-    let Some(netns) = ScratchNetns::new("ruleset") else {
+fn netlink_and_text_batches_build_the_same_table_in_every_sequence() {
+    let Some(mut twins) = Twins::new() else {
         return;
     };
-    let host = netns.host();
     let mut ruleset = Ruleset::new(config());
-    host.nft(&ruleset.full()).expect("empty table loads");
+    twins.full(&ruleset.full());
 
-    let custom = json!({"mode": "custom", "allowedDomains": ["api.github.com"], "allowedCidrs": ["104.16.0.0/12"], "deniedCidrs": ["104.16.120.0/24"]});
+    let custom = json!({"mode": "custom", "allowedDomains": ["api.github.com"], "allowedCidrs": ["104.16.0.0/12", "0.0.0.0/8", "255.255.255.0/24", "2001:db8::/32"], "deniedCidrs": ["104.16.120.0/24"]});
     let a = effective("aaa", custom, &[web_policy(&[80, 443])]);
     let b = effective(
         "bbb",
         json!({"mode": "deny-all"}),
         &[web_policy(&[80, 443])],
     );
-    host.nft(&ruleset.upsert_boxes(&[(link("aaa", 2), &a), (link("bbb", 3), &b)]))
-        .expect("two boxes load");
-    let listed = host
-        .run("nft", &["list", "table", "inet", "boxfence"], None)
-        .expect("lists");
+    let batch = ruleset.upsert_boxes(&[(link("aaa", 2), &a), (link("bbb", 3), &b)]);
+    twins.apply("two boxes", &batch);
+    let listed = twins.list();
     assert!(
         listed.contains("104.16.0.0/12") && listed.contains("104.16.120.0/24"),
         "{listed}"
@@ -94,14 +159,22 @@ fn batches_load_into_the_kernel_in_every_sequence() {
         "one shared chain per direction: {listed}"
     );
 
-    // The app policy changes: new shared objects, the old ones go.
+    // Nothing changed: nothing to do.
+    let batch = ruleset.upsert_boxes(&[(link("aaa", 2), &a), (link("bbb", 3), &b)]);
+    assert!(batch.is_empty(), "{}", batch.to_text());
+
+    // The app policy changes: new shared objects, one app chain per box,
+    // the old ones go; the boxes' own sets are not touched.
     let a2 = effective("aaa", json!({"mode": "allow-all"}), &[web_policy(&[8080])]);
-    let b2 = effective("bbb", json!({"mode": "allow-all"}), &[web_policy(&[8080])]);
-    host.nft(&ruleset.upsert_boxes(&[(link("aaa", 2), &a2), (link("bbb", 3), &b2)]))
-        .expect("update loads");
-    let listed = host
-        .run("nft", &["list", "table", "inet", "boxfence"], None)
-        .expect("lists");
+    let b2 = effective("bbb", json!({"mode": "deny-all"}), &[web_policy(&[8080])]);
+    let batch = ruleset.upsert_boxes(&[(link("aaa", 2), &a2), (link("bbb", 3), &b2)]);
+    assert!(
+        !batch.to_text().contains("b_bbb_allow4"),
+        "{}",
+        batch.to_text()
+    );
+    twins.apply("app policy update", &batch);
+    let listed = twins.list();
     assert_eq!(
         listed.matches("chain a_").count(),
         2,
@@ -112,25 +185,54 @@ fn batches_load_into_the_kernel_in_every_sequence() {
         "{listed}"
     );
 
-    host.nft(&ruleset.fail_closed(&["aaa"]))
-        .expect("fail closed loads");
-    host.nft(&ruleset.upsert_boxes(&[(link("aaa", 2), &a2)]))
-        .expect("recovering from fail-closed loads");
-    host.nft(&ruleset.remove_box("bbb").expect("present"))
-        .expect("removal loads");
-    host.nft(&ruleset.remove_box("aaa").expect("present"))
-        .expect("removal of the last user loads");
-    let listed = host
-        .run("nft", &["list", "table", "inet", "boxfence"], None)
-        .expect("lists");
+    twins.apply("fail closed", &ruleset.fail_closed(&["aaa"]));
+    twins.apply(
+        "recovering from fail-closed",
+        &ruleset.upsert_boxes(&[(link("aaa", 2), &a2)]),
+    );
+    twins.apply("removal", &ruleset.remove_box("bbb").expect("present"));
+    twins.apply(
+        "removal of the last user",
+        &ruleset.remove_box("aaa").expect("present"),
+    );
+    let listed = twins.list();
     assert!(
         !listed.contains("chain a_") && !listed.contains("b_aaa"),
         "{listed}"
     );
 
-    host.nft(&ruleset.upsert_boxes(&[(link("aaa", 2), &a)]))
-        .expect("re-add loads");
-    host.nft(&ruleset.full())
-        .expect("full replace loads over an existing table");
-    host.nft(&ruleset.teardown()).expect("teardown loads");
+    twins.apply("re-add", &ruleset.upsert_boxes(&[(link("aaa", 2), &a)]));
+    twins.full(&ruleset.full());
+    let teardown = ruleset.teardown();
+    twins.text.host().nft(&teardown).expect("teardown loads");
+}
+
+#[test]
+fn a_refused_netlink_batch_changes_nothing_and_names_the_command() {
+    let Some(ns) = ScratchNetns::new("ruleset-refused") else {
+        return;
+    };
+    let mut socket = ns.nft_socket();
+    let mut ruleset = Ruleset::new(config());
+    ns.host().nft(&ruleset.full().to_text()).expect("loads");
+    let before = ns
+        .host()
+        .run("nft", &["list", "table", "inet", "boxfence"], None)
+        .expect("lists");
+    let a = effective("aaa", json!({"mode": "allow-all"}), &[web_policy(&[80])]);
+    let batch = ruleset.upsert_boxes(&[(link("aaa", 2), &a)]);
+    let mut commands = batch.commands().expect("commands").to_vec();
+    // A jump to a chain that does not exist, at the very end.
+    commands.push(crate::nft::Command::AddRule {
+        chain: "b_aaa_out".into(),
+        rule: crate::nft::Rule::verdict(crate::nft::Verdict::Jump("nosuchchain".into())),
+    });
+    let error = socket.apply("boxfence", &commands).expect_err("refused");
+    let text = error.to_string();
+    assert!(text.contains("jump nosuchchain"), "{text}");
+    let after = ns
+        .host()
+        .run("nft", &["list", "table", "inet", "boxfence"], None)
+        .expect("lists");
+    assert_eq!(before, after, "nothing of the batch applied");
 }
