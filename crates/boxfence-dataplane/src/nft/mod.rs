@@ -160,12 +160,12 @@ pub enum Element {
         /// Last port (inclusive).
         last: u16,
     },
-    /// An interface · address pair (`src4`/`src6`).
+    /// An interface · address pair as a key alone (to delete it from a map).
     IfnameAddr(String, IpAddr),
+    /// An interface · source address pair and its conntrack zone (`zone4`/`zone6`).
+    IfnameAddrZone(String, IpAddr, u16),
     /// An interface and the verdict it maps to (`out_chains`/`in_chains`).
     IfnameVerdict(String, Verdict),
-    /// An interface and its conntrack zone (`zones`).
-    IfnameZone(String, u16),
     /// An interface as a key alone (to delete it from a map).
     Ifname(String),
 }

@@ -138,7 +138,7 @@ fn element_text(element: &Element) -> String {
         Element::IfnameVerdict(ifname, verdict) => {
             format!("\"{ifname}\" : {}", verdict_text(verdict))
         }
-        Element::IfnameZone(ifname, zone) => format!("\"{ifname}\" : {zone}"),
+        Element::IfnameAddrZone(ifname, addr, zone) => format!("\"{ifname}\" . {addr} : {zone}"),
         Element::Ifname(ifname) => format!("\"{ifname}\""),
     }
 }

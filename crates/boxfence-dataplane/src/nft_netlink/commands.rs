@@ -282,11 +282,13 @@ fn encode_elements(elements: &[Element]) -> Result<Vec<Vec<u8>>, NetlinkError> {
                     false,
                 ));
             }
-            Element::IfnameZone(ifname, zone) => {
+            Element::IfnameAddrZone(ifname, addr, zone) => {
+                let mut key = ifname_bytes(ifname)?;
+                key.extend_from_slice(&address_bytes(*addr));
                 let mut data = Writer::default();
                 data.put(NFTA_DATA_VALUE, &zone.to_ne_bytes());
                 out.push(element_bytes(
-                    &ifname_bytes(ifname)?,
+                    &key,
                     None,
                     0,
                     Some(&data.into_bytes()),

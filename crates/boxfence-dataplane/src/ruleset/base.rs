@@ -17,19 +17,17 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     let boxes = format!("\"{prefix}*\"");
     let mark = config.mark;
     batch.line(format!("add table inet {table}"));
+    // The zone maps double as the anti-spoofing table: a box packet
+    // whose interface · source pair is not there gets no zone and is
+    // dropped.
     for (name, kind) in [
         ("out_chains", "type ifname : verdict;"),
         ("in_chains", "type ifname : verdict;"),
-        ("zones", "typeof iifname : ct zone;"),
+        ("zone4", "typeof iifname . ip saddr : ct zone;"),
+        ("zone6", "typeof iifname . ip6 saddr : ct zone;"),
     ] {
         batch.line(format!("add map inet {table} {name} {{ {kind} }}"));
     }
-    batch.line(format!(
-        "add set inet {table} src4 {{ type ifname . ipv4_addr; }}"
-    ));
-    batch.line(format!(
-        "add set inet {table} src6 {{ type ifname . ipv6_addr; }}"
-    ));
 
     let (blocked4, blocked6) = range_elements(&config.always_blocked);
     batch.upsert(&Object::set("blocked4".into(), SetKind::Ipv4, blocked4));
@@ -52,17 +50,6 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
         text_chain(batch, chain, deny_rules(layer, "goto reject_flow"));
     }
     text_chain(batch, "deny_spoof", deny_rules("anti_spoof", "drop"));
-    text_chain(
-        batch,
-        "antispoof",
-        vec![
-            "iifname . ip saddr @src4 return".into(),
-            "iifname . ip6 saddr @src6 return".into(),
-            "ip6 saddr fe80::/10 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } return"
-                .into(),
-            "goto deny_spoof".into(),
-        ],
-    );
     let (gateway4, gateway6) = (config.gateway4, config.gateway6);
     text_chain(
         batch,
@@ -102,22 +89,29 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     };
     let chains = [
         // Before conntrack: a forged source never reaches a flow's state.
+        // One lookup per box packet gives its zone, proves its source and
+        // marks it; other packets leave after one comparison.
         base(
             "prerouting_raw",
             "type filter hook prerouting priority raw",
             vec![
-                format!("iifname {boxes} jump antispoof"),
-                format!("iifname {boxes} ct original zone set iifname map @zones"),
+                format!("iifname != {boxes} accept"),
+                format!("meta nfproto ipv4 ct original zone set iifname . ip saddr map @zone4 meta mark set meta mark | {mark:#x} accept"),
+                format!("meta nfproto ipv6 ct original zone set iifname . ip6 saddr map @zone6 meta mark set meta mark | {mark:#x} accept"),
+                "ip6 saddr fe80::/10 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept"
+                    .into(),
+                "goto deny_spoof".into(),
             ],
         ),
         // Policy routing makes unmarked box traffic unreachable, so a
-        // flushed or missing table fails closed. After dstnat, so replies
-        // are marked by the box address they are translated back to.
+        // flushed or missing table fails closed. Box packets were marked
+        // in raw; traffic to boxes is marked after dstnat, by the box
+        // address a reply is translated back to.
         base(
             "prerouting_mark",
             "type filter hook prerouting priority dstnat + 10",
             vec![
-                format!("iifname {boxes} meta mark set meta mark | {mark:#x}"),
+                format!("iifname {boxes} accept"),
                 format!("ip daddr {pool4} meta mark set meta mark | {mark:#x}"),
                 format!("ip6 daddr {pool6} meta mark set meta mark | {mark:#x}"),
             ],

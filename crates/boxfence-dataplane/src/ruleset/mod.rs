@@ -199,13 +199,13 @@ impl Ruleset {
         let mut batch = Batch::new(&self.config.table);
         let link = &entry.link;
         let ifname = &link.ifname;
-        for map in ["out_chains", "in_chains", "zones"] {
+        for map in ["out_chains", "in_chains"] {
             batch.push(Command::DeleteElements {
                 set: map.into(),
                 elements: vec![Element::Ifname(ifname.clone())],
             });
         }
-        for (set, addr) in [("src4", link.ipv4.into()), ("src6", link.ipv6.into())] {
+        for (set, addr) in [("zone4", link.ipv4.into()), ("zone6", link.ipv6.into())] {
             batch.push(Command::DeleteElements {
                 set: set.into(),
                 elements: vec![Element::IfnameAddr(ifname.clone(), addr)],
@@ -260,7 +260,8 @@ impl Ruleset {
     }
 }
 
-/// Adds the box's elements to the anti-spoofing sets and the maps. Adding
+/// Adds the box's elements to the zone (and anti-spoofing) maps and the
+/// dispatch maps. Adding
 /// an element that exists with the same value is a no-op, but a different
 /// value needs a delete first (`replace`); both sit in one transaction, so
 /// no packet sees the gap.
@@ -271,15 +272,12 @@ fn link_elements(link: &BoxLink, replace: bool, batch: &mut Batch) {
         set: set.into(),
         elements: vec![element],
     };
-    batch.push(add(
-        "src4",
-        Element::IfnameAddr(ifname.clone(), link.ipv4.into()),
-    ));
-    batch.push(add(
-        "src6",
-        Element::IfnameAddr(ifname.clone(), link.ipv6.into()),
-    ));
-    batch.push(add("zones", Element::IfnameZone(ifname.clone(), link.zone)));
+    for (map, addr) in [("zone4", link.ipv4.into()), ("zone6", link.ipv6.into())] {
+        batch.push(add(
+            map,
+            Element::IfnameAddrZone(ifname.clone(), addr, link.zone),
+        ));
+    }
     for (map, direction) in [
         ("out_chains", Direction::Egress),
         ("in_chains", Direction::Ingress),
