@@ -442,7 +442,6 @@ enum Config {
 
 struct TrafficBox {
     spec: MachineSpec,
-    policy: EffectivePolicy,
     cidrs: Vec<String>,
     learned: Vec<Ipv4Addr>,
     netns: PathBuf,
@@ -493,7 +492,6 @@ fn traffic(rig: &Rig, knobs: &Knobs, cps: bool, bulk: bool, attrib: bool) {
     );
     let tb = TrafficBox {
         spec,
-        policy,
         cidrs,
         learned,
         netns,
@@ -694,9 +692,10 @@ fn with_config(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOnce(
                 );
                 measure()
             });
-            rig.apply(std::slice::from_ref(&tb.policy));
-            // The watchdog may have restored the table first (which drops
-            // learned elements): put them back either way.
+            // Updates carry only what changed in the engine's model, so
+            // the rewritten chain is put back as the watchdog would.
+            rig.engine.repair().expect("ruleset restored");
+            // A full restore drops learned elements: put them back.
             rig.nft(&learn_batch(id, &tb.learned));
             let rules = rig
                 .host_run(

@@ -48,20 +48,10 @@ pub fn rule_text(rule: &Rule) -> String {
     for m in &rule.matches {
         match m {
             Match::Addr { family, peer, set } => {
-                let _ = write!(
-                    text,
-                    "{} {} @{set} ",
-                    family_word(*family),
-                    peer_word(*peer)
-                );
+                let _ = write!(text, "{} @{set} ", address(*family, *peer));
             }
             Match::IfnameAddr { family, peer, set } => {
-                let _ = write!(
-                    text,
-                    "iifname . {} {} @{set} ",
-                    family_word(*family),
-                    peer_word(*peer)
-                );
+                let _ = write!(text, "iifname . {} @{set} ", address(*family, *peer));
             }
             Match::ProtoPort { set } => {
                 let _ = write!(text, "meta l4proto . th dport @{set} ");
@@ -91,17 +81,13 @@ fn verdict_text(verdict: &Verdict) -> String {
     }
 }
 
-fn family_word(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "ip",
-        Family::Ipv6 => "ip6",
-    }
-}
-
-fn peer_word(peer: Peer) -> &'static str {
-    match peer {
-        Peer::Source => "saddr",
-        Peer::Destination => "daddr",
+/// `ip daddr` and the like.
+fn address(family: Family, peer: Peer) -> &'static str {
+    match (family, peer) {
+        (Family::Ipv4, Peer::Source) => "ip saddr",
+        (Family::Ipv4, Peer::Destination) => "ip daddr",
+        (Family::Ipv6, Peer::Source) => "ip6 saddr",
+        (Family::Ipv6, Peer::Destination) => "ip6 daddr",
     }
 }
 

@@ -51,126 +51,136 @@ pub(super) fn encode(table: &str, seq: u32, commands: &[Command]) -> Result<Batc
     let mut batch = BatchWriter::new(seq, 256 * commands.len());
     let mut set_id = 0u32;
     for (index, command) in commands.iter().enumerate() {
-        let ack = if index + 1 == commands.len() {
-            NLM_F_ACK
-        } else {
-            0
-        };
-        let part = |operation: &'static str, object: &str, elements: usize| Part {
-            operation,
-            set: object.to_owned(),
-            elements,
-            command: Some(command_line(table, command)),
+        let last = index + 1 == commands.len();
+        let mut message = Message {
+            batch: &mut batch,
+            table,
+            command,
+            ack: if last { NLM_F_ACK } else { 0 },
         };
         match command {
-            Command::AddChain(name) => {
-                let m = batch.begin(
-                    NEWCHAIN,
-                    NLM_F_REQUEST | NLM_F_CREATE | ack,
-                    part("NEWCHAIN", name, 0),
-                );
-                chain_named(batch.writer(), table, name);
-                batch.end(m);
-            }
-            Command::DeleteChain(name) => {
-                let m = batch.begin(DELCHAIN, NLM_F_REQUEST | ack, part("DELCHAIN", name, 0));
-                chain_named(batch.writer(), table, name);
-                batch.end(m);
-            }
-            Command::FlushChain(name) => {
-                let m = batch.begin(DELRULE, NLM_F_REQUEST | ack, part("DELRULE", name, 0));
-                named(batch.writer(), table, name);
-                batch.end(m);
-            }
+            Command::AddChain(name) => message.send(NEWCHAIN, NLM_F_CREATE, name, |w| {
+                chain_named(w, table, name);
+            }),
+            Command::DeleteChain(name) => message.send(DELCHAIN, 0, name, |w| {
+                chain_named(w, table, name);
+            }),
+            Command::FlushChain(name) => message.send(DELRULE, 0, name, |w| named(w, table, name)),
             Command::AddRule { chain, rule } => {
-                let flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_APPEND | ack;
-                let m = batch.begin(NEWRULE, flags, part("NEWRULE", chain, 0));
-                let w = batch.writer();
-                named(w, table, chain);
-                let expressions = w.begin_nested(4); // NFTA_RULE_EXPRESSIONS
-                write_rule(w, rule);
-                w.end_nested(expressions);
-                batch.end(m);
+                message.send(NEWRULE, NLM_F_CREATE | NLM_F_APPEND, chain, |w| {
+                    named(w, table, chain);
+                    let expressions = w.begin_nested(4); // NFTA_RULE_EXPRESSIONS
+                    write_rule(w, rule);
+                    w.end_nested(expressions);
+                });
             }
             Command::AddSet { name, kind } => {
                 set_id += 1;
-                let m = batch.begin(
-                    NEWSET,
-                    NLM_F_REQUEST | NLM_F_CREATE | ack,
-                    part("NEWSET", name, 0),
-                );
-                write_set(batch.writer(), table, name, *kind, set_id);
-                batch.end(m);
+                message.send(NEWSET, NLM_F_CREATE, name, |w| {
+                    write_set(w, table, name, *kind, set_id);
+                });
             }
-            Command::DeleteSet(name) => {
-                let m = batch.begin(DELSET, NLM_F_REQUEST | ack, part("DELSET", name, 0));
-                named(batch.writer(), table, name);
-                batch.end(m);
+            Command::DeleteSet(name) => message.send(DELSET, 0, name, |w| named(w, table, name)),
+            Command::FlushSet(name) => message.send(DELSETELEM, 0, name, |w| named(w, table, name)),
+            Command::AddElements { set, elements } => {
+                message.elements(NEWSETELEM, NLM_F_CREATE, set, &encode_elements(elements)?);
             }
-            Command::FlushSet(name) => {
-                let m = batch.begin(DELSETELEM, NLM_F_REQUEST | ack, part("DELSETELEM", name, 0));
-                named(batch.writer(), table, name);
-                batch.end(m);
+            Command::DeleteElements { set, elements } => {
+                message.elements(DELSETELEM, 0, set, &encode_elements(elements)?);
             }
-            Command::AddElements { set, elements } | Command::DeleteElements { set, elements } => {
-                let (kind, operation, flags) = match command {
-                    Command::AddElements { .. } => (NEWSETELEM, "NEWSETELEM", NLM_F_CREATE),
-                    _ => (DELSETELEM, "DELSETELEM", 0),
-                };
-                let encoded = encode_elements(elements)?;
-                let mut rest = &encoded[..];
-                while !rest.is_empty() {
-                    let mut size = 0;
-                    let count = rest
-                        .iter()
-                        .take_while(|e| {
-                            size += e.len();
-                            size <= MAX_LIST_LEN
-                        })
-                        .count()
-                        .max(1);
-                    let (chunk, tail) = rest.split_at(count);
-                    rest = tail;
-                    let last_ack = if rest.is_empty() { ack } else { 0 };
-                    let m = batch.begin(
-                        kind,
-                        NLM_F_REQUEST | flags | last_ack,
-                        part(operation, set, chunk.len()),
-                    );
-                    let w = batch.writer();
-                    w.put_strz(1, table); // NFTA_SET_ELEM_LIST_TABLE
-                    w.put_strz(2, set); // NFTA_SET_ELEM_LIST_SET
-                    let list = w.begin_nested(3); // NFTA_SET_ELEM_LIST_ELEMENTS
-                    chunk.iter().for_each(|e| w.put_raw(e));
-                    w.end_nested(list);
-                    batch.end(m);
-                }
-            }
-            Command::AddCounter(name) => {
-                let m = batch.begin(
-                    NEWOBJ,
-                    NLM_F_REQUEST | NLM_F_CREATE | ack,
-                    part("NEWOBJ", name, 0),
-                );
-                let w = batch.writer();
+            Command::AddCounter(name) => message.send(NEWOBJ, NLM_F_CREATE, name, |w| {
                 named(w, table, name);
                 w.put_be32(3, OBJECT_COUNTER); // NFTA_OBJ_TYPE
                 let data = w.begin_nested(4); // NFTA_OBJ_DATA
                 w.put_be64(1, 0); // NFTA_COUNTER_BYTES
                 w.put_be64(2, 0); // NFTA_COUNTER_PACKETS
                 w.end_nested(data);
-                batch.end(m);
-            }
-            Command::DeleteCounter(name) => {
-                let m = batch.begin(DELOBJ, NLM_F_REQUEST | ack, part("DELOBJ", name, 0));
-                let w = batch.writer();
+            }),
+            Command::DeleteCounter(name) => message.send(DELOBJ, 0, name, |w| {
                 named(w, table, name);
                 w.put_be32(3, OBJECT_COUNTER); // NFTA_OBJ_TYPE
-                batch.end(m);
-            }
+            }),
         }
     }
     Ok(batch.finish())
+}
+
+/// The message(s) of one command.
+struct Message<'a> {
+    batch: &'a mut BatchWriter,
+    table: &'a str,
+    command: &'a Command,
+    /// `NLM_F_ACK` on the batch's last message, else 0.
+    ack: u16,
+}
+
+impl Message<'_> {
+    /// One message of kind `kind` about `object`, its attributes written by `attributes`.
+    fn send(&mut self, kind: u16, flags: u16, object: &str, attributes: impl FnOnce(&mut Writer)) {
+        self.one(kind, flags | self.ack, object, 0, attributes);
+    }
+
+    fn one(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        object: &str,
+        elements: usize,
+        attributes: impl FnOnce(&mut Writer),
+    ) {
+        let part = Part {
+            operation: operation_name(kind),
+            set: object.to_owned(),
+            elements,
+            command: Some(command_line(self.table, self.command)),
+        };
+        let start = self.batch.begin(kind, NLM_F_REQUEST | flags, part);
+        attributes(self.batch.writer());
+        self.batch.end(start);
+    }
+
+    /// Encoded elements of `set`, as many messages as their lists need.
+    fn elements(&mut self, kind: u16, flags: u16, set: &str, encoded: &[Vec<u8>]) {
+        let mut rest = encoded;
+        while !rest.is_empty() {
+            let mut size = 0;
+            let count = rest
+                .iter()
+                .take_while(|e| {
+                    size += e.len();
+                    size <= MAX_LIST_LEN
+                })
+                .count()
+                .max(1);
+            let (chunk, tail) = rest.split_at(count);
+            rest = tail;
+            let ack = if rest.is_empty() { self.ack } else { 0 };
+            let table = self.table;
+            self.one(kind, flags | ack, set, chunk.len(), |w| {
+                w.put_strz(1, table); // NFTA_SET_ELEM_LIST_TABLE
+                w.put_strz(2, set); // NFTA_SET_ELEM_LIST_SET
+                let list = w.begin_nested(3); // NFTA_SET_ELEM_LIST_ELEMENTS
+                chunk.iter().for_each(|e| w.put_raw(e));
+                w.end_nested(list);
+            });
+        }
+    }
+}
+
+fn operation_name(kind: u16) -> &'static str {
+    match kind {
+        NEWCHAIN => "NEWCHAIN",
+        DELCHAIN => "DELCHAIN",
+        NEWRULE => "NEWRULE",
+        DELRULE => "DELRULE",
+        NEWSET => "NEWSET",
+        DELSET => "DELSET",
+        NEWSETELEM => "NEWSETELEM",
+        DELSETELEM => "DELSETELEM",
+        NEWOBJ => "NEWOBJ",
+        DELOBJ => "DELOBJ",
+        _ => "message",
+    }
 }
 
 /// The table (attribute 1) and the name (attribute 2) of a set or object,
