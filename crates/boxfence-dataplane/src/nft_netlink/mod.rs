@@ -18,6 +18,7 @@
 
 mod batch;
 mod commands;
+mod counters;
 mod element;
 mod error;
 mod expr;

@@ -1,5 +1,6 @@
 //! The `NETLINK_NETFILTER` socket and one transaction per call.
 
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -12,10 +13,10 @@ use nix::sys::time::TimeVal;
 
 use super::NetlinkError;
 use super::batch::Batch;
-use super::commands;
 use super::element::SetElement;
 use super::message::{Operation, SetGroup, check_name, encode_batch, group};
 use super::reply::{Acks, Outcome};
+use super::{commands, counters};
 use crate::nft::Command;
 
 /// How long one call waits for the kernel's answers.
@@ -200,6 +201,34 @@ impl NftSocket {
         }
         let batch = commands::encode(table, self.seq, commands)?;
         self.send_batch(table, &batch)
+    }
+
+    /// The packet counts of the named counters of table `inet <table>`,
+    /// by name (one dump; no transaction).
+    pub fn counters(&mut self, table: &str) -> Result<HashMap<String, u64>, NetlinkError> {
+        check_name(table)?;
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let request = counters::request(table, seq);
+        send(self.fd.as_raw_fd(), &request, MsgFlags::empty()).map_err(socket_error("send"))?;
+        let mut collected = counters::Collected::default();
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            if Instant::now() > deadline {
+                return Err(NetlinkError::Timeout {
+                    table: table.to_owned(),
+                    waited: REPLY_TIMEOUT,
+                });
+            }
+            let len = match recv(self.fd.as_raw_fd(), &mut self.reply, MsgFlags::empty()) {
+                Ok(len) => len,
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(NetlinkError::Socket { op: "recv", errno }),
+            };
+            if collected.absorb(seq, &self.reply[..len])? {
+                return Ok(collected.packets);
+            }
+        }
     }
 
     /// Sends `steps` as one batch and waits for every answer.
