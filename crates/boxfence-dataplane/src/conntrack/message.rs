@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::TrackedFlow;
-use crate::netlink::{self, NFGENMSG_LEN, NLA_F_NESTED, Writer};
+use crate::netlink::{self, NFGENMSG_LEN, NLA_F_NESTED, NLMSG_HDRLEN, Writer, attr_size};
 use crate::nfnl::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 
 /// `NFNL_SUBSYS_CTNETLINK`: the high byte of every ctnetlink message type.
@@ -200,7 +200,6 @@ pub(crate) fn put_delete(writer: &mut Writer, entry: &Entry, seq: u32) {
 
 /// The encoded size of `entry`'s delete.
 pub(crate) fn delete_len(entry: &Entry) -> usize {
-    use crate::netlink::{NLMSG_HDRLEN, attr_size};
     NLMSG_HDRLEN
         + NFGENMSG_LEN
         + attr_size(entry.tuple.len())
