@@ -2,32 +2,18 @@
 //! only flows the ruleset let through get a confirmed entry, so each event
 //! is an allowed new connection, with no rule added to the packet path.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd as _, OwnedFd};
 
-use boxfence_policy::Protocol;
 use nix::sys::socket::{
     AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, setsockopt,
     socket, sockopt,
 };
 
-use crate::conntrack::TrackedFlow;
-use crate::netlink::{self, NFGENMSG_LEN, messages};
+use crate::conntrack::{IPCTNL_MSG_CT_NEW, TrackedFlow, new_flow};
+use crate::netlink::messages;
 
 /// Multicast group of new conntrack entries (NFNLGRP_CONNTRACK_NEW).
 const GROUP_NEW: u32 = 1;
-const NFNL_SUBSYS_CTNETLINK: u16 = 1;
-const IPCTNL_MSG_CT_NEW: u16 = 0;
-const CTA_TUPLE_ORIG: u16 = 1;
-const CTA_TUPLE_IP: u16 = 1;
-const CTA_TUPLE_PROTO: u16 = 2;
-const CTA_IP_V4_SRC: u16 = 1;
-const CTA_IP_V4_DST: u16 = 2;
-const CTA_IP_V6_SRC: u16 = 3;
-const CTA_IP_V6_DST: u16 = 4;
-const CTA_PROTO_NUM: u16 = 1;
-const CTA_PROTO_SRC_PORT: u16 = 2;
-const CTA_PROTO_DST_PORT: u16 = 3;
 
 /// A socket subscribed to new conntrack entries of the calling thread's
 /// network namespace.
@@ -66,75 +52,19 @@ impl NewFlowEvents {
             Err(nix::Error::ENOBUFS | nix::Error::EAGAIN) => return Ok(Vec::new()),
             Err(error) => return Err(error),
         };
-        let kind = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
         Ok(messages(&self.buffer[..n])
             .flatten()
-            .filter(|message| message.kind == kind)
-            .filter_map(|message| original_tuple(message.payload.get(NFGENMSG_LEN..)?))
+            .filter(|message| message.kind == IPCTNL_MSG_CT_NEW)
+            .filter_map(|message| new_flow(message.payload))
             .collect())
     }
-}
-
-/// The original-direction tuple of a conntrack message.
-fn original_tuple(attributes: &[u8]) -> Option<TrackedFlow> {
-    let (_, tuple) = netlink::attributes(attributes).find(|(kind, _)| *kind == CTA_TUPLE_ORIG)?;
-    let (mut src, mut dst, mut protocol, mut sport, mut dport) = (None, None, None, None, None);
-    for (kind, value) in netlink::attributes(tuple) {
-        match kind {
-            CTA_TUPLE_IP => {
-                for (kind, address) in netlink::attributes(value) {
-                    let ip = match address.len() {
-                        4 => <[u8; 4]>::try_from(address)
-                            .ok()
-                            .map(|b| IpAddr::V4(Ipv4Addr::from(b))),
-                        16 => <[u8; 16]>::try_from(address)
-                            .ok()
-                            .map(|b| IpAddr::V6(Ipv6Addr::from(b))),
-                        _ => None,
-                    };
-                    match kind {
-                        CTA_IP_V4_SRC | CTA_IP_V6_SRC => src = ip,
-                        CTA_IP_V4_DST | CTA_IP_V6_DST => dst = ip,
-                        _ => {}
-                    }
-                }
-            }
-            CTA_TUPLE_PROTO => {
-                for (kind, field) in netlink::attributes(value) {
-                    let port = || <[u8; 2]>::try_from(field).ok().map(u16::from_be_bytes);
-                    match kind {
-                        CTA_PROTO_NUM => {
-                            protocol = match field.first() {
-                                Some(6) => Some(Protocol::Tcp),
-                                Some(17) => Some(Protocol::Udp),
-                                Some(1 | 58) => Some(Protocol::Icmp),
-                                _ => None,
-                            };
-                        }
-                        CTA_PROTO_SRC_PORT => sport = port(),
-                        CTA_PROTO_DST_PORT => dport = port(),
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let protocol = protocol?;
-    let ports = protocol != Protocol::Icmp;
-    Some(TrackedFlow {
-        protocol,
-        src: src?,
-        dst: dst?,
-        sport: sport.filter(|_| ports),
-        dport: dport.filter(|_| ports),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::ScratchNetns;
+    use boxfence_policy::Protocol;
 
     #[test]
     fn a_new_connection_is_reported_with_its_tuple() {

@@ -11,12 +11,15 @@ pub mod exec;
 pub mod links;
 mod netlink;
 pub mod nflog;
+mod nfnl;
 pub mod nft;
 pub mod nft_netlink;
+pub mod nft_watch;
 pub mod routing;
 pub mod ruleset;
 
 pub use command::{CommandError, HostNetns};
+pub use nfnl::NfnlError;
 
 #[cfg(test)]
 mod testing;

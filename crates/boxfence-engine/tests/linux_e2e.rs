@@ -56,6 +56,10 @@ fn main() {
             "live_update_cuts_an_open_connection",
             live_update_cuts_an_open_connection,
         ),
+        (
+            "deleting_a_box_flushes_its_flows",
+            deleting_a_box_flushes_its_flows,
+        ),
         ("spoofed_source_is_dropped", spoofed_source_is_dropped),
         (
             "flushed_ruleset_fails_closed_until_repaired",
@@ -429,6 +433,22 @@ fn live_update_cuts_an_open_connection(rig: &Rig) {
         );
     });
     assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), REFUSED);
+}
+
+fn deleting_a_box_flushes_its_flows(rig: &Rig) {
+    let b = rig.create("ctflush1", json!({"mode": "allow-all"}), &[]);
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), "200");
+    let ip = b.addresses.ipv4.to_string();
+    // A finished TCP connection stays tracked (TIME_WAIT) for two minutes.
+    let tracked = || {
+        let out = rig.host(&["conntrack", "-L", "-s", &ip]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert!(tracked() >= 1, "the box's connection is tracked");
+    rig.runtime
+        .block_on(SharedLinuxEngine(Arc::clone(&rig.engine)).delete_machine(&b.id))
+        .expect("delete");
+    assert_eq!(tracked(), 0, "no flow of a deleted box outlives it");
 }
 
 fn spoofed_source_is_dropped(rig: &Rig) {

@@ -2,14 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use boxfence_policy::Protocol;
-
 use crate::conntrack::TrackedFlow;
-
-const TCP: u8 = 6;
-const UDP: u8 = 17;
-const ICMP: u8 = 1;
-const ICMPV6: u8 = 58;
 
 /// Reads an IPv4 or IPv6 packet (from its IP header on); `None` for
 /// anything too short or of another transport.
@@ -44,24 +37,15 @@ pub fn parse(packet: &[u8]) -> Option<TrackedFlow> {
         rest.get(at..at + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
     };
-    let (protocol, sport, dport) = match next {
-        TCP => (Protocol::Tcp, port(0), port(2)),
-        UDP => (Protocol::Udp, port(0), port(2)),
-        ICMP | ICMPV6 => (Protocol::Icmp, None, None),
-        _ => return None,
-    };
-    Some(TrackedFlow {
-        protocol,
-        src,
-        dst,
-        sport,
-        dport,
-    })
+    TrackedFlow::new(next, src, dst, port(0), port(2))
 }
 
 #[cfg(test)]
 mod tests {
+    use boxfence_policy::Protocol;
+
     use super::*;
+    use crate::conntrack::{TCP, UDP};
 
     #[test]
     fn tcp_over_ipv4_and_udp_over_ipv6_parse() {

@@ -1,0 +1,261 @@
+//! Connection tracking over ctnetlink, from a socket the process owns:
+//! cutting the flows a new policy denies, and every flow of a deleted box.
+//!
+//! Each call makes one dump of the namespace's entries, both families at
+//! once. The kernel walks its whole (global) hash for any dump, filtered
+//! or not, so one dump per call is what costs; entries are chosen here by
+//! address, not by a kernel filter on the zone: the ruleset sets a box's
+//! zone on the packets the box sends (`ct original zone set`), so flows
+//! opened towards a box from outside are in the default zone.
+
+mod message;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use boxfence_policy::{Direction, EffectivePolicy, Flow, Protocol, evaluate};
+use nix::errno::Errno;
+
+pub use self::message::Entry;
+pub(crate) use self::message::{IPCTNL_MSG_CT_NEW, new_flow};
+use crate::HostNetns;
+use crate::netlink::Writer;
+use crate::nfnl::{NfnlError, NfnlSocket};
+use crate::ruleset::BoxLink;
+
+/// IP protocol numbers of the flows policies police.
+pub(crate) const TCP: u8 = 6;
+pub(crate) const UDP: u8 = 17;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
+
+/// One flow, as its original direction saw it (a conntrack entry, or the
+/// headers of a logged packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TrackedFlow {
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port (TCP/UDP).
+    pub sport: Option<u16>,
+    /// Destination port (TCP/UDP).
+    pub dport: Option<u16>,
+}
+
+impl TrackedFlow {
+    /// The flow of IP protocol `protocol` (by its number); `None` for
+    /// protocols boxfence does not police separately (port rules never
+    /// allow them). ICMP flows have no ports.
+    pub(crate) fn new(
+        protocol: u8,
+        src: IpAddr,
+        dst: IpAddr,
+        sport: Option<u16>,
+        dport: Option<u16>,
+    ) -> Option<Self> {
+        let protocol = match protocol {
+            TCP => Protocol::Tcp,
+            UDP => Protocol::Udp,
+            ICMP | ICMPV6 => Protocol::Icmp,
+            _ => return None,
+        };
+        let ports = protocol != Protocol::Icmp;
+        Some(Self {
+            protocol,
+            src,
+            dst,
+            sport: sport.filter(|_| ports),
+            dport: dport.filter(|_| ports),
+        })
+    }
+
+    /// The flow as the box sees it, if it is one of this box's.
+    pub fn as_box_flow(&self, link: &BoxLink) -> Option<Flow> {
+        let owns = |ip: IpAddr| ip == IpAddr::V4(link.ipv4) || ip == IpAddr::V6(link.ipv6);
+        let direction = if owns(self.src) {
+            Direction::Egress
+        } else if owns(self.dst) {
+            Direction::Ingress
+        } else {
+            return None;
+        };
+        Some(self.as_flow(direction, None))
+    }
+
+    /// The flow as its box sees it in `direction` (the remote end is the
+    /// destination of egress, the source of ingress), learned from
+    /// `domain` when known.
+    pub fn as_flow(&self, direction: Direction, domain: Option<String>) -> Flow {
+        let remote = match direction {
+            Direction::Egress => self.dst,
+            Direction::Ingress => self.src,
+        };
+        Flow {
+            direction,
+            protocol: self.protocol,
+            port: self.dport.filter(|_| self.protocol != Protocol::Icmp),
+            ip: Some(remote),
+            domain,
+            source: None,
+        }
+    }
+}
+
+/// A ctnetlink socket in the host's network namespace.
+#[derive(Debug)]
+pub struct Conntrack {
+    socket: NfnlSocket,
+}
+
+impl Conntrack {
+    /// Opens one in the calling thread's network namespace.
+    pub fn open() -> Result<Self, NfnlError> {
+        Ok(Self {
+            socket: NfnlSocket::open()?,
+        })
+    }
+
+    /// Opens one in `host` (the socket stays there).
+    pub fn open_in(host: &HostNetns) -> Result<Self, NfnlError> {
+        host.in_netns(Self::open)
+            .map_err(|error| NfnlError::Namespace(error.to_string()))?
+    }
+
+    /// Every entry of the namespace, both families, in one dump.
+    pub fn entries(&mut self) -> Result<Vec<Entry>, NfnlError> {
+        let seq = self.socket.reserve(1);
+        let mut entries = Vec::new();
+        let outcome = self.socket.exchange(
+            "conntrack dump",
+            &message::dump_request(seq),
+            seq..seq + 1,
+            |reply| {
+                if reply.kind == IPCTNL_MSG_CT_NEW {
+                    entries.extend(Entry::decode(reply.payload));
+                }
+                Ok(())
+            },
+        )?;
+        refused("conntrack dump", outcome)?;
+        Ok(entries)
+    }
+
+    /// Deletes `entries`; returns how many were still there (an entry
+    /// already gone, or replaced by a new one with the same tuple, is
+    /// left alone).
+    pub fn delete(&mut self, entries: &[&Entry]) -> Result<usize, NfnlError> {
+        let mut deleted = 0;
+        let mut rest = entries;
+        while !rest.is_empty() {
+            // As many as one datagram holds, and few enough that their
+            // acknowledgements fit the receive buffer.
+            let mut len = 0;
+            let count = rest
+                .iter()
+                .take(MAX_DELETES_PER_DATAGRAM)
+                .take_while(|entry| {
+                    len += message::delete_len(entry);
+                    len <= self.socket.max_datagram()
+                })
+                .count()
+                .max(1);
+            let (chunk, later) = rest.split_at(count);
+            rest = later;
+            let seq = self
+                .socket
+                .reserve(u32::try_from(count).unwrap_or(u32::MAX));
+            let mut writer = Writer::with_capacity(len);
+            for (offset, entry) in (0..).zip(chunk) {
+                message::put_delete(&mut writer, entry, seq.wrapping_add(offset));
+            }
+            let end = seq.wrapping_add(u32::try_from(count).unwrap_or(u32::MAX));
+            let outcomes =
+                self.socket
+                    .exchange("conntrack delete", &writer.into_bytes(), seq..end, |_| {
+                        Ok(())
+                    })?;
+            for outcome in outcomes {
+                match outcome {
+                    Ok(()) => deleted += 1,
+                    Err(Errno::ENOENT) => {}
+                    Err(errno) => {
+                        return Err(NfnlError::Refused {
+                            request: "conntrack delete",
+                            errno,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes every flow from or to the box's addresses, or in its zone;
+    /// returns how many.
+    pub fn flush_box(&mut self, link: &BoxLink) -> Result<usize, NfnlError> {
+        let owned = |ip: IpAddr| ip == IpAddr::V4(link.ipv4) || ip == IpAddr::V6(link.ipv6);
+        let entries = self.entries()?;
+        let doomed: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| owned(e.src) || owned(e.dst) || (e.zone != 0 && e.zone == link.zone))
+            .collect();
+        self.delete(&doomed)
+    }
+
+    /// Cuts the flows of `boxes` that their (new) policies deny; returns
+    /// how many. An open flow to an address learned from a name is kept
+    /// when `domain_of` names the domain that authorised it.
+    pub fn cut_denied(
+        &mut self,
+        boxes: &[(BoxLink, &EffectivePolicy)],
+        domain_of: &dyn Fn(&str, IpAddr) -> Option<String>,
+    ) -> Result<usize, NfnlError> {
+        if boxes.is_empty() {
+            return Ok(0);
+        }
+        let owner: HashMap<IpAddr, usize> = (0..)
+            .zip(boxes)
+            .flat_map(|(i, (link, _))| [(IpAddr::V4(link.ipv4), i), (IpAddr::V6(link.ipv6), i)])
+            .collect();
+        let entries = self.entries()?;
+        let denied = |entry: &&Entry| {
+            let Some(tracked) = entry.flow else {
+                return false;
+            };
+            [entry.src, entry.dst]
+                .iter()
+                .filter_map(|ip| owner.get(ip))
+                .any(|&i| {
+                    let (link, policy) = &boxes[i];
+                    let Some(mut flow) = tracked.as_box_flow(link) else {
+                        return false;
+                    };
+                    if let Some(ip) = flow.ip.filter(|_| flow.direction == Direction::Egress) {
+                        flow.domain = domain_of(&link.id, ip);
+                    }
+                    !evaluate(policy, &flow).allowed()
+                })
+        };
+        let doomed: Vec<&Entry> = entries.iter().filter(denied).collect();
+        self.delete(&doomed)?;
+        Ok(doomed.len())
+    }
+}
+
+/// Deletes sent in one datagram: their acknowledgements (under 1 KiB of
+/// receive buffer each) must fit the socket's buffer.
+const MAX_DELETES_PER_DATAGRAM: usize = 256;
+
+/// The error of the first refused message, if any.
+fn refused(request: &'static str, outcomes: Vec<Result<(), Errno>>) -> Result<(), NfnlError> {
+    match outcomes.into_iter().find_map(Result::err) {
+        Some(errno) => Err(NfnlError::Refused { request, errno }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod kernel_tests;
