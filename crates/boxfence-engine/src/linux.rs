@@ -1,7 +1,7 @@
 //! The engine over the Linux data plane: boxes are network namespaces,
 //! their policies nftables objects, changed in one transaction each.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -14,7 +14,9 @@ use boxfence_dataplane::exec::{self, ExecSpec};
 use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::nft_watch::NftWatch;
 use boxfence_dataplane::routing::FailClosedRouting;
-use boxfence_dataplane::ruleset::{Batch, BoxLink, Ruleset, TableConfig};
+use boxfence_dataplane::ruleset::{
+    Batch, BoxLink, NEW_IN, NEW_OUT, Ruleset, TableConfig, box_counter,
+};
 use boxfence_policy::{AlwaysBlocked, EffectivePolicy, FlowEvent};
 
 use boxfence_dataplane::nft_netlink::NftSocket;
@@ -63,6 +65,10 @@ struct State {
     /// it, in-process (no `nft` process, no cache fetch of the table).
     socket: NftSocket,
     links: BTreeMap<String, BoxLink>,
+    /// Boxes that had no tracked flow at their last conntrack check, with
+    /// their new-flow count (both directions) then: while the count stays,
+    /// no flow can have started, so an update has nothing to cut.
+    quiet: HashMap<String, u64>,
     /// Bumped by every call that may change the table (`lock_to_change`).
     generation: u64,
     /// The table's digest as the watchdog last saw it, and the generation
@@ -168,6 +174,7 @@ impl LinuxEngine {
                 ruleset,
                 socket: open()?,
                 links: BTreeMap::new(),
+                quiet: HashMap::new(),
                 generation: 0,
                 seen: None,
             }),
@@ -396,6 +403,9 @@ impl LinuxEngine {
             return Err(error);
         }
         self.publish(&[(link.clone(), policy)])?;
+        // A new box has fresh counters and no flow yet (its address's old
+        // flows went when its previous owner was deleted).
+        state.quiet.insert(machine.id.clone(), 0);
         state.links.insert(machine.id.clone(), link);
         Ok(())
     }
@@ -406,6 +416,7 @@ impl LinuxEngine {
             .links
             .remove(id)
             .ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
+        state.quiet.remove(id);
         let host = &self.config.host;
         let mut errors = Vec::new();
         if let Some(batch) = state.ruleset.remove_box(id)
@@ -470,9 +481,34 @@ impl LinuxEngine {
                 .map(|(link, _)| link)?;
             self.domain_of(link, ip)
         };
-        self.conntrack()
-            .cut_denied(&boxes, &domain_of)
+        // Only boxes that may have flows are looked for in conntrack (a
+        // walk of the kernel's whole table, about 10 ms).
+        let counters = state.socket.counters(&self.config.table).ok();
+        let flows_seen = |id: &str| {
+            let count = |which| counters.as_ref()?.get(&box_counter(id, which)).copied();
+            Some(count(NEW_OUT)? + count(NEW_IN)?)
+        };
+        let (to_check, seen): (Vec<(BoxLink, &EffectivePolicy)>, Vec<Option<u64>>) = boxes
+            .iter()
+            .map(|(link, policy)| ((link.clone(), *policy), flows_seen(&link.id)))
+            .filter(|((link, _), seen)| {
+                seen.is_none() || state.quiet.get(&link.id) != seen.as_ref()
+            })
+            .unzip();
+        let cut = self
+            .conntrack()
+            .cut_denied(&to_check, &domain_of)
             .map_err(kernel)?;
+        for ((link, _), seen) in to_check.into_iter().zip(seen) {
+            match seen {
+                Some(seen) if !cut.with_flows.contains(&link.id) => {
+                    state.quiet.insert(link.id, seen);
+                }
+                _ => {
+                    state.quiet.remove(&link.id);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -495,6 +531,8 @@ impl LinuxEngine {
         ruleset.upsert_boxes(&boxes);
         host.nft(&ruleset.full().to_text()).map_err(kernel)?;
         state.ruleset = ruleset;
+        // New counters: what was quiet is known no more.
+        state.quiet.clear();
         self.publish(&boxes)?;
         let mut errors = Vec::new();
         for stale in self.stale_namespaces(&links) {
@@ -625,6 +663,7 @@ impl LinuxEngine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.generation += 1;
         state.seen = None;
+        state.quiet.clear();
         self.config
             .host
             .nft(&state.ruleset.full().to_text())

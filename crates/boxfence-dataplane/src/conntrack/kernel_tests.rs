@@ -144,9 +144,14 @@ fn cut_denied_deletes_what_the_policy_denies_and_nothing_else() {
             (allowed, denied, conntrack.entries().expect("dump"))
         })
         .expect("in namespace");
-    assert_eq!(allowed, 0, "allow-all cuts nothing");
+    assert_eq!(allowed.cut, 0, "allow-all cuts nothing");
     assert_eq!(
-        denied, 20,
+        allowed.with_flows.iter().collect::<Vec<_>>(),
+        ["ct1"],
+        "the box has flows"
+    );
+    assert_eq!(
+        denied.cut, 20,
         "deny-all cuts the box's ten flows of each family"
     );
     let owned = |ip: IpAddr| [BOX4, BOX6].contains(&ip.to_string().as_str());
@@ -213,7 +218,7 @@ fn conntrack_timing() {
                         .cut_denied(&[(link(), &closed)], &none)
                         .expect("cut");
                     cut.push(ms(started));
-                    assert_eq!(n, usize::from(count));
+                    assert_eq!(n.cut, usize::from(count));
                 }
                 flows(BOX4, PEER4, 4000..4000 + count);
                 let started = Instant::now();

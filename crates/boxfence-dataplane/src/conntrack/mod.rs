@@ -10,7 +10,7 @@
 
 mod message;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use boxfence_policy::{Direction, EffectivePolicy, Flow, Protocol, evaluate};
@@ -205,22 +205,30 @@ impl Conntrack {
         self.delete(&doomed)
     }
 
-    /// Cuts the flows of `boxes` that their (new) policies deny; returns
-    /// how many. An open flow to an address learned from a name is kept
-    /// when `domain_of` names the domain that authorised it.
+    /// Cuts the flows of `boxes` that their (new) policies deny. An open
+    /// flow to an address learned from a name is kept when `domain_of`
+    /// names the domain that authorised it.
     pub fn cut_denied(
         &mut self,
         boxes: &[(BoxLink, &EffectivePolicy)],
         domain_of: &dyn Fn(&str, IpAddr) -> Option<String>,
-    ) -> Result<usize, NfnlError> {
+    ) -> Result<Cut, NfnlError> {
+        let mut cut = Cut::default();
         if boxes.is_empty() {
-            return Ok(0);
+            return Ok(cut);
         }
         let owner: HashMap<IpAddr, usize> = (0..)
             .zip(boxes)
             .flat_map(|(i, (link, _))| [(IpAddr::V4(link.ipv4), i), (IpAddr::V6(link.ipv6), i)])
             .collect();
         let entries = self.entries()?;
+        for entry in &entries {
+            for ip in [entry.src, entry.dst] {
+                if let Some(&i) = owner.get(&ip) {
+                    cut.with_flows.insert(boxes[i].0.id.clone());
+                }
+            }
+        }
         let denied = |entry: &&Entry| {
             let Some(tracked) = entry.flow else {
                 return false;
@@ -241,8 +249,18 @@ impl Conntrack {
         };
         let doomed: Vec<&Entry> = entries.iter().filter(denied).collect();
         self.delete(&doomed)?;
-        Ok(doomed.len())
+        cut.cut = doomed.len();
+        Ok(cut)
     }
+}
+
+/// What [`Conntrack::cut_denied`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// How many flows it cut.
+    pub cut: usize,
+    /// The boxes that had any tracked flow (cut or kept).
+    pub with_flows: BTreeSet<String>,
 }
 
 /// Deletes sent in one datagram: their acknowledgements (under 1 KiB of
