@@ -483,7 +483,13 @@ impl LinuxEngine {
         };
         // Only boxes that may have flows are looked for in conntrack (a
         // walk of the kernel's whole table, about 10 ms).
-        let counters = state.socket.counters(&self.config.table).ok();
+        // A few boxes: their own counters; many: one dump of all.
+        let names: Vec<String> = boxes
+            .iter()
+            .flat_map(|(link, _)| [NEW_OUT, NEW_IN].map(|which| box_counter(&link.id, which)))
+            .collect();
+        let names = (boxes.len() <= 16).then_some(&names[..]);
+        let counters = state.socket.counters(&self.config.table, names).ok();
         let flows_seen = |id: &str| {
             let count = |which| counters.as_ref()?.get(&box_counter(id, which)).copied();
             Some(count(NEW_OUT)? + count(NEW_IN)?)

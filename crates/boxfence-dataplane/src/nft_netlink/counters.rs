@@ -20,38 +20,81 @@ const NLMSG_DONE: u16 = 3;
 /// `NFPROTO_INET`.
 const NFPROTO_INET: u8 = 1;
 
-/// The dump request for the counters of table `inet <table>`.
-pub(super) fn request(table: &str, seq: u32) -> Vec<u8> {
+/// What to read.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Query<'a> {
+    /// Every counter of the table, in one dump.
+    All,
+    /// These counters, one `GETOBJ` each (cheaper than a dump of a large
+    /// table when only a few are wanted).
+    Named(&'a [String]),
+}
+
+/// The request datagram: messages with sequence numbers from `seq` on.
+pub(super) fn request(table: &str, seq: u32, query: Query<'_>) -> Vec<u8> {
     let mut w = Writer::with_capacity(64 + table.len());
-    let message = w.begin_message(
-        NFNL_SUBSYS_NFTABLES << 8 | GETOBJ,
-        NLM_F_REQUEST | NLM_F_DUMP | NLM_F_ACK,
-        seq,
-        NFPROTO_INET,
-        0,
-    );
-    w.put_strz(1, table); // NFTA_OBJ_TABLE
-    w.put_be32(3, OBJECT_COUNTER); // NFTA_OBJ_TYPE
-    w.end_message(message);
+    let mut message = |seq: u32, flags: u16, name: Option<&str>| {
+        let start = w.begin_message(
+            NFNL_SUBSYS_NFTABLES << 8 | GETOBJ,
+            NLM_F_REQUEST | flags,
+            seq,
+            NFPROTO_INET,
+            0,
+        );
+        w.put_strz(1, table); // NFTA_OBJ_TABLE
+        if let Some(name) = name {
+            w.put_strz(2, name); // NFTA_OBJ_NAME
+        }
+        w.put_be32(3, OBJECT_COUNTER); // NFTA_OBJ_TYPE
+        w.end_message(start);
+    };
+    match query {
+        Query::All => message(seq, NLM_F_DUMP, None),
+        Query::Named(names) => {
+            for (i, name) in (0..).zip(names) {
+                message(seq.wrapping_add(i), NLM_F_ACK, Some(name));
+            }
+        }
+    }
     w.into_bytes()
 }
 
-/// Counter packets by name, from the dump's answers.
-#[derive(Debug, Default)]
+/// Counter packets by name, from the answers.
+#[derive(Debug)]
 pub(super) struct Collected {
+    first_seq: u32,
+    /// Messages sent (one for a dump).
+    sent: u32,
+    /// `GETOBJ`s acknowledged.
+    acked: u32,
+    dump: bool,
     pub(super) packets: HashMap<String, u64>,
 }
 
 impl Collected {
-    /// Takes in one datagram; `Ok(true)` once the dump is complete.
-    pub(super) fn absorb(&mut self, seq: u32, datagram: &[u8]) -> Result<bool, NetlinkError> {
+    pub(super) fn new(first_seq: u32, query: Query<'_>) -> Self {
+        let (sent, dump) = match query {
+            Query::All => (1, true),
+            Query::Named(names) => (u32::try_from(names.len()).unwrap_or(u32::MAX), false),
+        };
+        Self {
+            first_seq,
+            sent,
+            acked: 0,
+            dump,
+            packets: HashMap::new(),
+        }
+    }
+
+    /// Takes in one datagram; `Ok(true)` once every answer is in.
+    pub(super) fn absorb(&mut self, datagram: &[u8]) -> Result<bool, NetlinkError> {
         for message in messages(datagram) {
             let message = message.map_err(NetlinkError::Malformed)?;
-            if message.seq != seq {
+            if message.seq.wrapping_sub(self.first_seq) >= self.sent {
                 continue;
             }
             match message.kind {
-                NLMSG_DONE => return Ok(true),
+                NLMSG_DONE if self.dump => return Ok(true),
                 NLMSG_ERROR => {
                     let code = message
                         .payload
@@ -63,6 +106,10 @@ impl Collected {
                             op: "GETOBJ",
                             errno: Errno::from_raw(code.saturating_neg()),
                         });
+                    }
+                    self.acked += 1;
+                    if !self.dump && self.acked == self.sent {
+                        return Ok(true);
                     }
                 }
                 kind if kind == NFNL_SUBSYS_NFTABLES << 8 | NEWOBJ => {

@@ -484,3 +484,32 @@ fn kernel_add_latency() {
         }
     }
 }
+
+#[test]
+fn kernel_counters_are_read_all_at_once_or_by_name() {
+    let Some(ns) = scratch("kernel_counters_are_read_all_at_once_or_by_name") else {
+        return;
+    };
+    ns.host()
+        .nft("add counter inet t c1 { packets 5 bytes 100 }\nadd counter inet t c2\n")
+        .expect("counters");
+    let mut socket = open(&ns);
+    let all = socket.counters("t", None).expect("dump");
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!((all["c1"], all["c2"]), (5, 0));
+    let one = socket
+        .counters("t", Some(&["c1".to_owned()]))
+        .expect("by name");
+    assert_eq!(one.into_iter().collect::<Vec<_>>(), [("c1".to_owned(), 5)]);
+    let error = socket
+        .counters("t", Some(&["c1".to_owned(), "nosuch".to_owned()]))
+        .expect_err("a missing counter");
+    assert!(error.to_string().contains("ENOENT"), "{error}");
+    // The socket still works for batches afterwards.
+    socket
+        .add_elements(
+            "t",
+            &[SetElement::new("s4", ElementKey::Ipv4(v4(1)), secs(30))],
+        )
+        .expect("add after a failed read");
+}

@@ -204,14 +204,26 @@ impl NftSocket {
     }
 
     /// The packet counts of the named counters of table `inet <table>`,
-    /// by name (one dump; no transaction).
-    pub fn counters(&mut self, table: &str) -> Result<HashMap<String, u64>, NetlinkError> {
+    /// by name: all of them (`names` = `None`, one dump) or those named
+    /// (one request each; a missing one is an error). No transaction.
+    pub fn counters(
+        &mut self,
+        table: &str,
+        names: Option<&[String]>,
+    ) -> Result<HashMap<String, u64>, NetlinkError> {
         check_name(table)?;
+        let query = names.map_or(counters::Query::All, counters::Query::Named);
         let seq = self.seq;
-        self.seq = self.seq.wrapping_add(1);
-        let request = counters::request(table, seq);
+        let request = counters::request(table, seq, query);
+        let mut collected = counters::Collected::new(seq, query);
+        self.seq = self
+            .seq
+            .wrapping_add(u32::try_from(names.map_or(1, <[String]>::len)).unwrap_or(u32::MAX));
+        if names.is_some_and(<[String]>::is_empty) {
+            return Ok(HashMap::new());
+        }
+        self.fit_send_buffer(request.len())?;
         send(self.fd.as_raw_fd(), &request, MsgFlags::empty()).map_err(socket_error("send"))?;
-        let mut collected = counters::Collected::default();
         let deadline = Instant::now() + REPLY_TIMEOUT;
         loop {
             if Instant::now() > deadline {
@@ -225,7 +237,7 @@ impl NftSocket {
                 Err(Errno::EINTR) => continue,
                 Err(errno) => return Err(NetlinkError::Socket { op: "recv", errno }),
             };
-            if collected.absorb(seq, &self.reply[..len])? {
+            if collected.absorb(&self.reply[..len])? {
                 return Ok(collected.packets);
             }
         }
