@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use boxfence_dataplane::HostNetns;
-use boxfence_dataplane::conntrack::Conntrack;
+use boxfence_dataplane::conntrack::{Conntrack, Entry};
 use boxfence_dataplane::exec::{self, ExecSpec};
 use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::nft_watch::NftWatch;
@@ -65,10 +65,10 @@ struct State {
     /// it, in-process (no `nft` process, no cache fetch of the table).
     socket: NftSocket,
     links: BTreeMap<String, BoxLink>,
-    /// Boxes that had no tracked flow at their last conntrack check, with
-    /// their new-flow count (both directions) then: while the count stays,
-    /// no flow can have started, so an update has nothing to cut.
-    quiet: HashMap<String, u64>,
+    /// Per box, its new-flow count (both directions) at the last look in
+    /// conntrack, and the flows found then that its policy still allowed:
+    /// while the count stays, no other flow can have started.
+    flows: HashMap<String, (u64, Vec<Entry>)>,
     /// Bumped by every call that may change the table (`lock_to_change`).
     generation: u64,
     /// The table's digest as the watchdog last saw it, and the generation
@@ -90,6 +90,10 @@ impl State {
         }
     }
 }
+
+/// Above this many flows a box's are not kept between updates (each one
+/// is a few hundred bytes); its next update walks conntrack.
+const MAX_KNOWN_FLOWS: usize = 4096;
 
 /// The Linux engine. Changes are serialised: the kernel sees batches in
 /// the order of the model.
@@ -174,7 +178,7 @@ impl LinuxEngine {
                 ruleset,
                 socket: open()?,
                 links: BTreeMap::new(),
-                quiet: HashMap::new(),
+                flows: HashMap::new(),
                 generation: 0,
                 seen: None,
             }),
@@ -405,7 +409,7 @@ impl LinuxEngine {
         self.publish(&[(link.clone(), policy)])?;
         // A new box has fresh counters and no flow yet (its address's old
         // flows went when its previous owner was deleted).
-        state.quiet.insert(machine.id.clone(), 0);
+        state.flows.insert(machine.id.clone(), (0, Vec::new()));
         state.links.insert(machine.id.clone(), link);
         Ok(())
     }
@@ -416,7 +420,7 @@ impl LinuxEngine {
             .links
             .remove(id)
             .ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
-        state.quiet.remove(id);
+        state.flows.remove(id);
         let host = &self.config.host;
         let mut errors = Vec::new();
         if let Some(batch) = state.ruleset.remove_box(id)
@@ -474,6 +478,19 @@ impl LinuxEngine {
             return Err(EngineError::Kernel(format!("{error}{closed}")));
         }
         self.publish(&boxes)?;
+        self.cut_denied(&mut state, &boxes)
+    }
+
+    /// Cuts the flows the boxes' new policies deny. Finding flows means a
+    /// walk of the kernel's whole conntrack table (about 10 ms), so a box
+    /// whose new-flow counters have not moved since the last look is
+    /// checked against the flows that look found, which are all it can
+    /// have (none, for a box created since).
+    fn cut_denied(
+        &self,
+        state: &mut State,
+        boxes: &[(BoxLink, &EffectivePolicy)],
+    ) -> Result<(), EngineError> {
         let domain_of = |id: &str, ip: IpAddr| {
             let link = boxes
                 .iter()
@@ -481,8 +498,6 @@ impl LinuxEngine {
                 .map(|(link, _)| link)?;
             self.domain_of(link, ip)
         };
-        // Only boxes that may have flows are looked for in conntrack (a
-        // walk of the kernel's whole table, about 10 ms).
         // A few boxes: their own counters; many: one dump of all.
         let names: Vec<String> = boxes
             .iter()
@@ -494,25 +509,40 @@ impl LinuxEngine {
             let count = |which| counters.as_ref()?.get(&box_counter(id, which)).copied();
             Some(count(NEW_OUT)? + count(NEW_IN)?)
         };
-        let (to_check, seen): (Vec<(BoxLink, &EffectivePolicy)>, Vec<Option<u64>>) = boxes
-            .iter()
-            .map(|(link, policy)| ((link.clone(), *policy), flows_seen(&link.id)))
-            .filter(|((link, _), seen)| {
-                seen.is_none() || state.quiet.get(&link.id) != seen.as_ref()
-            })
-            .unzip();
-        let cut = self
-            .conntrack()
-            .cut_denied(&to_check, &domain_of)
-            .map_err(kernel)?;
-        for ((link, _), seen) in to_check.into_iter().zip(seen) {
-            match seen {
-                Some(seen) if !cut.with_flows.contains(&link.id) => {
-                    state.quiet.insert(link.id, seen);
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        let mut seen = HashMap::new();
+        for (link, policy) in boxes {
+            let count = flows_seen(&link.id);
+            match (count, state.flows.remove(&link.id)) {
+                (Some(count), Some((then, flows))) if count == then => {
+                    known.push(((link.clone(), *policy), flows));
                 }
-                _ => {
-                    state.quiet.remove(&link.id);
-                }
+                _ => unknown.push((link.clone(), *policy)),
+            }
+            if let Some(count) = count {
+                seen.insert(link.id.clone(), count);
+            }
+        }
+        let conntrack = &mut *self.conntrack();
+        let mut cuts = vec![conntrack.cut_denied(&unknown, &domain_of).map_err(kernel)?];
+        if !known.is_empty() {
+            let (pairs, flows): (Vec<_>, Vec<Vec<Entry>>) = known.into_iter().unzip();
+            let flows = flows.into_iter().flatten().collect();
+            cuts.push(
+                conntrack
+                    .cut_among(&pairs, flows, &domain_of)
+                    .map_err(kernel)?,
+            );
+        }
+        let mut kept: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+        for cut in cuts {
+            kept.extend(cut.kept);
+        }
+        for (id, count) in seen {
+            let flows = kept.remove(&id).unwrap_or_default();
+            if flows.len() <= MAX_KNOWN_FLOWS {
+                state.flows.insert(id, (count, flows));
             }
         }
         Ok(())
@@ -537,8 +567,8 @@ impl LinuxEngine {
         ruleset.upsert_boxes(&boxes);
         host.nft(&ruleset.full().to_text()).map_err(kernel)?;
         state.ruleset = ruleset;
-        // New counters: what was quiet is known no more.
-        state.quiet.clear();
+        // New counters: the flows known by them are known no more.
+        state.flows.clear();
         self.publish(&boxes)?;
         let mut errors = Vec::new();
         for stale in self.stale_namespaces(&links) {
@@ -669,7 +699,7 @@ impl LinuxEngine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.generation += 1;
         state.seen = None;
-        state.quiet.clear();
+        state.flows.clear();
         self.config
             .host
             .nft(&state.ruleset.full().to_text())

@@ -10,7 +10,7 @@
 
 mod message;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use boxfence_policy::{Direction, EffectivePolicy, Flow, Protocol, evaluate};
@@ -205,52 +205,71 @@ impl Conntrack {
         self.delete(&doomed)
     }
 
-    /// Cuts the flows of `boxes` that their (new) policies deny. An open
-    /// flow to an address learned from a name is kept when `domain_of`
-    /// names the domain that authorised it.
+    /// Cuts the flows of `boxes` that their (new) policies deny, found in
+    /// one walk of the kernel's table. An open flow to an address learned
+    /// from a name is kept when `domain_of` names the domain that
+    /// authorised it.
     pub fn cut_denied(
         &mut self,
         boxes: &[(BoxLink, &EffectivePolicy)],
         domain_of: &dyn Fn(&str, IpAddr) -> Option<String>,
     ) -> Result<Cut, NfnlError> {
-        let mut cut = Cut::default();
         if boxes.is_empty() {
-            return Ok(cut);
+            return Ok(Cut::default());
         }
+        let entries = self.entries()?;
+        self.cut_among(boxes, entries, domain_of)
+    }
+
+    /// Like [`Conntrack::cut_denied`], but looks only at `candidates`
+    /// (entries an earlier cut kept, when no flow can have started
+    /// since): no walk of the table. An entry that ended meanwhile, or
+    /// whose tuple a new flow took, is left alone (deletes name its id).
+    pub fn cut_among(
+        &mut self,
+        boxes: &[(BoxLink, &EffectivePolicy)],
+        candidates: Vec<Entry>,
+        domain_of: &dyn Fn(&str, IpAddr) -> Option<String>,
+    ) -> Result<Cut, NfnlError> {
         let owner: HashMap<IpAddr, usize> = (0..)
             .zip(boxes)
             .flat_map(|(i, (link, _))| [(IpAddr::V4(link.ipv4), i), (IpAddr::V6(link.ipv6), i)])
             .collect();
-        let entries = self.entries()?;
-        for entry in &entries {
-            for ip in [entry.src, entry.dst] {
-                if let Some(&i) = owner.get(&ip) {
-                    cut.with_flows.insert(boxes[i].0.id.clone());
-                }
-            }
-        }
-        let denied = |entry: &&Entry| {
+        let denied = |entry: &Entry, i: usize| {
             let Some(tracked) = entry.flow else {
                 return false;
             };
-            [entry.src, entry.dst]
-                .iter()
-                .filter_map(|ip| owner.get(ip))
-                .any(|&i| {
-                    let (link, policy) = &boxes[i];
-                    let Some(mut flow) = tracked.as_box_flow(link) else {
-                        return false;
-                    };
-                    if let Some(ip) = flow.ip.filter(|_| flow.direction == Direction::Egress) {
-                        flow.domain = domain_of(&link.id, ip);
-                    }
-                    !evaluate(policy, &flow).allowed()
-                })
+            let (link, policy) = &boxes[i];
+            let Some(mut flow) = tracked.as_box_flow(link) else {
+                return false;
+            };
+            if let Some(ip) = flow.ip.filter(|_| flow.direction == Direction::Egress) {
+                flow.domain = domain_of(&link.id, ip);
+            }
+            !evaluate(policy, &flow).allowed()
         };
-        let doomed: Vec<&Entry> = entries.iter().filter(denied).collect();
-        self.delete(&doomed)?;
-        cut.cut = doomed.len();
-        Ok(cut)
+        let mut doomed = Vec::new();
+        let mut kept: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+        for entry in candidates {
+            let owners: Vec<usize> = [entry.src, entry.dst]
+                .iter()
+                .filter_map(|ip| owner.get(ip).copied())
+                .collect();
+            if owners.iter().any(|&i| denied(&entry, i)) {
+                doomed.push(entry);
+            } else {
+                for i in owners {
+                    kept.entry(boxes[i].0.id.clone())
+                        .or_default()
+                        .push(entry.clone());
+                }
+            }
+        }
+        self.delete(&doomed.iter().collect::<Vec<_>>())?;
+        Ok(Cut {
+            cut: doomed.len(),
+            kept,
+        })
     }
 }
 
@@ -259,8 +278,8 @@ impl Conntrack {
 pub struct Cut {
     /// How many flows it cut.
     pub cut: usize,
-    /// The boxes that had any tracked flow (cut or kept).
-    pub with_flows: BTreeSet<String>,
+    /// The flows it left, by box (a box without flows has no entry).
+    pub kept: BTreeMap<String, Vec<Entry>>,
 }
 
 /// Deletes sent in one datagram: their acknowledgements (under 1 KiB of
