@@ -13,6 +13,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
+use crate::HostNetns;
 use crate::netlink::{Received, messages};
 
 /// `NLM_F_REQUEST`.
@@ -66,6 +67,30 @@ pub enum NfnlError {
     Namespace(String),
 }
 
+/// Opens a `NETLINK_NETFILTER` socket bound in the calling thread's
+/// network namespace, with a receive timeout and a large receive buffer
+/// (best effort: a burst of acknowledgements must not be dropped); returns
+/// it and its send buffer size. An error names the failed call.
+pub(crate) fn open_socket(timeout: Duration) -> Result<(OwnedFd, usize), (&'static str, Errno)> {
+    let fd = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkNetFilter,
+    )
+    .map_err(|errno| ("socket", errno))?;
+    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|errno| ("bind", errno))?;
+    let timeout = TimeVal::new(i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX), 0);
+    setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)
+        .map_err(|errno| ("setsockopt SO_RCVTIMEO", errno))?;
+    if setsockopt(&fd, sockopt::RcvBufForce, &RCVBUF).is_err() {
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &RCVBUF);
+    }
+    let sndbuf =
+        getsockopt(&fd, sockopt::SndBuf).map_err(|errno| ("getsockopt SO_SNDBUF", errno))?;
+    Ok((fd, sndbuf))
+}
+
 /// A `NETLINK_NETFILTER` socket bound to the network namespace of the
 /// thread that opened it, for good.
 #[derive(Debug)]
@@ -79,32 +104,20 @@ pub(crate) struct NfnlSocket {
 impl NfnlSocket {
     /// Opens a socket in the calling thread's network namespace.
     pub(crate) fn open() -> Result<Self, NfnlError> {
-        let fd = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )
-        .map_err(socket_error("socket"))?;
-        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(socket_error("bind"))?;
-        let timeout = TimeVal::new(
-            i64::try_from(REPLY_TIMEOUT.as_secs()).unwrap_or(i64::MAX),
-            0,
-        );
-        setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)
-            .map_err(socket_error("setsockopt SO_RCVTIMEO"))?;
-        // Best effort: thousands of acknowledgements of one burst of deletes.
-        if setsockopt(&fd, sockopt::RcvBufForce, &RCVBUF).is_err() {
-            let _ = setsockopt(&fd, sockopt::RcvBuf, &RCVBUF);
-        }
-        let sndbuf =
-            getsockopt(&fd, sockopt::SndBuf).map_err(socket_error("getsockopt SO_SNDBUF"))?;
+        let (fd, sndbuf) =
+            open_socket(REPLY_TIMEOUT).map_err(|(op, errno)| NfnlError::Socket { op, errno })?;
         Ok(Self {
             fd,
             seq: 1,
             sndbuf,
             buffer: vec![0; RECV_BUFFER],
         })
+    }
+
+    /// Opens one in `host` (the socket stays there).
+    pub(crate) fn open_in(host: &HostNetns) -> Result<Self, NfnlError> {
+        host.in_netns(Self::open)
+            .map_err(|error| NfnlError::Namespace(error.to_string()))?
     }
 
     /// Reserves `count` consecutive sequence numbers; returns the first.

@@ -39,8 +39,9 @@ impl NftWatch {
 
     /// Opens one in `host` (the socket stays there).
     pub fn open_in(host: &HostNetns) -> Result<Self, NfnlError> {
-        host.in_netns(Self::open)
-            .map_err(|error| NfnlError::Namespace(error.to_string()))?
+        Ok(Self {
+            socket: NfnlSocket::open_in(host)?,
+        })
     }
 
     /// The namespace's nf_tables generation id.

@@ -120,8 +120,9 @@ impl Conntrack {
 
     /// Opens one in `host` (the socket stays there).
     pub fn open_in(host: &HostNetns) -> Result<Self, NfnlError> {
-        host.in_netns(Self::open)
-            .map_err(|error| NfnlError::Namespace(error.to_string()))?
+        Ok(Self {
+            socket: NfnlSocket::open_in(host)?,
+        })
     }
 
     /// Every entry of the namespace, both families, in one dump.

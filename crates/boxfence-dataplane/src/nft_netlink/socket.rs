@@ -5,11 +5,7 @@ use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, getsockopt, recv,
-    send, setsockopt, socket, sockopt,
-};
-use nix::sys::time::TimeVal;
+use nix::sys::socket::{MsgFlags, getsockopt, recv, send, setsockopt, sockopt};
 
 use super::NetlinkError;
 use super::batch::Batch;
@@ -21,8 +17,6 @@ use crate::nft::Command;
 
 /// How long one call waits for the kernel's answers.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The receive buffer asked for: room for thousands of acknowledgements.
-const RCVBUF: usize = 1 << 20;
 
 /// How [`NftSocket::add_elements`] makes an existing element's timeout
 /// start over.
@@ -90,27 +84,8 @@ impl NftSocket {
     /// Opens a socket in the calling thread's current network namespace.
     /// Writing needs `CAP_NET_ADMIN` there (checked per batch).
     pub fn open() -> Result<Self, NetlinkError> {
-        let fd = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )
-        .map_err(socket_error("socket"))?;
-        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(socket_error("bind"))?;
-        let timeout = TimeVal::new(
-            i64::try_from(REPLY_TIMEOUT.as_secs()).unwrap_or(i64::MAX),
-            0,
-        );
-        setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)
-            .map_err(socket_error("setsockopt SO_RCVTIMEO"))?;
-        // Best effort: the default (about 200 KiB) holds a few hundred
-        // acknowledgements, and batches rarely have more than a few.
-        if setsockopt(&fd, sockopt::RcvBufForce, &RCVBUF).is_err() {
-            let _ = setsockopt(&fd, sockopt::RcvBuf, &RCVBUF);
-        }
-        let sndbuf =
-            getsockopt(&fd, sockopt::SndBuf).map_err(socket_error("getsockopt SO_SNDBUF"))?;
+        let (fd, sndbuf) = crate::nfnl::open_socket(REPLY_TIMEOUT)
+            .map_err(|(op, errno)| NetlinkError::Socket { op, errno })?;
         Ok(Self {
             fd,
             seq: 1,
