@@ -113,6 +113,12 @@ impl LinkConfig {
             });
             let (mut outside, mut inside) = match linked {
                 Ok(sockets) => sockets,
+                // Unanswered, the link may exist: it would be ours.
+                Err(error @ RtnlError::Timeout(_)) => {
+                    let _ = self.delete_here(link);
+                    return Err(rtnl(error));
+                }
+                // Refused (the name may be another link's), or never sent.
                 Err(error) => {
                     let _ = netns::remove(&name);
                     return Err(rtnl(error));
