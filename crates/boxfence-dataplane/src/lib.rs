@@ -10,16 +10,20 @@ pub mod conntrack_events;
 pub mod exec;
 pub mod links;
 mod netlink;
+mod netns;
 pub mod nflog;
 mod nfnl;
 pub mod nft;
 pub mod nft_netlink;
 pub mod nft_watch;
 pub mod routing;
+mod rtnetlink;
 pub mod ruleset;
 
 pub use command::{CommandError, HostNetns};
+pub use netns::NetnsError;
 pub use nfnl::NfnlError;
+pub use rtnetlink::RtnlError;
 
 #[cfg(test)]
 mod testing;

@@ -1,5 +1,5 @@
-//! Netlink framing shared by the nf_tables client and the packet-log reader:
-//! message headers and (nested) attributes, written into one growing buffer
+//! Netlink framing shared by the nf_tables client, the packet-log reader
+//! and the rtnetlink client: message headers and (nested) attributes, written into one growing buffer
 //! in host byte order, as the kernel reads them, and read back.
 
 /// `NLA_F_NESTED`: the attribute holds attributes.
@@ -39,6 +39,10 @@ impl Writer {
         }
     }
 
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
@@ -53,19 +57,27 @@ impl Writer {
         family: u8,
         res_id: u16,
     ) -> Start {
+        let start = self.begin_header(kind, flags, seq);
+        self.buf.push(family);
+        self.buf.push(0); // NFNETLINK_V0
+        self.buf.extend_from_slice(&res_id.to_be_bytes());
+        start
+    }
+
+    /// Opens a message with just its `nlmsghdr`: the family header
+    /// (`ifinfomsg`, `rtmsg`, ...) follows with [`Writer::put_raw`].
+    pub(crate) fn begin_header(&mut self, kind: u16, flags: u16, seq: u32) -> Start {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by end_message
         self.buf.extend_from_slice(&kind.to_ne_bytes());
         self.buf.extend_from_slice(&flags.to_ne_bytes());
         self.buf.extend_from_slice(&seq.to_ne_bytes());
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
-        self.buf.push(family);
-        self.buf.push(0); // NFNETLINK_V0
-        self.buf.extend_from_slice(&res_id.to_be_bytes());
         Start(start)
     }
 
-    /// Closes a message opened by [`Writer::begin_message`].
+    /// Closes a message opened by [`Writer::begin_message`] or
+    /// [`Writer::begin_header`].
     pub(crate) fn end_message(&mut self, start: Start) {
         let len = u32::try_from(self.buf.len() - start.0).unwrap_or(u32::MAX);
         self.buf[start.0..start.0 + 4].copy_from_slice(&len.to_ne_bytes());
@@ -95,7 +107,8 @@ impl Writer {
         self.put(kind, &value.to_be_bytes());
     }
 
-    /// Appends bytes encoded elsewhere (whole attributes).
+    /// Appends bytes encoded elsewhere (whole attributes, or a family
+    /// header whose size is a multiple of 4).
     pub(crate) fn put_raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
