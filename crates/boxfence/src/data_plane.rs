@@ -44,7 +44,12 @@ pub(crate) fn start(
         LinuxEngine::start(config).map_err(|e| CliError::Io(format!("data plane: {e}")))?;
     let upstreams = upstreams(&network.upstream_dns);
     let resolver = engine
-        .spawn_resolver(upstreams, UPSTREAM_TIMEOUT, TtlLimits::default())
+        .spawn_resolver(
+            upstreams,
+            UPSTREAM_TIMEOUT,
+            TtlLimits::default(),
+            boxfence_engine::QUERY_RATE_PER_BOX,
+        )
         .map_err(|e| CliError::Io(format!("resolver: {e}")))?;
     Ok((Arc::new(SharedLinuxEngine(engine)), Some(resolver)))
 }
