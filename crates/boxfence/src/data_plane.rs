@@ -14,15 +14,16 @@ use boxfence_policy::{AlwaysBlocked, Cidr};
 use boxfence_resolver::answer::TtlLimits;
 
 use crate::CliError;
-use crate::config::NetworkConfig;
+use crate::config::{NetworkConfig, ResolverSettings};
 
 /// Upstream DNS servers each get this long before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Starts the data plane for `network`; the resolver handle must be kept
-/// alive while the engine serves.
+/// Starts the data plane for `network`, its resolver per `resolver`; the
+/// resolver handle must be kept alive while the engine serves.
 pub(crate) fn start(
     network: &NetworkConfig,
+    resolver: &ResolverSettings,
 ) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
     let without = if !network.data_plane {
         Some("this daemon runs without a data plane (data_plane = false)")
@@ -48,7 +49,7 @@ pub(crate) fn start(
             upstreams,
             UPSTREAM_TIMEOUT,
             TtlLimits::default(),
-            boxfence_engine::QUERY_RATE_PER_BOX,
+            resolver.query_rate_per_box,
         )
         .map_err(|e| CliError::Io(format!("resolver: {e}")))?;
     Ok((Arc::new(SharedLinuxEngine(engine)), Some(resolver)))
