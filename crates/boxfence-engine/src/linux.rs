@@ -512,6 +512,8 @@ impl LinuxEngine {
                 .host
                 .nft(&state.ruleset.full())
                 .map_err(kernel)?;
+            // The learned elements went with the old table.
+            self.directory.forget_written();
             state.seen = self
                 .digest(&state.ruleset.config().table)
                 .map(|d| (generation, d));

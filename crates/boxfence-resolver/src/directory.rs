@@ -38,11 +38,15 @@ struct Learned {
     /// Size after the last sweep of expired entries; the next sweep waits
     /// until the map has doubled, so answers do not pay for it each time.
     swept_at: usize,
+    /// Addresses written before this may be gone from the kernel (the
+    /// table was restored): they count as never written.
+    lost_before: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct LearnedAddress {
     name: String,
+    written: Instant,
     until: Instant,
     generation: u64,
 }
@@ -91,6 +95,7 @@ impl BoxEntry {
             .filter(|(ip, keep)| {
                 learned.addresses.get(ip).is_none_or(|known| {
                     known.generation != self.generation
+                        || learned.lost_before.is_some_and(|lost| known.written < lost)
                         || known.name != name
                         || known.until + slack < now + *keep
                 })
@@ -112,10 +117,19 @@ impl BoxEntry {
         for (ip, keep) in addresses {
             let address = LearnedAddress {
                 name: name.to_owned(),
+                written: now,
                 until: now + *keep,
                 generation: self.generation,
             };
             learned.addresses.insert(*ip, address);
+        }
+    }
+
+    /// The kernel lost what was written so far (its table was restored):
+    /// the next answers write their addresses again.
+    pub fn forget_written(&self) {
+        if let Ok(mut learned) = self.learned.lock() {
+            learned.lost_before = Some(Instant::now());
         }
     }
 
@@ -177,6 +191,14 @@ impl Directory {
         });
     }
 
+    /// After the kernel table was restored: every box writes its learned
+    /// addresses again.
+    pub fn forget_written(&self) {
+        for entry in self.boxes.load().values() {
+            entry.forget_written();
+        }
+    }
+
     /// Removes a box.
     pub fn remove(&self, id: &str) {
         self.boxes.rcu(|current| {
@@ -229,5 +251,14 @@ mod tests {
         let replaced = directory.lookup(box_ip).expect("box");
         assert_eq!(replaced.domain_of(ip).as_deref(), Some("a.example"));
         assert_eq!(replaced.to_write("a.example", &answer, slack), answer);
+
+        // The table was restored: written again, once.
+        replaced.remember("a.example", &answer);
+        assert!(replaced.to_write("a.example", &answer, slack).is_empty());
+        directory.forget_written();
+        assert_eq!(replaced.to_write("a.example", &answer, slack), answer);
+        std::thread::sleep(Duration::from_millis(2));
+        replaced.remember("a.example", &answer);
+        assert!(replaced.to_write("a.example", &answer, slack).is_empty());
     }
 }
