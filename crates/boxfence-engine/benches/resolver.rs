@@ -592,6 +592,11 @@ impl Bench {
                     server.label(),
                     knobs.latency_qps
                 );
+                if let Running::Shipped(handle) = &running {
+                    // The resolver's own view (arrival to answer sent,
+                    // insertion included): tells its tail from the path's.
+                    println!("  resolver-side: {}", buckets(&handle.resolver.stats));
+                }
                 latency.push(slow);
                 let fast = self.dnsperf(*server, knobs.secs, None, false);
                 println!("run {run} {} max: {fast}", server.label());
@@ -765,6 +770,23 @@ impl Bench {
             println!("| {what} | {} |", Stats::of(samples).row());
         }
     }
+}
+
+/// Cumulative counts of the resolver's latency histogram at a few bounds.
+fn buckets(stats: &boxfence_resolver::Stats) -> String {
+    let mut text = String::new();
+    stats.latency.render("h", "", &mut text);
+    let wanted = ["0.00025", "0.0005", "0.001", "0.005", "+Inf"];
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("h_bucket{le=\"")?;
+            let (bound, count) = rest.split_once("\"} ")?;
+            wanted
+                .contains(&bound)
+                .then(|| format!("≤{bound}s: {count}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn nanos(started: Instant) -> u64 {

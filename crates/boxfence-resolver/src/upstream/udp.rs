@@ -161,7 +161,11 @@ impl Channel {
         let _registered = Registered { channel: &self, id };
         let mut outgoing = query.to_vec();
         outgoing[..2].copy_from_slice(&id.to_be_bytes());
-        self.socket.send(&outgoing).await?;
+        if let Err(error) = self.socket.send(&outgoing).await {
+            // A socket that cannot send is not handed out again.
+            self.uses_left.store(0, Ordering::Relaxed);
+            return Err(error);
+        }
         let mut answer = receiver
             .await
             .map_err(|_| std::io::Error::other("upstream socket failed"))?;
