@@ -9,19 +9,21 @@
 //!
 //! - `perf`: dnsperf inside a box against, in turn, the upstream directly,
 //!   dnsmasq forwarding (cache off) in the resolver's place, our resolver
-//!   as shipped (per-box rate cap), and two bench-only instances of the
-//!   same resolver code: rate cap lifted, and rate cap lifted with the
-//!   kernel set insertion replaced by a no-op (to price the insertion).
+//!   as shipped with the default per-box rate cap, the same with the cap
+//!   configured above the offered load (`BF_BENCH_CAP`: the resolver's
+//!   capacity), and a bench-only instance of the same resolver code whose
+//!   kernel set insertion is a no-op (to price the insertion).
 //! - `breakdown`: in process, one query at a time: the upstream round
 //!   trip, the netlink set insertion, and the resolver's whole `handle`.
 //!
 //! Knobs: `BF_BENCH_RUNS` (3), `BF_BENCH_SECS` (10), `BF_BENCH_NAMES`
 //! (10000 distinct names, each with its own address), `BF_BENCH_LAT_QPS`
-//! (150: the latency runs' fixed rate, under the shipped 200 queries/s
-//! per-box cap), `BF_BENCH_SAMPLES` (2000, breakdown), `BF_BENCH_SERVERS`
+//! (150: the latency runs' fixed rate, under the default per-box cap),
+//! `BF_BENCH_CAP` (1000000: the per-box cap of `nocap`),
+//! `BF_BENCH_SAMPLES` (2000, breakdown), `BF_BENCH_SERVERS`
 //! (`direct,dnsmasq,ours,nocap,nolearn`), `BF_BENCH_RT` (1: latency runs
 //! under SCHED_FIFO), `BF_BENCH_NICE` (anything but 0: nice -10). Needs
-//! root; prints why and exits 0 otherwise. Results: BENCHMARKS-resolver.md.
+//! root; prints why and exits 0 otherwise. Results: BENCHMARKS.md.
 //!
 //! This binary is also the engine's exec helper (boxes are started
 //! through it), so `main` dispatches the helper subcommands first.
@@ -32,7 +34,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use boxfence_dataplane::HostNetns;
@@ -47,7 +50,7 @@ use boxfence_resolver::answer::TtlLimits;
 use boxfence_resolver::decision::LearnTarget;
 use boxfence_resolver::directory::{BoxEntry, Directory};
 use boxfence_resolver::upstream::Upstreams;
-use boxfence_resolver::{Learner, Resolver, ResolverConfig};
+use boxfence_resolver::{Learner, Learning, Resolver, ResolverConfig};
 use serde_json::json;
 
 /// The lab's upstream DNS address (in the internet namespace).
@@ -113,6 +116,8 @@ struct Knobs {
     secs: u32,
     names: u32,
     latency_qps: u32,
+    /// The per-box cap of [`Server::OursNoCap`].
+    cap: u32,
     samples: usize,
     /// Which servers `perf` measures (labels of [`Server::key`]).
     servers: String,
@@ -133,6 +138,7 @@ impl Knobs {
             secs: knob("BF_BENCH_SECS", 10),
             names: knob("BF_BENCH_NAMES", 10_000),
             latency_qps: knob("BF_BENCH_LAT_QPS", 150),
+            cap: knob("BF_BENCH_CAP", 1_000_000),
             samples: knob("BF_BENCH_SAMPLES", 2000),
             realtime: knob("BF_BENCH_RT", 1) != 0,
             servers: knob(
@@ -198,9 +204,9 @@ impl Server {
         match self {
             Self::Direct => "direct to upstream",
             Self::Dnsmasq => "dnsmasq forwarder (cache 0)",
-            Self::Ours => "our resolver (shipped, 200 q/s/box cap)",
-            Self::OursNoCap => "our resolver, cap lifted",
-            Self::OursNoLearn => "our resolver, cap lifted, no-op set insertion",
+            Self::Ours => "our resolver (default per-box cap)",
+            Self::OursNoCap => "our resolver (per-box cap above the load)",
+            Self::OursNoLearn => "our resolver, cap above the load, no-op set insertion",
         }
     }
 }
@@ -233,40 +239,13 @@ enum Running {
     Own(OwnResolver),
 }
 
-/// A learner that times the engine's netlink insertion (or does nothing).
+/// A learner that authorises nothing (prices the set insertion).
 #[derive(Debug)]
-struct TimedLearner {
-    engine: Option<Arc<LinuxEngine>>,
-    /// Nanoseconds per call.
-    samples: Mutex<Vec<u64>>,
-}
+struct NoopLearner;
 
-impl TimedLearner {
-    fn take(&self) -> Vec<u64> {
-        self.samples
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default()
-    }
-}
-
-impl Learner for TimedLearner {
-    fn learn(
-        &self,
-        entry: &BoxEntry,
-        targets: &[LearnTarget],
-        addresses: &[(IpAddr, Duration)],
-    ) -> Result<(), String> {
-        let Some(engine) = &self.engine else {
-            return Ok(());
-        };
-        let started = Instant::now();
-        let result = engine.learn(entry, targets, addresses);
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        if let Ok(mut samples) = self.samples.lock() {
-            samples.push(nanos);
-        }
-        result
+impl Learner for NoopLearner {
+    fn learn(&self, _: &BoxEntry, _: &[LearnTarget], _: &[(IpAddr, Duration)]) -> Learning {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -416,9 +395,9 @@ impl Bench {
     }
 
     /// A resolver like the shipped one (same code, same kind of runtime
-    /// and thread) but whose directory holds the bench box with no
-    /// practical rate cap, learning through `learner`.
-    fn own_resolver(&self, learner: Arc<TimedLearner>) -> Arc<Resolver> {
+    /// and thread) whose directory holds the bench box, with the per-box
+    /// cap `cap`, learning through `learner`.
+    fn own_resolver(&self, learner: Arc<dyn Learner>, cap: u32) -> Arc<Resolver> {
         let shipped = self
             .engine
             .directory()
@@ -429,11 +408,12 @@ impl Bench {
             shipped.id.clone(),
             shipped.ifname.clone(),
             shipped.policy.clone(),
-            10_000_000,
         );
         directory.insert(&[IpAddr::V4(self.box_ip)], entry);
-        let config = self.resolver_config();
-        let learner: Arc<dyn Learner> = learner;
+        let config = ResolverConfig {
+            query_rate_per_box: cap,
+            ..self.resolver_config()
+        };
         Arc::new(Resolver::new(&config, directory, learner))
     }
 
@@ -444,6 +424,7 @@ impl Bench {
             upstream_timeout: UPSTREAM_TIMEOUT,
             always_blocked: Arc::clone(&self.blocked),
             ttl: TtlLimits::default(),
+            query_rate_per_box: QUERY_RATE_PER_BOX,
         }
     }
 
@@ -503,7 +484,7 @@ impl Bench {
         }
     }
 
-    fn start(&self, server: Server, learner: &Arc<TimedLearner>) -> Running {
+    fn start(&self, server: Server, knobs: &Knobs) -> Running {
         let running = match server {
             Server::Direct => Running::Nothing,
             Server::Dnsmasq => {
@@ -530,23 +511,25 @@ impl Bench {
                     .expect("dnsmasq forwarder");
                 Running::Child(Killed(child))
             }
-            Server::Ours => Running::Shipped(
-                self.engine
-                    .spawn_resolver(
-                        vec![SocketAddr::new(UPSTREAM_V4.into(), UPSTREAM_PORT)],
-                        UPSTREAM_TIMEOUT,
-                        TtlLimits::default(),
-                    )
-                    .expect("resolver starts"),
-            ),
-            Server::OursNoCap => {
-                Running::Own(self.serve_own(self.own_resolver(Arc::clone(learner))))
+            Server::Ours | Server::OursNoCap => {
+                let cap = if server == Server::Ours {
+                    QUERY_RATE_PER_BOX
+                } else {
+                    knobs.cap
+                };
+                Running::Shipped(
+                    self.engine
+                        .spawn_resolver(
+                            vec![SocketAddr::new(UPSTREAM_V4.into(), UPSTREAM_PORT)],
+                            UPSTREAM_TIMEOUT,
+                            TtlLimits::default(),
+                            cap,
+                        )
+                        .expect("resolver starts"),
+                )
             }
             Server::OursNoLearn => {
-                Running::Own(self.serve_own(self.own_resolver(Arc::new(TimedLearner {
-                    engine: None,
-                    samples: Mutex::default(),
-                }))))
+                Running::Own(self.serve_own(self.own_resolver(Arc::new(NoopLearner), knobs.cap)))
             }
         };
         self.wait_answers(server);
@@ -587,19 +570,15 @@ impl Bench {
     }
 
     fn perf(&self, knobs: &Knobs) {
-        let learner = Arc::new(TimedLearner {
-            engine: Some(Arc::clone(&self.engine)),
-            samples: Mutex::default(),
-        });
         let wanted: Vec<&str> = knobs.servers.split(',').map(str::trim).collect();
         let mut results: Vec<Series> = Server::ALL
             .iter()
             .filter(|s| wanted.contains(&s.key()))
-            .map(|s| (*s, Vec::new(), Vec::new(), Vec::new()))
+            .map(|s| (*s, Vec::new(), Vec::new()))
             .collect();
         for run in 0..knobs.runs {
-            for (server, latency, throughput, netlink_share) in &mut results {
-                let running = self.start(*server, &learner);
+            for (server, latency, throughput) in &mut results {
+                let running = self.start(*server, knobs);
                 // The machine is shared with builds and other benchmarks:
                 // at a fixed low rate the latency runs use little CPU, so
                 // they run under SCHED_FIFO to keep other tenants' time
@@ -613,25 +592,22 @@ impl Bench {
                     server.label(),
                     knobs.latency_qps
                 );
+                if let Running::Shipped(handle) = &running {
+                    // The resolver's own view (arrival to answer sent,
+                    // insertion included): tells its tail from the path's.
+                    println!("  resolver-side: {}", buckets(&handle.resolver.stats));
+                }
                 latency.push(slow);
-                learner.take();
-                let started = Instant::now();
                 let fast = self.dnsperf(*server, knobs.secs, None, false);
-                let wall = started.elapsed();
                 println!("run {run} {} max: {fast}", server.label());
-                if *server == Server::OursNoCap {
-                    let samples = learner.take();
-                    let total: u64 = samples.iter().sum();
-                    #[allow(clippy::cast_precision_loss)]
-                    let share = total as f64 / wall.as_nanos() as f64;
+                if let Running::Shipped(handle) = &running {
+                    let stats = &handle.resolver.stats;
                     println!(
-                        "  set insertions: {} calls, {} per call, {:.1}% of the wall time \
-                         on the resolver's single runtime thread",
-                        samples.len(),
-                        Stats::of(samples).summary(),
-                        share * 100.0
+                        "  resolver: {} queries, {} refused, {} upstream failures",
+                        stats.queries.load(Ordering::Relaxed),
+                        stats.refused.load(Ordering::Relaxed),
+                        stats.upstream_errors.load(Ordering::Relaxed)
                     );
-                    netlink_share.push(share);
                 }
                 throughput.push(fast);
                 drop(running);
@@ -652,7 +628,7 @@ impl Bench {
             knobs.latency_qps
         );
         println!("|---|---|---|---|---|---|---|---|---|");
-        for (server, latency, throughput, netlink_share) in &results {
+        for (server, latency, throughput) in &results {
             let qps = median(throughput.iter().map(|p| p.qps).collect());
             let answered = median(throughput.iter().map(|p| p.answered_qps).collect());
             let avg_max = median(throughput.iter().map(|p| p.avg_ms).collect());
@@ -666,16 +642,14 @@ impl Bench {
                 avg - direct_avg,
                 p99 - direct_p99,
             );
-            if !netlink_share.is_empty() {
-                println!(
-                    "(set insertion share of wall time at max load, median: {:.1}%)",
-                    median(netlink_share.clone()) * 100.0
-                );
-            }
         }
-        println!("per-box cap of the shipped resolver: {QUERY_RATE_PER_BOX} q/s");
+        println!(
+            "per-box cap: default {QUERY_RATE_PER_BOX} q/s (bursts of twice that); \
+             `nocap` rows: {} q/s",
+            knobs.cap
+        );
         println!("every run (NOERROR q/s at max; p99 ms at the fixed rate):");
-        for (server, latency, throughput, _) in &results {
+        for (server, latency, throughput) in &results {
             let qps: Vec<String> = throughput
                 .iter()
                 .map(|p| format!("{:.0}", p.answered_qps))
@@ -693,11 +667,8 @@ impl Bench {
     /// In process, one query at a time, from the lab host: upstream round
     /// trip, set insertion, and the resolver's whole `handle`.
     fn breakdown(&self, knobs: &Knobs) {
-        let learner = Arc::new(TimedLearner {
-            engine: Some(Arc::clone(&self.engine)),
-            samples: Mutex::default(),
-        });
-        let resolver = self.own_resolver(Arc::clone(&learner));
+        let learner: Arc<dyn Learner> = Arc::<LinuxEngine>::clone(&self.engine);
+        let resolver = self.own_resolver(learner, knobs.cap);
         let entry = self
             .engine
             .directory()
@@ -742,6 +713,7 @@ impl Bench {
                                 &[LearnTarget::Box],
                                 &[(IpAddr::V4(ip), Duration::from_secs(90))],
                             )
+                            .await
                             .expect("set insertion");
                         insert.push(nanos(started));
                     }
@@ -754,34 +726,12 @@ impl Bench {
                         let answer = answer.expect("an answer");
                         assert_eq!(answer.get(3).map(|b| b & 0x0f), Some(0), "NOERROR");
                     }
-                    let handle_learn = learner.take();
-                    // Pieces of the per-query cost outside the round trip.
-                    let upstream = SocketAddr::new(UPSTREAM_V4.into(), UPSTREAM_PORT);
-                    let mut socket = Vec::with_capacity(samples);
-                    for _ in 0..samples {
-                        let started = Instant::now();
-                        let fresh = tokio::net::UdpSocket::bind("0.0.0.0:0")
-                            .await
-                            .expect("bind");
-                        fresh.connect(upstream).await.expect("connect");
-                        drop(fresh);
-                        socket.push(nanos(started));
-                    }
-                    let mut buffer = Vec::with_capacity(samples);
-                    for _ in 0..samples {
-                        let started = Instant::now();
-                        let zeroed = vec![0u8; 65_535];
-                        std::hint::black_box(&zeroed);
-                        drop(zeroed);
-                        buffer.push(nanos(started));
-                    }
                     // BoxEntry::remember with as many live entries as the
                     // perf section's names.
                     let fresh = BoxEntry::new(
                         shipped.id.clone(),
                         shipped.ifname.clone(),
                         shipped.policy.clone(),
-                        1,
                     );
                     let keep = Duration::from_secs(90);
                     for i in 0..names {
@@ -795,18 +745,15 @@ impl Bench {
                         remember.push(nanos(started));
                     }
                     vec![
-                        ("upstream round trip (Upstreams::ask, fresh socket)", ask),
+                        ("upstream round trip (Upstreams::ask, pooled sockets)", ask),
                         (
-                            "set insertion over netlink (engine.learn, 1 address)",
+                            "set insertion over netlink (engine.learn, 1 address, writer thread)",
                             insert,
                         ),
                         (
                             "resolver handle (parse, policy, upstream, screen, learn, encode)",
                             handle,
                         ),
-                        ("  of which set insertion", handle_learn),
-                        ("UDP socket bind + connect + close (tokio)", socket),
-                        ("64 KiB zeroed receive buffer (vec![0; 65535])", buffer),
                         (
                             "BoxEntry::remember, learned map of BF_BENCH_NAMES entries",
                             remember,
@@ -823,6 +770,23 @@ impl Bench {
             println!("| {what} | {} |", Stats::of(samples).row());
         }
     }
+}
+
+/// Cumulative counts of the resolver's latency histogram at a few bounds.
+fn buckets(stats: &boxfence_resolver::Stats) -> String {
+    let mut text = String::new();
+    stats.latency.render("h", "", &mut text);
+    let wanted = ["0.00025", "0.0005", "0.001", "0.005", "+Inf"];
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("h_bucket{le=\"")?;
+            let (bound, count) = rest.split_once("\"} ")?;
+            wanted
+                .contains(&bound)
+                .then(|| format!("≤{bound}s: {count}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn nanos(started: Instant) -> u64 {
@@ -878,13 +842,6 @@ impl Stats {
             self.avg, self.p50, self.p99, self.max
         )
     }
-
-    fn summary(&self) -> String {
-        format!(
-            "avg {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
-            self.avg, self.p50, self.p99
-        )
-    }
 }
 
 fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
@@ -906,9 +863,8 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// A server's latency runs, throughput runs, and (ours, cap lifted) the
-/// share of wall time spent in set insertions during each throughput run.
-type Series = (Server, Vec<Perf>, Vec<Perf>, Vec<f64>);
+/// A server's latency runs and throughput runs.
+type Series = (Server, Vec<Perf>, Vec<Perf>);
 
 /// One dnsperf run.
 #[derive(Debug, Clone)]

@@ -4,65 +4,27 @@
 //! learned addresses a new policy no longer authorises.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use boxfence_dataplane::nft_netlink::{ElementKey, NftSocket, SetElement};
+use boxfence_dataplane::nft_netlink::{ElementKey, SetElement};
 use boxfence_dataplane::ruleset::{BoxLink, box_learned_set, rule_learned_set};
 use boxfence_policy::EffectivePolicy;
 use boxfence_resolver::answer::TtlLimits;
 use boxfence_resolver::decision::{LearnTarget, NameDecision, decide};
 use boxfence_resolver::directory::{BoxEntry, Directory};
-use boxfence_resolver::{Learner, Resolver, ResolverConfig};
+use boxfence_resolver::{Learner, Learning, Resolver, ResolverConfig};
 
 use crate::EngineError;
 use crate::linux::LinuxEngine;
+pub(crate) use crate::set_writer::SetWriter;
 
-/// Queries per second each box may send to the resolver.
+/// Queries per second each box may send to the resolver unless the
+/// daemon's configuration says otherwise (bursts of twice that). Above what
+/// one busy box needs (a parallel build or `npm install` asks A and AAAA
+/// for every name, and boxes have no cache of their own); refusing beyond
+/// it is cheap.
 pub const QUERY_RATE_PER_BOX: u32 = 2000;
-
-/// Writes learned addresses into the engine's table.
-pub(crate) struct SetWriter {
-    table: String,
-    /// One socket: the kernel serialises nf_tables transactions of a
-    /// namespace anyway.
-    socket: Mutex<NftSocket>,
-}
-
-impl std::fmt::Debug for SetWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SetWriter")
-            .field("table", &self.table)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SetWriter {
-    pub(crate) fn new(table: String, socket: NftSocket) -> Self {
-        Self {
-            table,
-            socket: Mutex::new(socket),
-        }
-    }
-
-    fn write(&self, elements: &[SetElement], add: bool) -> Result<(), String> {
-        if elements.is_empty() {
-            return Ok(());
-        }
-        let mut socket = self
-            .socket
-            .lock()
-            .map_err(|_| "netlink socket poisoned".to_owned())?;
-        // Removal tolerates elements already gone (expired): destroy,
-        // not delete (Linux 6.3+).
-        let result = if add {
-            socket.add_elements(&self.table, elements)
-        } else {
-            socket.destroy_elements(&self.table, elements)
-        };
-        result.map_err(|e| e.to_string())
-    }
-}
 
 /// The set elements that authorise `addresses` for the box through
 /// `targets`.
@@ -114,13 +76,22 @@ impl Learner for LinuxEngine {
         entry: &BoxEntry,
         targets: &[LearnTarget],
         addresses: &[(IpAddr, Duration)],
-    ) -> Result<(), String> {
-        let writer = self.set_writer().ok_or("no netlink socket to the table")?;
+    ) -> Learning {
+        let Some(writer) = self.set_writer() else {
+            return Box::pin(std::future::ready(Err(
+                "no netlink socket to the table".to_owned()
+            )));
+        };
         let addresses: Vec<(IpAddr, Option<Duration>)> = addresses
             .iter()
             .map(|(ip, keep)| (*ip, Some(*keep)))
             .collect();
-        writer.write(&elements(entry, targets, &addresses), true)
+        let written = writer.add(elements(entry, targets, &addresses));
+        Box::pin(async move {
+            written
+                .await
+                .unwrap_or_else(|_| Err("set writer stopped".to_owned()))
+        })
     }
 }
 
@@ -141,16 +112,11 @@ impl LinuxEngine {
                     }
                 }
             }
-            let entry = BoxEntry::new(
-                link.id.clone(),
-                link.ifname.clone(),
-                (*policy).clone(),
-                QUERY_RATE_PER_BOX,
-            );
+            let entry = BoxEntry::new(link.id.clone(), link.ifname.clone(), (*policy).clone());
             directory.insert(&addresses, entry);
         }
         if let Some(writer) = self.set_writer() {
-            writer.write(&stale, false).map_err(EngineError::Kernel)?;
+            writer.write(stale, false).map_err(EngineError::Kernel)?;
         }
         Ok(())
     }
@@ -163,12 +129,14 @@ impl LinuxEngine {
     }
 
     /// Starts the built-in resolver on its own thread inside the host
-    /// namespace, listening on the boxes' gateway addresses.
+    /// namespace, listening on the boxes' gateway addresses; each box may
+    /// send it `query_rate_per_box` queries per second.
     pub fn spawn_resolver(
         self: &Arc<Self>,
         upstreams: Vec<SocketAddr>,
         upstream_timeout: Duration,
         ttl: TtlLimits,
+        query_rate_per_box: u32,
     ) -> Result<ResolverHandle, EngineError> {
         let gateways = self.pool().gateways();
         let port = self.resolver_port();
@@ -181,6 +149,7 @@ impl LinuxEngine {
             upstream_timeout,
             always_blocked: self.always_blocked(),
             ttl,
+            query_rate_per_box,
         };
         let learner: Arc<dyn Learner> = Arc::<Self>::clone(self);
         let resolver = Arc::new(Resolver::new(&config, self.directory(), learner));

@@ -85,6 +85,7 @@ impl EphemeralRun {
                 self.upstreams.clone(),
                 Duration::from_secs(2),
                 TtlLimits::default(),
+                crate::QUERY_RATE_PER_BOX,
             )
             .and_then(|resolver| {
                 let output = self.run_in(&engine, pool);

@@ -157,7 +157,7 @@ impl FlowLog {
             .entry(event.machine_id.clone())
             .or_insert_with(|| BoxLog {
                 history: VecDeque::new(),
-                rate: RateLimit::new(EVENTS_PER_SECOND_PER_BOX),
+                rate: RateLimit::default(),
                 suppressed: 0,
                 totals: (0, 0),
             });
@@ -166,7 +166,7 @@ impl FlowLog {
             FlowEventKind::DnsQuery => log.totals.1 += 1,
             FlowEventKind::Suppressed => {}
         }
-        if !log.rate.take() {
+        if !log.rate.take(EVENTS_PER_SECOND_PER_BOX) {
             log.suppressed += 1;
             return;
         }

@@ -15,6 +15,7 @@ mod ephemeral;
 pub mod flowlog;
 mod linux;
 mod metrics;
+mod set_writer;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;

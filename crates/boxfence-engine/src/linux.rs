@@ -567,8 +567,10 @@ impl LinuxEngine {
         ruleset.upsert_boxes(&boxes);
         host.nft(&ruleset.full().to_text()).map_err(kernel)?;
         state.ruleset = ruleset;
-        // New counters: the flows known by them are known no more.
+        // New counters: the flows known by them are known no more; and
+        // the learned elements went with the old table.
         state.flows.clear();
+        self.directory.forget_written();
         self.publish(&boxes)?;
         let mut errors = Vec::new();
         for stale in self.stale_namespaces(&links) {
@@ -703,7 +705,10 @@ impl LinuxEngine {
         self.config
             .host
             .nft(&state.ruleset.full().to_text())
-            .map_err(kernel)
+            .map_err(kernel)?;
+        // The learned elements went with the old table.
+        self.directory.forget_written();
+        Ok(())
     }
 
     /// A digest of the table without counter values, handles and the

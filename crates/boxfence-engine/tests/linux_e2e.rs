@@ -185,7 +185,12 @@ impl Rig {
             grace: Duration::from_secs(2),
         };
         let resolver = engine
-            .spawn_resolver(upstreams, Duration::from_secs(2), ttl)
+            .spawn_resolver(
+                upstreams,
+                Duration::from_secs(2),
+                ttl,
+                boxfence_engine::QUERY_RATE_PER_BOX,
+            )
             .expect("resolver starts");
         Self {
             _resolver: resolver,

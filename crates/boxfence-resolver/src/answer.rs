@@ -191,7 +191,7 @@ fn screen_section(section: &mut Vec<Record>, blocked: &AlwaysBlocked, ceiling: u
 
 /// Length of the first question (uncompressed name, type, class) of a
 /// message, if it has one.
-fn question_len(message: &[u8]) -> Option<usize> {
+pub(crate) fn question_len(message: &[u8]) -> Option<usize> {
     let mut at = HEADER_LEN;
     loop {
         let label = usize::from(*message.get(at)?);

@@ -38,51 +38,66 @@ struct Learned {
     /// Size after the last sweep of expired entries; the next sweep waits
     /// until the map has doubled, so answers do not pay for it each time.
     swept_at: usize,
+    /// Addresses written before this may be gone from the kernel (the
+    /// table was restored): they count as never written.
+    lost_before: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct LearnedAddress {
     name: String,
+    written: Instant,
     until: Instant,
-    kept_for: Duration,
     generation: u64,
 }
 
 impl BoxEntry {
-    /// A box allowed `rate` queries per second (bursts of twice that).
-    pub fn new(id: String, ifname: String, policy: EffectivePolicy, rate: u32) -> Self {
+    /// A box with a full query budget and nothing learned.
+    pub fn new(id: String, ifname: String, policy: EffectivePolicy) -> Self {
         Self {
             id,
             ifname,
             policy,
-            rate: Mutex::new(RateLimit::new(rate)),
+            rate: Mutex::default(),
             generation: 0,
             learned: Arc::default(),
         }
     }
 
-    /// Takes one query from the box's budget; false when it is spent.
-    pub fn admit(&self) -> bool {
+    /// Takes one query from the box's budget of `rate` queries per second
+    /// (bursts of twice that); false when it is spent.
+    pub fn admit(&self, rate: u32) -> bool {
         // Per-box lock: boxes never contend with each other.
         self.rate
             .lock()
-            .map(|mut bucket| bucket.take())
+            .map(|mut bucket| bucket.take(rate))
             .unwrap_or(false)
     }
 
-    /// Of `addresses`, those the kernel must be told again: not learned
-    /// under the current policy, or with less than half their time left.
-    pub fn to_write(&self, addresses: &[(IpAddr, Duration)]) -> Vec<(IpAddr, Duration)> {
+    /// Of `addresses` from an answer for `name` (each with how long the
+    /// kernel is to keep it), those the kernel must be told. Skipped: an
+    /// address written for the same name under the current policy (so for
+    /// the same sets) whose element outlives the new one less `slack`.
+    /// With `slack` under the grace, the box's cached answer still expires
+    /// before the element does.
+    pub fn to_write(
+        &self,
+        name: &str,
+        addresses: &[(IpAddr, Duration)],
+        slack: Duration,
+    ) -> Vec<(IpAddr, Duration)> {
         let Ok(learned) = self.learned.lock() else {
             return addresses.to_vec();
         };
         let now = Instant::now();
         addresses
             .iter()
-            .filter(|(ip, _)| {
+            .filter(|(ip, keep)| {
                 learned.addresses.get(ip).is_none_or(|known| {
                     known.generation != self.generation
-                        || known.until.saturating_duration_since(now) < known.kept_for / 2
+                        || learned.lost_before.is_some_and(|lost| known.written < lost)
+                        || known.name != name
+                        || known.until + slack < now + *keep
                 })
             })
             .copied()
@@ -102,11 +117,19 @@ impl BoxEntry {
         for (ip, keep) in addresses {
             let address = LearnedAddress {
                 name: name.to_owned(),
+                written: now,
                 until: now + *keep,
-                kept_for: *keep,
                 generation: self.generation,
             };
             learned.addresses.insert(*ip, address);
+        }
+    }
+
+    /// The kernel lost what was written so far (its table was restored):
+    /// the next answers write their addresses again.
+    pub fn forget_written(&self) {
+        if let Ok(mut learned) = self.learned.lock() {
+            learned.lost_before = Some(Instant::now());
         }
     }
 
@@ -168,6 +191,14 @@ impl Directory {
         });
     }
 
+    /// After the kernel table was restored: every box writes its learned
+    /// addresses again.
+    pub fn forget_written(&self) {
+        for entry in self.boxes.load().values() {
+            entry.forget_written();
+        }
+    }
+
     /// Removes a box.
     pub fn remove(&self, id: &str) {
         self.boxes.rcu(|current| {
@@ -175,5 +206,59 @@ impl Directory {
             next.retain(|_, existing| existing.id != id);
             next
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use boxfence_policy::{AlwaysBlocked, BoxPolicy, Machine};
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry() -> BoxEntry {
+        let machine = Machine {
+            id: "m1".into(),
+            network_policy: BoxPolicy::from_json(&json!({"mode": "allow-all"})).expect("policy"),
+            ..Machine::default()
+        };
+        let policy =
+            EffectivePolicy::from_policies(&machine, &[], Arc::new(AlwaysBlocked::default()));
+        BoxEntry::new("m1".into(), "bf-m1".into(), policy)
+    }
+
+    #[test]
+    fn an_address_is_written_again_only_when_it_could_expire_first() {
+        let ip: IpAddr = "203.0.113.7".parse().expect("ip");
+        let keep = Duration::from_secs(90);
+        let slack = Duration::from_secs(15);
+        let box_entry = entry();
+        let answer = [(ip, keep)];
+        assert_eq!(box_entry.to_write("a.example", &answer, slack), answer);
+        box_entry.remember("a.example", &answer);
+        assert!(box_entry.to_write("a.example", &answer, slack).is_empty());
+        // Another name may map to other sets: written.
+        assert_eq!(box_entry.to_write("b.example", &answer, slack), answer);
+        // A longer life than the element has left, beyond the slack.
+        let longer = [(ip, keep + slack + Duration::from_secs(1))];
+        assert_eq!(box_entry.to_write("a.example", &longer, slack), longer);
+
+        // A new policy for the box: everything is written again.
+        let box_ip: IpAddr = "10.200.0.2".parse().expect("ip");
+        let directory = Directory::default();
+        directory.insert(&[box_ip], box_entry);
+        directory.insert(&[box_ip], entry());
+        let replaced = directory.lookup(box_ip).expect("box");
+        assert_eq!(replaced.domain_of(ip).as_deref(), Some("a.example"));
+        assert_eq!(replaced.to_write("a.example", &answer, slack), answer);
+
+        // The table was restored: written again, once.
+        replaced.remember("a.example", &answer);
+        assert!(replaced.to_write("a.example", &answer, slack).is_empty());
+        directory.forget_written();
+        assert_eq!(replaced.to_write("a.example", &answer, slack), answer);
+        std::thread::sleep(Duration::from_millis(2));
+        replaced.remember("a.example", &answer);
+        assert!(replaced.to_write("a.example", &answer, slack).is_empty());
     }
 }

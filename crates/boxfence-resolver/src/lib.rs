@@ -14,5 +14,5 @@ pub mod rate;
 pub mod server;
 pub mod upstream;
 
-pub use server::{Learner, Refusal, Resolver, ResolverConfig, Stats};
+pub use server::{Learner, Learning, Refusal, Resolver, ResolverConfig, Stats};
 pub use upstream::UpstreamError;

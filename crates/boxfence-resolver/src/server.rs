@@ -1,6 +1,8 @@
 //! The resolver's sockets and the life of one query.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,17 +19,20 @@ use crate::directory::{BoxEntry, Directory};
 use crate::histogram::Histogram;
 use crate::upstream::Upstreams;
 
-/// Authorises an answer's addresses in the kernel; must return only once
-/// they are enforced, since the box gets the answer right after.
+/// Completes once a [`Learner`] has the addresses enforced (or failed to).
+pub type Learning = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// Authorises an answer's addresses in the kernel.
 pub trait Learner: Send + Sync + 'static {
     /// Adds `addresses` (each kept for its duration) to the sets of
-    /// `targets` for the box.
+    /// `targets` for the box. The returned future must complete only once
+    /// they are enforced, since the box gets the answer right after.
     fn learn(
         &self,
         entry: &BoxEntry,
         targets: &[LearnTarget],
         addresses: &[(IpAddr, Duration)],
-    ) -> Result<(), String>;
+    ) -> Learning;
 }
 
 /// A query the resolver refused.
@@ -70,6 +75,9 @@ pub struct ResolverConfig {
     pub always_blocked: Arc<AlwaysBlocked>,
     /// TTL ceiling, floor and grace.
     pub ttl: TtlLimits,
+    /// Queries per second each box may send (bursts of twice that); the
+    /// rest are refused.
+    pub query_rate_per_box: u32,
 }
 
 /// The resolver.
@@ -79,6 +87,7 @@ pub struct Resolver {
     learner: Arc<dyn Learner>,
     always_blocked: Arc<AlwaysBlocked>,
     ttl: TtlLimits,
+    query_rate_per_box: u32,
     refusals: broadcast::Sender<Refusal>,
     /// Counters.
     pub stats: Stats,
@@ -105,6 +114,7 @@ impl Resolver {
             learner,
             always_blocked: Arc::clone(&config.always_blocked),
             ttl: config.ttl,
+            query_rate_per_box: config.query_rate_per_box,
             refusals: broadcast::channel(1024).0,
             stats: Stats::default(),
         }
@@ -208,7 +218,7 @@ impl Resolver {
         let Some(entry) = self.directory.lookup(source) else {
             return self.refuse(&question, None, source, "the resolver answers boxes only");
         };
-        if !entry.admit() {
+        if !entry.admit(self.query_rate_per_box) {
             return self.refuse(
                 &question,
                 Some(&entry),
@@ -237,12 +247,15 @@ impl Resolver {
         let to_write = if targets.is_empty() {
             Vec::new()
         } else {
-            entry.to_write(&screened.learned)
+            // Half the grace: the box's copy of the answer always expires
+            // at least that long before the kernel's element.
+            entry.to_write(&name, &screened.learned, self.ttl.grace / 2)
         };
         if !to_write.is_empty() {
             // Not authorised, not delivered: the box must never hold an
             // address the kernel would refuse.
-            if self.learner.learn(&entry, &targets, &to_write).is_err() {
+            let learning = self.learner.learn(&entry, &targets, &to_write);
+            if learning.await.is_err() {
                 return question.encode(&question.error(ResponseCode::ServFail));
             }
             entry.remember(&name, &to_write);

@@ -61,6 +61,16 @@ pub(crate) struct Config {
     pub(crate) body_limit: usize,
     /// What the data plane uses.
     pub(crate) network: NetworkConfig,
+    /// How the built-in resolver serves boxes.
+    pub(crate) resolver: ResolverSettings,
+}
+
+/// The `[resolver]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResolverSettings {
+    /// Queries per second each box may send (bursts of twice that); the
+    /// rest are answered REFUSED.
+    pub(crate) query_rate_per_box: u32,
 }
 
 /// The `[network]` section: what the data plane uses.
@@ -95,6 +105,15 @@ pub(crate) struct ConfigFile {
     pub(crate) body_limit: Option<usize>,
     #[serde(default)]
     pub(crate) network: NetworkFile,
+    #[serde(default)]
+    pub(crate) resolver: ResolverFile,
+}
+
+/// The `[resolver]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResolverFile {
+    pub(crate) query_rate_per_box: Option<u32>,
 }
 
 /// The `[network]` section as written.
@@ -135,6 +154,17 @@ impl ConfigFile {
             .iter()
             .map(|text| parse_resolver(text))
             .collect::<Result<_, _>>()?;
+        let query_rate_per_box = overrides
+            .resolver
+            .query_rate_per_box
+            .or(self.resolver.query_rate_per_box)
+            .unwrap_or(boxfence_engine::QUERY_RATE_PER_BOX);
+        if query_rate_per_box == 0 {
+            return Err(ConfigError::Value {
+                key: "resolver.query_rate_per_box",
+                message: "must be at least 1 (0 would refuse every query)".into(),
+            });
+        }
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
                 Some(listen) => listen,
@@ -180,6 +210,7 @@ impl ConfigFile {
                     .or(self.network.data_plane)
                     .unwrap_or(true),
             },
+            resolver: ResolverSettings { query_rate_per_box },
         })
     }
 }
@@ -225,6 +256,8 @@ mod tests {
             uplink = "veth-up"
             exempt_cidrs = ["198.51.100.0/24"]
             upstream_dns = ["203.0.113.53", "[2001:db8::53]:5353"]
+            [resolver]
+            query_rate_per_box = 500
             "#,
         )
         .expect("parses");
@@ -239,6 +272,11 @@ mod tests {
         assert_eq!(config.network.exempt_cidrs.len(), 1);
         assert_eq!(config.network.upstream_dns[0].port(), 53);
         assert_eq!(config.network.upstream_dns[1].port(), 5353);
+        assert_eq!(config.resolver.query_rate_per_box, 500);
+        assert_eq!(
+            defaults.resolver.query_rate_per_box,
+            boxfence_engine::QUERY_RATE_PER_BOX
+        );
     }
 
     #[test]
@@ -250,6 +288,9 @@ mod tests {
         assert!(error.to_string().contains("ipv4_pool"), "{error}");
         let file: ConfigFile =
             toml::from_str("[network]\nupstream_dns = [\"dns.example\"]").expect("parses");
+        assert!(file.resolve(ConfigFile::default()).is_err());
+        let file: ConfigFile =
+            toml::from_str("[resolver]\nquery_rate_per_box = 0").expect("parses");
         assert!(file.resolve(ConfigFile::default()).is_err());
     }
 

@@ -14,15 +14,16 @@ use boxfence_policy::{AlwaysBlocked, Cidr};
 use boxfence_resolver::answer::TtlLimits;
 
 use crate::CliError;
-use crate::config::NetworkConfig;
+use crate::config::{NetworkConfig, ResolverSettings};
 
 /// Upstream DNS servers each get this long before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Starts the data plane for `network`; the resolver handle must be kept
-/// alive while the engine serves.
+/// Starts the data plane for `network`, its resolver per `resolver`; the
+/// resolver handle must be kept alive while the engine serves.
 pub(crate) fn start(
     network: &NetworkConfig,
+    resolver: &ResolverSettings,
 ) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
     let without = if !network.data_plane {
         Some("this daemon runs without a data plane (data_plane = false)")
@@ -44,7 +45,12 @@ pub(crate) fn start(
         LinuxEngine::start(config).map_err(|e| CliError::Io(format!("data plane: {e}")))?;
     let upstreams = upstreams(&network.upstream_dns);
     let resolver = engine
-        .spawn_resolver(upstreams, UPSTREAM_TIMEOUT, TtlLimits::default())
+        .spawn_resolver(
+            upstreams,
+            UPSTREAM_TIMEOUT,
+            TtlLimits::default(),
+            resolver.query_rate_per_box,
+        )
         .map_err(|e| CliError::Io(format!("resolver: {e}")))?;
     Ok((Arc::new(SharedLinuxEngine(engine)), Some(resolver)))
 }

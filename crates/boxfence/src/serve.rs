@@ -10,14 +10,15 @@ use boxfence_server::{Server, ServerConfig};
 use boxfence_store::SqliteStore;
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::config::{Config, ConfigFile, NetworkFile};
+use crate::config::{Config, ConfigFile, NetworkFile, ResolverFile};
 use crate::{CliError, data_plane};
 
 /// Flags of `boxfence serve`; each overrides the config file's key.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     /// TOML config file (keys: listen, database, admin_token, body_limit,
-    /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns).
+    /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns,
+    /// [resolver] query_rate_per_box).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address and port of the HTTP API [default: 127.0.0.1:4280].
@@ -55,6 +56,10 @@ pub(crate) struct ServeArgs {
     /// Directory of per-box files [default: /run/boxfence].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// DNS queries per second each box may send to the built-in resolver
+    /// (bursts of twice that) [default: 2000].
+    #[arg(long, value_name = "QPS")]
+    query_rate_per_box: Option<u32>,
     /// Serve the API only, without touching the host's network (machine
     /// work answers 501); config `[network] data_plane = false`.
     #[arg(long)]
@@ -83,6 +88,9 @@ impl ServeArgs {
                 state_dir: self.state_dir,
                 data_plane: self.no_data_plane.then_some(false),
             },
+            resolver: ResolverFile {
+                query_rate_per_box: self.query_rate_per_box,
+            },
         };
         Ok(file.resolve(flags)?)
     }
@@ -100,7 +108,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     server_config.admin_token = config.admin_token.clone();
     server_config.body_limit = config.body_limit;
     // Held for the daemon's lifetime: dropping it stops the resolver.
-    let (engine, _resolver) = data_plane::start(&config.network)?;
+    let (engine, _resolver) = data_plane::start(&config.network, &config.resolver)?;
     let server = Server::start(server_config, Arc::new(store.clone()), engine).await?;
     if let Some(token) = &server.generated_admin_token {
         // Shown this once; the store keeps only its hash.

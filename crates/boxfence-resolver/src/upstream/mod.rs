@@ -1,17 +1,18 @@
-//! Forwarding to the upstream servers: a fresh socket per query (so no
-//! shared id table and no lock), the query's own id kept, each upstream
-//! tried in turn until one answers in time.
+//! Forwarding to the upstream servers: each upstream tried in turn until
+//! one answers in time; UDP over a few shared sockets per upstream
+//! ([`udp`]), TCP over a connection per query (only after truncation).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-/// Largest DNS message over UDP we accept from upstream.
-const MAX_UDP: usize = 65_535;
+use udp::UdpUpstream;
+
+mod udp;
 
 /// Why no upstream answered.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,7 @@ pub enum UpstreamError {
 #[derive(Debug)]
 pub struct Upstreams {
     servers: Vec<SocketAddr>,
+    udp: Vec<UdpUpstream>,
     timeout: Duration,
     next: AtomicUsize,
 }
@@ -36,14 +38,16 @@ impl Upstreams {
     /// Upstreams tried in turn, each for `timeout`.
     pub fn new(servers: Vec<SocketAddr>, timeout: Duration) -> Self {
         Self {
+            udp: servers.iter().copied().map(UdpUpstream::new).collect(),
             servers,
             timeout,
             next: AtomicUsize::new(0),
         }
     }
 
-    /// Sends `query` (over TCP when `tcp`) and returns the answer whose id
-    /// matches. Starts at a rotating upstream so load spreads.
+    /// Sends `query` (over TCP when `tcp`) and returns its answer, with the
+    /// query's id. Starts at a rotating upstream so load spreads. Must run
+    /// inside the tokio runtime that is to read the replies.
     pub async fn ask(&self, query: &[u8], tcp: bool) -> Result<Vec<u8>, UpstreamError> {
         if self.servers.is_empty() {
             return Err(UpstreamError::NoUpstream);
@@ -51,12 +55,13 @@ impl Upstreams {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last = String::new();
         for i in 0..self.servers.len() {
-            let server = self.servers[(start + i) % self.servers.len()];
+            let at = (start + i) % self.servers.len();
+            let server = self.servers[at];
             let attempt = async {
                 if tcp {
                     ask_tcp(server, query).await
                 } else {
-                    ask_udp(server, query).await
+                    self.udp[at].ask(query).await
                 }
             };
             match timeout(self.timeout, attempt).await {
@@ -66,28 +71,6 @@ impl Upstreams {
             }
         }
         Err(UpstreamError::AllFailed(last))
-    }
-}
-
-async fn ask_udp(server: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
-    let local: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()
-    .map_err(std::io::Error::other)?;
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(server).await?;
-    socket.send(query).await?;
-    loop {
-        // Not zeroed: only what the reply fills is ever read.
-        let mut buffer = Vec::with_capacity(MAX_UDP);
-        let n = socket.recv_buf(&mut buffer).await?;
-        // A reply must carry our id; anything else is ignored (spoofing).
-        if n >= 2 && buffer[..2] == query[..2] {
-            return Ok(buffer);
-        }
     }
 }
 
