@@ -693,7 +693,9 @@ fn with_config(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOnce(
                 measure()
             });
             // Updates carry only what changed in the engine's model, so
-            // the rewritten chain is put back as the watchdog would.
+            // the rewritten chain is put back as the watchdog puts back a
+            // missing table.
+            rig.nft(&format!("delete table inet {TABLE}\n"));
             rig.engine.repair().expect("ruleset restored");
             // A full restore drops learned elements: put them back.
             rig.nft(&learn_batch(id, &tb.learned));
