@@ -112,8 +112,8 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             "type filter hook prerouting priority dstnat + 10",
             vec![
                 format!("iifname {boxes} accept"),
-                format!("ip daddr {pool4} meta mark set meta mark | {mark:#x}"),
-                format!("ip6 daddr {pool6} meta mark set meta mark | {mark:#x}"),
+                format!("ip daddr {pool4} meta mark set meta mark | {mark:#x} accept"),
+                format!("ip6 daddr {pool6} meta mark set meta mark | {mark:#x} accept"),
             ],
         ),
         // Every DNS query of a box, to any address, goes to the resolver.
