@@ -1,0 +1,453 @@
+//! The engine over the Linux data plane: boxes are network namespaces,
+//! their policies nftables objects, changed in one transaction each.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use boxfence_dataplane::HostNetns;
+use boxfence_dataplane::conntrack::{Conntrack, Entry};
+use boxfence_dataplane::exec::{self, ExecSpec};
+use boxfence_dataplane::links::LinkConfig;
+use boxfence_dataplane::nft_watch::NftWatch;
+use boxfence_dataplane::routing::FailClosedRouting;
+use boxfence_dataplane::ruleset::{Batch, BoxLink, Ruleset, TableConfig};
+use boxfence_policy::{AlwaysBlocked, EffectivePolicy, FlowEvent};
+
+use boxfence_dataplane::nft_netlink::NftSocket;
+use boxfence_resolver::directory::Directory;
+
+use crate::dns::{SetWriter, new_directory};
+use crate::flowlog::FlowLog;
+use crate::metrics::EngineMetrics;
+use crate::{AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
+
+mod changes;
+mod flows;
+mod watchdog;
+
+use watchdog::{Watch, watchdog};
+
+/// How the Linux engine is set up.
+#[derive(Debug, Clone)]
+pub struct LinuxConfig {
+    /// The nftables table it owns.
+    pub table: String,
+    /// Box namespaces are `/run/netns/<netns_prefix><id>`.
+    pub netns_prefix: String,
+    /// Host-side interfaces are `<ifname_prefix><id>`.
+    pub ifname_prefix: String,
+    /// Address pools (at most a /16 of IPv4: zones are 16-bit).
+    pub pool: AddressPool,
+    /// Interfaces to masquerade out of; empty: any non-box interface.
+    pub uplinks: Vec<String>,
+    /// Always-blocked ranges minus exemptions.
+    pub always_blocked: Arc<AlwaysBlocked>,
+    /// The executable that runs the exec helper subcommands.
+    pub helper: PathBuf,
+    /// Box uids are `uid_base + zone`.
+    pub uid_base: u32,
+    /// Where per-box files (resolv.conf) live.
+    pub state_dir: PathBuf,
+    /// First policy-routing rule preference (eight are used).
+    pub rule_pref: u32,
+    /// The mark bit of box traffic.
+    pub mark: u32,
+    /// Port of the built-in resolver.
+    pub resolver_port: u16,
+    /// Where the commands run (tests use a scratch namespace).
+    pub host: HostNetns,
+}
+
+#[derive(Debug)]
+struct State {
+    ruleset: Ruleset,
+    /// The engine's own nf_tables socket: incremental batches go through
+    /// it, in-process (no `nft` process, no cache fetch of the table).
+    socket: NftSocket,
+    links: BTreeMap<String, BoxLink>,
+    /// Per box, its new-flow count (both directions) at the last look in
+    /// conntrack, and the flows found then that its policy still allowed:
+    /// while the count stays, no other flow can have started.
+    flows: HashMap<String, (u64, Vec<Entry>)>,
+    /// Bumped by every call that may change the table (`lock_to_change`).
+    generation: u64,
+    /// The table's digest as the watchdog last saw it, and the generation
+    /// it saw then: a different digest at the same generation means
+    /// someone else altered the table.
+    seen: Option<(u64, u64)>,
+}
+
+impl State {
+    /// Commits one batch: over the socket when it is made of commands only,
+    /// else (a full ruleset, whose base only `nft` takes) through `nft -f`.
+    fn commit(&mut self, host: &HostNetns, batch: &Batch) -> Result<(), String> {
+        match batch.commands() {
+            Some(commands) => self
+                .socket
+                .apply(batch.table(), commands)
+                .map_err(|e| e.to_string()),
+            None => host.nft(&batch.to_text()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The Linux engine. Changes are serialised: the kernel sees batches in
+/// the order of the model.
+#[derive(Debug)]
+pub struct LinuxEngine {
+    config: LinuxConfig,
+    link_config: LinkConfig,
+    state: Mutex<State>,
+    directory: Arc<Directory>,
+    set_writer: Option<SetWriter>,
+    flow_log: Arc<FlowLog>,
+    metrics: EngineMetrics,
+    resolver: std::sync::OnceLock<Arc<boxfence_resolver::Resolver>>,
+    /// Boxes whose allowed new connections are logged.
+    pub(crate) log_allowed: Mutex<std::collections::HashSet<String>>,
+    /// Set once the new-connection reader runs.
+    pub(crate) new_flow_reader: std::sync::OnceLock<()>,
+    /// The ctnetlink socket that cuts flows (used under the state lock).
+    conntrack: Mutex<Conntrack>,
+    /// What the watchdog knows between its checks.
+    watch: Mutex<Watch>,
+}
+
+impl LinuxEngine {
+    /// Sets up the host (forwarding, fail-closed routing, an empty table)
+    /// and starts the watchdog that restores a flushed ruleset.
+    pub fn start(config: LinuxConfig) -> Result<Arc<Self>, EngineError> {
+        let gateways = config.pool.gateways();
+        let table = TableConfig {
+            table: config.table.clone(),
+            ifname_prefix: config.ifname_prefix.clone(),
+            pool4: config.pool.ipv4,
+            pool6: config.pool.ipv6,
+            gateway4: gateways.ipv4,
+            gateway6: gateways.ipv6,
+            uplinks: config.uplinks.clone(),
+            resolver_port: config.resolver_port,
+            mark: config.mark,
+            always_blocked: config.always_blocked.intervals(),
+        };
+        let link_config = LinkConfig {
+            netns_prefix: config.netns_prefix.clone(),
+            ifname_prefix: config.ifname_prefix.clone(),
+            gateway4: gateways.ipv4,
+            gateway6: gateways.ipv6,
+        };
+        std::fs::create_dir_all(&config.state_dir).map_err(kernel)?;
+        let mut ruleset = Ruleset::new(table);
+        // A table left by an earlier run keeps enforcing the last-applied
+        // policies until reconcile replaces it in one transaction.
+        let left = config
+            .host
+            .run("nft", &["list", "table", "inet", &config.table], None)
+            .is_ok();
+        if !left {
+            config.host.nft(&ruleset.full().to_text()).map_err(kernel)?;
+        }
+        let open = || {
+            config
+                .host
+                .in_netns(NftSocket::open)
+                .map_err(kernel)?
+                .map_err(kernel)
+        };
+        let socket = open()?;
+        let conntrack = Conntrack::open_in(&config.host).map_err(kernel)?;
+        let nft = NftWatch::open_in(&config.host).map_err(kernel)?;
+        let engine = Arc::new(Self {
+            link_config,
+            state: Mutex::new(State {
+                ruleset,
+                socket: open()?,
+                links: BTreeMap::new(),
+                flows: HashMap::new(),
+                generation: 0,
+                seen: None,
+            }),
+            directory: new_directory(),
+            flow_log: Arc::default(),
+            metrics: EngineMetrics::default(),
+            resolver: std::sync::OnceLock::new(),
+            log_allowed: Mutex::default(),
+            new_flow_reader: std::sync::OnceLock::new(),
+            conntrack: Mutex::new(conntrack),
+            watch: Mutex::new(Watch::new(nft)),
+            set_writer: Some(SetWriter::new(config.table.clone(), socket)),
+            config,
+        });
+        engine
+            .routing()
+            .install(&engine.config.host)
+            .map_err(kernel)?;
+        engine.spawn_packet_log().map_err(kernel)?;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(watchdog(Arc::downgrade(&engine)));
+        }
+        Ok(engine)
+    }
+
+    /// Removes everything this engine made: boxes, table, routing rules.
+    /// Every step is tried; the errors are collected.
+    pub fn shutdown(&self) -> Result<(), EngineError> {
+        let mut state = self.lock();
+        let host = &self.config.host;
+        let mut errors = Vec::new();
+        for link in std::mem::take(&mut state.links).values() {
+            if let Err(error) = self.link_config.delete(host, link) {
+                errors.push(error.to_string());
+            }
+            let _ = std::fs::remove_dir_all(self.config.state_dir.join(&link.id));
+        }
+        if let Err(error) = host.nft(&state.ruleset.teardown()) {
+            errors.push(error.to_string());
+        }
+        self.routing().uninstall(host);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Kernel(errors.join("; ")))
+        }
+    }
+
+    /// The resolver's directory of boxes.
+    pub fn directory(&self) -> Arc<Directory> {
+        Arc::clone(&self.directory)
+    }
+
+    /// The flow log of denied connections and queries.
+    pub fn flow_log(&self) -> Arc<FlowLog> {
+        Arc::clone(&self.flow_log)
+    }
+
+    pub(crate) fn metrics(&self) -> &EngineMetrics {
+        &self.metrics
+    }
+
+    pub(crate) fn resolver(&self) -> Option<&Arc<boxfence_resolver::Resolver>> {
+        self.resolver.get()
+    }
+
+    pub(crate) fn set_resolver(&self, resolver: Arc<boxfence_resolver::Resolver>) {
+        let _ = self.resolver.set(resolver);
+    }
+
+    pub(crate) fn table_name(&self) -> String {
+        self.config.table.clone()
+    }
+
+    /// The machines this engine enforces.
+    pub fn machine_ids(&self) -> Vec<String> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.links.keys().cloned().collect()
+    }
+
+    pub(crate) fn ifname_prefix(&self) -> &str {
+        &self.config.ifname_prefix
+    }
+
+    /// The box whose host-side interface is `ifname`. Reads the state
+    /// without counting as a change.
+    pub(crate) fn link_by_ifname(&self, ifname: &str) -> Option<BoxLink> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state
+            .links
+            .values()
+            .find(|link| link.ifname == ifname)
+            .cloned()
+    }
+
+    pub(crate) fn set_writer(&self) -> Option<&SetWriter> {
+        self.set_writer.as_ref()
+    }
+
+    pub(crate) fn pool(&self) -> AddressPool {
+        self.config.pool
+    }
+
+    pub(crate) fn resolver_port(&self) -> u16 {
+        self.config.resolver_port
+    }
+
+    pub(crate) fn always_blocked(&self) -> Arc<AlwaysBlocked> {
+        Arc::clone(&self.config.always_blocked)
+    }
+
+    pub(crate) fn host(&self) -> &HostNetns {
+        &self.config.host
+    }
+
+    /// The path of a box's network namespace.
+    pub fn netns_path(&self, id: &str) -> PathBuf {
+        self.link_config.netns_path(id)
+    }
+
+    fn routing(&self) -> FailClosedRouting {
+        FailClosedRouting {
+            pool4: self.config.pool.ipv4,
+            pool6: self.config.pool.ipv6,
+            mark: self.config.mark,
+            first_pref: self.config.rule_pref,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves a model that may not match
+        // the kernel; the watchdog's full re-apply repairs that.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The lock, for a call that may change the table: the watchdog then
+    /// takes what it lists next as the engine's doing, not tampering.
+    fn lock_to_change(&self) -> MutexGuard<'_, State> {
+        let mut state = self.lock();
+        state.generation += 1;
+        state
+    }
+
+    /// The ctnetlink socket.
+    fn conntrack(&self) -> MutexGuard<'_, Conntrack> {
+        self.conntrack
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn exec_blocking(
+        &self,
+        id: &str,
+        request: &ExecRequest,
+    ) -> Result<ExecOutput, EngineError> {
+        let uid = {
+            let state = self.lock();
+            let link = state
+                .links
+                .get(id)
+                .ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
+            self.config.uid_base + u32::from(link.zone)
+        };
+        let spec = ExecSpec {
+            netns: self.link_config.netns_path(id),
+            uid,
+            resolv_conf: self.config.state_dir.join(id).join("resolv.conf"),
+            argv: request.command.clone(),
+            stdin: request.stdin.clone().unwrap_or_default().into_bytes(),
+            timeout: request.timeout.unwrap_or(Duration::from_secs(60)),
+        };
+        let result =
+            exec::run(&self.config.helper, &spec).map_err(|e| EngineError::Exec(e.to_string()))?;
+        Ok(ExecOutput {
+            exit_code: result.exit_code,
+            stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
+        })
+    }
+
+    /// Runs `f` while holding the engine's lock, so no change (and no
+    /// repair) reaches the kernel meanwhile. For tests of failure modes.
+    pub fn while_locked<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _state = self.lock();
+        f()
+    }
+
+    /// Addresses in use by boxes this engine runs.
+    pub fn used_addresses(&self) -> HashSet<IpAddr> {
+        self.lock()
+            .links
+            .values()
+            .flat_map(|link| [IpAddr::V4(link.ipv4), IpAddr::V6(link.ipv6)])
+            .collect()
+    }
+}
+
+fn kernel(error: impl std::fmt::Display) -> EngineError {
+    EngineError::Kernel(error.to_string())
+}
+
+/// Runs blocking data-plane work off the async threads.
+async fn blocking<T: Send + 'static>(
+    engine: &Arc<LinuxEngine>,
+    work: impl FnOnce(&LinuxEngine) -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    let engine = Arc::clone(engine);
+    tokio::task::spawn_blocking(move || work(&engine))
+        .await
+        .map_err(|error| EngineError::Kernel(format!("data plane task failed: {error}")))?
+}
+
+/// The engine behind an `Arc`, as the server holds it.
+#[derive(Debug, Clone)]
+pub struct SharedLinuxEngine(pub Arc<LinuxEngine>);
+
+#[async_trait]
+impl Engine for SharedLinuxEngine {
+    async fn create_machine(
+        &self,
+        machine: &MachineSpec,
+        policy: &EffectivePolicy,
+    ) -> Result<(), EngineError> {
+        let (machine, policy) = (machine.clone(), policy.clone());
+        blocking(&self.0, move |engine| {
+            engine.create_blocking(&machine, &policy)
+        })
+        .await
+    }
+
+    async fn delete_machine(&self, id: &str) -> Result<(), EngineError> {
+        let id = id.to_owned();
+        blocking(&self.0, move |engine| engine.delete_blocking(&id)).await
+    }
+
+    async fn apply(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
+        let policies = policies.to_vec();
+        blocking(&self.0, move |engine| engine.apply_blocking(&policies)).await
+    }
+
+    async fn reconcile(
+        &self,
+        machines: &[(MachineSpec, EffectivePolicy)],
+    ) -> Result<(), EngineError> {
+        let machines = machines.to_vec();
+        blocking(&self.0, move |engine| engine.reconcile_blocking(&machines)).await
+    }
+
+    async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError> {
+        let (id, request) = (id.to_owned(), request.clone());
+        blocking(&self.0, move |engine| engine.exec_blocking(&id, &request)).await
+    }
+
+    fn flows(
+        &self,
+        id: &str,
+        since_ms: Option<u64>,
+        verdict: Option<&str>,
+        limit: usize,
+    ) -> Vec<FlowEvent> {
+        self.0.flow_log.history(id, since_ms, verdict, limit)
+    }
+
+    fn subscribe_flows(&self) -> Option<tokio::sync::broadcast::Receiver<FlowEvent>> {
+        Some(self.0.flow_log.subscribe())
+    }
+
+    fn metrics_text(&self) -> String {
+        self.0.metrics_text()
+    }
+
+    async fn set_log_allowed(&self, id: &str, on: bool) -> Result<(), EngineError> {
+        self.0.set_log_allowed(id, on)
+    }
+}
