@@ -2,6 +2,19 @@
 //! and the rtnetlink client: message headers and (nested) attributes, written into one growing buffer
 //! in host byte order, as the kernel reads them, and read back.
 
+/// `NLM_F_REQUEST`.
+pub(crate) const NLM_F_REQUEST: u16 = 0x1;
+/// `NLM_F_ACK`: the kernel answers the message, success or not.
+pub(crate) const NLM_F_ACK: u16 = 0x4;
+/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
+pub(crate) const NLM_F_DUMP: u16 = 0x300;
+/// `NLM_F_CREATE`.
+pub(crate) const NLM_F_CREATE: u16 = 0x400;
+/// `NLMSG_ERROR`: an acknowledgement (error 0) or an error.
+pub(crate) const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a dump.
+pub(crate) const NLMSG_DONE: u16 = 3;
+
 /// `NLA_F_NESTED`: the attribute holds attributes.
 pub(crate) const NLA_F_NESTED: u16 = 1 << 15;
 /// Size of `struct nlmsghdr`.

@@ -14,18 +14,7 @@ use nix::sys::socket::{
 use nix::sys::time::TimeVal;
 
 use crate::HostNetns;
-use crate::netlink::{Received, messages};
-
-/// `NLM_F_REQUEST`.
-pub(crate) const NLM_F_REQUEST: u16 = 0x1;
-/// `NLM_F_ACK`: the kernel answers the message, success or not.
-pub(crate) const NLM_F_ACK: u16 = 0x4;
-/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
-/// `NLMSG_ERROR`: an acknowledgement (error 0) or an error.
-const NLMSG_ERROR: u16 = 2;
-/// `NLMSG_DONE`: the end of a dump.
-const NLMSG_DONE: u16 = 3;
+use crate::netlink::{NLMSG_DONE, NLMSG_ERROR, Received, messages};
 
 /// How long one exchange waits for the kernel's answers.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -3,8 +3,8 @@
 //! there. Neither lists anything, whatever the size of the table.
 
 use crate::HostNetns;
-use crate::netlink::{self, NFGENMSG_LEN, Writer};
-use crate::nfnl::{NLM_F_ACK, NLM_F_REQUEST, NfnlError, NfnlSocket};
+use crate::netlink::{self, NFGENMSG_LEN, NLM_F_ACK, NLM_F_REQUEST, Writer};
+use crate::nfnl::{NfnlError, NfnlSocket};
 
 /// `NFNL_SUBSYS_NFTABLES << 8`: the high byte of nf_tables message types.
 const NFTABLES: u16 = 10 << 8;

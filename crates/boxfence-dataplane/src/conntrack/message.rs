@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::TrackedFlow;
 use crate::netlink::{self, NFGENMSG_LEN, NLA_F_NESTED, NLMSG_HDRLEN, Writer, attr_size};
-use crate::nfnl::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::netlink::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 
 /// `NFNL_SUBSYS_CTNETLINK`: the high byte of every ctnetlink message type.
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;

@@ -14,7 +14,7 @@ use nix::sys::socket::{
 };
 use std::os::fd::{AsRawFd as _, OwnedFd};
 
-use crate::netlink::{self, NFGENMSG_LEN, Writer, messages};
+use crate::netlink::{self, NFGENMSG_LEN, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, Writer, messages};
 
 pub use packet::parse;
 
@@ -34,9 +34,6 @@ const NFULA_IFINDEX_INDEV: u16 = 4;
 const NFULA_IFINDEX_OUTDEV: u16 = 5;
 const NFULA_PAYLOAD: u16 = 9;
 const NFULA_PREFIX: u16 = 10;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLMSG_ERROR: u16 = 2;
 /// Bytes of each packet copied to us: IP and transport headers.
 const COPY_RANGE: u32 = 128;
 

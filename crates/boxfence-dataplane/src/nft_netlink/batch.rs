@@ -2,7 +2,7 @@
 //! `NFNL_MSG_BATCH_END`, sent in one datagram; the kernel applies it as one
 //! transaction, or none of it.
 
-use crate::netlink::{NLMSG_HDRLEN, Start, Writer};
+use crate::netlink::{NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN, Start, Writer};
 
 /// `NFNL_SUBSYS_NFTABLES`: the batch's `res_id`, and the high byte of
 /// every nf_tables message type.
@@ -17,12 +17,6 @@ const AF_UNSPEC: u8 = 0;
 /// `NFPROTO_INET`: tables of family `inet`.
 const NFPROTO_INET: u8 = 1;
 
-/// `NLM_F_REQUEST`.
-pub(super) const NLM_F_REQUEST: u16 = 0x1;
-/// `NLM_F_ACK`: the kernel answers every message, success or not.
-pub(super) const NLM_F_ACK: u16 = 0x4;
-/// `NLM_F_CREATE`.
-pub(super) const NLM_F_CREATE: u16 = 0x400;
 /// `NLM_F_APPEND`: a new rule goes to the end of its chain.
 pub(super) const NLM_F_APPEND: u16 = 0x800;
 

@@ -7,11 +7,9 @@
 use std::net::IpAddr;
 
 use super::NetlinkError;
-use super::batch::{
-    Batch, BatchWriter, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, Part,
-};
+use super::batch::{Batch, BatchWriter, NLM_F_APPEND, Part};
 use super::expr::{NFTA_DATA_VALUE, OBJECT_COUNTER, write_rule, write_verdict};
-use crate::netlink::{Writer, attr_size};
+use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Writer, attr_size};
 use crate::nft::{Command, Element, SetKind, command_line};
 
 /// `NFT_MSG_*` kinds.

@@ -5,18 +5,16 @@ use std::collections::HashMap;
 use nix::errno::Errno;
 
 use super::NetlinkError;
-use super::batch::{NFNL_SUBSYS_NFTABLES, NLM_F_ACK, NLM_F_REQUEST};
+use super::batch::NFNL_SUBSYS_NFTABLES;
 use super::expr::OBJECT_COUNTER;
-use crate::netlink::{NFGENMSG_LEN, Writer, attributes, messages};
+use crate::netlink::{
+    NFGENMSG_LEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, Writer,
+    attributes, messages,
+};
 
 /// `NFT_MSG_GETOBJ`, `NFT_MSG_NEWOBJ` (what the dump answers with).
 const GETOBJ: u16 = 19;
 const NEWOBJ: u16 = 18;
-/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
-const NLM_F_DUMP: u16 = 0x300;
-/// `NLMSG_ERROR`, `NLMSG_DONE`.
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 /// `NFPROTO_INET`.
 const NFPROTO_INET: u8 = 1;
 

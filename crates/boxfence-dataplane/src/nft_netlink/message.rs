@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::NetlinkError;
-use super::batch::{Batch, BatchWriter, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Part};
+use super::batch::{Batch, BatchWriter, Part};
 use super::element::{ElementKey, SetElement};
-use crate::netlink::{NLA_HDRLEN, attr_size};
+use crate::netlink::{NLA_HDRLEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, attr_size};
 
 /// `NFT_MSG_NEWSETELEM`.
 const NFT_MSG_NEWSETELEM: u16 = 12;

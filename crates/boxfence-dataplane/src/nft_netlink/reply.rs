@@ -11,10 +11,7 @@ use nix::errno::Errno;
 
 use super::NetlinkError;
 use super::batch::Batch;
-use crate::netlink::messages;
-
-/// `NLMSG_ERROR`.
-const NLMSG_ERROR: u16 = 2;
+use crate::netlink::{NLMSG_ERROR, messages};
 
 /// What the replies read so far say about one batch.
 #[derive(Debug)]

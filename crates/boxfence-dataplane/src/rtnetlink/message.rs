@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 
-use crate::netlink::{Start, Writer};
+use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Start, Writer};
 
 pub(super) const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
@@ -14,10 +14,7 @@ const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
 const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
 
 const AF_UNSPEC: u8 = 0;
 const AF_INET: u8 = 2;

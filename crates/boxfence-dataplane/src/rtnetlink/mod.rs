@@ -22,13 +22,11 @@ use nix::sys::time::TimeVal;
 
 pub(crate) use message::{Dev, Request};
 
-use crate::netlink::messages;
+use crate::netlink::{NLMSG_ERROR, messages};
 use message::RTM_NEWLINK;
 
 /// How long one request waits for the kernel's answers.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// `NLMSG_ERROR`: an acknowledgement (error 0) or a refusal.
-const NLMSG_ERROR: u16 = 2;
 
 /// Why an rtnetlink request failed.
 #[derive(Debug, thiserror::Error)]
