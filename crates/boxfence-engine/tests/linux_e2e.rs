@@ -57,6 +57,10 @@ fn main() {
             live_update_cuts_an_open_connection,
         ),
         (
+            "a_later_update_cuts_a_flow_an_earlier_one_kept",
+            a_later_update_cuts_a_flow_an_earlier_one_kept,
+        ),
+        (
             "deleting_a_box_flushes_its_flows",
             deleting_a_box_flushes_its_flows,
         ),
@@ -408,9 +412,24 @@ fn private_ranges_refused_even_when_allowed(rig: &Rig) {
 }
 
 fn live_update_cuts_an_open_connection(rig: &Rig) {
-    let b = rig.create("live1", json!({"mode": "allow-all"}), &[]);
-    // Opens a connection to the hold server, proves it works, waits while
-    // the policy changes, then tries to use it again.
+    let deny = json!({"mode": "custom", "deniedCidrs": ["198.51.100.0/24"]});
+    held_connection_is_cut(rig, "live1", &[deny]);
+}
+
+/// The first update finds the open connection in conntrack and keeps it
+/// (still allowed); no new flow starts, so the second update checks the
+/// flow the first one found instead of walking conntrack, and must cut it.
+fn a_later_update_cuts_a_flow_an_earlier_one_kept(rig: &Rig) {
+    let still_allowed = json!({"mode": "custom", "deniedCidrs": ["203.0.113.0/24"]});
+    let deny = json!({"mode": "custom", "deniedCidrs": ["198.51.100.0/24"]});
+    held_connection_is_cut(rig, "live2", &[still_allowed, deny]);
+}
+
+/// Opens a connection from a new allow-all box to the hold server, proves
+/// it works, applies `updates` in turn while it is open, then checks that
+/// the connection was cut and new ones are refused.
+fn held_connection_is_cut(rig: &Rig, id: &str, updates: &[serde_json::Value]) {
+    let b = rig.create(id, json!({"mode": "allow-all"}), &[]);
     let script = format!(
         "import socket,time\n\
          s=socket.create_connection(('{SERVER_V4}',9000),timeout=5)\n\
@@ -422,11 +441,9 @@ fn live_update_cuts_an_open_connection(rig: &Rig) {
     std::thread::scope(|scope| {
         let held = scope.spawn(|| rig.exec(&b, &["python3", "-c", &script]));
         std::thread::sleep(Duration::from_millis(1500));
-        rig.update(
-            &b,
-            json!({"mode": "custom", "deniedCidrs": ["198.51.100.0/24"]}),
-            &[],
-        );
+        for update in updates {
+            rig.update(&b, update.clone(), &[]);
+        }
         let out = held.join().expect("exec thread");
         assert!(
             out.stdout.starts_with("one"),
