@@ -14,6 +14,7 @@ use crate::EngineError;
 /// Above this many flows a box's are not kept between updates (each one
 /// is a few hundred bytes); its next update walks conntrack.
 const MAX_KNOWN_FLOWS: usize = 4096;
+
 impl LinuxEngine {
     /// Cuts the flows the boxes' new policies deny. Finding flows means a
     /// walk of the kernel's whole conntrack table (about 10 ms), so a box
