@@ -87,6 +87,9 @@ struct BoxEntry {
 struct PolicyEntry {
     objects: Vec<Object>,
     users: usize,
+    /// A batch that may have created them failed: the kernel may lack
+    /// them, so the next batch that uses them sends them again.
+    unsure: bool,
 }
 
 /// The desired content of the table, and the batches that move the kernel
@@ -127,8 +130,9 @@ impl Ruleset {
         batch.line(format!("add table inet {table}"));
         batch.line(format!("delete table inet {table}"));
         base::render(&self.config, &mut batch);
-        for policy in self.policies.values() {
+        for policy in self.policies.values_mut() {
             policy.objects.iter().for_each(|o| batch.upsert(o));
+            policy.unsure = false;
         }
         for entry in self.boxes.values_mut() {
             entry.objects.iter().for_each(|o| batch.upsert(o));
@@ -160,20 +164,29 @@ impl Ruleset {
             for compiled in selected {
                 let name = PolicyNames::new(compiled);
                 if !names.contains(&name) {
-                    let entry = self.policies.entry(name.clone()).or_insert_with(|| {
-                        let objects = policy_objects(compiled);
-                        objects.iter().for_each(|o| batch.upsert(o));
-                        PolicyEntry { objects, users: 0 }
-                    });
+                    let entry = self
+                        .policies
+                        .entry(name.clone())
+                        .or_insert_with(|| PolicyEntry {
+                            objects: policy_objects(compiled),
+                            users: 0,
+                            unsure: true,
+                        });
+                    if entry.unsure {
+                        entry.objects.iter().for_each(|o| batch.upsert(o));
+                        entry.unsure = false;
+                    }
                     entry.users += 1;
                     names.push(name);
                 }
             }
             let objects = box_objects(&link.id, policy);
             let old = self.boxes.get(&link.id);
+            // After a failed batch (the box failed closed) the kernel holds
+            // what came before it, not the model: everything goes again.
             objects
                 .iter()
-                .filter(|o| old.is_none_or(|e| !e.objects.contains(o)))
+                .filter(|o| old.is_none_or(|e| e.failed_closed || !e.objects.contains(o)))
                 .for_each(|o| batch.upsert(o));
             match old {
                 Some(e) if e.link == *link && !e.failed_closed => {}
@@ -218,8 +231,11 @@ impl Ruleset {
     }
 
     /// A batch that cuts the given boxes off (as deny-all) whatever their
-    /// policy, for when applying their policy failed.
+    /// policy, for when applying their policy failed. The model keeps what
+    /// the failed batch was to make; the next batch for these boxes (and
+    /// for any shared policy objects) sends all of it again.
     pub fn fail_closed(&mut self, ids: &[&str]) -> Batch {
+        self.policies.values_mut().for_each(|p| p.unsure = true);
         let mut batch = Batch::new(&self.config.table);
         for id in ids {
             if let Some(entry) = self.boxes.get_mut(*id) {

@@ -236,3 +236,45 @@ fn a_refused_netlink_batch_changes_nothing_and_names_the_command() {
         .expect("lists");
     assert_eq!(before, after, "nothing of the batch applied");
 }
+
+#[test]
+fn after_a_failed_batch_the_next_update_sends_everything_again() {
+    let Some(ns) = ScratchNetns::new("ruleset-retry") else {
+        return;
+    };
+    let mut socket = ns.nft_socket();
+    let mut apply = |batch: &Batch| {
+        socket
+            .apply(batch.table(), batch.commands().expect("commands"))
+            .expect("applies");
+    };
+    let mut ruleset = Ruleset::new(config());
+    ns.host().nft(&ruleset.full().to_text()).expect("loads");
+    let before = json!({"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]});
+    let after = json!({"mode": "custom", "allowedCidrs": ["151.101.0.0/16"]});
+    let a1 = effective("aaa", before, &[web_policy(&[80])]);
+    apply(&ruleset.upsert_boxes(&[(link("aaa", 2), &a1)]));
+    // The kernel refuses the update (not sent here); the engine then cuts
+    // the box off and, later, applies the same policy again.
+    let a2 = effective("aaa", after, &[web_policy(&[8080])]);
+    let refused = ruleset.upsert_boxes(&[(link("aaa", 2), &a2)]);
+    assert!(!refused.is_empty());
+    apply(&ruleset.fail_closed(&["aaa"]));
+    apply(&ruleset.upsert_boxes(&[(link("aaa", 2), &a2)]));
+    let listed = ns
+        .host()
+        .run("nft", &["list", "table", "inet", "boxfence"], None)
+        .expect("lists");
+    assert!(
+        listed.contains("151.101.0.0/16") && !listed.contains("104.16.0.0/12"),
+        "the box's sets hold the new policy: {listed}"
+    );
+    assert!(
+        listed.contains("tcp . 8080") && !listed.contains("tcp . 80,"),
+        "the new shared app policy exists: {listed}"
+    );
+    assert!(
+        listed.contains("\"bf-aaa\" : goto b_aaa_out"),
+        "the box is dispatched to its chains again: {listed}"
+    );
+}
