@@ -64,6 +64,10 @@ fn main() {
             "deleting_a_box_flushes_its_flows",
             deleting_a_box_flushes_its_flows,
         ),
+        (
+            "a_box_whose_elements_were_removed_is_still_deleted_whole",
+            a_box_whose_elements_were_removed_is_still_deleted_whole,
+        ),
         ("spoofed_source_is_dropped", spoofed_source_is_dropped),
         (
             "flushed_ruleset_fails_closed_until_repaired",
@@ -455,6 +459,31 @@ fn held_connection_is_cut(rig: &Rig, id: &str, updates: &[serde_json::Value]) {
         );
     });
     assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), REFUSED);
+}
+
+/// Someone removed one of the box's elements, so the kernel refuses the
+/// delete batch (`ENOENT`): the engine rebuilds the table without the box
+/// rather than leave its chains behind.
+fn a_box_whose_elements_were_removed_is_still_deleted_whole(rig: &Rig) {
+    let b = rig.create("gone1", json!({"mode": "allow-all"}), &[]);
+    let element = format!("{{ \"bf-gone1\" . {} }}", b.addresses.ipv4);
+    let removed = rig.host(&[
+        "nft", "delete", "element", "inet", "boxfence", "zone4", &element,
+    ]);
+    assert!(removed.status.success(), "{removed:?}");
+    rig.runtime
+        .block_on(SharedLinuxEngine(Arc::clone(&rig.engine)).delete_machine(&b.id))
+        .expect("delete");
+    let out = rig.host(&["nft", "list", "table", "inet", "boxfence"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("chain forward"),
+        "the table is there: {table}"
+    );
+    assert!(
+        !table.contains("b_gone1"),
+        "nothing of the box is left: {table}"
+    );
 }
 
 fn deleting_a_box_flushes_its_flows(rig: &Rig) {

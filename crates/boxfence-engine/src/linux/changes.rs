@@ -97,7 +97,12 @@ impl LinuxEngine {
         if let Some(batch) = state.ruleset.remove_box(id)
             && let Err(error) = state.commit(host, &batch)
         {
-            errors.push(error);
+            // The kernel kept the box's objects, which would also block
+            // later removals of the shared chains they jump to: rebuild
+            // the table from the model, which no longer has the box.
+            if let Err(restore) = self.restore(&mut state) {
+                errors.push(format!("{error}; rebuilding the table failed: {restore}"));
+            }
         }
         // The link goes first, so no new flow starts; then its flows, so
         // its addresses can be reused.

@@ -108,7 +108,7 @@ impl LinuxEngine {
 
     /// Re-applies the whole ruleset; the next listing is taken as the
     /// engine's.
-    fn restore(&self, state: &mut State) -> Result<(), EngineError> {
+    pub(super) fn restore(&self, state: &mut State) -> Result<(), EngineError> {
         self.metrics
             .repairs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
