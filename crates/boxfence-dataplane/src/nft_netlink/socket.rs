@@ -199,23 +199,11 @@ impl NftSocket {
         }
         self.fit_send_buffer(request.len())?;
         send(self.fd.as_raw_fd(), &request, MsgFlags::empty()).map_err(socket_error("send"))?;
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        loop {
-            if Instant::now() > deadline {
-                return Err(NetlinkError::Timeout {
-                    table: table.to_owned(),
-                    waited: REPLY_TIMEOUT,
-                });
-            }
-            let len = match recv(self.fd.as_raw_fd(), &mut self.reply, MsgFlags::empty()) {
-                Ok(len) => len,
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(NetlinkError::Socket { op: "recv", errno }),
-            };
-            if collected.absorb(&self.reply[..len])? {
-                return Ok(collected.packets);
-            }
-        }
+        self.receive(table, |datagram| {
+            Ok(collected
+                .absorb(datagram)?
+                .then(|| std::mem::take(&mut collected.packets)))
+        })
     }
 
     /// Sends `steps` as one batch and waits for every answer.
@@ -250,12 +238,45 @@ impl NftSocket {
             self.reply.resize(needed, 0);
         }
         let mut acks = Acks::new(batch);
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        loop {
-            let timeout = || NetlinkError::Timeout {
+        self.receive(table, |datagram| match acks.absorb(datagram)? {
+            Outcome::Pending => Ok(None),
+            Outcome::Committed => Ok(Some(())),
+            Outcome::Refused { index, errno } => {
+                let part = &batch.parts[index];
+                Err(match &part.command {
+                    Some(command) => NetlinkError::Command {
+                        command: command.clone(),
+                        errno,
+                    },
+                    None => NetlinkError::Kernel {
+                        operation: part.operation,
+                        table: table.to_owned(),
+                        set: part.set.clone(),
+                        elements: part.elements,
+                        errno,
+                    },
+                })
+            }
+            Outcome::BatchRefused(errno) => Err(NetlinkError::Batch {
                 table: table.to_owned(),
-                waited: REPLY_TIMEOUT,
-            };
+                errno,
+            }),
+        })
+    }
+
+    /// Reads reply datagrams into `each` until it returns a value (or an
+    /// error), within [`REPLY_TIMEOUT`].
+    fn receive<T>(
+        &mut self,
+        table: &str,
+        mut each: impl FnMut(&[u8]) -> Result<Option<T>, NetlinkError>,
+    ) -> Result<T, NetlinkError> {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let timeout = || NetlinkError::Timeout {
+            table: table.to_owned(),
+            waited: REPLY_TIMEOUT,
+        };
+        loop {
             if Instant::now() > deadline {
                 return Err(timeout());
             }
@@ -271,31 +292,8 @@ impl NftSocket {
                     "reply larger than the receive buffer",
                 ));
             }
-            match acks.absorb(&self.reply[..len])? {
-                Outcome::Pending => {}
-                Outcome::Committed => return Ok(()),
-                Outcome::Refused { index, errno } => {
-                    let part = &batch.parts[index];
-                    if let Some(command) = &part.command {
-                        return Err(NetlinkError::Command {
-                            command: command.clone(),
-                            errno,
-                        });
-                    }
-                    return Err(NetlinkError::Kernel {
-                        operation: part.operation,
-                        table: table.to_owned(),
-                        set: part.set.clone(),
-                        elements: part.elements,
-                        errno,
-                    });
-                }
-                Outcome::BatchRefused(errno) => {
-                    return Err(NetlinkError::Batch {
-                        table: table.to_owned(),
-                        errno,
-                    });
-                }
+            if let Some(value) = each(&self.reply[..len])? {
+                return Ok(value);
             }
         }
     }
