@@ -217,4 +217,22 @@ pub enum Command {
     DeleteCounter(String),
 }
 
+impl Command {
+    /// Adds one element to `set`.
+    pub fn add_element(set: &str, element: Element) -> Self {
+        Self::AddElements {
+            set: set.to_owned(),
+            elements: vec![element],
+        }
+    }
+
+    /// Deletes one element (its key) from `set`.
+    pub fn delete_element(set: &str, element: Element) -> Self {
+        Self::DeleteElements {
+            set: set.to_owned(),
+            elements: vec![element],
+        }
+    }
+}
+
 pub use text::{command_line, rule_text};

@@ -213,16 +213,16 @@ impl Ruleset {
         let link = &entry.link;
         let ifname = &link.ifname;
         for map in ["out_chains", "in_chains"] {
-            batch.push(Command::DeleteElements {
-                set: map.into(),
-                elements: vec![Element::Ifname(ifname.clone())],
-            });
+            batch.push(Command::delete_element(
+                map,
+                Element::Ifname(ifname.clone()),
+            ));
         }
         for (set, addr) in [("zone4", link.ipv4.into()), ("zone6", link.ipv6.into())] {
-            batch.push(Command::DeleteElements {
-                set: set.into(),
-                elements: vec![Element::IfnameAddr(ifname.clone(), addr)],
-            });
+            batch.push(Command::delete_element(
+                set,
+                Element::IfnameAddr(ifname.clone(), addr),
+            ));
         }
         entry.objects.iter().for_each(|o| batch.flush_chain(o));
         remove_objects(&entry.objects, &mut batch);
@@ -241,17 +241,14 @@ impl Ruleset {
             if let Some(entry) = self.boxes.get_mut(*id) {
                 let ifname = &entry.link.ifname;
                 for map in ["out_chains", "in_chains"] {
-                    batch.push(Command::DeleteElements {
-                        set: map.into(),
-                        elements: vec![Element::Ifname(ifname.clone())],
-                    });
-                    batch.push(Command::AddElements {
-                        set: map.into(),
-                        elements: vec![Element::IfnameVerdict(
-                            ifname.clone(),
-                            Verdict::Goto(DENY_BOX.into()),
-                        )],
-                    });
+                    batch.push(Command::delete_element(
+                        map,
+                        Element::Ifname(ifname.clone()),
+                    ));
+                    batch.push(Command::add_element(
+                        map,
+                        Element::IfnameVerdict(ifname.clone(), Verdict::Goto(DENY_BOX.into())),
+                    ));
                 }
                 entry.failed_closed = true;
             }
@@ -284,12 +281,8 @@ impl Ruleset {
 fn link_elements(link: &BoxLink, replace: bool, batch: &mut Batch) {
     let names = names::BoxNames::new(&link.id);
     let ifname = &link.ifname;
-    let add = |set: &str, element: Element| Command::AddElements {
-        set: set.into(),
-        elements: vec![element],
-    };
     for (map, addr) in [("zone4", link.ipv4.into()), ("zone6", link.ipv6.into())] {
-        batch.push(add(
+        batch.push(Command::add_element(
             map,
             Element::IfnameAddrZone(ifname.clone(), addr, link.zone),
         ));
@@ -299,13 +292,16 @@ fn link_elements(link: &BoxLink, replace: bool, batch: &mut Batch) {
         ("in_chains", Direction::Ingress),
     ] {
         if replace {
-            batch.push(Command::DeleteElements {
-                set: map.into(),
-                elements: vec![Element::Ifname(ifname.clone())],
-            });
+            batch.push(Command::delete_element(
+                map,
+                Element::Ifname(ifname.clone()),
+            ));
         }
         let chain = Verdict::Goto(names.chain(direction));
-        batch.push(add(map, Element::IfnameVerdict(ifname.clone(), chain)));
+        batch.push(Command::add_element(
+            map,
+            Element::IfnameVerdict(ifname.clone(), chain),
+        ));
     }
 }
 
