@@ -130,6 +130,9 @@ struct Knobs {
     boxes: usize,
     updates: usize,
     deletes: usize,
+    /// The linear-rules table takes seconds to install: measured only in
+    /// every `linear_every`th run.
+    linear_every: usize,
 }
 
 impl Knobs {
@@ -146,6 +149,7 @@ impl Knobs {
             boxes: get("BF_BENCH_BOXES", 1000),
             updates: get("BF_BENCH_UPDATES", 200),
             deletes: get("BF_BENCH_DELETES", 100),
+            linear_every: get("BF_BENCH_LINEAR_EVERY", 1).max(1),
         }
     }
 }
@@ -459,7 +463,10 @@ fn traffic(rig: &Rig, knobs: &Knobs, cps: bool, bulk: bool, attrib: bool) {
     let cidrs = cidrs_10k(10_000);
     let learned = learned_addresses(10_000);
     let spec = rig.spec("tb");
-    let box_policy = json!({"mode": "custom", "allowedCidrs": cidrs});
+    // The domain keeps the learned-address lookup on the path (the table
+    // leaves out lookups of sets nothing can fill).
+    let box_policy =
+        json!({"mode": "custom", "allowedCidrs": cidrs, "allowedDomains": ["bench.example"]});
     let policy = rig.effective(&spec, &box_policy, &[bench_app_policy(None)]);
     let took = rig.create(&spec, &policy);
     let started = Instant::now();
@@ -520,64 +527,106 @@ fn traffic(rig: &Rig, knobs: &Knobs, cps: bool, bulk: bool, attrib: bool) {
     if cps {
         let mut rows = Vec::new();
         for run in 0..knobs.runs {
-            let mut row = [0.0; 3];
+            let mut row = [None; 3];
             for config in orders[run % 3] {
-                let value = with_config(rig, &tb, config, || {
+                if config == Config::Linear && run % knobs.linear_every != 0 {
+                    continue;
+                }
+                let cell = with_config(rig, &tb, config, || {
                     flush_conntrack(rig);
                     profiled(&format!("{config:?}-{}", run + 1), knobs.secs, || {
-                        connection_rate(&tb.netns, Duration::from_secs(knobs.secs))
+                        Cell::measure(|| {
+                            connection_rate(&tb.netns, Duration::from_secs(knobs.secs))
+                        })
                     })
                 });
-                row[config as usize] = value;
-                eprintln!("cps run {} {config:?}: {value:.0}", run + 1);
+                row[config as usize] = Some(cell);
+                eprintln!("cps run {} {config:?}: {:.0}", run + 1, cell.rate);
             }
             rows.push(row);
         }
         print_table(
             "New TCP connections per second (box → internet netns, connect + wait for server close + RST)",
-            "conn/s",
+            ("conn/s", "CPU µs per connection", 1e6),
             &rows,
         );
     }
     if attrib {
-        println!("### Attribution of the connection-rate cost (conn/s)\n");
+        println!("### Attribution of the connection-rate cost (conn/s; CPU µs per connection)\n");
         println!(
             "| run | no ruleset | fail-closed ip rules + mark-only table | boxfence |\n|---|---:|---:|---:|"
         );
-        let mut cols: [Vec<f64>; 3] = Default::default();
+        // For attribution by hand: an nft batch that changes the boxfence
+        // table during its cells (a chain reduced to `accept`, say).
+        let edit = std::env::var("BF_BENCH_OURS_EDIT")
+            .ok()
+            .map(|path| std::fs::read_to_string(path).expect("BF_BENCH_OURS_EDIT file"));
+        if let Some(edit) = &edit {
+            println!("(boxfence cells run with this edit of the table:)\n\n```\n{edit}```\n");
+        }
+        let mut cols: [Vec<Cell>; 3] = Default::default();
         for run in 0..knobs.runs {
             let mut row = Vec::new();
             for config in [Config::NoRuleset, Config::MarkOnly, Config::Ours] {
-                let value = with_config(rig, &tb, config, || {
+                let measure = || {
                     flush_conntrack(rig);
                     profiled(
                         &format!("attrib-{config:?}-{}", run + 1),
                         knobs.secs,
-                        || connection_rate(&tb.netns, Duration::from_secs(knobs.secs)),
+                        || {
+                            Cell::measure(|| {
+                                connection_rate(&tb.netns, Duration::from_secs(knobs.secs))
+                            })
+                        },
                     )
-                });
-                eprintln!("attrib run {} {config:?}: {value:.0}", run + 1);
-                row.push(value);
+                };
+                let cell = match (&edit, config) {
+                    (Some(edit), Config::Ours) => with_edited_table(rig, &tb, edit, measure),
+                    _ => with_config(rig, &tb, config, measure),
+                };
+                eprintln!("attrib run {} {config:?}: {:.0}", run + 1, cell.rate);
+                row.push(cell);
             }
-            println!(
-                "| {} | {:.0} | {:.0} | {:.0} |",
-                run + 1,
-                row[0],
-                row[1],
-                row[2]
-            );
-            for (col, value) in cols.iter_mut().zip(row) {
-                col.push(value);
+            let text: Vec<String> = row
+                .iter()
+                .map(|c| format!("{:.0} ({:.2} µs)", c.rate, c.cpu_per_unit * 1e6))
+                .collect();
+            println!("| {} | {} |", run + 1, text.join(" | "));
+            for (col, cell) in cols.iter_mut().zip(row) {
+                col.push(cell);
             }
         }
-        let m: Vec<f64> = cols.iter_mut().map(|c| median(c)).collect();
+        let m: Vec<(f64, f64)> = cols
+            .iter()
+            .map(|c| {
+                let mut rates: Vec<f64> = c.iter().map(|c| c.rate).collect();
+                let mut cpu: Vec<f64> = c.iter().map(|c| c.cpu_per_unit * 1e6).collect();
+                (median(&mut rates), median(&mut cpu))
+            })
+            .collect();
+        let text: Vec<String> = m
+            .iter()
+            .map(|(rate, cpu)| {
+                format!(
+                    "**{rate:.0}** ({:.1}%; {cpu:.2} µs, {:.1}%)",
+                    rate / m[0].0 * 100.0,
+                    m[0].1 / cpu * 100.0
+                )
+            })
+            .collect();
+        println!("| **median** | {} |\n", text.join(" | "));
+        let paired = |i: usize| {
+            let mut ratios: Vec<f64> = cols[0]
+                .iter()
+                .zip(&cols[i])
+                .map(|(base, cell)| cell.rate / base.rate)
+                .collect();
+            median(&mut ratios) * 100.0
+        };
         println!(
-            "| **median** | **{:.0}** | **{:.0}** ({:.1}%) | **{:.0}** ({:.1}%) |\n",
-            m[0],
-            m[1],
-            m[1] / m[0] * 100.0,
-            m[2],
-            m[2] / m[0] * 100.0
+            "Median of the per-run ratios to no ruleset: mark-only {:.1}%, boxfence {:.1}%.\n",
+            paired(1),
+            paired(2)
         );
     }
     if bulk {
@@ -598,18 +647,23 @@ fn traffic(rig: &Rig, knobs: &Knobs, cps: bool, bulk: bool, attrib: bool) {
         std::thread::sleep(Duration::from_millis(500));
         let mut rows = Vec::new();
         for run in 0..knobs.runs {
-            let mut row = [0.0; 3];
+            let mut row = [None; 3];
             for config in orders[run % 3] {
-                let value = with_config(rig, &tb, config, || iperf_gbits(&tb.netns, knobs.secs));
-                row[config as usize] = value;
-                eprintln!("bulk run {} {config:?}: {value:.2}", run + 1);
+                if config == Config::Linear && run % knobs.linear_every != 0 {
+                    continue;
+                }
+                let cell = with_config(rig, &tb, config, || {
+                    Cell::measure(|| iperf_gbits(&tb.netns, knobs.secs))
+                });
+                row[config as usize] = Some(cell);
+                eprintln!("bulk run {} {config:?}: {:.2}", run + 1, cell.rate);
             }
             rows.push(row);
         }
         stop_child(&mut iperf);
         print_table(
             "Bulk TCP throughput (iperf3, one stream, box → internet netns)",
-            "Gbit/s",
+            ("Gbit/s", "CPU ms per Gbit", 1e3),
             &rows,
         );
     }
@@ -662,7 +716,7 @@ fn flush_conntrack(rig: &Rig) {
 /// engine's state. The engine's lock is held during every measurement, so
 /// its watchdog neither "repairs" a baseline mid-run nor runs `nft` in one
 /// configuration but not in the others (its cost is reported apart).
-fn with_config(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOnce() -> f64) -> f64 {
+fn with_config<T>(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOnce() -> T) -> T {
     let id = &tb.spec.id;
     match config {
         Config::Ours => rig.engine.while_locked(|| {
@@ -673,72 +727,79 @@ fn with_config(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOnce(
             measure()
         }),
         Config::Linear => {
-            let value = rig.engine.while_locked(|| {
-                let chain = format!("b_{id}_out");
-                let mut batch = format!("flush chain inet {TABLE} {chain}\n");
-                let mut rule =
-                    |r: String| batch.push_str(&format!("add rule inet {TABLE} {chain} {r}\n"));
-                rule("ip daddr @blocked4 goto deny_blocked".into());
-                rule("ip6 daddr @blocked6 goto deny_blocked".into());
-                for cidr in &tb.cidrs {
-                    rule(format!("ip daddr {cidr} goto b_{id}_app_out"));
-                }
-                rule(format!("ip daddr @b_{id}_learn4 goto b_{id}_app_out"));
-                rule("goto deny_box".into());
-                rig.nft(&batch);
-                assert!(
-                    try_connect(&tb.netns, CPS_PORT).is_ok(),
-                    "linear: box reaches the server"
-                );
-                measure()
-            });
-            // Updates carry only what changed in the engine's model, so
-            // the rewritten chain is put back as the watchdog puts back a
-            // missing table.
-            rig.nft(&format!("delete table inet {TABLE}\n"));
-            rig.engine.repair().expect("ruleset restored");
-            // A full restore drops learned elements: put them back.
-            rig.nft(&learn_batch(id, &tb.learned));
-            let rules = rig
-                .host_run(
-                    "nft",
-                    &["list", "chain", "inet", TABLE, &format!("b_{id}_out")],
-                )
-                .lines()
-                .count();
-            assert!(rules < 50, "box chain restored ({rules} lines)");
-            value
+            let chain = format!("b_{id}_out");
+            let mut batch = format!("flush chain inet {TABLE} {chain}\n");
+            let mut rule =
+                |r: String| batch.push_str(&format!("add rule inet {TABLE} {chain} {r}\n"));
+            rule("ip daddr @blocked4 goto deny_blocked".into());
+            rule("ip6 daddr @blocked6 goto deny_blocked".into());
+            for cidr in &tb.cidrs {
+                rule(format!("ip daddr {cidr} goto b_{id}_app_out"));
+            }
+            rule(format!("ip daddr @b_{id}_learn4 goto b_{id}_app_out"));
+            rule("goto deny_box".into());
+            with_edited_table(rig, tb, &batch, measure)
         }
-        Config::NoRuleset | Config::MarkOnly => {
-            let value = rig.engine.while_locked(|| {
-                let (pool4, uplink) = (rig.pool.ipv4, rig.lab.uplink());
-                let mut batch = format!(
-                    "delete table inet {TABLE}\n\
-                     add table inet bench_nat\n\
-                     add chain inet bench_nat post {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
-                     add rule inet bench_nat post ip saddr {pool4} oifname \"{uplink}\" masquerade\n"
-                );
-                if config == Config::MarkOnly {
-                    batch.push_str(&format!(
-                        "add chain inet bench_nat premark {{ type filter hook prerouting priority dstnat + 10; policy accept; }}\n\
-                         add rule inet bench_nat premark iifname \"bf-*\" meta mark set meta mark | {MARK:#x}\n\
-                         add rule inet bench_nat premark ip daddr {pool4} meta mark set meta mark | {MARK:#x}\n"
-                    ));
-                } else {
-                    rig.routing().uninstall(&rig.host);
-                }
-                rig.nft(&batch);
-                assert!(try_connect(&tb.netns, CPS_PORT).is_ok(), "{config:?}: box reaches the server");
-                let value = measure();
-                rig.nft("delete table inet bench_nat\n");
-                rig.routing().install(&rig.host).expect("routing rules back");
-                value
-            });
-            rig.engine.repair().expect("ruleset restored");
-            rig.nft(&learn_batch(id, &tb.learned));
+        // The boxfence table goes dormant (its hooks are unregistered, its
+        // content stays), so switching takes milliseconds and the cells of
+        // a run follow each other closely.
+        Config::NoRuleset | Config::MarkOnly => rig.engine.while_locked(|| {
+            let (pool4, uplink) = (rig.pool.ipv4, rig.lab.uplink());
+            let mut batch = format!(
+                "add table inet {TABLE} {{ flags dormant; }}\n\
+                 add table inet bench_nat\n\
+                 add chain inet bench_nat post {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
+                 add rule inet bench_nat post ip saddr {pool4} oifname \"{uplink}\" masquerade\n"
+            );
+            if config == Config::MarkOnly {
+                batch.push_str(&format!(
+                    "add chain inet bench_nat premark {{ type filter hook prerouting priority dstnat + 10; policy accept; }}\n\
+                     add rule inet bench_nat premark iifname \"bf-*\" meta mark set meta mark | {MARK:#x}\n\
+                     add rule inet bench_nat premark ip daddr {pool4} meta mark set meta mark | {MARK:#x}\n"
+                ));
+            } else {
+                rig.routing().uninstall(&rig.host);
+            }
+            rig.nft(&batch);
+            assert!(try_connect(&tb.netns, CPS_PORT).is_ok(), "{config:?}: box reaches the server");
+            let value = measure();
+            // Without flags, `add table` wakes the table up.
+            rig.nft(&format!("delete table inet bench_nat\nadd table inet {TABLE}\n"));
+            rig.routing().install(&rig.host).expect("routing rules back");
             value
-        }
+        }),
     }
+}
+
+/// Runs `measure` with the boxfence table changed by the nft `batch`,
+/// then restores the table. Lines of `batch` that start with `!` are
+/// commands run in the lab host first (`! ip link set bf-tb group 7`).
+fn with_edited_table<T>(rig: &Rig, tb: &TrafficBox, batch: &str, measure: impl FnOnce() -> T) -> T {
+    let value = rig.engine.while_locked(|| {
+        let (commands, nft): (Vec<&str>, Vec<&str>) =
+            batch.lines().partition(|line| line.starts_with('!'));
+        for command in commands {
+            let words: Vec<&str> = command[1..].split_whitespace().collect();
+            rig.host_run(words[0], &words[1..]);
+        }
+        rig.nft(
+            &nft.iter()
+                .map(|line| format!("{line}\n"))
+                .collect::<String>(),
+        );
+        assert!(
+            try_connect(&tb.netns, CPS_PORT).is_ok(),
+            "edited table: box reaches the server"
+        );
+        measure()
+    });
+    // Updates carry only what changed in the engine's model, so the table
+    // is put back as the watchdog puts back a missing table.
+    rig.nft(&format!("delete table inet {TABLE}\n"));
+    rig.engine.repair().expect("ruleset restored");
+    // A full restore drops learned elements: put them back.
+    rig.nft(&learn_batch(&tb.spec.id, &tb.learned));
+    value
 }
 
 fn try_connect(netns: &Path, port: u16) -> std::io::Result<()> {
@@ -892,43 +953,115 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Rows are runs, columns `Config as usize`.
-fn print_table(title: &str, unit: &str, rows: &[[f64; 3]]) {
-    println!("### {title}\n");
-    println!(
-        "| run | no ruleset ({unit}) | boxfence ({unit}) | boxfence / no ruleset | 10,000 linear rules ({unit}) | linear / no ruleset |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|");
-    let mut cols: [Vec<f64>; 5] = Default::default();
-    for (i, row) in rows.iter().enumerate() {
-        let (ours, base, linear) = (
-            row[Config::Ours as usize],
-            row[Config::NoRuleset as usize],
-            row[Config::Linear as usize],
-        );
-        let values = [base, ours, ours / base, linear, linear / base];
-        println!(
-            "| {} | {:.2} | {:.2} | {:.1}% | {:.2} | {:.1}% |",
-            i + 1,
-            values[0],
-            values[1],
-            values[2] * 100.0,
-            values[3],
-            values[4] * 100.0
-        );
-        for (col, value) in cols.iter_mut().zip(values) {
-            col.push(value);
+/// One measurement: a rate, and the busy CPU time of the whole machine
+/// per unit of that rate's work (all processes and the kernel: the load
+/// generators, the servers and the packet path). Throughput on this shared
+/// VM drifts between cells; the CPU cost of the same work does much less.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    rate: f64,
+    cpu_per_unit: f64,
+}
+
+impl Cell {
+    /// Runs `measure`, which returns a rate per second over its run.
+    fn measure(measure: impl FnOnce() -> f64) -> Self {
+        let busy = busy_cpu_seconds();
+        let started = Instant::now();
+        let rate = measure();
+        let elapsed = started.elapsed().as_secs_f64();
+        let busy = busy_cpu_seconds() - busy;
+        Self {
+            rate,
+            cpu_per_unit: busy / (rate * elapsed),
         }
     }
-    let m: Vec<f64> = cols.iter_mut().map(|c| median(c)).collect();
+}
+
+/// Busy time of all CPUs since boot (user, nice, system, irq, softirq; not
+/// idle, iowait or time stolen by the hypervisor).
+fn busy_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .expect("cpu line")
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().expect("jiffies"))
+        .collect();
+    let busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6];
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100);
+    busy / ticks as f64
+}
+
+/// Rows are runs, columns `Config as usize` (`None`: not measured in that
+/// run). Ratios are taken within each run (the configurations of one run
+/// follow each other within seconds), then their median; the CPU ratio is
+/// no-ruleset cost / configuration cost, so both read "percent of no
+/// ruleset", higher is better.
+fn print_table(
+    title: &str,
+    (unit, cpu_unit, scale): (&str, &str, f64),
+    rows: &[[Option<Cell>; 3]],
+) {
+    println!("### {title}\n");
     println!(
-        "| **median** | **{:.2}** | **{:.2}** | **{:.1}%** | **{:.2}** | **{:.1}%** |\n",
-        m[0],
-        m[1],
-        m[2] * 100.0,
-        m[3],
-        m[4] * 100.0
+        "| run | no ruleset ({unit}) | boxfence | ratio | linear rules | ratio | {cpu_unit}: no ruleset | boxfence | ratio | linear | ratio |"
     );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut cols: [Vec<f64>; 10] = Default::default();
+    for (i, row) in rows.iter().enumerate() {
+        let [Some(ours), Some(base), linear] =
+            [Config::Ours, Config::NoRuleset, Config::Linear].map(|config| row[config as usize])
+        else {
+            continue;
+        };
+        let rate = |c: Option<Cell>| c.map(|c| c.rate);
+        let cpu = |c: Option<Cell>| c.map(|c| c.cpu_per_unit);
+        let values = [
+            Some(base.rate),
+            Some(ours.rate),
+            Some(ours.rate / base.rate),
+            rate(linear),
+            rate(linear).map(|r| r / base.rate),
+            Some(base.cpu_per_unit * scale),
+            Some(ours.cpu_per_unit * scale),
+            Some(base.cpu_per_unit / ours.cpu_per_unit),
+            cpu(linear).map(|c| c * scale),
+            cpu(linear).map(|c| base.cpu_per_unit / c),
+        ];
+        println!("| {} | {} |", i + 1, row_text(&values, false));
+        for (col, value) in cols.iter_mut().zip(values) {
+            col.extend(value);
+        }
+    }
+    let m: Vec<Option<f64>> = cols
+        .iter_mut()
+        .map(|c| (!c.is_empty()).then(|| median(c)))
+        .collect();
+    println!("| **median** | {} |\n", row_text(&m, true));
+}
+
+/// In each group of five values, the third and fifth are ratios.
+fn row_text(values: &[Option<f64>], bold: bool) -> String {
+    let cells: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let Some(v) = v else { return "–".to_owned() };
+            let text = if i % 5 == 2 || i % 5 == 4 {
+                format!("{:.1}%", v * 100.0)
+            } else {
+                format!("{v:.2}")
+            };
+            if bold { format!("**{text}**") } else { text }
+        })
+        .collect();
+    cells.join(" | ")
 }
 
 // ---------------------------------------------------------------- control plane

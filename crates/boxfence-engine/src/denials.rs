@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
 use boxfence_dataplane::nflog::{LoggedPacket, NflogReader};
-use boxfence_dataplane::ruleset::LOG_GROUP;
+use boxfence_dataplane::ruleset::{BoxLink, LOG_GROUP};
 use boxfence_policy::{Direction, FlowEvent, FlowEventKind, Layer, evaluate};
 use boxfence_resolver::Refusal;
 
@@ -54,14 +54,23 @@ impl LinuxEngine {
                 .as_deref()
                 .is_some_and(|name| name.starts_with(prefix))
         };
-        let (direction, ifname, remote) = if is_box(&packet.indev) {
-            (Direction::Egress, packet.indev.clone()?, flow.dst)
-        } else if is_box(&packet.outdev) {
-            (Direction::Ingress, packet.outdev.clone()?, flow.src)
+        // Traffic to a box is judged before routing, so the box it was
+        // for is known by its address, not by an output interface.
+        let (direction, link, remote) = if is_box(&packet.indev) {
+            let ifname = packet.indev.as_deref()?;
+            (
+                Direction::Egress,
+                self.link_where(|link| link.ifname == ifname)?,
+                flow.dst,
+            )
         } else {
-            return None;
+            let to_box = |link: &BoxLink| [IpAddr::V4(link.ipv4), IpAddr::V6(link.ipv6)];
+            (
+                Direction::Ingress,
+                self.link_where(|link| to_box(link).contains(&flow.dst))?,
+                flow.src,
+            )
         };
-        let link = self.link_by_ifname(&ifname)?;
         let entry = self.directory().lookup(IpAddr::V4(link.ipv4));
         let domain = entry
             .as_ref()

@@ -18,7 +18,8 @@ use boxfence_engine::{
     MachineSpec, ResolverHandle, SharedLinuxEngine,
 };
 use boxfence_lab::{
-    CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, Lab, LabDns, SERVER_V4, SERVER_V6, require_root,
+    CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, LAB_HOST_V4, Lab, LabDns, SERVER_V4, SERVER_V6,
+    require_root,
 };
 use boxfence_policy::{
     AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, FlowEvent, FlowEventKind, Layer, Machine,
@@ -477,7 +478,7 @@ fn a_box_whose_elements_were_removed_is_still_deleted_whole(rig: &Rig) {
     let out = rig.host(&["nft", "list", "table", "inet", "boxfence"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("chain forward"),
+        table.contains("chain prerouting_filter"),
         "the table is there: {table}"
     );
     assert!(
@@ -963,6 +964,24 @@ fn every_denial_has_an_event_with_its_reason(rig: &Rig) {
         assert_eq!(matching[0].layer, Some(layer));
         assert_eq!(matching[0].kind, FlowEventKind::Connection);
     }
+    // The host, at its box-side gateway and at its uplink address (which
+    // the policy would let through if it were not the host's own).
+    let host_reason = "boxes may reach the host only at the built-in resolver";
+    let gateway = rig.pool.gateways().ipv4;
+    for (n, url) in [
+        format!("http://{gateway}:22/"),
+        format!("http://{LAB_HOST_V4}:22/"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(rig.curl(&b, url), REFUSED, "{url}");
+        let events = events_until(rig, &b, |e| {
+            e.reason == host_reason && e.dport == Some(22) && e.dst == url_host(url)
+        });
+        let matching = events.iter().filter(|e| e.reason == host_reason).count();
+        assert_eq!(matching, n + 1, "one event for {url}: {events:#?}");
+    }
     assert_eq!(rig.curl(&b, "https://github.com/"), UNRESOLVED);
     let events = events_until(rig, &b, |e| e.kind == FlowEventKind::DnsQuery);
     let refusal = events
@@ -999,7 +1018,7 @@ fn every_denial_has_an_event_with_its_reason(rig: &Rig) {
         .filter(|e| e.kind == FlowEventKind::Connection)
         .count();
     assert_eq!(
-        connections, 5,
+        connections, 7,
         "no connection event beyond the denials made: {total:#?}"
     );
     assert!(
@@ -1009,6 +1028,12 @@ fn every_denial_has_an_event_with_its_reason(rig: &Rig) {
             .all(|e| e.domain.as_deref() == Some("github.com")),
         "each refused query (A, AAAA, retries) of github.com only: {total:#?}"
     );
+}
+
+/// The address a `http://a.b.c.d:port/` URL names.
+fn url_host(url: &str) -> Option<std::net::IpAddr> {
+    let host = url.strip_prefix("http://")?.split(':').next()?;
+    host.parse().ok()
 }
 
 fn a_flood_of_denials_stays_bounded(rig: &Rig) {

@@ -164,10 +164,14 @@ pub enum Element {
     IfnameAddr(String, IpAddr),
     /// An interface · source address pair and its conntrack zone (`zone4`/`zone6`).
     IfnameAddrZone(String, IpAddr, u16),
-    /// An interface and the verdict it maps to (`out_chains`/`in_chains`).
+    /// An interface and the verdict it maps to (`out_chains`).
     IfnameVerdict(String, Verdict),
     /// An interface as a key alone (to delete it from a map).
     Ifname(String),
+    /// An address and the verdict it maps to (`in4`/`in6`).
+    AddrVerdict(IpAddr, Verdict),
+    /// An address as a key alone (to delete it from a map).
+    Addr(IpAddr),
 }
 
 /// One command of a transaction on the table.

@@ -126,5 +126,7 @@ fn element_text(element: &Element) -> String {
         }
         Element::IfnameAddrZone(ifname, addr, zone) => format!("\"{ifname}\" . {addr} : {zone}"),
         Element::Ifname(ifname) => format!("\"{ifname}\""),
+        Element::AddrVerdict(addr, verdict) => format!("{addr} : {}", verdict_text(verdict)),
+        Element::Addr(addr) => addr.to_string(),
     }
 }

@@ -10,7 +10,7 @@ use super::NetlinkError;
 use super::batch::{Batch, BatchWriter, NLM_F_APPEND, Part};
 use super::expr::{NFTA_DATA_VALUE, OBJECT_COUNTER, write_rule, write_verdict};
 use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Writer, attr_size};
-use crate::nft::{Command, Element, SetKind, command_line};
+use crate::nft::{Command, Element, SetKind, Verdict, command_line};
 
 /// `NFT_MSG_*` kinds.
 const NEWCHAIN: u16 = 3;
@@ -280,15 +280,13 @@ fn encode_elements(elements: &[Element]) -> Result<Vec<Vec<u8>>, NetlinkError> {
                 out.push(element_bytes(&key, None, 0, None, false));
             }
             Element::IfnameVerdict(ifname, verdict) => {
-                let mut data = Writer::default();
-                write_verdict(&mut data, verdict);
-                out.push(element_bytes(
-                    &ifname_bytes(ifname)?,
-                    None,
-                    0,
-                    Some(&data.into_bytes()),
-                    false,
-                ));
+                out.push(verdict_element(&ifname_bytes(ifname)?, verdict));
+            }
+            Element::AddrVerdict(addr, verdict) => {
+                out.push(verdict_element(&address_bytes(*addr), verdict));
+            }
+            Element::Addr(addr) => {
+                out.push(element_bytes(&address_bytes(*addr), None, 0, None, false));
             }
             Element::IfnameAddrZone(ifname, addr, zone) => {
                 let mut key = ifname_bytes(ifname)?;
@@ -309,6 +307,13 @@ fn encode_elements(elements: &[Element]) -> Result<Vec<Vec<u8>>, NetlinkError> {
         }
     }
     Ok(out)
+}
+
+/// A verdict map's element.
+fn verdict_element(key: &[u8], verdict: &Verdict) -> Vec<u8> {
+    let mut data = Writer::default();
+    write_verdict(&mut data, verdict);
+    element_bytes(key, None, 0, Some(&data.into_bytes()), false)
 }
 
 /// One `NFTA_LIST_ELEM`: flags, key, key end, data, user data.

@@ -22,7 +22,8 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     // dropped.
     for (name, kind) in [
         ("out_chains", "type ifname : verdict;"),
-        ("in_chains", "type ifname : verdict;"),
+        ("in4", "type ipv4_addr : verdict;"),
+        ("in6", "type ipv6_addr : verdict;"),
         ("zone4", "typeof iifname . ip saddr : ct zone;"),
         ("zone6", "typeof iifname . ip6 saddr : ct zone;"),
     ] {
@@ -51,6 +52,7 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     }
     text_chain(batch, "deny_spoof", deny_rules("anti_spoof", "drop"));
     let (gateway4, gateway6) = (config.gateway4, config.gateway6);
+    let (pool4, pool6) = (config.pool4, config.pool6);
     text_chain(
         batch,
         "box_to_host",
@@ -68,6 +70,28 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             format!("goto {DENY_HOST}"),
         ],
     );
+    // What the host would deliver to itself is judged as host access,
+    // everything else by the box's egress chain.
+    text_chain(
+        batch,
+        "from_box",
+        vec![
+            "fib daddr type { local, broadcast, multicast } goto box_to_host".into(),
+            "ct state invalid drop".into(),
+            "iifname vmap @out_chains".into(),
+            format!("goto {DENY_BOX}"),
+        ],
+    );
+    text_chain(
+        batch,
+        "to_box",
+        vec![
+            "ct state invalid drop".into(),
+            "ip daddr vmap @in4".into(),
+            "ip6 daddr vmap @in6".into(),
+            format!("goto {DENY_BOX}"),
+        ],
+    );
 
     let base = |name: &str, hook: &str, rules: Vec<String>| -> Vec<String> {
         let mut lines = vec![format!(
@@ -81,7 +105,6 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
         );
         lines
     };
-    let (pool4, pool6) = (config.pool4, config.pool6);
     let masquerade_out = if config.uplinks.is_empty() {
         format!("oifname != {boxes}")
     } else {
@@ -103,17 +126,24 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
                 "goto deny_spoof".into(),
             ],
         ),
+        // The whole policy is judged here, before routing: one hook after
+        // dstnat instead of a forward chain saves every packet a hook, and
+        // a packet of an established flow leaves after three rules that
+        // load nothing but its header and state.
         // Policy routing makes unmarked box traffic unreachable, so a
         // flushed or missing table fails closed. Box packets were marked
-        // in raw; traffic to boxes is marked after dstnat, by the box
-        // address a reply is translated back to.
+        // in raw; traffic to boxes is marked here, by the box address a
+        // reply was translated back to.
         base(
-            "prerouting_mark",
+            "prerouting_filter",
             "type filter hook prerouting priority dstnat + 10",
             vec![
-                format!("iifname {boxes} accept"),
-                format!("ip daddr {pool4} meta mark set meta mark | {mark:#x} accept"),
-                format!("ip6 daddr {pool6} meta mark set meta mark | {mark:#x} accept"),
+                format!("ip daddr {pool4} meta mark set meta mark | {mark:#x}"),
+                format!("ip6 daddr {pool6} meta mark set meta mark | {mark:#x}"),
+                "ct state established,related accept".into(),
+                format!("iifname {boxes} goto from_box"),
+                format!("ip daddr {pool4} goto to_box"),
+                format!("ip6 daddr {pool6} goto to_box"),
             ],
         ),
         // Every DNS query of a box, to any address, goes to the resolver.
@@ -131,19 +161,9 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
                 ),
             ],
         ),
-        base(
-            "forward",
-            "type filter hook forward priority filter",
-            vec![
-                "ct state established,related accept".into(),
-                format!("iifname {boxes} ct state invalid drop"),
-                format!("oifname {boxes} ct state invalid drop"),
-                "iifname vmap @out_chains".into(),
-                "oifname vmap @in_chains".into(),
-                format!("iifname {boxes} goto {DENY_BOX}"),
-                format!("oifname {boxes} goto {DENY_BOX}"),
-            ],
-        ),
+        // Already judged in prerouting; kept so that nothing a box sends
+        // reaches the host unless `box_to_host` allows it, whatever the
+        // routing tables say.
         base(
             "input",
             "type filter hook input priority filter",

@@ -103,22 +103,32 @@ fn egress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<Rule> {
         BoxLayer::DenyAll => rules.push(Rule::verdict(goto(DENY_BOX))),
         BoxLayer::AllowAll => rules.push(Rule::verdict(goto(app))),
         BoxLayer::Custom(custom) => {
-            rules.push(Rule::when(
-                daddr_in(Family::Ipv4, names.set("deny4")),
-                goto(DENY_BOX),
-            ));
-            rules.push(Rule::when(
-                daddr_in(Family::Ipv6, names.set("deny6")),
-                goto(DENY_BOX),
-            ));
+            // A lookup in a set that stays empty matches nothing: it is left
+            // out, so a connection's first packet does only the lookups
+            // that can decide it. (A change of the lists rewrites the chain
+            // in the same transaction as the sets.)
+            let (deny4, deny6) = split(&custom.denied);
+            for (family, set, used) in [
+                (Family::Ipv4, "deny4", !deny4.is_empty()),
+                (Family::Ipv6, "deny6", !deny6.is_empty()),
+            ] {
+                if used {
+                    rules.push(Rule::when(daddr_in(family, names.set(set)), goto(DENY_BOX)));
+                }
+            }
             if custom.default_deny() {
-                for (family, set) in [
-                    (Family::Ipv4, "allow4"),
-                    (Family::Ipv6, "allow6"),
-                    (Family::Ipv4, "learn4"),
-                    (Family::Ipv6, "learn6"),
+                let (allow4, allow6) = split(&custom.allowed_cidrs);
+                // Only `allowedDomains` ever fill the learned sets.
+                let learns = !custom.allowed_domains.is_empty();
+                for (family, set, used) in [
+                    (Family::Ipv4, "allow4", !allow4.is_empty()),
+                    (Family::Ipv6, "allow6", !allow6.is_empty()),
+                    (Family::Ipv4, "learn4", learns),
+                    (Family::Ipv6, "learn6", learns),
                 ] {
-                    rules.push(Rule::when(daddr_in(family, names.set(set)), goto(&app)));
+                    if used {
+                        rules.push(Rule::when(daddr_in(family, names.set(set)), goto(&app)));
+                    }
                 }
                 rules.push(Rule::verdict(goto(DENY_BOX)));
             } else {

@@ -1,9 +1,10 @@
 //! The nftables ruleset: one `inet` table owned by boxfence, changed only
 //! by whole batches (one kernel transaction each).
 //!
-//! Per packet the cost does not grow with boxes or rules: the forward chain
-//! dispatches by interface through verdict maps to the box's own chains,
-//! and every list is an interval set. App policies compile once into
+//! Per packet the cost does not grow with boxes or rules: one prerouting
+//! chain (after dstnat) dispatches through verdict maps, by interface for
+//! what a box sends and by address for what is sent to it, to the box's
+//! own chains, and every list is an interval set. App policies compile once into
 //! chains and sets shared by every box they select.
 
 mod base;
@@ -12,7 +13,7 @@ mod names;
 mod objects;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use boxfence_policy::matchers::IpRange;
 use boxfence_policy::{CompiledAppPolicy, Direction, EffectivePolicy};
@@ -137,7 +138,7 @@ impl Ruleset {
         for entry in self.boxes.values_mut() {
             entry.objects.iter().for_each(|o| batch.upsert(o));
             entry.failed_closed = false;
-            link_elements(&entry.link, false, &mut batch);
+            link_elements(&entry.link, &mut batch);
         }
         batch
     }
@@ -190,7 +191,12 @@ impl Ruleset {
                 .for_each(|o| batch.upsert(o));
             match old {
                 Some(e) if e.link == *link && !e.failed_closed => {}
-                _ => link_elements(link, old.is_some_and(|e| e.failed_closed), &mut batch),
+                Some(e) if e.link == *link => dispatch_to_chains(link, true, &mut batch),
+                Some(e) => {
+                    unlink(&e.link, &mut batch);
+                    link_elements(link, &mut batch);
+                }
+                None => link_elements(link, &mut batch),
             }
             let entry = BoxEntry {
                 link: link.clone(),
@@ -210,20 +216,7 @@ impl Ruleset {
     pub fn remove_box(&mut self, id: &str) -> Option<Batch> {
         let entry = self.boxes.remove(id)?;
         let mut batch = Batch::new(&self.config.table);
-        let link = &entry.link;
-        let ifname = &link.ifname;
-        for map in ["out_chains", "in_chains"] {
-            batch.push(Command::delete_element(
-                map,
-                Element::Ifname(ifname.clone()),
-            ));
-        }
-        for (set, addr) in [("zone4", link.ipv4.into()), ("zone6", link.ipv6.into())] {
-            batch.push(Command::delete_element(
-                set,
-                Element::IfnameAddr(ifname.clone(), addr),
-            ));
-        }
+        unlink(&entry.link, &mut batch);
         entry.objects.iter().for_each(|o| batch.flush_chain(o));
         remove_objects(&entry.objects, &mut batch);
         self.release(entry.policies, &mut batch);
@@ -239,16 +232,10 @@ impl Ruleset {
         let mut batch = Batch::new(&self.config.table);
         for id in ids {
             if let Some(entry) = self.boxes.get_mut(*id) {
-                let ifname = &entry.link.ifname;
-                for map in ["out_chains", "in_chains"] {
-                    batch.push(Command::delete_element(
-                        map,
-                        Element::Ifname(ifname.clone()),
-                    ));
-                    batch.push(Command::add_element(
-                        map,
-                        Element::IfnameVerdict(ifname.clone(), Verdict::Goto(DENY_BOX.into())),
-                    ));
+                for entry in dispatch(&entry.link) {
+                    batch.push(Command::delete_element(entry.map, entry.key()));
+                    let deny = Verdict::Goto(DENY_BOX.into());
+                    batch.push(Command::add_element(entry.map, entry.to(deny)));
                 }
                 entry.failed_closed = true;
             }
@@ -274,35 +261,101 @@ impl Ruleset {
 }
 
 /// Adds the box's elements to the zone (and anti-spoofing) maps and the
-/// dispatch maps. Adding
-/// an element that exists with the same value is a no-op, but a different
-/// value needs a delete first (`replace`); both sit in one transaction, so
-/// no packet sees the gap.
-fn link_elements(link: &BoxLink, replace: bool, batch: &mut Batch) {
+/// dispatch maps.
+fn link_elements(link: &BoxLink, batch: &mut Batch) {
+    for (map, addr) in zone_keys(link) {
+        batch.push(Command::add_element(
+            map,
+            Element::IfnameAddrZone(link.ifname.clone(), addr, link.zone),
+        ));
+    }
+    dispatch_to_chains(link, false, batch);
+}
+
+/// Points the dispatch maps at the box's chains. An element that exists
+/// with another value needs a delete first (`replace`); both sit in one
+/// transaction, so no packet sees the gap.
+fn dispatch_to_chains(link: &BoxLink, replace: bool, batch: &mut Batch) {
     let names = names::BoxNames::new(&link.id);
-    let ifname = &link.ifname;
-    for (map, addr) in [("zone4", link.ipv4.into()), ("zone6", link.ipv6.into())] {
-        batch.push(Command::add_element(
-            map,
-            Element::IfnameAddrZone(ifname.clone(), addr, link.zone),
-        ));
-    }
-    for (map, direction) in [
-        ("out_chains", Direction::Egress),
-        ("in_chains", Direction::Ingress),
-    ] {
+    for entry in dispatch(link) {
         if replace {
-            batch.push(Command::delete_element(
-                map,
-                Element::Ifname(ifname.clone()),
-            ));
+            batch.push(Command::delete_element(entry.map, entry.key()));
         }
-        let chain = Verdict::Goto(names.chain(direction));
-        batch.push(Command::add_element(
+        let chain = Verdict::Goto(names.chain(entry.direction));
+        batch.push(Command::add_element(entry.map, entry.to(chain)));
+    }
+}
+
+/// Removes the box's elements from every map.
+fn unlink(link: &BoxLink, batch: &mut Batch) {
+    for (map, addr) in zone_keys(link) {
+        batch.push(Command::delete_element(
             map,
-            Element::IfnameVerdict(ifname.clone(), chain),
+            Element::IfnameAddr(link.ifname.clone(), addr),
         ));
     }
+    for entry in dispatch(link) {
+        batch.push(Command::delete_element(entry.map, entry.key()));
+    }
+}
+
+fn zone_keys(link: &BoxLink) -> [(&'static str, IpAddr); 2] {
+    [("zone4", link.ipv4.into()), ("zone6", link.ipv6.into())]
+}
+
+/// One entry of a box in a dispatch map: traffic a box sends is found by
+/// its interface, traffic sent to it (judged before routing, when the
+/// output interface is not known yet) by its address.
+struct DispatchEntry {
+    map: &'static str,
+    direction: Direction,
+    key: DispatchKey,
+}
+
+enum DispatchKey {
+    Ifname(String),
+    Addr(IpAddr),
+}
+
+impl DispatchEntry {
+    fn key(&self) -> Element {
+        match &self.key {
+            DispatchKey::Ifname(ifname) => Element::Ifname(ifname.clone()),
+            DispatchKey::Addr(addr) => Element::Addr(*addr),
+        }
+    }
+
+    fn to(&self, verdict: Verdict) -> Element {
+        match &self.key {
+            DispatchKey::Ifname(ifname) => Element::IfnameVerdict(ifname.clone(), verdict),
+            DispatchKey::Addr(addr) => Element::AddrVerdict(*addr, verdict),
+        }
+    }
+}
+
+fn dispatch(link: &BoxLink) -> [DispatchEntry; 3] {
+    let entry = |map, direction, key| DispatchEntry {
+        map,
+        direction,
+        key,
+    };
+    [
+        entry(
+            "out_chains",
+            Direction::Egress,
+            DispatchKey::Ifname(link.ifname.clone()),
+        ),
+        entry(
+            "in4",
+            Direction::Ingress,
+            DispatchKey::Addr(link.ipv4.into()),
+        ),
+        entry(
+            "in6",
+            Direction::Ingress,
+            DispatchKey::Addr(link.ipv6.into()),
+        ),
+    ]
 }
 
 /// Deletes chains, then the sets their rules used.

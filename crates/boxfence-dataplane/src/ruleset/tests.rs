@@ -278,3 +278,54 @@ fn after_a_failed_batch_the_next_update_sends_everything_again() {
         "the box is dispatched to its chains again: {listed}"
     );
 }
+
+/// The sets a box's egress chain looks addresses up in, in order.
+fn egress_lookups(policy: &EffectivePolicy) -> Vec<String> {
+    let objects = compile::box_objects("b1", policy);
+    let Some(Object::Chain { rules, .. }) = objects
+        .iter()
+        .find(|o| matches!(o, Object::Chain { name, .. } if name == "b_b1_out"))
+    else {
+        panic!("no egress chain in {objects:?}");
+    };
+    rules
+        .iter()
+        .flat_map(|rule| &rule.matches)
+        .filter_map(|m| match m {
+            crate::nft::Match::Addr { set, .. } => Some(set.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_box_chain_looks_up_only_sets_that_can_hold_an_address() {
+    let cidrs = effective(
+        "b1",
+        json!({"mode": "custom", "allowedCidrs": ["151.101.0.0/16"]}),
+        &[],
+    );
+    assert_eq!(
+        egress_lookups(&cidrs),
+        ["blocked4", "blocked6", "b_b1_allow4"],
+        "no denied CIDRs, no IPv6 CIDRs, no domains: those lookups are left out"
+    );
+    let everything = effective(
+        "b1",
+        json!({"mode": "custom", "allowedCidrs": ["151.101.0.0/16", "2001:db8::/32"],
+               "deniedCidrs": ["151.101.1.0/24"], "allowedDomains": ["github.com"]}),
+        &[],
+    );
+    assert_eq!(
+        egress_lookups(&everything),
+        [
+            "blocked4",
+            "blocked6",
+            "b_b1_deny4",
+            "b_b1_allow4",
+            "b_b1_allow6",
+            "b_b1_learn4",
+            "b_b1_learn6"
+        ]
+    );
+}

@@ -257,16 +257,13 @@ impl LinuxEngine {
 
     /// The box whose host-side interface is `ifname`. Reads the state
     /// without counting as a change.
-    pub(crate) fn link_by_ifname(&self, ifname: &str) -> Option<BoxLink> {
+    /// The first box link that `pred` accepts.
+    pub(crate) fn link_where(&self, pred: impl Fn(&BoxLink) -> bool) -> Option<BoxLink> {
         let state = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state
-            .links
-            .values()
-            .find(|link| link.ifname == ifname)
-            .cloned()
+        state.links.values().find(|link| pred(link)).cloned()
     }
 
     pub(crate) fn set_writer(&self) -> Option<&SetWriter> {
