@@ -1324,6 +1324,21 @@ fn many_boxes(rig: &Rig, knobs: &Knobs) {
         sample.len()
     );
 
+    // After the engine's own changes the watchdog lists the table, builds
+    // the model apart (a throwaway namespace) and lists that.
+    let started = Instant::now();
+    let repaired = rig.engine.repair().expect("watchdog comparison");
+    println!(
+        "the watchdog's comparison after the creates (list the table, build the model in a throwaway \
+         namespace, list it): {:.1?}{}\n",
+        started.elapsed(),
+        if repaired {
+            "; it REPAIRED the table"
+        } else {
+            "; nothing to repair"
+        }
+    );
+
     single_box_updates(rig, knobs, "u2", &format!("{n} other boxes on the host"));
 
     // App-wide: the app policy every box selects changes; one apply call.

@@ -106,6 +106,10 @@ fn main() {
         ),
         ("altered_rules_are_repaired", altered_rules_are_repaired),
         (
+            "an_alteration_right_after_a_change_is_repaired",
+            an_alteration_right_after_a_change_is_repaired,
+        ),
+        (
             "every_denial_has_an_event_with_its_reason",
             every_denial_has_an_event_with_its_reason,
         ),
@@ -813,6 +817,13 @@ fn resolver_expiry_keeps_open_connections(rig: &Rig) {
 fn app_rule_domains_allow_that_name_and_port_only(rig: &Rig) {
     let policy = json!({"name": "gh", "selector": {"all": true}, "rules": [
         {"action": "allow", "direction": "egress", "ports": [{"protocol": "tcp", "port": 443}], "domains": ["api.github.com"]}]});
+    let repairs = || {
+        metric(
+            &rig.engine.metrics_text(),
+            "boxfence_reconcile_repairs_total",
+        )
+    };
+    let repairs_before = repairs();
     let b = rig.create("dns5", json!({"mode": "allow-all"}), &[policy]);
     assert_eq!(rig.curl(&b, "https://api.github.com/"), "200");
     assert_eq!(
@@ -830,6 +841,13 @@ fn app_rule_domains_allow_that_name_and_port_only(rig: &Rig) {
         REFUSED,
         "no rule allows other destinations"
     );
+    // The table, with the resolver's learned elements in it, is what the
+    // model says: the watchdog finds nothing to repair.
+    assert!(
+        !rig.engine.repair().expect("check"),
+        "the engine's own changes and learned addresses are not tampering"
+    );
+    assert_eq!(repairs(), repairs_before, "nor did the watchdog repair");
 }
 
 const OTHER: &str = "203.0.113.10";
@@ -905,6 +923,51 @@ fn altered_rules_are_repaired(rig: &Rig) {
     assert!(
         !rig.engine.repair().expect("check"),
         "learned addresses are not tampering"
+    );
+}
+
+/// Someone alters the table right after the engine changed it (before the
+/// watchdog listed it again): the alteration is not taken for the change.
+fn an_alteration_right_after_a_change_is_repaired(rig: &Rig) {
+    let b = rig.create("tamper2", json!({"mode": "deny-all"}), &[]);
+    assert!(
+        !rig.engine.repair().expect("check"),
+        "nothing to repair at first"
+    );
+    rig.update(
+        &b,
+        json!({"mode": "custom", "allowedCidrs": ["203.0.113.0/24"]}),
+        &[],
+    );
+    let opened = rig.host(&[
+        "nft",
+        "insert",
+        "rule",
+        "inet",
+        "boxfence",
+        "b_tamper2_out",
+        "accept",
+    ]);
+    assert!(opened.status.success(), "{opened:?}");
+    let opened_up = || {
+        let out = rig.host(&["nft", "list", "chain", "inet", "boxfence", "b_tamper2_out"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|line| line.trim() == "accept")
+    };
+    // Repaired by this call or by the watchdog, whichever runs first.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while opened_up() {
+        assert!(
+            Instant::now() < deadline,
+            "the inserted accept must be removed"
+        );
+        rig.engine.repair().expect("repair");
+    }
+    assert_eq!(rig.curl(&b, &format!("http://{SERVER_V4}/")), REFUSED);
+    assert!(
+        !rig.engine.repair().expect("check"),
+        "the restored table is the engine's"
     );
 }
 

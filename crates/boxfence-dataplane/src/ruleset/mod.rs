@@ -126,18 +126,27 @@ impl Ruleset {
     /// with the whole ruleset, atomically (resolver-learned addresses are
     /// dropped, which only restricts).
     pub fn full(&mut self) -> Batch {
+        let batch = self.whole();
+        self.policies.values_mut().for_each(|p| p.unsure = false);
+        self.boxes
+            .values_mut()
+            .for_each(|e| e.failed_closed = false);
+        batch
+    }
+
+    /// The batch [`full`](Self::full) sends, without taking it as sent:
+    /// what the table holds when it holds exactly the model.
+    pub fn whole(&self) -> Batch {
         let table = &self.config.table;
         let mut batch = Batch::new(table);
         batch.line(format!("add table inet {table}"));
         batch.line(format!("delete table inet {table}"));
         base::render(&self.config, &mut batch);
-        for policy in self.policies.values_mut() {
+        for policy in self.policies.values() {
             policy.objects.iter().for_each(|o| batch.upsert(o));
-            policy.unsure = false;
         }
-        for entry in self.boxes.values_mut() {
+        for entry in self.boxes.values() {
             entry.objects.iter().for_each(|o| batch.upsert(o));
-            entry.failed_closed = false;
             link_elements(&entry.link, &mut batch);
         }
         batch

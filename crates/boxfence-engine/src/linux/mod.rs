@@ -75,9 +75,10 @@ struct State {
     flows: HashMap<String, (u64, Vec<Entry>)>,
     /// Bumped by every call that may change the table (`lock_to_change`).
     generation: u64,
-    /// The table's digest as the watchdog last saw it, and the generation
-    /// it saw then: a different digest at the same generation means
-    /// someone else altered the table.
+    /// The table's digest when the watchdog last found it right, and the
+    /// generation then: while the generation stays, the table must keep
+    /// that digest; after the engine's own changes it must match the
+    /// model, built apart in a throwaway namespace.
     seen: Option<(u64, u64)>,
 }
 
@@ -309,7 +310,8 @@ impl LinuxEngine {
     }
 
     /// The lock, for a call that may change the table: the watchdog then
-    /// takes what it lists next as the engine's doing, not tampering.
+    /// compares what it lists next with the model, not with its last
+    /// listing.
     fn lock_to_change(&self) -> MutexGuard<'_, State> {
         let mut state = self.lock();
         state.generation += 1;

@@ -5,6 +5,7 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::nft_watch::NftWatch;
 
 use super::{LinuxEngine, State, kernel};
@@ -82,32 +83,45 @@ impl LinuxEngine {
     }
 
     fn compare(&self) -> Result<Comparison, EngineError> {
-        let generation = self.lock().generation;
-        // Listed without the lock, so API changes never wait for it.
-        let digest = self.digest(&self.config.table);
+        let table = &self.config.table;
+        let (generation, expected) = {
+            let state = self.lock();
+            let expected = match state.seen {
+                Some((seen, digest)) if seen == state.generation => Expected::Digest(digest),
+                // The engine changed the table since it last looked: what
+                // it should hold now is its model.
+                _ => Expected::Model(state.ruleset.whole().to_text()),
+            };
+            (state.generation, expected)
+        };
+        // Listed and built without the lock, so API changes never wait.
+        let live = digest(&self.config.host, table);
+        let expected = match expected {
+            Expected::Digest(digest) => Some(digest),
+            Expected::Model(text) => model_digest(&text, table),
+        };
         let mut state = self.lock();
         if state.generation != generation {
             // The engine changed the table meanwhile: next time.
             return Ok(Comparison::Busy);
         }
-        let altered = match (digest, state.seen) {
-            (None, _) => true,
-            (Some(now), Some((seen_generation, seen))) => {
-                seen_generation == generation && seen != now
+        match (live, expected) {
+            (Some(live), Some(expected)) if live == expected => {
+                state.seen = Some((generation, live));
+                Ok(Comparison::Intact)
             }
-            (Some(_), None) => false,
-        };
-        if altered {
-            self.restore(&mut state)?;
-            return Ok(Comparison::Repaired);
+            // The model could not be built apart (no namespace could be
+            // made): nothing to compare with, so nothing is concluded.
+            (Some(_), None) => Ok(Comparison::Busy),
+            _ => {
+                self.restore(&mut state)?;
+                Ok(Comparison::Repaired)
+            }
         }
-        // After its own changes, the engine takes the table as it finds it.
-        state.seen = digest.map(|d| (generation, d));
-        Ok(Comparison::Intact)
     }
 
-    /// Re-applies the whole ruleset; the next listing is taken as the
-    /// engine's.
+    /// Re-applies the whole ruleset; the next listing is compared with the
+    /// model.
     pub(super) fn restore(&self, state: &mut State) -> Result<(), EngineError> {
         self.metrics
             .repairs
@@ -123,43 +137,60 @@ impl LinuxEngine {
         self.directory.forget_written();
         Ok(())
     }
+}
 
-    /// A digest of the table without counter values, handles and the
-    /// elements of timeout sets (the resolver adds those all the time).
-    /// Elements are sorted, and objects sorted by kind and name (rules
-    /// keep their order within a chain), so equal tables hash alike
-    /// whatever order the kernel lists them in.
-    fn digest(&self, table: &str) -> Option<u64> {
-        let json = self
-            .config
-            .host
-            .run("nft", &["-j", "-s", "list", "table", "inet", table], None)
-            .ok()?;
-        let mut listing: serde_json::Value = serde_json::from_str(&json).ok()?;
-        let objects = listing.get_mut("nftables")?.as_array_mut()?;
-        objects.retain(|object| object.get("metainfo").is_none());
-        for object in objects.iter_mut() {
-            canonical(object);
-        }
-        objects.sort_by_cached_key(|object| {
-            let (kind, body) = object
-                .as_object()
-                .and_then(|o| o.iter().next())
-                .map_or((String::new(), &serde_json::Value::Null), |(k, v)| {
-                    (k.clone(), v)
-                });
-            let name = |key: &str| body.get(key).map(ToString::to_string).unwrap_or_default();
-            let chain = if kind == "rule" {
-                name("chain")
-            } else {
-                name("name")
-            };
-            (kind, chain)
-        });
-        let mut hasher = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&listing.to_string(), &mut hasher);
-        Some(std::hash::Hasher::finish(&hasher))
+/// A digest of the table without counter values, handles and the
+/// elements of timeout sets (the resolver adds those all the time).
+/// Elements are sorted, and objects sorted by kind and name (rules
+/// keep their order within a chain), so equal tables hash alike
+/// whatever order the kernel lists them in.
+fn digest(host: &HostNetns, table: &str) -> Option<u64> {
+    let json = host
+        .run("nft", &["-j", "-s", "list", "table", "inet", table], None)
+        .ok()?;
+    let mut listing: serde_json::Value = serde_json::from_str(&json).ok()?;
+    let objects = listing.get_mut("nftables")?.as_array_mut()?;
+    objects.retain(|object| object.get("metainfo").is_none());
+    for object in objects.iter_mut() {
+        canonical(object);
     }
+    objects.sort_by_cached_key(|object| {
+        let (kind, body) = object
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .map_or((String::new(), &serde_json::Value::Null), |(k, v)| {
+                (k.clone(), v)
+            });
+        let name = |key: &str| body.get(key).map(ToString::to_string).unwrap_or_default();
+        let chain = if kind == "rule" {
+            name("chain")
+        } else {
+            name("name")
+        };
+        (kind, chain)
+    });
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&listing.to_string(), &mut hasher);
+    Some(std::hash::Hasher::finish(&hasher))
+}
+
+/// The digest of the table the batch `text` makes, built in a throwaway
+/// namespace (the host's table is not touched); `None` if that failed.
+fn model_digest(text: &str, table: &str) -> Option<u64> {
+    HostNetns::throwaway(|here| {
+        here.nft(text).ok()?;
+        digest(here, table)
+    })
+    .ok()
+    .flatten()
+}
+
+/// What the listed table should match.
+enum Expected {
+    /// The digest of the table the last time it matched.
+    Digest(u64),
+    /// The model's whole ruleset, as `nft` text.
+    Model(String),
 }
 
 /// What one listing of the table found.
