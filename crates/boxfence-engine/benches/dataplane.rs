@@ -494,7 +494,7 @@ fn traffic(rig: &Rig, knobs: &Knobs, cps: bool, bulk: bool, attrib: bool) {
     let started = Instant::now();
     let _ = rig.host_run("nft", &["-j", "-s", "list", "table", "inet", TABLE]);
     println!(
-        "the watchdog's check (`nft -j -s list table`, every 2 s, under the engine's lock) with this box: {:.1?}\n",
+        "the watchdog's listing (`nft -j -s list table`, without the engine's lock) with this box: {:.1?}\n",
         started.elapsed()
     );
     let tb = TrafficBox {
@@ -1312,7 +1312,7 @@ fn many_boxes(rig: &Rig, knobs: &Knobs) {
     println!();
     println!(
         "{n} boxes created in {:.1} s; kernel memory: MemAvailable −{} MiB, Slab +{} MiB, Percpu +{} MiB \
-         (≈{:.0} KiB per box); ruleset text {} KiB; `nft -j -s list table` (the watchdog's check every 2 s, under the engine's lock) {:.0} ms; \
+         (≈{:.0} KiB per box); ruleset text {} KiB; `nft -j -s list table` (the watchdog's listing, without the engine's lock) {:.0} ms; \
          {} sampled boxes reach {SERVER_V4}:80 and are refused on :8080.\n",
         total.as_secs_f64(),
         (before[0] - after[0]) / 1024,

@@ -14,6 +14,7 @@ mod objects;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use boxfence_policy::matchers::IpRange;
 use boxfence_policy::{CompiledAppPolicy, Direction, EffectivePolicy};
@@ -75,18 +76,18 @@ pub struct BoxLink {
     pub zone: u16,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct BoxEntry {
     link: BoxLink,
-    objects: Vec<Object>,
+    objects: Arc<[Object]>,
     policies: Vec<PolicyNames>,
     /// The dispatch maps send the box to the deny chain, not its chains.
     failed_closed: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PolicyEntry {
-    objects: Vec<Object>,
+    objects: Arc<[Object]>,
     users: usize,
     /// A batch that may have created them failed: the kernel may lack
     /// them, so the next batch that uses them sends them again.
@@ -94,8 +95,9 @@ struct PolicyEntry {
 }
 
 /// The desired content of the table, and the batches that move the kernel
-/// from one state to the next.
-#[derive(Debug)]
+/// from one state to the next. A clone is cheap (boxes and policies share
+/// their compiled objects), so a copy can be rendered outside a lock.
+#[derive(Debug, Clone)]
 pub struct Ruleset {
     config: TableConfig,
     boxes: BTreeMap<String, BoxEntry>,
@@ -178,7 +180,7 @@ impl Ruleset {
                         .policies
                         .entry(name.clone())
                         .or_insert_with(|| PolicyEntry {
-                            objects: policy_objects(compiled),
+                            objects: policy_objects(compiled).into(),
                             users: 0,
                             unsure: true,
                         });
@@ -209,7 +211,7 @@ impl Ruleset {
             }
             let entry = BoxEntry {
                 link: link.clone(),
-                objects,
+                objects: objects.into(),
                 policies: names,
                 failed_closed: false,
             };

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::nft_watch::NftWatch;
+use boxfence_dataplane::ruleset::Ruleset;
 
 use super::{LinuxEngine, State, kernel};
 use crate::EngineError;
@@ -90,7 +91,7 @@ impl LinuxEngine {
                 Some((seen, digest)) if seen == state.generation => Expected::Digest(digest),
                 // The engine changed the table since it last looked: what
                 // it should hold now is its model.
-                _ => Expected::Model(state.ruleset.whole().to_text()),
+                _ => Expected::Model(Box::new(state.ruleset.clone())),
             };
             (state.generation, expected)
         };
@@ -98,7 +99,7 @@ impl LinuxEngine {
         let live = digest(&self.config.host, table);
         let expected = match expected {
             Expected::Digest(digest) => Some(digest),
-            Expected::Model(text) => model_digest(&text, table),
+            Expected::Model(model) => model_digest(&model.whole().to_text(), table),
         };
         let mut state = self.lock();
         if state.generation != generation {
@@ -189,8 +190,8 @@ fn model_digest(text: &str, table: &str) -> Option<u64> {
 enum Expected {
     /// The digest of the table the last time it matched.
     Digest(u64),
-    /// The model's whole ruleset, as `nft` text.
-    Model(String),
+    /// The model (a copy, rendered after the lock is released).
+    Model(Box<Ruleset>),
 }
 
 /// What one listing of the table found.
