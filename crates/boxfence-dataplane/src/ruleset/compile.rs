@@ -23,10 +23,20 @@ pub(crate) fn box_objects(id: &str, policy: &EffectivePolicy) -> Vec<Object> {
     let empty = CidrSet::default();
     let (deny4, deny6) = split(denied.unwrap_or(&empty));
     let (allow4, allow6) = split(allowed.unwrap_or(&empty));
-    objects.push(Object::set(names.set("deny4"), SetKind::Ipv4, deny4));
-    objects.push(Object::set(names.set("deny6"), SetKind::Ipv6, deny6));
-    objects.push(Object::set(names.set("allow4"), SetKind::Ipv4, allow4));
-    objects.push(Object::set(names.set("allow6"), SetKind::Ipv6, allow6));
+    let sets = [
+        ("deny4", SetKind::Ipv4, deny4),
+        ("deny6", SetKind::Ipv6, deny6),
+        ("allow4", SetKind::Ipv4, allow4),
+        ("allow6", SetKind::Ipv6, allow6),
+    ];
+    let filled: Vec<&str> = sets
+        .iter()
+        .filter(|(_, _, elements)| !elements.is_empty())
+        .map(|(suffix, ..)| *suffix)
+        .collect();
+    for (suffix, kind, elements) in sets {
+        objects.push(Object::set(names.set(suffix), kind, elements));
+    }
     objects.push(Object::set(
         names.set("learn4"),
         SetKind::Ipv4Learned,
@@ -48,7 +58,7 @@ pub(crate) fn box_objects(id: &str, policy: &EffectivePolicy) -> Vec<Object> {
         objects.push(Object::chain(names.app_chain(direction), rules));
     }
     let mut egress = vec![Rule::count(names.set(NEW_OUT))];
-    egress.extend(counted(egress_chain(&names, policy), &denied));
+    egress.extend(counted(egress_chain(&names, policy, &filled), &denied));
     let mut ingress = vec![Rule::count(names.set(NEW_IN))];
     ingress.extend(counted(ingress_chain(&names, policy), &denied));
     objects.push(Object::chain(names.chain(Direction::Egress), egress));
@@ -86,8 +96,9 @@ fn daddr_in(family: Family, set: String) -> Vec<Match> {
     }]
 }
 
-/// Always-blocked ranges, then the box layer, then the app layer.
-fn egress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<Rule> {
+/// Always-blocked ranges, then the box layer, then the app layer. `filled`
+/// names the box's CIDR sets that hold elements.
+fn egress_chain(names: &BoxNames, policy: &EffectivePolicy, filled: &[&str]) -> Vec<Rule> {
     let app = names.app_chain(Direction::Egress);
     let mut rules = vec![
         Rule::when(
@@ -107,22 +118,18 @@ fn egress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<Rule> {
             // out, so a connection's first packet does only the lookups
             // that can decide it. (A change of the lists rewrites the chain
             // in the same transaction as the sets.)
-            let (deny4, deny6) = split(&custom.denied);
-            for (family, set, used) in [
-                (Family::Ipv4, "deny4", !deny4.is_empty()),
-                (Family::Ipv6, "deny6", !deny6.is_empty()),
-            ] {
-                if used {
+            let used = |set: &str| filled.contains(&set);
+            for (family, set) in [(Family::Ipv4, "deny4"), (Family::Ipv6, "deny6")] {
+                if used(set) {
                     rules.push(Rule::when(daddr_in(family, names.set(set)), goto(DENY_BOX)));
                 }
             }
             if custom.default_deny() {
-                let (allow4, allow6) = split(&custom.allowed_cidrs);
                 // Only `allowedDomains` ever fill the learned sets.
                 let learns = !custom.allowed_domains.is_empty();
                 for (family, set, used) in [
-                    (Family::Ipv4, "allow4", !allow4.is_empty()),
-                    (Family::Ipv6, "allow6", !allow6.is_empty()),
+                    (Family::Ipv4, "allow4", used("allow4")),
+                    (Family::Ipv6, "allow6", used("allow6")),
                     (Family::Ipv4, "learn4", learns),
                     (Family::Ipv6, "learn6", learns),
                 ] {

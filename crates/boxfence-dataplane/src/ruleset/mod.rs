@@ -4,8 +4,8 @@
 //! Per packet the cost does not grow with boxes or rules: one prerouting
 //! chain (after dstnat) dispatches through verdict maps, by interface for
 //! what a box sends and by address for what is sent to it, to the box's
-//! own chains, and every list is an interval set. App policies compile once into
-//! chains and sets shared by every box they select.
+//! own chains, and every list is an interval set. App policies compile
+//! once into chains and sets shared by every box they select.
 
 mod base;
 mod compile;
