@@ -243,11 +243,7 @@ impl Ruleset {
         let mut batch = Batch::new(&self.config.table);
         for id in ids {
             if let Some(entry) = self.boxes.get_mut(*id) {
-                for entry in dispatch(&entry.link) {
-                    batch.push(Command::delete_element(entry.map, entry.key()));
-                    let deny = Verdict::Goto(DENY_BOX.into());
-                    batch.push(Command::add_element(entry.map, entry.to(deny)));
-                }
+                dispatch_to(&entry.link, true, |_| DENY_BOX.into(), &mut batch);
                 entry.failed_closed = true;
             }
         }
@@ -283,17 +279,28 @@ fn link_elements(link: &BoxLink, batch: &mut Batch) {
     dispatch_to_chains(link, false, batch);
 }
 
-/// Points the dispatch maps at the box's chains. An element that exists
-/// with another value needs a delete first (`replace`); both sit in one
-/// transaction, so no packet sees the gap.
+/// Points the dispatch maps at the box's own chains.
 fn dispatch_to_chains(link: &BoxLink, replace: bool, batch: &mut Batch) {
     let names = names::BoxNames::new(&link.id);
+    dispatch_to(link, replace, |direction| names.chain(direction), batch);
+}
+
+/// Points the box's entries in the dispatch maps at the chain `chain`
+/// names per direction. An element that exists with another value needs
+/// a delete first (`replace`); both sit in one transaction, so no packet
+/// sees the gap.
+fn dispatch_to(
+    link: &BoxLink,
+    replace: bool,
+    chain: impl Fn(Direction) -> String,
+    batch: &mut Batch,
+) {
     for entry in dispatch(link) {
         if replace {
             batch.push(Command::delete_element(entry.map, entry.key()));
         }
-        let chain = Verdict::Goto(names.chain(entry.direction));
-        batch.push(Command::add_element(entry.map, entry.to(chain)));
+        let verdict = Verdict::Goto(chain(entry.direction));
+        batch.push(Command::add_element(entry.map, entry.to(verdict)));
     }
 }
 
