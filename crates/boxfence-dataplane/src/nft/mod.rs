@@ -55,6 +55,16 @@ pub enum Family {
     Ipv6,
 }
 
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Self::Ipv4,
+            IpAddr::V6(_) => Self::Ipv6,
+        }
+    }
+}
+
 /// Which address of the packet a match reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
@@ -92,6 +102,24 @@ pub enum Match {
     },
     /// `meta l4proto <number>`.
     L4proto(u8),
+    /// `ip saddr 10.200.0.2` and the like: one address.
+    AddrIs {
+        /// Source or destination.
+        peer: Peer,
+        /// The address (its family is also a condition).
+        addr: IpAddr,
+    },
+}
+
+/// What a rule does to a packet before its verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statement {
+    /// `ct original zone set <zone>`: the conntrack zone of the flow the
+    /// packet starts or belongs to, in the original direction only (a
+    /// reply is found by the tuple conntrack keeps for it).
+    OriginalZone(u16),
+    /// `meta mark set <mark>`.
+    Mark(u32),
 }
 
 /// How a rule ends.
@@ -105,12 +133,14 @@ pub enum Verdict {
     Goto(String),
 }
 
-/// A rule: conditions, an optional named counter, an optional verdict
-/// (none: the packet goes on to the next rule).
+/// A rule: conditions, statements, an optional named counter, an
+/// optional verdict (none: the packet goes on to the next rule).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// All must hold.
     pub matches: Vec<Match>,
+    /// Carried out in order when the matches hold.
+    pub statements: Vec<Statement>,
     /// `counter name <name>`, counted when the matches hold.
     pub counter: Option<String>,
     /// The verdict when the matches hold.
@@ -122,6 +152,7 @@ impl Rule {
     pub fn verdict(verdict: Verdict) -> Self {
         Self {
             matches: Vec::new(),
+            statements: Vec::new(),
             counter: None,
             verdict: Some(verdict),
         }
@@ -131,6 +162,7 @@ impl Rule {
     pub fn when(matches: Vec<Match>, verdict: Verdict) -> Self {
         Self {
             matches,
+            statements: Vec::new(),
             counter: None,
             verdict: Some(verdict),
         }
@@ -140,6 +172,7 @@ impl Rule {
     pub fn count(counter: String) -> Self {
         Self {
             matches: Vec::new(),
+            statements: Vec::new(),
             counter: Some(counter),
             verdict: None,
         }
@@ -160,10 +193,6 @@ pub enum Element {
         /// Last port (inclusive).
         last: u16,
     },
-    /// An interface · address pair as a key alone (to delete it from a map).
-    IfnameAddr(String, IpAddr),
-    /// An interface · source address pair and its conntrack zone (`zone4`/`zone6`).
-    IfnameAddrZone(String, IpAddr, u16),
     /// An interface and the verdict it maps to (`out_chains`).
     IfnameVerdict(String, Verdict),
     /// An interface as a key alone (to delete it from a map).
@@ -179,6 +208,15 @@ pub enum Element {
 pub enum Command {
     /// Creates a regular chain unless it exists.
     AddChain(String),
+    /// Creates a base chain on the ingress hook of one device unless it
+    /// exists (the device need not exist yet: the kernel hooks the chain
+    /// in when it appears, since Linux 6.16).
+    AddIngressChain {
+        /// The chain's name.
+        name: String,
+        /// The device's name.
+        device: String,
+    },
     /// Deletes every rule of a chain.
     FlushChain(String),
     /// Deletes an empty chain nothing jumps to.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Command, Element, Family, Match, Peer, Rule, SetKind, Verdict};
+use super::{Command, Element, Family, Match, Peer, Rule, SetKind, Statement, Verdict};
 
 /// The set declaration inside `{ … }`.
 fn declaration(kind: SetKind) -> &'static str {
@@ -21,6 +21,9 @@ fn declaration(kind: SetKind) -> &'static str {
 pub fn command_line(table: &str, command: &Command) -> String {
     match command {
         Command::AddChain(name) => format!("add chain inet {table} {name}"),
+        Command::AddIngressChain { name, device } => format!(
+            "add chain inet {table} {name} {{ type filter hook ingress device \"{device}\" priority filter; policy accept; }}"
+        ),
         Command::FlushChain(name) => format!("flush chain inet {table} {name}"),
         Command::DeleteChain(name) => format!("delete chain inet {table} {name}"),
         Command::AddRule { chain, rule } => {
@@ -59,7 +62,16 @@ pub fn rule_text(rule: &Rule) -> String {
             Match::L4proto(protocol) => {
                 let _ = write!(text, "meta l4proto {} ", protocol_word(*protocol));
             }
+            Match::AddrIs { peer, addr } => {
+                let _ = write!(text, "{} {addr} ", address(Family::of(*addr), *peer));
+            }
         }
+    }
+    for statement in &rule.statements {
+        let _ = match statement {
+            Statement::OriginalZone(zone) => write!(text, "ct original zone set {zone} "),
+            Statement::Mark(mark) => write!(text, "meta mark set {mark:#010x} "),
+        };
     }
     if let Some(counter) = &rule.counter {
         let _ = write!(text, "counter name {counter} ");
@@ -120,11 +132,9 @@ fn element_text(element: &Element) -> String {
             first,
             last,
         } => format!("{} . {first}-{last}", protocol_word(*protocol)),
-        Element::IfnameAddr(ifname, addr) => format!("\"{ifname}\" . {addr}"),
         Element::IfnameVerdict(ifname, verdict) => {
             format!("\"{ifname}\" : {}", verdict_text(verdict))
         }
-        Element::IfnameAddrZone(ifname, addr, zone) => format!("\"{ifname}\" . {addr} : {zone}"),
         Element::Ifname(ifname) => format!("\"{ifname}\""),
         Element::AddrVerdict(addr, verdict) => format!("{addr} : {}", verdict_text(verdict)),
         Element::Addr(addr) => addr.to_string(),

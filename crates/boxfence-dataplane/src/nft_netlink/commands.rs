@@ -24,6 +24,11 @@ const DELSETELEM: u16 = 14;
 const NEWOBJ: u16 = 18;
 const DELOBJ: u16 = 20;
 
+/// `NF_INET_INGRESS`.
+const HOOK_INGRESS: u32 = 5;
+/// `NF_ACCEPT`.
+const ACCEPT: u32 = 1;
+
 /// `NFT_SET_INTERVAL`, `NFT_SET_TIMEOUT`, `NFT_SET_CONCAT`.
 const SET_INTERVAL: u32 = 0x4;
 const SET_TIMEOUT: u32 = 0x10;
@@ -60,6 +65,18 @@ pub(super) fn encode(table: &str, seq: u32, commands: &[Command]) -> Result<Batc
             Command::AddChain(name) => message.send(NEWCHAIN, NLM_F_CREATE, name, |w| {
                 chain_named(w, table, name);
             }),
+            Command::AddIngressChain { name, device } => {
+                message.send(NEWCHAIN, NLM_F_CREATE, name, |w| {
+                    chain_named(w, table, name);
+                    let hook = w.begin_nested(4); // NFTA_CHAIN_HOOK
+                    w.put_be32(1, HOOK_INGRESS); // NFTA_HOOK_HOOKNUM
+                    w.put_be32(2, 0); // NFTA_HOOK_PRIORITY: filter
+                    w.put_strz(3, device); // NFTA_HOOK_DEV
+                    w.end_nested(hook);
+                    w.put_be32(5, ACCEPT); // NFTA_CHAIN_POLICY
+                    w.put_strz(7, "filter"); // NFTA_CHAIN_TYPE
+                });
+            }
             Command::DeleteChain(name) => message.send(DELCHAIN, 0, name, |w| {
                 chain_named(w, table, name);
             }),
@@ -274,11 +291,6 @@ fn encode_elements(elements: &[Element]) -> Result<Vec<Vec<u8>>, NetlinkError> {
                     false,
                 ));
             }
-            Element::IfnameAddr(ifname, addr) => {
-                let mut key = ifname_bytes(ifname)?;
-                key.extend_from_slice(&address_bytes(*addr));
-                out.push(element_bytes(&key, None, 0, None, false));
-            }
             Element::IfnameVerdict(ifname, verdict) => {
                 out.push(verdict_element(&ifname_bytes(ifname)?, verdict));
             }
@@ -287,19 +299,6 @@ fn encode_elements(elements: &[Element]) -> Result<Vec<Vec<u8>>, NetlinkError> {
             }
             Element::Addr(addr) => {
                 out.push(element_bytes(&address_bytes(*addr), None, 0, None, false));
-            }
-            Element::IfnameAddrZone(ifname, addr, zone) => {
-                let mut key = ifname_bytes(ifname)?;
-                key.extend_from_slice(&address_bytes(*addr));
-                let mut data = Writer::default();
-                data.put(NFTA_DATA_VALUE, &zone.to_ne_bytes());
-                out.push(element_bytes(
-                    &key,
-                    None,
-                    0,
-                    Some(&data.into_bytes()),
-                    false,
-                ));
             }
             Element::Ifname(ifname) => {
                 out.push(element_bytes(&ifname_bytes(ifname)?, None, 0, None, false));

@@ -2,8 +2,10 @@
 //! uses for the same text (so `nft list` shows our rules as it would
 //! show its own; checked in `ruleset_tests`).
 
+use std::net::IpAddr;
+
 use crate::netlink::Writer;
-use crate::nft::{Family, Match, Peer, Rule, Verdict};
+use crate::nft::{Family, Match, Peer, Rule, Statement, Verdict};
 
 /// `NFTA_LIST_ELEM`.
 const NFTA_LIST_ELEM: u16 = 1;
@@ -21,12 +23,19 @@ const REG_2: u32 = 2;
 /// `NFT_REG32_01`: the second 4 bytes of `NFT_REG_1`.
 const REG32_01: u32 = 9;
 
+/// `NFT_META_MARK`.
+const META_MARK: u32 = 3;
 /// `NFT_META_IIFNAME`.
 const META_IIFNAME: u32 = 6;
 /// `NFT_META_NFPROTO`.
 const META_NFPROTO: u32 = 15;
 /// `NFT_META_L4PROTO`.
 const META_L4PROTO: u32 = 16;
+
+/// `NFT_CT_ZONE`.
+const CT_ZONE: u32 = 17;
+/// `IP_CT_DIR_ORIGINAL`.
+const CT_DIR_ORIGINAL: u8 = 0;
 
 /// `NFT_PAYLOAD_NETWORK_HEADER`.
 const BASE_NETWORK: u32 = 1;
@@ -50,6 +59,9 @@ pub(super) const NFTA_DATA_VERDICT: u16 = 2;
 pub(super) fn write_rule(w: &mut Writer, rule: &Rule) {
     for m in &rule.matches {
         write_match(w, m);
+    }
+    for statement in &rule.statements {
+        write_statement(w, *statement);
     }
     if let Some(counter) = &rule.counter {
         expression(w, "objref", |w| {
@@ -116,7 +128,47 @@ fn write_match(w: &mut Writer, m: &Match) {
             meta(w, META_L4PROTO);
             cmp_eq(w, &[*protocol]);
         }
+        Match::AddrIs { peer, addr } => {
+            let family = Family::of(*addr);
+            nfproto(w, family);
+            payload(w, REG_1, BASE_NETWORK, address(family, *peer));
+            match addr {
+                IpAddr::V4(v4) => cmp_eq(w, &v4.octets()),
+                IpAddr::V6(v6) => cmp_eq(w, &v6.octets()),
+            }
+        }
     }
+}
+
+/// A value loaded into `NFT_REG_1`, then stored where the statement says.
+fn write_statement(w: &mut Writer, statement: Statement) {
+    match statement {
+        Statement::OriginalZone(zone) => {
+            immediate(w, &zone.to_ne_bytes());
+            expression(w, "ct", |w| {
+                w.put_be32(2, CT_ZONE); // NFTA_CT_KEY
+                w.put_be32(4, REG_1); // NFTA_CT_SREG
+                w.put(3, &[CT_DIR_ORIGINAL]); // NFTA_CT_DIRECTION
+            });
+        }
+        Statement::Mark(mark) => {
+            immediate(w, &mark.to_ne_bytes());
+            expression(w, "meta", |w| {
+                w.put_be32(2, META_MARK); // NFTA_META_KEY
+                w.put_be32(3, REG_1); // NFTA_META_SREG
+            });
+        }
+    }
+}
+
+/// `NFT_REG_1` := `value`.
+fn immediate(w: &mut Writer, value: &[u8]) {
+    expression(w, "immediate", |w| {
+        w.put_be32(1, REG_1); // NFTA_IMMEDIATE_DREG
+        let data = w.begin_nested(2); // NFTA_IMMEDIATE_DATA
+        w.put(NFTA_DATA_VALUE, value);
+        w.end_nested(data);
+    });
 }
 
 /// The offset and length of an address in the network header.

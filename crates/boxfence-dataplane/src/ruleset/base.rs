@@ -3,7 +3,7 @@
 
 use super::compile::range_elements;
 use super::objects::{Batch, Object};
-use super::{DENY_APP, DENY_BLOCKED, DENY_BOX, DENY_HOST, TableConfig};
+use super::{DENY_APP, DENY_BLOCKED, DENY_BOX, DENY_HOST, OTHER_SOURCE, TableConfig};
 use crate::nft::SetKind;
 
 /// NFLOG group of denials (read by the flow log).
@@ -17,15 +17,10 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     let boxes = format!("\"{prefix}*\"");
     let mark = config.mark;
     batch.line(format!("add table inet {table}"));
-    // The zone maps double as the anti-spoofing table: a box packet
-    // whose interface · source pair is not there gets no zone and is
-    // dropped.
     for (name, kind) in [
         ("out_chains", "type ifname : verdict;"),
         ("in4", "type ipv4_addr : verdict;"),
         ("in6", "type ipv6_addr : verdict;"),
-        ("zone4", "typeof iifname . ip saddr : ct zone;"),
-        ("zone6", "typeof iifname . ip6 saddr : ct zone;"),
     ] {
         batch.line(format!("add map inet {table} {name} {{ {kind} }}"));
     }
@@ -51,6 +46,16 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
         text_chain(batch, chain, deny_rules(layer, "goto reject_flow"));
     }
     text_chain(batch, "deny_spoof", deny_rules("anti_spoof", "drop"));
+    // Neighbour discovery is sent from link-local addresses.
+    text_chain(
+        batch,
+        OTHER_SOURCE,
+        vec![
+            "ip6 saddr fe80::/10 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept"
+                .into(),
+            "goto deny_spoof".into(),
+        ],
+    );
     let (gateway4, gateway6) = (config.gateway4, config.gateway6);
     let (pool4, pool6) = (config.pool4, config.pool6);
     text_chain(
@@ -110,30 +115,18 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     } else {
         format!("oifname {{ {} }}", quoted(&config.uplinks))
     };
+    // What a box sends got its zone and mark (and its source was proved)
+    // in the box's own chain on its device's ingress hook, before
+    // conntrack (`box_objects`), so this table has no raw hook.
     let chains = [
-        // Before conntrack: a forged source never reaches a flow's state.
-        // One lookup per box packet gives its zone, proves its source and
-        // marks it; other packets leave after one comparison.
-        base(
-            "prerouting_raw",
-            "type filter hook prerouting priority raw",
-            vec![
-                format!("iifname != {boxes} accept"),
-                format!("meta nfproto ipv4 ct original zone set iifname . ip saddr map @zone4 meta mark set meta mark | {mark:#x} accept"),
-                format!("meta nfproto ipv6 ct original zone set iifname . ip6 saddr map @zone6 meta mark set meta mark | {mark:#x} accept"),
-                "ip6 saddr fe80::/10 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept"
-                    .into(),
-                "goto deny_spoof".into(),
-            ],
-        ),
         // The whole policy is judged here, before routing: one hook after
         // dstnat instead of a forward chain saves every packet a hook, and
         // a packet of an established flow leaves after three rules that
         // load nothing but its header and state.
         // Policy routing makes unmarked box traffic unreachable, so a
         // flushed or missing table fails closed. Box packets were marked
-        // in raw; traffic to boxes is marked here, by the box address a
-        // reply was translated back to.
+        // at ingress; traffic to boxes is marked here, by the box address
+        // a reply was translated back to.
         base(
             "prerouting_filter",
             "type filter hook prerouting priority dstnat + 10",

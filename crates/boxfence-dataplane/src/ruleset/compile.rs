@@ -8,13 +8,14 @@ use boxfence_policy::{
 
 use super::names::{BoxNames, PolicyNames};
 use super::objects::Object;
-use super::{DENY_APP, DENY_BLOCKED, DENY_BOX};
-use crate::nft::{Element, Family, Match, Peer, Rule, SetKind, Verdict};
+use super::{BoxLink, DENY_APP, DENY_BLOCKED, DENY_BOX, OTHER_SOURCE};
+use crate::nft::{Element, Family, Match, Peer, Rule, SetKind, Statement, Verdict};
 
 /// The objects of one box: its sets, then its chains (in the order they
 /// must be created: app chains before the chains that jump to them).
-pub(crate) fn box_objects(id: &str, policy: &EffectivePolicy) -> Vec<Object> {
-    let names = BoxNames::new(id);
+/// `mark` is the bit that says the table saw a packet.
+pub(crate) fn box_objects(link: &BoxLink, policy: &EffectivePolicy, mark: u32) -> Vec<Object> {
+    let names = BoxNames::new(&link.id);
     let mut objects = Vec::new();
     let (denied, allowed) = match &policy.box_layer {
         BoxLayer::Custom(custom) => (Some(&custom.denied), Some(&custom.allowed_cidrs)),
@@ -63,7 +64,32 @@ pub(crate) fn box_objects(id: &str, policy: &EffectivePolicy) -> Vec<Object> {
     ingress.extend(counted(ingress_chain(&names, policy), &denied));
     objects.push(Object::chain(names.chain(Direction::Egress), egress));
     objects.push(Object::chain(names.chain(Direction::Ingress), ingress));
+    objects.push(link_chain(&names, link, mark));
     objects
+}
+
+/// The chain every packet the box sends meets first, on the ingress hook
+/// of its host-side device, before conntrack: a packet from one of the
+/// box's own addresses gets the box's conntrack zone and the mark, any
+/// other goes to [`OTHER_SOURCE`]. The box's addresses and zone are
+/// constants here, so a packet costs comparisons, not a lookup, and no
+/// other packet of the host passes a hook for this.
+fn link_chain(names: &BoxNames, link: &BoxLink, mark: u32) -> Object {
+    let mut rules: Vec<Rule> = [link.ipv4.into(), link.ipv6.into()]
+        .into_iter()
+        .map(|addr| Rule {
+            statements: vec![Statement::OriginalZone(link.zone), Statement::Mark(mark)],
+            ..Rule::when(
+                vec![Match::AddrIs {
+                    peer: Peer::Source,
+                    addr,
+                }],
+                Verdict::Accept,
+            )
+        })
+        .collect();
+    rules.push(Rule::verdict(goto(OTHER_SOURCE)));
+    Object::ingress_chain(names.link_chain(), link.ifname.clone(), rules)
 }
 
 /// Per-box counters: new flows out, new flows in, and denied packets

@@ -34,6 +34,8 @@ const DENY_BLOCKED: &str = "deny_blocked";
 const DENY_BOX: &str = "deny_box";
 const DENY_APP: &str = "deny_app";
 const DENY_HOST: &str = "deny_host";
+/// Where a box packet from neither of its addresses goes.
+const OTHER_SOURCE: &str = "other_source";
 
 /// What the table is built around.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +151,7 @@ impl Ruleset {
         }
         for entry in self.boxes.values() {
             entry.objects.iter().for_each(|o| batch.upsert(o));
-            link_elements(&entry.link, &mut batch);
+            dispatch_to_chains(&entry.link, false, &mut batch);
         }
         batch
     }
@@ -192,7 +194,7 @@ impl Ruleset {
                     names.push(name);
                 }
             }
-            let objects = box_objects(&link.id, policy);
+            let objects = box_objects(link, policy, self.config.mark);
             let old = self.boxes.get(&link.id);
             // After a failed batch (the box failed closed) the kernel holds
             // what came before it, not the model: everything goes again.
@@ -205,9 +207,9 @@ impl Ruleset {
                 Some(e) if e.link == *link => dispatch_to_chains(link, true, &mut batch),
                 Some(e) => {
                     unlink(&e.link, &mut batch);
-                    link_elements(link, &mut batch);
+                    dispatch_to_chains(link, false, &mut batch);
                 }
-                None => link_elements(link, &mut batch),
+                None => dispatch_to_chains(link, false, &mut batch),
             }
             let entry = BoxEntry {
                 link: link.clone(),
@@ -267,18 +269,6 @@ impl Ruleset {
     }
 }
 
-/// Adds the box's elements to the zone (and anti-spoofing) maps and the
-/// dispatch maps.
-fn link_elements(link: &BoxLink, batch: &mut Batch) {
-    for (map, addr) in zone_keys(link) {
-        batch.push(Command::add_element(
-            map,
-            Element::IfnameAddrZone(link.ifname.clone(), addr, link.zone),
-        ));
-    }
-    dispatch_to_chains(link, false, batch);
-}
-
 /// Points the dispatch maps at the box's own chains.
 fn dispatch_to_chains(link: &BoxLink, replace: bool, batch: &mut Batch) {
     let names = names::BoxNames::new(&link.id);
@@ -304,21 +294,11 @@ fn dispatch_to(
     }
 }
 
-/// Removes the box's elements from every map.
+/// Removes the box's elements from the dispatch maps.
 fn unlink(link: &BoxLink, batch: &mut Batch) {
-    for (map, addr) in zone_keys(link) {
-        batch.push(Command::delete_element(
-            map,
-            Element::IfnameAddr(link.ifname.clone(), addr),
-        ));
-    }
     for entry in dispatch(link) {
         batch.push(Command::delete_element(entry.map, entry.key()));
     }
-}
-
-fn zone_keys(link: &BoxLink) -> [(&'static str, IpAddr); 2] {
-    [("zone4", link.ipv4.into()), ("zone6", link.ipv6.into())]
 }
 
 /// One entry of a box in a dispatch map: traffic a box sends is found by

@@ -25,6 +25,11 @@ impl BoxNames {
         format!("{}_app_{}", self.prefix, short(direction))
     }
 
+    /// The chain on the box's host-side device.
+    pub(crate) fn link_chain(&self) -> String {
+        format!("{}_link", self.prefix)
+    }
+
     /// A set of the box layer, e.g. `deny4`, `allow6`, `learn4`.
     pub(crate) fn set(&self, what: &str) -> String {
         format!("{}_{what}", self.prefix)

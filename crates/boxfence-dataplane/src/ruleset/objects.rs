@@ -12,8 +12,13 @@ pub(crate) enum Object {
         kind: SetKind,
         elements: Vec<Element>,
     },
-    /// A regular chain and its rules.
-    Chain { name: String, rules: Vec<Rule> },
+    /// A chain and its rules: a regular chain, or with `device` a base
+    /// chain on that device's ingress hook.
+    Chain {
+        name: String,
+        device: Option<String>,
+        rules: Vec<Rule>,
+    },
     /// A named counter (kept across updates of its owner).
     Counter { name: String },
 }
@@ -28,7 +33,19 @@ impl Object {
     }
 
     pub(crate) fn chain(name: String, rules: Vec<Rule>) -> Self {
-        Self::Chain { name, rules }
+        Self::Chain {
+            name,
+            device: None,
+            rules,
+        }
+    }
+
+    pub(crate) fn ingress_chain(name: String, device: String, rules: Vec<Rule>) -> Self {
+        Self::Chain {
+            name,
+            device: Some(device),
+            rules,
+        }
     }
 }
 
@@ -83,8 +100,18 @@ impl Batch {
                     }
                 }
             }
-            Object::Chain { name, rules } => {
-                self.push(Command::AddChain(name.clone()));
+            Object::Chain {
+                name,
+                device,
+                rules,
+            } => {
+                self.push(match device {
+                    None => Command::AddChain(name.clone()),
+                    Some(device) => Command::AddIngressChain {
+                        name: name.clone(),
+                        device: device.clone(),
+                    },
+                });
                 self.push(Command::FlushChain(name.clone()));
                 for rule in rules {
                     self.push(Command::AddRule {

@@ -192,6 +192,15 @@ fn netlink_and_text_batches_build_the_same_table_in_every_sequence() {
         listed.contains("104.16.0.0/12") && listed.contains("104.16.120.0/24"),
         "{listed}"
     );
+    assert!(
+        listed.contains(
+            "chain b_aaa_link {\n\t\ttype filter hook ingress device \"bf-aaa\" priority filter; policy accept;\n\
+             \t\tip saddr 10.200.0.2 ct original zone set 2 meta mark set 0x01000000 accept\n\
+             \t\tip6 saddr fd00:b0f::2 ct original zone set 2 meta mark set 0x01000000 accept\n\
+             \t\tgoto other_source\n"
+        ),
+        "a box's own addresses get its zone and the mark on its device, before conntrack: {listed}"
+    );
     assert_eq!(
         listed.matches("chain a_").count(),
         2,
@@ -327,7 +336,7 @@ fn after_a_failed_batch_the_next_update_sends_everything_again() {
 
 /// The sets a box's egress chain looks addresses up in, in order.
 fn egress_lookups(policy: &EffectivePolicy) -> Vec<String> {
-    let objects = compile::box_objects("b1", policy);
+    let objects = compile::box_objects(&link("b1", 1), policy, config().mark);
     let Some(Object::Chain { rules, .. }) = objects
         .iter()
         .find(|o| matches!(o, Object::Chain { name, .. } if name == "b_b1_out"))
