@@ -91,6 +91,7 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
         batch,
         "to_box",
         vec![
+            format!("meta mark set meta mark | {mark:#x}"),
             "ct state invalid drop".into(),
             "ip daddr vmap @in4".into(),
             "ip6 daddr vmap @in6".into(),
@@ -121,19 +122,19 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     let chains = [
         // The whole policy is judged here, before routing: one hook after
         // dstnat instead of a forward chain saves every packet a hook, and
-        // a packet of an established flow leaves after three rules that
-        // load nothing but its header and state.
+        // a packet of an established flow leaves after one rule that loads
+        // nothing but its conntrack state.
         // Policy routing makes unmarked box traffic unreachable, so a
         // flushed or missing table fails closed. Box packets were marked
-        // at ingress; traffic to boxes is marked here, by the box address
-        // a reply was translated back to.
+        // at ingress; a packet of an established flow is marked here, the
+        // flow having been judged at its first packet (the mark bit is
+        // boxfence's, and outside the pools it changes no route); the
+        // first packet of a flow to a box is marked in `to_box`.
         base(
             "prerouting_filter",
             "type filter hook prerouting priority dstnat + 10",
             vec![
-                format!("ip daddr {pool4} meta mark set meta mark | {mark:#x}"),
-                format!("ip6 daddr {pool6} meta mark set meta mark | {mark:#x}"),
-                "ct state established,related accept".into(),
+                format!("ct state established,related meta mark set meta mark | {mark:#x} accept"),
                 format!("iifname {boxes} goto from_box"),
                 format!("ip daddr {pool4} goto to_box"),
                 format!("ip6 daddr {pool6} goto to_box"),
