@@ -8,7 +8,7 @@
 
 mod text;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use boxfence_policy::matchers::IpRange;
 
@@ -19,6 +19,11 @@ pub enum SetKind {
     Ipv4,
     /// IPv6 addresses and ranges.
     Ipv6,
+    /// IPv4 network addresses of one prefix length, looked up masked (a
+    /// hash: one probe, where an interval set takes a binary search).
+    Ipv4Networks,
+    /// IPv6 counterpart of [`SetKind::Ipv4Networks`].
+    Ipv6Networks,
     /// Protocol · port ranges.
     ProtoPort,
     /// IPv4 addresses that expire (resolver-learned).
@@ -63,6 +68,19 @@ impl Family {
             IpAddr::V6(_) => Self::Ipv6,
         }
     }
+
+    /// The netmask of a prefix length in this family.
+    pub fn mask(self, prefix_len: u8) -> IpAddr {
+        let ones = |bits: u32| {
+            u128::MAX
+                .checked_shl(bits - u32::from(prefix_len))
+                .unwrap_or(0)
+        };
+        match self {
+            Self::Ipv4 => IpAddr::V4(Ipv4Addr::from(ones(32) as u32)),
+            Self::Ipv6 => IpAddr::V6(Ipv6Addr::from(ones(128))),
+        }
+    }
 }
 
 /// Which address of the packet a match reads.
@@ -83,6 +101,18 @@ pub enum Match {
         family: Family,
         /// Source or destination.
         peer: Peer,
+        /// The set looked up.
+        set: String,
+    },
+    /// `ip daddr & 255.255.255.0 @set` and the like: the address masked
+    /// to a prefix length, looked up in a set of networks.
+    AddrMasked {
+        /// The family.
+        family: Family,
+        /// Source or destination.
+        peer: Peer,
+        /// The prefix length the address is masked to.
+        prefix_len: u8,
         /// The set looked up.
         set: String,
     },
@@ -199,7 +229,8 @@ pub enum Element {
     Ifname(String),
     /// An address and the verdict it maps to (`in4`/`in6`).
     AddrVerdict(IpAddr, Verdict),
-    /// An address as a key alone (to delete it from a map).
+    /// An address: a key alone (to delete it from a map), or an element of
+    /// a [`SetKind::Ipv4Networks`] / [`SetKind::Ipv6Networks`] set.
     Addr(IpAddr),
 }
 

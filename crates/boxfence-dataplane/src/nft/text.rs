@@ -9,6 +9,8 @@ fn declaration(kind: SetKind) -> &'static str {
     match kind {
         SetKind::Ipv4 => "type ipv4_addr; flags interval;",
         SetKind::Ipv6 => "type ipv6_addr; flags interval;",
+        SetKind::Ipv4Networks => "type ipv4_addr;",
+        SetKind::Ipv6Networks => "type ipv6_addr;",
         SetKind::ProtoPort => "type inet_proto . inet_service; flags interval;",
         SetKind::Ipv4Learned => "type ipv4_addr; flags timeout;",
         SetKind::Ipv6Learned => "type ipv6_addr; flags timeout;",
@@ -52,6 +54,15 @@ pub fn rule_text(rule: &Rule) -> String {
         match m {
             Match::Addr { family, peer, set } => {
                 let _ = write!(text, "{} @{set} ", address(*family, *peer));
+            }
+            Match::AddrMasked {
+                family,
+                peer,
+                prefix_len,
+                set,
+            } => {
+                let mask = family.mask(*prefix_len);
+                let _ = write!(text, "{} & {mask} @{set} ", address(*family, *peer));
             }
             Match::IfnameAddr { family, peer, set } => {
                 let _ = write!(text, "iifname . {} @{set} ", address(*family, *peer));

@@ -215,6 +215,8 @@ fn write_set(w: &mut Writer, table: &str, name: &str, kind: SetKind, id: u32) {
     let (flags, key_type, key_len) = match kind {
         SetKind::Ipv4 => (SET_INTERVAL, TYPE_IPADDR, 4),
         SetKind::Ipv6 => (SET_INTERVAL, TYPE_IP6ADDR, 16),
+        SetKind::Ipv4Networks => (0, TYPE_IPADDR, 4),
+        SetKind::Ipv6Networks => (0, TYPE_IP6ADDR, 16),
         SetKind::ProtoPort => (
             SET_INTERVAL | SET_CONCAT,
             TYPE_INET_PROTOCOL << 6 | TYPE_INET_SERVICE,

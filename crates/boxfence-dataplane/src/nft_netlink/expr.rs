@@ -105,6 +105,32 @@ fn write_match(w: &mut Writer, m: &Match) {
             payload(w, REG_1, BASE_NETWORK, address(*family, *peer));
             lookup(w, set);
         }
+        Match::AddrMasked {
+            family,
+            peer,
+            prefix_len,
+            set,
+        } => {
+            nfproto(w, *family);
+            let (offset, len) = address(*family, *peer);
+            payload(w, REG_1, BASE_NETWORK, (offset, len));
+            let mask = match family.mask(*prefix_len) {
+                IpAddr::V4(mask) => mask.octets().to_vec(),
+                IpAddr::V6(mask) => mask.octets().to_vec(),
+            };
+            expression(w, "bitwise", |w| {
+                w.put_be32(1, REG_1); // NFTA_BITWISE_SREG
+                w.put_be32(2, REG_1); // NFTA_BITWISE_DREG
+                w.put_be32(3, len); // NFTA_BITWISE_LEN
+                let data = w.begin_nested(4); // NFTA_BITWISE_MASK
+                w.put(NFTA_DATA_VALUE, &mask);
+                w.end_nested(data);
+                let data = w.begin_nested(5); // NFTA_BITWISE_XOR
+                w.put(NFTA_DATA_VALUE, &vec![0; mask.len()]);
+                w.end_nested(data);
+            });
+            lookup(w, set);
+        }
         Match::IfnameAddr { family, peer, set } => {
             nfproto(w, *family);
             meta(w, META_IIFNAME);

@@ -5,6 +5,7 @@ use boxfence_policy::matchers::{CidrSet, IpRange, PortSet};
 use boxfence_policy::{
     BoxLayer, CompiledAppPolicy, CompiledRule, Direction, EffectivePolicy, Protocol,
 };
+use ipnet::IpNet;
 
 use super::names::{BoxNames, PolicyNames};
 use super::objects::Object;
@@ -21,23 +22,20 @@ pub(crate) fn box_objects(link: &BoxLink, policy: &EffectivePolicy, mark: u32) -
         BoxLayer::Custom(custom) => (Some(&custom.denied), Some(&custom.allowed_cidrs)),
         BoxLayer::AllowAll | BoxLayer::DenyAll => (None, None),
     };
-    let empty = CidrSet::default();
-    let (deny4, deny6) = split(denied.unwrap_or(&empty));
-    let (allow4, allow6) = split(allowed.unwrap_or(&empty));
-    let sets = [
-        ("deny4", SetKind::Ipv4, deny4),
-        ("deny6", SetKind::Ipv6, deny6),
-        ("allow4", SetKind::Ipv4, allow4),
-        ("allow6", SetKind::Ipv6, allow6),
-    ];
-    let filled: Vec<&str> = sets
-        .iter()
-        .filter(|(_, _, elements)| !elements.is_empty())
-        .map(|(suffix, ..)| *suffix)
-        .collect();
-    for (suffix, kind, elements) in sets {
-        objects.push(Object::set(names.set(suffix), kind, elements));
-    }
+    // Only lists with blocks get a set: a lookup in a set that stays empty
+    // matches nothing, so a connection's first packet does only the
+    // lookups that can decide it.
+    let mut lookups = |list: Option<&CidrSet>, v4: &str, v6: &str| -> Vec<Match> {
+        let families = [(Family::Ipv4, v4), (Family::Ipv6, v6)];
+        let found = families.into_iter().filter_map(|(family, suffix)| {
+            cidr_lookup(&names.set(suffix), family, Peer::Destination, list?)
+        });
+        let (sets, matches): (Vec<Object>, Vec<Match>) = found.unzip();
+        objects.extend(sets);
+        matches
+    };
+    let deny = lookups(denied, "deny4", "deny6");
+    let allow = lookups(allowed, "allow4", "allow6");
     objects.push(Object::set(
         names.set("learn4"),
         SetKind::Ipv4Learned,
@@ -59,7 +57,10 @@ pub(crate) fn box_objects(link: &BoxLink, policy: &EffectivePolicy, mark: u32) -
         objects.push(Object::chain(names.app_chain(direction), rules));
     }
     let mut egress = vec![Rule::count(names.set(NEW_OUT))];
-    egress.extend(counted(egress_chain(&names, policy, &filled), &denied));
+    egress.extend(counted(
+        egress_chain(&names, policy, &deny, &allow),
+        &denied,
+    ));
     let mut ingress = vec![Rule::count(names.set(NEW_IN))];
     ingress.extend(counted(ingress_chain(&names, policy), &denied));
     objects.push(Object::chain(names.chain(Direction::Egress), egress));
@@ -122,9 +123,60 @@ fn daddr_in(family: Family, set: String) -> Vec<Match> {
     }]
 }
 
-/// Always-blocked ranges, then the box layer, then the app layer. `filled`
-/// names the box's CIDR sets that hold elements.
-fn egress_chain(names: &BoxNames, policy: &EffectivePolicy, filled: &[&str]) -> Vec<Rule> {
+/// How one family of a CIDR list is looked up, and the set it needs; none
+/// when the family has no block. When every block has one prefix length
+/// (a list of /32s, say), the address masked to it is looked up in a hash
+/// of networks, one probe; otherwise in an interval set, a binary search.
+fn cidr_lookup(name: &str, family: Family, peer: Peer, list: &CidrSet) -> Option<(Object, Match)> {
+    let blocks: Vec<&IpNet> = list
+        .blocks()
+        .filter(|block| Family::of(block.addr()) == family)
+        .collect();
+    let prefix_len = blocks.first()?.prefix_len();
+    if prefix_len > 0 && blocks.iter().all(|b| b.prefix_len() == prefix_len) {
+        let set = format!("{name}_nets");
+        let kind = match family {
+            Family::Ipv4 => SetKind::Ipv4Networks,
+            Family::Ipv6 => SetKind::Ipv6Networks,
+        };
+        let elements = blocks.iter().map(|b| Element::Addr(b.network())).collect();
+        let lookup = if prefix_len == blocks[0].max_prefix_len() {
+            Match::Addr {
+                family,
+                peer,
+                set: set.clone(),
+            }
+        } else {
+            Match::AddrMasked {
+                family,
+                peer,
+                prefix_len,
+                set: set.clone(),
+            }
+        };
+        return Some((Object::set(set, kind, elements), lookup));
+    }
+    let (v4, v6) = split(list);
+    let (kind, elements) = match family {
+        Family::Ipv4 => (SetKind::Ipv4, v4),
+        Family::Ipv6 => (SetKind::Ipv6, v6),
+    };
+    let lookup = Match::Addr {
+        family,
+        peer,
+        set: name.to_owned(),
+    };
+    Some((Object::set(name.to_owned(), kind, elements), lookup))
+}
+
+/// Always-blocked ranges, then the box layer (`deny` and `allow`: the
+/// lookups of its CIDR lists), then the app layer.
+fn egress_chain(
+    names: &BoxNames,
+    policy: &EffectivePolicy,
+    deny: &[Match],
+    allow: &[Match],
+) -> Vec<Rule> {
     let app = names.app_chain(Direction::Egress);
     let mut rules = vec![
         Rule::when(
@@ -140,26 +192,16 @@ fn egress_chain(names: &BoxNames, policy: &EffectivePolicy, filled: &[&str]) -> 
         BoxLayer::DenyAll => rules.push(Rule::verdict(goto(DENY_BOX))),
         BoxLayer::AllowAll => rules.push(Rule::verdict(goto(app))),
         BoxLayer::Custom(custom) => {
-            // A lookup in a set that stays empty matches nothing: it is left
-            // out, so a connection's first packet does only the lookups
-            // that can decide it. (A change of the lists rewrites the chain
-            // in the same transaction as the sets.)
-            let used = |set: &str| filled.contains(&set);
-            for (family, set) in [(Family::Ipv4, "deny4"), (Family::Ipv6, "deny6")] {
-                if used(set) {
-                    rules.push(Rule::when(daddr_in(family, names.set(set)), goto(DENY_BOX)));
-                }
+            for lookup in deny {
+                rules.push(Rule::when(vec![lookup.clone()], goto(DENY_BOX)));
             }
             if custom.default_deny() {
+                for lookup in allow {
+                    rules.push(Rule::when(vec![lookup.clone()], goto(&app)));
+                }
                 // Only `allowedDomains` ever fill the learned sets.
-                let learns = !custom.allowed_domains.is_empty();
-                for (family, set, used) in [
-                    (Family::Ipv4, "allow4", used("allow4")),
-                    (Family::Ipv6, "allow6", used("allow6")),
-                    (Family::Ipv4, "learn4", learns),
-                    (Family::Ipv6, "learn6", learns),
-                ] {
-                    if used {
+                if !custom.allowed_domains.is_empty() {
+                    for (family, set) in [(Family::Ipv4, "learn4"), (Family::Ipv6, "learn6")] {
                         rules.push(Rule::when(daddr_in(family, names.set(set)), goto(&app)));
                     }
                 }
@@ -252,19 +294,11 @@ fn rule_matches(
     let peers: Vec<Option<Match>> = match &rule.peers {
         None => vec![None],
         Some(peers) => {
-            let (v4, v6) = split(&peers.cidrs);
             let mut matches = Vec::new();
-            for (family, kind, suffix, elements) in [
-                (Family::Ipv4, SetKind::Ipv4, "net4", v4),
-                (Family::Ipv6, SetKind::Ipv6, "net6", v6),
-            ] {
-                if !elements.is_empty() {
-                    objects.push(Object::set(set(suffix), kind, elements));
-                    matches.push(Some(Match::Addr {
-                        family,
-                        peer,
-                        set: set(suffix),
-                    }));
+            for (family, suffix) in [(Family::Ipv4, "net4"), (Family::Ipv6, "net6")] {
+                if let Some((net, lookup)) = cidr_lookup(&set(suffix), family, peer, &peers.cidrs) {
+                    objects.push(net);
+                    matches.push(Some(lookup));
                 }
             }
             // Domain peers match the addresses the resolver learned for

@@ -211,6 +211,19 @@ impl Ruleset {
                 }
                 None => dispatch_to_chains(link, false, &mut batch),
             }
+            // A set the box no longer needs (a list emptied, or looked up
+            // another way) goes after the chains that used it were
+            // rewritten above. After a failed batch the kernel may not
+            // have it: the watchdog's comparison removes any leftover.
+            if let Some(old) = old.filter(|e| !e.failed_closed) {
+                let stale: Vec<Object> = old
+                    .objects
+                    .iter()
+                    .filter(|o| objects.iter().all(|new| new.name() != o.name()))
+                    .cloned()
+                    .collect();
+                remove_objects(&stale, &mut batch);
+            }
             let entry = BoxEntry {
                 link: link.clone(),
                 objects: objects.into(),

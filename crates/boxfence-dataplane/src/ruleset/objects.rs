@@ -40,6 +40,12 @@ impl Object {
         }
     }
 
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Self::Set { name, .. } | Self::Chain { name, .. } | Self::Counter { name } => name,
+        }
+    }
+
     pub(crate) fn ingress_chain(name: String, device: String, rules: Vec<Rule>) -> Self {
         Self::Chain {
             name,

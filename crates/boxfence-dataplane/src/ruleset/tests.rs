@@ -189,8 +189,9 @@ fn netlink_and_text_batches_build_the_same_table_in_every_sequence() {
     twins.matches_model("two boxes", &ruleset);
     let listed = twins.list();
     assert!(
-        listed.contains("104.16.0.0/12") && listed.contains("104.16.120.0/24"),
-        "{listed}"
+        listed.contains("104.16.0.0/12")
+            && listed.contains("ip daddr & 255.255.255.0 == @b_aaa_deny4_nets counter"),
+        "mixed prefix lengths are an interval set, one /24 a network masked: {listed}"
     );
     assert!(
         listed.contains(
@@ -210,6 +211,23 @@ fn netlink_and_text_batches_build_the_same_table_in_every_sequence() {
     // Nothing changed: nothing to do.
     let batch = ruleset.upsert_boxes(&[(link("aaa", 2), &a), (link("bbb", 3), &b)]);
     assert!(batch.is_empty(), "{}", batch.to_text());
+
+    // A list changes how it is looked up: the interval set and the unused
+    // denied set go, a set of host addresses comes.
+    let hosts = json!({"mode": "custom", "allowedCidrs": ["198.51.100.7/32", "203.0.113.9/32"]});
+    let a3 = effective("aaa", hosts, &[web_policy(&[80, 443])]);
+    twins.apply(
+        "a list looked up another way",
+        &ruleset.upsert_boxes(&[(link("aaa", 2), &a3)]),
+    );
+    twins.matches_model("a list looked up another way", &ruleset);
+    let listed = twins.list();
+    assert!(
+        listed.contains("ip daddr @b_aaa_allow4_nets goto b_aaa_app_out")
+            && !listed.contains("set b_aaa_allow4 ")
+            && !listed.contains("b_aaa_deny4_nets"),
+        "{listed}"
+    );
 
     // The app policy changes: new shared objects, one app chain per box,
     // the old ones go; the boxes' own sets are not touched.
@@ -321,7 +339,7 @@ fn after_a_failed_batch_the_next_update_sends_everything_again() {
         .run("nft", &["list", "table", "inet", "boxfence"], None)
         .expect("lists");
     assert!(
-        listed.contains("151.101.0.0/16") && !listed.contains("104.16.0.0/12"),
+        listed.contains("151.101.0.0") && !listed.contains("104.16.0.0"),
         "the box's sets hold the new policy: {listed}"
     );
     assert!(
@@ -348,6 +366,9 @@ fn egress_lookups(policy: &EffectivePolicy) -> Vec<String> {
         .flat_map(|rule| &rule.matches)
         .filter_map(|m| match m {
             crate::nft::Match::Addr { set, .. } => Some(set.clone()),
+            crate::nft::Match::AddrMasked {
+                set, prefix_len, ..
+            } => Some(format!("{set} & /{prefix_len}")),
             _ => None,
         })
         .collect()
@@ -357,7 +378,7 @@ fn egress_lookups(policy: &EffectivePolicy) -> Vec<String> {
 fn a_box_chain_looks_up_only_sets_that_can_hold_an_address() {
     let cidrs = effective(
         "b1",
-        json!({"mode": "custom", "allowedCidrs": ["151.101.0.0/16"]}),
+        json!({"mode": "custom", "allowedCidrs": ["151.101.0.0/16", "192.0.2.0/24"]}),
         &[],
     );
     assert_eq!(
@@ -367,8 +388,8 @@ fn a_box_chain_looks_up_only_sets_that_can_hold_an_address() {
     );
     let everything = effective(
         "b1",
-        json!({"mode": "custom", "allowedCidrs": ["151.101.0.0/16", "2001:db8::/32"],
-               "deniedCidrs": ["151.101.1.0/24"], "allowedDomains": ["github.com"]}),
+        json!({"mode": "custom", "allowedCidrs": ["151.101.0.0/16", "192.0.2.0/24", "2001:db8::/32", "2001:db9::/48"],
+               "deniedCidrs": ["151.101.1.0/24", "2001:db8:1::/48"], "allowedDomains": ["github.com"]}),
         &[],
     );
     assert_eq!(
@@ -376,11 +397,56 @@ fn a_box_chain_looks_up_only_sets_that_can_hold_an_address() {
         [
             "blocked4",
             "blocked6",
-            "b_b1_deny4",
+            "b_b1_deny4_nets & /24",
+            "b_b1_deny6_nets & /48",
             "b_b1_allow4",
             "b_b1_allow6",
             "b_b1_learn4",
             "b_b1_learn6"
         ]
+    );
+}
+
+#[test]
+fn a_list_of_one_prefix_length_is_one_hash_probe() {
+    let hosts = effective(
+        "b1",
+        json!({"mode": "custom", "allowedCidrs": ["198.51.100.7/32", "203.0.113.9", "2001:db8::1"],
+               "deniedCidrs": ["198.51.100.0/24", "203.0.113.0/24"]}),
+        &[],
+    );
+    assert_eq!(
+        egress_lookups(&hosts),
+        [
+            "blocked4",
+            "blocked6",
+            "b_b1_deny4_nets & /24",
+            "b_b1_allow4_nets",
+            "b_b1_allow6_nets"
+        ],
+        "host addresses need no mask; /24s are masked to /24"
+    );
+    let objects = compile::box_objects(&link("b1", 1), &hosts, config().mark);
+    let elements = |name: &str| match objects.iter().find(|o| o.name() == name) {
+        Some(Object::Set { kind, elements, .. }) => (*kind, elements.clone()),
+        other => panic!("{name}: {other:?}"),
+    };
+    let addr = |a: &str| crate::nft::Element::Addr(a.parse().expect("ip"));
+    assert_eq!(
+        elements("b_b1_deny4_nets"),
+        (
+            crate::nft::SetKind::Ipv4Networks,
+            vec![addr("198.51.100.0"), addr("203.0.113.0")]
+        )
+    );
+    let everywhere = effective(
+        "b1",
+        json!({"mode": "custom", "allowedCidrs": ["0.0.0.0/0"]}),
+        &[],
+    );
+    assert_eq!(
+        egress_lookups(&everywhere),
+        ["blocked4", "blocked6", "b_b1_allow4"],
+        "a /0 is an interval: no mask of length 0"
     );
 }
