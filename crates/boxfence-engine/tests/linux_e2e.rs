@@ -1066,24 +1066,39 @@ fn every_denial_has_an_event_with_its_reason(rig: &Rig) {
         assert_eq!(matching[0].layer, Some(layer));
         assert_eq!(matching[0].kind, FlowEventKind::Connection);
     }
-    // The host, at its box-side gateway and at its uplink address (which
-    // the policy would let through if it were not the host's own).
+    // The host: at its box-side gateway (any port but the resolver's), and
+    // at another address of its own that the box's policy allows (so only
+    // the host rule can refuse it; a server listens there).
     let host_reason = "boxes may reach the host only at the built-in resolver";
     let gateway = rig.pool.gateways().ipv4;
-    for (n, url) in [
-        format!("http://{gateway}:22/"),
-        format!("http://{LAB_HOST_V4}:22/"),
-    ]
-    .iter()
-    .enumerate()
+    let own = "198.51.100.200";
+    let added = rig.host(&["ip", "addr", "add", &format!("{own}/32"), "dev", "lo"]);
+    assert!(added.status.success(), "{added:?}");
+    let listener = rig
+        .lab
+        .in_host(|| std::net::TcpListener::bind((own, 80)))
+        .expect("in lab host")
+        .expect("a server on the host's own address");
+    for (n, url) in [format!("http://{gateway}:22/"), format!("http://{own}/")]
+        .iter()
+        .enumerate()
     {
         assert_eq!(rig.curl(&b, url), REFUSED, "{url}");
         let events = events_until(rig, &b, |e| {
-            e.reason == host_reason && e.dport == Some(22) && e.dst == url_host(url)
+            e.reason == host_reason && e.dst == url_host(url)
         });
         let matching = events.iter().filter(|e| e.reason == host_reason).count();
         assert_eq!(matching, n + 1, "one event for {url}: {events:#?}");
     }
+    drop(listener);
+    rig.host(&["ip", "addr", "del", &format!("{own}/32"), "dev", "lo"]);
+    // The uplink's address is refused by the first layer that denies it,
+    // as the policy core explains it.
+    let uplink = format!("http://{LAB_HOST_V4}:22/");
+    assert_eq!(rig.curl(&b, &uplink), REFUSED);
+    let reason = "always blocked: 192.0.2.0/24 documentation (TEST-NET-1) (RFC 5737)";
+    let events = events_until(rig, &b, |e| e.reason == reason);
+    assert!(events.iter().any(|e| e.reason == reason), "{events:#?}");
     assert_eq!(rig.curl(&b, "https://github.com/"), UNRESOLVED);
     let events = events_until(rig, &b, |e| e.kind == FlowEventKind::DnsQuery);
     let refusal = events
@@ -1120,7 +1135,7 @@ fn every_denial_has_an_event_with_its_reason(rig: &Rig) {
         .filter(|e| e.kind == FlowEventKind::Connection)
         .count();
     assert_eq!(
-        connections, 7,
+        connections, 8,
         "no connection event beyond the denials made: {total:#?}"
     );
     assert!(

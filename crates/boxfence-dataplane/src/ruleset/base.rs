@@ -75,13 +75,18 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             format!("goto {DENY_HOST}"),
         ],
     );
-    // What the host would deliver to itself is judged as host access,
-    // everything else by the box's egress chain.
+    // The gateway (the resolver, after the DNS redirect) and the link's
+    // own scope are judged as host access, everything else by the box's
+    // egress chain. A packet that chain lets through to another address
+    // of the host still meets `box_to_host` in the input chain; a FIB
+    // lookup here would find those too, but costs every new flow a route
+    // lookup.
     text_chain(
         batch,
         "from_box",
         vec![
-            "fib daddr type { local, broadcast, multicast } goto box_to_host".into(),
+            format!("ip daddr {gateway4} goto box_to_host"),
+            format!("ip6 daddr {{ {gateway6}, fe80::/10, ff02::/16 }} goto box_to_host"),
             "ct state invalid drop".into(),
             "iifname vmap @out_chains".into(),
             format!("goto {DENY_BOX}"),
@@ -141,10 +146,13 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             ],
         ),
         // Every DNS query of a box, to any address, goes to the resolver.
+        // The kernel runs this chain for every new flow, so the first rule
+        // lets all other flows go after one comparison.
         base(
             "prerouting_nat",
             "type nat hook prerouting priority dstnat",
             vec![
+                "th dport != 53 accept".into(),
                 format!(
                     "iifname {boxes} meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport 53 dnat ip to {gateway4}:{}",
                     config.resolver_port
@@ -155,9 +163,10 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
                 ),
             ],
         ),
-        // Already judged in prerouting; kept so that nothing a box sends
-        // reaches the host unless `box_to_host` allows it, whatever the
-        // routing tables say.
+        // What a box sends to the host's other addresses (its uplink's,
+        // say) was judged in prerouting by the box's policy, which may
+        // allow it: here it meets `box_to_host` like all that reaches the
+        // host, whatever the routing tables say.
         base(
             "input",
             "type filter hook input priority filter",
