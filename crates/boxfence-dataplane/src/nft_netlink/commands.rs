@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use super::NetlinkError;
 use super::batch::{Batch, BatchWriter, NLM_F_APPEND, Part};
-use super::expr::{NFTA_DATA_VALUE, OBJECT_COUNTER, write_rule, write_verdict};
+use super::expr::{NFTA_DATA_VALUE, OBJECT_COUNTER, address_bytes, write_rule, write_verdict};
 use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Writer, attr_size};
 use crate::nft::{Command, Element, SetKind, Verdict, command_line};
 
@@ -351,13 +351,6 @@ fn value(w: &mut Writer, kind: u16, bytes: &[u8]) {
     let nested = w.begin_nested(kind);
     w.put(NFTA_DATA_VALUE, bytes);
     w.end_nested(nested);
-}
-
-fn address_bytes(addr: IpAddr) -> Vec<u8> {
-    match addr {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    }
 }
 
 /// The address after `addr`, or `None` at the top of its family.

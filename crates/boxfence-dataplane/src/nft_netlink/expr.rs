@@ -114,10 +114,7 @@ fn write_match(w: &mut Writer, m: &Match) {
             nfproto(w, *family);
             let (offset, len) = address(*family, *peer);
             payload(w, REG_1, BASE_NETWORK, (offset, len));
-            let mask = match family.mask(*prefix_len) {
-                IpAddr::V4(mask) => mask.octets().to_vec(),
-                IpAddr::V6(mask) => mask.octets().to_vec(),
-            };
+            let mask = address_bytes(family.mask(*prefix_len));
             expression(w, "bitwise", |w| {
                 w.put_be32(1, REG_1); // NFTA_BITWISE_SREG
                 w.put_be32(2, REG_1); // NFTA_BITWISE_DREG
@@ -158,10 +155,7 @@ fn write_match(w: &mut Writer, m: &Match) {
             let family = Family::of(*addr);
             nfproto(w, family);
             payload(w, REG_1, BASE_NETWORK, address(family, *peer));
-            match addr {
-                IpAddr::V4(v4) => cmp_eq(w, &v4.octets()),
-                IpAddr::V6(v6) => cmp_eq(w, &v6.octets()),
-            }
+            cmp_eq(w, &address_bytes(*addr));
         }
     }
 }
@@ -195,6 +189,14 @@ fn immediate(w: &mut Writer, value: &[u8]) {
         w.put(NFTA_DATA_VALUE, value);
         w.end_nested(data);
     });
+}
+
+/// An address in network byte order.
+pub(super) fn address_bytes(addr: IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
 }
 
 /// The offset and length of an address in the network header.
