@@ -519,37 +519,30 @@ fn deleting_a_box_flushes_its_flows(rig: &Rig) {
 fn spoofed_source_is_dropped(rig: &Rig) {
     let b = rig.create("spoof1", json!({"mode": "allow-all"}), &[]);
     let netns = format!("--net={}", rig.box_netns(&b).display());
+    let in_box = |argv: &[&str]| {
+        std::process::Command::new("nsenter")
+            .arg(&netns)
+            .args(argv)
+            .output()
+            .expect("nsenter")
+    };
+    let send_from = |source: &str| {
+        let url = format!("http://{SERVER_V4}/");
+        in_box(&["curl", "-s", "-m", "2", "--interface", source, &url])
+    };
+    // Dropped before conntrack, or never confirmed: no flow state.
+    let tracked = |source: &str| {
+        let listed = rig.host(&["conntrack", "-L", "-s", source]);
+        String::from_utf8_lossy(&listed.stdout).lines().count()
+    };
     // As root from outside (a box process has no capability to do this),
     // give the box a second address and send from it: one in the pool
     // (another box's, as far as the box knows) and one outside it, which
     // the fail-closed routing rules alone would let through.
     for spoofed in ["10.200.9.9", "192.0.2.9"] {
-        let add = std::process::Command::new("nsenter")
-            .args([
-                &netns,
-                "ip",
-                "addr",
-                "add",
-                &format!("{spoofed}/32"),
-                "dev",
-                "eth0",
-            ])
-            .status()
-            .expect("nsenter");
-        assert!(add.success());
-        let sent = std::process::Command::new("nsenter")
-            .args([
-                &netns,
-                "curl",
-                "-s",
-                "-m",
-                "2",
-                "--interface",
-                spoofed,
-                &format!("http://{SERVER_V4}/"),
-            ])
-            .output()
-            .expect("curl");
+        let added = in_box(&["ip", "addr", "add", &format!("{spoofed}/32"), "dev", "eth0"]);
+        assert!(added.status.success(), "{added:?}");
+        let sent = send_from(spoofed);
         assert!(
             !sent.status.success(),
             "a spoofed source must not get through: {sent:?}"
@@ -565,14 +558,24 @@ fn spoofed_source_is_dropped(rig: &Rig) {
             event.reason,
             format!("source {spoofed} is not the box's address")
         );
-        // Dropped before conntrack: the forged source left no state.
-        let tracked = rig.host(&["conntrack", "-L", "-s", spoofed]);
-        assert_eq!(
-            String::from_utf8_lossy(&tracked.stdout).lines().count(),
-            0,
-            "{tracked:?}"
-        );
+        assert_eq!(tracked(spoofed), 0, "{spoofed} left flow state");
     }
+    // Should the box's device chain be gone (until the watchdog puts it
+    // back), what the box sends is refused, not judged with any source.
+    rig.engine.while_locked(|| {
+        let deleted = rig.host(&[
+            "nft",
+            "delete",
+            "chain",
+            "inet",
+            "boxfence",
+            "b_spoof1_link",
+        ]);
+        assert!(deleted.status.success(), "{deleted:?}");
+        assert!(!send_from("192.0.2.9").status.success());
+        assert_eq!(tracked("192.0.2.9"), 0, "an unproved source was judged");
+    });
+    rig.engine.repair().expect("the table is restored");
     assert_eq!(
         rig.curl(&b, &format!("http://{SERVER_V4}/")),
         "200",

@@ -88,6 +88,10 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             format!("ip daddr {gateway4} goto box_to_host"),
             format!("ip6 daddr {{ {gateway6}, fe80::/10, ff02::/16 }} goto box_to_host"),
             "ct state invalid drop".into(),
+            // Only a source the box's device chain proved (and marked) is
+            // judged: should that chain be missing, its box's traffic is
+            // refused, not judged with any source.
+            format!("meta mark & {mark:#x} == 0 goto deny_spoof"),
             "iifname vmap @out_chains".into(),
             format!("goto {DENY_BOX}"),
         ],
