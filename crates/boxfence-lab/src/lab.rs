@@ -205,10 +205,17 @@ impl Lab {
     {
         let mut cmd = self.host.command(argv);
         cmd.stdin(Stdio::null());
-        cmd.spawn().map_err(|source| LabError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| LabError::Spawn {
             what: exec::describe(&cmd),
             source,
-        })
+        })?;
+        // Returned only once it is where teardown looks for it.
+        if let Err(error) = processes::wait_until_in(child.id(), self.host.path()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(error);
+        }
+        Ok(child)
     }
 
     /// Runs `f` on a fresh thread inside the lab host's network namespace

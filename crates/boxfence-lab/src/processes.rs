@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -60,6 +60,35 @@ pub(crate) fn kill_all_in(netns: &[PathBuf]) -> Vec<LabError> {
         // A killed process keeps its namespace link until it is really
         // gone; a killed child of ours becomes a zombie, which has none.
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until process `pid` has entered the network namespace pinned at
+/// `netns` (or has exited). A program started through `nsenter` enters it
+/// a moment after it was spawned; a teardown in that moment would not see
+/// it there and leave it running.
+pub(crate) fn wait_until_in(pid: u32, netns: &Path) -> Result<(), LabError> {
+    let id = |path: &Path| std::fs::metadata(path).map(|m| (m.dev(), m.ino()));
+    let target = id(netns).map_err(|source| LabError::Io {
+        context: "cannot stat namespace",
+        path: netns.to_owned(),
+        source,
+    })?;
+    let deadline = Instant::now() + KILL_WAIT;
+    let link = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    loop {
+        match id(&link) {
+            Ok(current) if current == target => return Ok(()),
+            Err(_) => return Ok(()),
+            Ok(_) if Instant::now() > deadline => {
+                return Err(LabError::Sys {
+                    context: "process did not enter the lab's namespace",
+                    target: pid.to_string(),
+                    source: nix::Error::ETIMEDOUT,
+                });
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
     }
 }
 
