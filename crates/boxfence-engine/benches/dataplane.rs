@@ -13,8 +13,10 @@
 //! `BF_BENCH_SECS` (5), `BF_BENCH_BOXES` (1000), `BF_BENCH_UPDATES` (200),
 //! `BF_BENCH_DELETES` (100 timed deletes), `BF_BENCH_NICE` (`0`: keep the
 //! default priority), `BF_BENCH_PERF` (a directory: `perf record -a -g`
-//! during each connection-rate cell). Needs root; exits 0 with a message
-//! otherwise. Results and their reading: `BENCHMARKS-dataplane.md`.
+//! during each connection-rate cell), `BF_BENCH_TRAFFIC_CPU` (1: the CPU
+//! the traffic sections are pinned to; `none`: not pinned). Needs root;
+//! exits 0 with a message otherwise. Results and their reading:
+//! `BENCHMARKS.md`, "Data plane".
 //!
 //! The process enters the lab host's network namespace with its main
 //! thread before it starts the engine, as the daemon does in production
@@ -42,7 +44,8 @@ use boxfence_engine::{
 };
 use boxfence_lab::{Lab, SERVER_V4};
 use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, Machine};
-use nix::sched::{CloneFlags, setns};
+use nix::sched::{CloneFlags, CpuSet, sched_getaffinity, sched_setaffinity, setns};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 
 /// Where the accept-and-close server listens (in the internet namespace).
@@ -95,6 +98,16 @@ fn main() {
 
     let rig = Rig::new();
     if wants("cps") || wants("bulk") || sections.contains(&"attrib") {
+        // Threads and programs started from here on inherit the CPU: the
+        // load generators, the servers, and so the packets' softirq work.
+        let all = sched_getaffinity(Pid::from_raw(0)).expect("affinity");
+        if let Some(cpu) = knobs.traffic_cpu {
+            let mut one = CpuSet::new();
+            one.set(cpu)
+                .expect("BF_BENCH_TRAFFIC_CPU: a CPU of this machine");
+            sched_setaffinity(Pid::from_raw(0), &one).expect("pin to one CPU");
+            println!("traffic sections pinned to CPU {cpu}\n");
+        }
         traffic(
             &rig,
             &knobs,
@@ -102,6 +115,7 @@ fn main() {
             wants("bulk"),
             sections.contains(&"attrib"),
         );
+        sched_setaffinity(Pid::from_raw(0), &all).expect("unpin");
     }
     if wants("update") {
         single_box_updates(&rig, &knobs, "u1", "one box on the host");
@@ -133,6 +147,10 @@ struct Knobs {
     /// The linear-rules table takes seconds to install: measured only in
     /// every `linear_every`th run.
     linear_every: usize,
+    /// The CPU the traffic sections run on (`BF_BENCH_TRAFFIC_CPU`, `none`
+    /// for both): pinned, a connection's cost is measured to ±0.5 point,
+    /// unpinned the scheduler's split of two CPUs scatters it by ±8.
+    traffic_cpu: Option<usize>,
 }
 
 impl Knobs {
@@ -150,6 +168,14 @@ impl Knobs {
             updates: get("BF_BENCH_UPDATES", 200),
             deletes: get("BF_BENCH_DELETES", 100),
             linear_every: get("BF_BENCH_LINEAR_EVERY", 1).max(1),
+            traffic_cpu: match std::env::var("BF_BENCH_TRAFFIC_CPU").as_deref() {
+                Ok("none") => None,
+                Ok(cpu) => Some(
+                    cpu.parse()
+                        .expect("BF_BENCH_TRAFFIC_CPU: a CPU number or none"),
+                ),
+                Err(_) => Some(1),
+            },
         }
     }
 }
