@@ -1,11 +1,14 @@
 //! The nftables ruleset: one `inet` table owned by boxfence, changed only
 //! by whole batches (one kernel transaction each).
 //!
-//! Per packet the cost does not grow with boxes or rules: one prerouting
-//! chain (after dstnat) dispatches through verdict maps, by interface for
-//! what a box sends and by address for what is sent to it, to the box's
-//! own chains, and every list is an interval set. App policies compile
-//! once into chains and sets shared by every box they select.
+//! Per packet the cost does not grow with boxes or rules: what a box sends
+//! first meets the box's own chain on its device's ingress hook (zone,
+//! mark, source check); one prerouting chain (after dstnat) accepts
+//! established flows and dispatches new ones through verdict maps, by
+//! interface for what a box sends and by address for what is sent to it,
+//! to the box's own chains, where every list is one set lookup. App
+//! policies compile once into chains and sets shared by every box they
+//! select.
 
 mod base;
 mod compile;
