@@ -71,14 +71,15 @@ impl Family {
 
     /// The netmask of a prefix length in this family.
     pub fn mask(self, prefix_len: u8) -> IpAddr {
-        let ones = |bits: u32| {
-            u128::MAX
-                .checked_shl(bits - u32::from(prefix_len))
-                .unwrap_or(0)
-        };
+        // A shift by the whole width (prefix length 0) leaves no bit set.
+        let host_bits = |width: u32| width - u32::from(prefix_len);
         match self {
-            Self::Ipv4 => IpAddr::V4(Ipv4Addr::from(ones(32) as u32)),
-            Self::Ipv6 => IpAddr::V6(Ipv6Addr::from(ones(128))),
+            Self::Ipv4 => IpAddr::V4(Ipv4Addr::from(
+                u32::MAX.checked_shl(host_bits(32)).unwrap_or(0),
+            )),
+            Self::Ipv6 => IpAddr::V6(Ipv6Addr::from(
+                u128::MAX.checked_shl(host_bits(128)).unwrap_or(0),
+            )),
         }
     }
 }
