@@ -27,6 +27,7 @@ mod addresses;
 mod dns;
 mod error;
 mod exec;
+pub mod harness;
 mod lab;
 mod names;
 mod netns;

@@ -1,0 +1,245 @@
+//! The rig every end-to-end test runs on: a sealed lab whose host runs a
+//! Linux engine and its resolver, with helpers to act from inside a box.
+
+pub(crate) use std::collections::HashSet;
+pub(crate) use std::path::PathBuf;
+pub(crate) use std::process::Output;
+pub(crate) use std::sync::Arc;
+pub(crate) use std::time::{Duration, Instant};
+
+pub(crate) use boxfence_dataplane::HostNetns;
+pub(crate) use boxfence_engine::{
+    AddressPool, Engine, ExecOutput, ExecRequest, LinuxConfig, LinuxEngine, MachineAddresses,
+    MachineSpec, ResolverHandle, SharedLinuxEngine,
+};
+pub(crate) use boxfence_lab::{
+    CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, LAB_HOST_V4, Lab, LabDns, SERVER_V4, SERVER_V6,
+};
+pub(crate) use boxfence_policy::{
+    AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, FlowEvent, FlowEventKind, Layer, Machine,
+};
+pub(crate) use boxfence_resolver::answer::TtlLimits;
+pub(crate) use serde_json::{Value, json};
+
+use crate::lab_config::lab_config;
+
+/// One end-to-end test.
+pub(crate) type Test = fn(&Rig);
+
+/// A lab with a Linux engine and its resolver running in its host
+/// namespace, and the lab's DNS server upstream. Field order is drop order.
+pub(crate) struct Rig {
+    pub(crate) _resolver: ResolverHandle,
+    pub(crate) dns: LabDns,
+    pub(crate) engine: Arc<LinuxEngine>,
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) lab: Lab,
+    pub(crate) pool: AddressPool,
+    pub(crate) blocked: Arc<AlwaysBlocked>,
+}
+
+impl Rig {
+    pub(crate) fn new() -> Self {
+        let lab = Lab::new().expect("lab comes up");
+        let config = Self::config(&lab);
+        let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let engine = runtime
+            .block_on(async { LinuxEngine::start(config) })
+            .expect("engine starts");
+        lab.route_to_host(&pool.ipv4.to_string())
+            .expect("route to boxes");
+        lab.route_to_host(&pool.ipv6.to_string())
+            .expect("route to boxes");
+        let dns = LabDns::start(&lab, 1).expect("lab DNS answers");
+        let upstreams = vec![
+            "198.51.100.53:53".parse().expect("addr"),
+            "[2001:db8::53]:53".parse().expect("addr"),
+        ];
+        let ttl = TtlLimits {
+            ceiling: Duration::from_secs(300),
+            floor: Duration::from_secs(3),
+            grace: Duration::from_secs(2),
+        };
+        let resolver = engine
+            .spawn_resolver(
+                upstreams,
+                Duration::from_secs(2),
+                ttl,
+                boxfence_engine::QUERY_RATE_PER_BOX,
+            )
+            .expect("resolver starts");
+        Self {
+            _resolver: resolver,
+            dns,
+            engine,
+            runtime,
+            lab,
+            pool,
+            blocked,
+        }
+    }
+
+    /// The engine configuration for `lab`.
+    pub(crate) fn config(lab: &Lab) -> LinuxConfig {
+        lab_config(lab, HostNetns::at(lab.host_netns_path()))
+    }
+
+    /// Creates box `id` with a box policy and app policies.
+    pub(crate) fn create(
+        &self,
+        id: &str,
+        box_policy: Value,
+        app_policies: &[Value],
+    ) -> MachineSpec {
+        let used: HashSet<_> = self.engine.used_addresses();
+        let addresses = self.pool.allocate(&used).expect("free address");
+        let spec = MachineSpec {
+            id: id.into(),
+            addresses,
+        };
+        let policy = self.effective(&spec, box_policy, app_policies);
+        self.runtime
+            .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).create_machine(&spec, &policy))
+            .expect("box created");
+        spec
+    }
+
+    pub(crate) fn effective(
+        &self,
+        spec: &MachineSpec,
+        box_policy: Value,
+        app_policies: &[Value],
+    ) -> EffectivePolicy {
+        let MachineAddresses { ipv4, ipv6 } = spec.addresses;
+        let machine = Machine {
+            id: spec.id.clone(),
+            metadata: Default::default(),
+            network_policy: BoxPolicy::from_json(&box_policy).expect("box policy"),
+            addresses: vec![ipv4.into(), ipv6.into()],
+        };
+        let policies: Vec<AppPolicy> = app_policies
+            .iter()
+            .map(|p| AppPolicy::from_json(p).expect("policy"))
+            .collect();
+        EffectivePolicy::from_policies(&machine, &policies, Arc::clone(&self.blocked))
+    }
+
+    pub(crate) fn update(&self, spec: &MachineSpec, box_policy: Value, app_policies: &[Value]) {
+        let policy = self.effective(spec, box_policy, app_policies);
+        self.runtime
+            .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).apply(&[policy]))
+            .expect("policy applied");
+    }
+
+    pub(crate) fn exec(&self, spec: &MachineSpec, argv: &[&str]) -> ExecOutput {
+        let request = ExecRequest {
+            command: argv.iter().map(|s| (*s).to_owned()).collect(),
+            stdin: None,
+            timeout: Some(Duration::from_secs(20)),
+        };
+        self.runtime
+            .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).exec(&spec.id, &request))
+            .expect("exec runs")
+    }
+
+    /// What curl in the box gets from `url`: the HTTP status, or
+    /// `err<curl exit code>`.
+    pub(crate) fn curl(&self, spec: &MachineSpec, url: &str) -> String {
+        let out = self.exec(
+            spec,
+            &[
+                "curl",
+                "-sk",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                url,
+            ],
+        );
+        if out.exit_code == 126 || out.exit_code == 127 {
+            eprintln!("exec failed: {}", out.stderr);
+        }
+        if out.exit_code == 0 {
+            out.stdout
+        } else {
+            format!("err{}", out.exit_code)
+        }
+    }
+
+    pub(crate) fn host(&self, argv: &[&str]) -> Output {
+        self.lab.host_exec(argv).expect("runs in lab host")
+    }
+
+    pub(crate) fn box_netns(&self, spec: &MachineSpec) -> PathBuf {
+        self.engine.netns_path(&spec.id)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Err(error) = self.engine.shutdown() {
+            eprintln!("engine shutdown: {error}");
+        }
+    }
+}
+
+/// curl exit codes meaning the connection was refused or unreachable at
+/// once (7), not that it timed out (28).
+pub(crate) const REFUSED: &str = "err7";
+
+/// Sends one datagram to the lab's UDP echo server from the box: `echo`
+/// when it came back, `no echo` when not.
+pub(crate) fn udp_echo(rig: &Rig, spec: &MachineSpec) -> String {
+    let script = format!(
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2)\n\
+         s.sendto(b'ping',('{SERVER_V4}',5353))\n\
+         try: print('echo' if s.recv(100)==b'ping' else 'other')\n\
+         except Exception: print('no echo')\n"
+    );
+    rig.exec(spec, &["python3", "-c", &script])
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+/// curl's exit code when the name did not resolve.
+pub(crate) const UNRESOLVED: &str = "err6";
+
+pub(crate) fn dig(rig: &Rig, spec: &MachineSpec, args: &[&str]) -> String {
+    let mut argv = vec!["dig", "+time=2", "+tries=1"];
+    argv.extend_from_slice(args);
+    rig.exec(spec, &argv).stdout
+}
+
+/// Waits up to 3 s for an event of the box matching `wanted`; returns the
+/// box's events then.
+pub(crate) fn events_until(
+    rig: &Rig,
+    spec: &MachineSpec,
+    wanted: impl Fn(&FlowEvent) -> bool,
+) -> Vec<FlowEvent> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let events = rig
+            .engine
+            .flow_log()
+            .history(&spec.id, None, None, usize::MAX);
+        if events.iter().any(&wanted) || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of the metric line starting with `series`.
+pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
