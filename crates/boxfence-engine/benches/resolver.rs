@@ -409,7 +409,7 @@ impl Bench {
             shipped.ifname.clone(),
             shipped.policy.clone(),
         );
-        directory.insert(&[IpAddr::V4(self.box_ip)], entry);
+        directory.insert(&[IpAddr::V4(self.box_ip)], entry, |_| true);
         let config = ResolverConfig {
             query_rate_per_box: cap,
             ..self.resolver_config()

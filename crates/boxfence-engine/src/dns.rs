@@ -26,10 +26,10 @@ pub(crate) use crate::set_writer::SetWriter;
 /// it is cheap.
 pub const QUERY_RATE_PER_BOX: u32 = 2000;
 
-/// The set elements that authorise `addresses` for the box through
-/// `targets`.
+/// The set elements that authorise `addresses` for box `id` (host-side
+/// interface `ifname`) through `targets`.
 fn elements(
-    entry: &BoxEntry,
+    (id, ifname): (&str, &str),
     targets: &[LearnTarget],
     addresses: &[(IpAddr, Option<Duration>)],
 ) -> Vec<SetElement> {
@@ -38,10 +38,10 @@ fn elements(
         for &(ip, keep) in addresses {
             let (set, key) = match (target, ip) {
                 (LearnTarget::Box, IpAddr::V4(v4)) => {
-                    (box_learned_set(&entry.id, false), ElementKey::Ipv4(v4))
+                    (box_learned_set(id, false), ElementKey::Ipv4(v4))
                 }
                 (LearnTarget::Box, IpAddr::V6(v6)) => {
-                    (box_learned_set(&entry.id, true), ElementKey::Ipv6(v6))
+                    (box_learned_set(id, true), ElementKey::Ipv6(v6))
                 }
                 (
                     LearnTarget::AppRule {
@@ -51,7 +51,7 @@ fn elements(
                     IpAddr::V4(v4),
                 ) => (
                     rule_learned_set(*fingerprint, *rule_index, false),
-                    ElementKey::IfnameIpv4(entry.ifname.clone(), v4),
+                    ElementKey::IfnameIpv4(ifname.to_owned(), v4),
                 ),
                 (
                     LearnTarget::AppRule {
@@ -61,7 +61,7 @@ fn elements(
                     IpAddr::V6(v6),
                 ) => (
                     rule_learned_set(*fingerprint, *rule_index, true),
-                    ElementKey::IfnameIpv6(entry.ifname.clone(), v6),
+                    ElementKey::IfnameIpv6(ifname.to_owned(), v6),
                 ),
             };
             out.push(SetElement::new(set, key, keep));
@@ -86,7 +86,7 @@ impl Learner for LinuxEngine {
             .iter()
             .map(|(ip, keep)| (*ip, Some(*keep)))
             .collect();
-        let written = writer.add(elements(entry, targets, &addresses));
+        let written = writer.add(elements((&entry.id, &entry.ifname), targets, &addresses));
         Box::pin(async move {
             written
                 .await
@@ -98,22 +98,25 @@ impl Learner for LinuxEngine {
 impl LinuxEngine {
     /// Registers or updates boxes in the resolver's directory, and removes
     /// from the box layer's learned set the addresses of names its new
-    /// policy no longer allows.
+    /// policy no longer allows. An answer decided under the old policy
+    /// either wrote before the switch (and is removed here: its write was
+    /// queued first) or writes nothing, so once this returns no address
+    /// the new policy refuses is authorised.
     pub(crate) fn publish(&self, boxes: &[(BoxLink, &EffectivePolicy)]) -> Result<(), EngineError> {
         let directory = self.directory();
         let mut stale = Vec::new();
         for (link, policy) in boxes {
             let addresses = [IpAddr::V4(link.ipv4), IpAddr::V6(link.ipv6)];
-            if let Some(previous) = directory.lookup(addresses[0]) {
-                for (ip, name) in previous.learned() {
-                    let still = matches!(decide(policy, &name), NameDecision::Answer(t) if t.contains(&LearnTarget::Box));
-                    if !still {
-                        stale.extend(elements(&previous, &[LearnTarget::Box], &[(ip, None)]));
-                    }
+            let entry = BoxEntry::new(link.id.clone(), link.ifname.clone(), (*policy).clone());
+            let answered = |name: &str| matches!(decide(policy, name), NameDecision::Answer(_));
+            let learned = directory.insert(&addresses, entry, answered);
+            for (ip, name) in learned {
+                let still = matches!(decide(policy, &name), NameDecision::Answer(t) if t.contains(&LearnTarget::Box));
+                if !still {
+                    let target = [LearnTarget::Box];
+                    stale.extend(elements((&link.id, &link.ifname), &target, &[(ip, None)]));
                 }
             }
-            let entry = BoxEntry::new(link.id.clone(), link.ifname.clone(), (*policy).clone());
-            directory.insert(&addresses, entry);
         }
         if let Some(writer) = self.set_writer() {
             writer.write(stale, false).map_err(EngineError::Kernel)?;
@@ -121,11 +124,13 @@ impl LinuxEngine {
         Ok(())
     }
 
-    /// The domain an open flow's address was learned from, for the box.
-    pub(crate) fn domain_of(&self, link: &BoxLink, ip: IpAddr) -> Option<String> {
+    /// The domain that authorised an open flow's address for the box,
+    /// also after the address expired: open connections outlive the
+    /// expiry, so a later update judges them by what it changed.
+    pub(crate) fn authorised_by(&self, link: &BoxLink, ip: IpAddr) -> Option<String> {
         self.directory()
             .lookup(IpAddr::V4(link.ipv4))?
-            .domain_of(ip)
+            .authorised_by(ip)
     }
 
     /// Starts the built-in resolver on its own thread inside the host

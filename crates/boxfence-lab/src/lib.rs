@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod addresses;
+mod delayed_dns;
 mod dns;
 mod error;
 mod exec;
@@ -45,6 +46,7 @@ pub use addresses::{
     SERVER_ADDRS, SERVER_LINK, SERVER_V4, SERVER_V6, TCP_PORTS, UDP_ECHO_PORT, UPLINK,
     UPLINK_PREFIX_V4, UPLINK_PREFIX_V6,
 };
+pub use delayed_dns::DelayedDns;
 pub use dns::{DNS_RECORDS, LabDns};
 pub use error::LabError;
 pub use lab::Lab;

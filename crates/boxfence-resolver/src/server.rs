@@ -48,6 +48,18 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// How often one answer is decided again because the box's policy changed
+/// meanwhile, before it is given up as SERVFAIL.
+const MAX_DECISIONS: usize = 3;
+
+/// Why an answer's addresses were not authorised.
+enum Unauthorised {
+    /// The box's current policy refuses the name.
+    Refused(Arc<BoxEntry>, String),
+    /// The kernel write failed, or the box kept changing or went away.
+    Failed,
+}
+
 /// Counters, for metrics.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -227,12 +239,9 @@ impl Resolver {
             );
         }
         let name = question.canonical_name();
-        let targets = match decide(&entry.policy, &name) {
-            NameDecision::Refuse(reason) => {
-                return self.refuse(&question, Some(&entry), source, &reason);
-            }
-            NameDecision::Answer(targets) => targets,
-        };
+        if let NameDecision::Refuse(reason) = decide(&entry.policy, &name) {
+            return self.refuse(&question, Some(&entry), source, &reason);
+        }
         let upstream = match self.upstreams.ask(query, tcp).await {
             Ok(bytes) => bytes,
             Err(_) => {
@@ -244,21 +253,16 @@ impl Resolver {
             return question.encode(&question.error(ResponseCode::ServFail));
         };
         let screened = screen(&question, answer, &self.always_blocked, self.ttl);
-        let to_write = if targets.is_empty() {
-            Vec::new()
-        } else {
-            // Half the grace: the box's copy of the answer always expires
-            // at least that long before the kernel's element.
-            entry.to_write(&name, &screened.learned, self.ttl.grace / 2)
-        };
-        if !to_write.is_empty() {
-            // Not authorised, not delivered: the box must never hold an
-            // address the kernel would refuse.
-            let learning = self.learner.learn(&entry, &targets, &to_write);
-            if learning.await.is_err() {
-                return question.encode(&question.error(ResponseCode::ServFail));
-            }
-            entry.remember(&name, &to_write);
+        if let Err(refusal) = self
+            .authorise(entry, source, &name, &screened.learned)
+            .await
+        {
+            return match refusal {
+                Unauthorised::Refused(entry, reason) => {
+                    self.refuse(&question, Some(&entry), source, &reason)
+                }
+                Unauthorised::Failed => question.encode(&question.error(ResponseCode::ServFail)),
+            };
         }
         let mut bytes = question.encode(&screened.message)?;
         let limit = usize::from(question.message.max_payload().max(512));
@@ -268,6 +272,49 @@ impl Resolver {
             bytes = question.encode(&truncated)?;
         }
         Some(bytes)
+    }
+
+    /// Has the kernel authorise an answer's `learned` addresses for the
+    /// box before it gets the answer: not authorised, not delivered (the
+    /// box must never hold an address the kernel would refuse). The
+    /// decision is made again under the box's current policy whenever an
+    /// update replaced it while the upstream answered or the write ran, so
+    /// an answer decided under a removed domain never adds its addresses
+    /// once the update is enforced.
+    async fn authorise(
+        &self,
+        mut entry: Arc<BoxEntry>,
+        source: IpAddr,
+        name: &str,
+        learned: &[(IpAddr, Duration)],
+    ) -> Result<(), Unauthorised> {
+        for _ in 0..MAX_DECISIONS {
+            let targets = match decide(&entry.policy, name) {
+                NameDecision::Refuse(reason) => return Err(Unauthorised::Refused(entry, reason)),
+                NameDecision::Answer(targets) if targets.is_empty() => return Ok(()),
+                NameDecision::Answer(targets) => targets,
+            };
+            // Half the grace: the box's copy of the answer always expires
+            // at least that long before the kernel's element.
+            let to_write = entry.to_write(name, learned, self.ttl.grace / 2);
+            if to_write.is_empty() {
+                return Ok(());
+            }
+            let started = entry.learn(name, &to_write, || {
+                self.learner.learn(&entry, &targets, &to_write)
+            });
+            if let Some(learning) = started {
+                if learning.await.is_err() {
+                    entry.unlearn(name, &to_write);
+                    return Err(Unauthorised::Failed);
+                }
+                if entry.is_current() {
+                    return Ok(());
+                }
+            }
+            entry = self.directory.lookup(source).ok_or(Unauthorised::Failed)?;
+        }
+        Err(Unauthorised::Failed)
     }
 
     fn refuse(

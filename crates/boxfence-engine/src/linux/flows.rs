@@ -31,7 +31,7 @@ impl LinuxEngine {
                 .iter()
                 .find(|(link, _)| link.id == id)
                 .map(|(link, _)| link)?;
-            self.domain_of(link, ip)
+            self.authorised_by(link, ip)
         };
         // A few boxes: their own counters; many: one dump of all.
         let names: Vec<String> = boxes

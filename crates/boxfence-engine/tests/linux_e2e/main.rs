@@ -13,6 +13,7 @@ mod enforcement;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;
+mod races;
 mod resolver;
 mod rig;
 
@@ -23,13 +24,36 @@ fn main() {
         Some(INIT_SUBCOMMAND) => std::process::exit(init_main(&args[2..])),
         _ => {}
     }
-    let tests: Vec<(&str, rig::Test)> =
-        [enforcement::TESTS, resolver::TESTS, lifecycle::TESTS].concat();
+    let shared = [
+        enforcement::TESTS,
+        resolver::TESTS,
+        lifecycle::TESTS,
+        races::SHARED_TESTS,
+    ]
+    .concat();
+    let own = [races::TESTS].concat();
+    let tests: Vec<(&str, Case)> = shared
+        .into_iter()
+        .map(|(name, test)| (name, Case::Shared(test)))
+        .chain(own.into_iter().map(|(name, test)| (name, Case::Own(test))))
+        .collect();
     run_tests(
         "linux_e2e",
         &args[1..],
         &tests,
         || require_root("linux_e2e"),
-        |test| test(&rig::Rig::new()),
+        |case| match case {
+            Case::Shared(test) => test(&rig::Rig::new()),
+            Case::Own(test) => test(),
+        },
     );
+}
+
+/// How a test gets its rig.
+#[derive(Clone, Copy)]
+enum Case {
+    /// A usual one, made for it.
+    Shared(rig::Test),
+    /// Its own kind, made by the test.
+    Own(rig::OwnRigTest),
 }

@@ -13,7 +13,8 @@ pub(crate) use boxfence_engine::{
     MachineSpec, ResolverHandle, SharedLinuxEngine,
 };
 pub(crate) use boxfence_lab::{
-    CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, LAB_HOST_V4, Lab, LabDns, SERVER_V4, SERVER_V6,
+    CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, DelayedDns, LAB_HOST_V4, Lab, LabDns, SERVER_V4,
+    SERVER_V6,
 };
 pub(crate) use boxfence_policy::{
     AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, FlowEvent, FlowEventKind, Layer, Machine,
@@ -23,14 +24,19 @@ pub(crate) use serde_json::{Value, json};
 
 use crate::lab_config::lab_config;
 
-/// One end-to-end test.
+/// One end-to-end test, on a rig of the usual kind.
 pub(crate) type Test = fn(&Rig);
+
+/// One end-to-end test that builds a rig of its own kind.
+pub(crate) type OwnRigTest = fn();
 
 /// A lab with a Linux engine and its resolver running in its host
 /// namespace, and the lab's DNS server upstream. Field order is drop order.
 pub(crate) struct Rig {
     pub(crate) _resolver: ResolverHandle,
     pub(crate) dns: LabDns,
+    /// The resolver's only upstream when the rig was built with one.
+    _slow_dns: Option<DelayedDns>,
     pub(crate) engine: Arc<LinuxEngine>,
     pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) lab: Lab,
@@ -40,6 +46,16 @@ pub(crate) struct Rig {
 
 impl Rig {
     pub(crate) fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// A rig whose resolver asks a slow upstream, which holds every
+    /// answer of the lab's DNS for `delay`.
+    pub(crate) fn with_slow_upstream(delay: Duration) -> Self {
+        Self::build(Some(delay))
+    }
+
+    fn build(upstream_delay: Option<Duration>) -> Self {
         let lab = Lab::new().expect("lab comes up");
         let config = Self::config(&lab);
         let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
@@ -55,10 +71,15 @@ impl Rig {
         lab.route_to_host(&pool.ipv6.to_string())
             .expect("route to boxes");
         let dns = LabDns::start(&lab, 1).expect("lab DNS answers");
-        let upstreams = vec![
-            "198.51.100.53:53".parse().expect("addr"),
-            "[2001:db8::53]:53".parse().expect("addr"),
-        ];
+        let slow_dns = upstream_delay
+            .map(|delay| DelayedDns::start(&lab, 5300, delay).expect("slow upstream answers"));
+        let upstreams = match &slow_dns {
+            Some(slow) => vec![slow.address],
+            None => vec![
+                "198.51.100.53:53".parse().expect("addr"),
+                "[2001:db8::53]:53".parse().expect("addr"),
+            ],
+        };
         let ttl = TtlLimits {
             ceiling: Duration::from_secs(300),
             floor: Duration::from_secs(3),
@@ -75,6 +96,7 @@ impl Rig {
         Self {
             _resolver: resolver,
             dns,
+            _slow_dns: slow_dns,
             engine,
             runtime,
             lab,
