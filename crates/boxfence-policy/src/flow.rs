@@ -49,9 +49,14 @@ impl Flow {
                 }
             }
         });
-        let protocol = object
-            .required("protocol", out)
-            .and_then(|(value, path)| read_protocol(value, &path, out));
+        // A flow may also be of a protocol no rule can name, by number.
+        let protocol =
+            object
+                .required("protocol", out)
+                .and_then(|(value, path)| match value.as_u64() {
+                    Some(number) => read_protocol_number(number, &path, out),
+                    None => read_protocol(value, &path, out),
+                });
         let port = object.optional("port").map(|(value, path)| {
             let port = value
                 .as_u64()
@@ -91,6 +96,12 @@ impl Flow {
                     "not allowed for protocol icmp, which has no ports",
                 );
             }
+            (Some(Protocol::Other(number)), Some(_)) => {
+                out.push(
+                    &path.field("port"),
+                    format!("not allowed for IP protocol {number}: no rule names its ports"),
+                );
+            }
             (Some(Protocol::Tcp | Protocol::Udp), None) => {
                 out.push(&path.field("port"), "required for protocols tcp and udp");
             }
@@ -121,5 +132,23 @@ impl Flow {
 impl<'de> Deserialize<'de> for Flow {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         reader::deserialize_validated(deserializer, Self::read)
+    }
+}
+
+/// A protocol given by its IP protocol number (0-255): TCP, UDP and ICMP
+/// (1 and 58) by their names' meaning, any other as itself.
+fn read_protocol_number(number: u64, path: &JsonPath, out: &mut Diagnostics) -> Option<Protocol> {
+    match u8::try_from(number) {
+        Ok(6) => Some(Protocol::Tcp),
+        Ok(17) => Some(Protocol::Udp),
+        Ok(1 | 58) => Some(Protocol::Icmp),
+        Ok(other) => Some(Protocol::Other(other)),
+        Err(_) => {
+            out.push(
+                path,
+                "must be tcp, udp, icmp or an IP protocol number 0-255",
+            );
+            None
+        }
     }
 }

@@ -129,7 +129,9 @@ impl FlowEvent {
             ),
             FlowEventKind::Connection => {
                 let direction = self.direction.map_or("?", Direction::as_str);
-                let protocol = self.protocol.map_or("?", Protocol::as_str);
+                let protocol = self
+                    .protocol
+                    .map_or_else(|| "?".to_owned(), |p| p.to_string());
                 let remote = if self.direction == Some(Direction::Ingress) {
                     (self.src, self.sport)
                 } else {

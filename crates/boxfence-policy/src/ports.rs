@@ -16,15 +16,33 @@ pub enum Protocol {
     Udp,
     /// ICMP for IPv4 and ICMPv6 for IPv6; has no ports.
     Icmp,
+    /// Any other IP protocol (UDP-Lite, SCTP, GRE, ...), by its number.
+    /// No port rule names one, so only a rule without `ports` (every
+    /// protocol) or a layer that allows every flow to the peer allows it;
+    /// a flow of it is judged, logged and cut like any other. Serialized
+    /// as the number.
+    #[serde(untagged)]
+    Other(u8),
 }
 
 impl Protocol {
-    /// The name used in the API.
-    pub fn as_str(self) -> &'static str {
+    /// The name used in the API (`None` for a protocol rules cannot name).
+    pub fn name(self) -> Option<&'static str> {
         match self {
-            Self::Tcp => "tcp",
-            Self::Udp => "udp",
-            Self::Icmp => "icmp",
+            Self::Tcp => Some("tcp"),
+            Self::Udp => Some("udp"),
+            Self::Icmp => Some("icmp"),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.name(), self) {
+            (Some(name), _) => f.write_str(name),
+            (None, Self::Other(number)) => write!(f, "ip protocol {number}"),
+            (None, _) => Ok(()),
         }
     }
 }
@@ -95,7 +113,7 @@ impl PortRule {
                 let Some(first) = port else {
                     out.push(
                         &path.field("port"),
-                        format!("required for protocol {}", protocol.as_str()),
+                        format!("required for protocol {protocol}"),
                     );
                     return None;
                 };

@@ -245,6 +245,32 @@ fn rule_1_4_deny_all_takes_the_box_offline_both_ways() {
 }
 
 #[test]
+fn rule_1_3_a_protocol_no_port_rule_names_is_allowed_only_where_every_protocol_is() {
+    // UDP-Lite (136): no `ports` entry can name it; its flows carry no port.
+    let udp_lite = |ip: &str| json!({"direction": "egress", "protocol": 136, "ip": ip});
+    let server = "93.184.215.14";
+    Case::new(ALLOW_ALL(), &[]).assert_flows(&[(udp_lite(server), ALLOWED)]);
+    Case::new(
+        ALLOW_ALL(),
+        &[policy("p", json!({"all": true}), egress_ports(&[80, 443]))],
+    )
+    .assert_flows(&[(udp_lite(server), BY_APP)]);
+    let any_protocol =
+        json!([{"action": "allow", "direction": "egress", "cidrs": ["93.184.215.0/24"]}]);
+    Case::new(
+        ALLOW_ALL(),
+        &[policy("p", json!({"all": true}), any_protocol)],
+    )
+    .assert_flows(&[(udp_lite(server), ALLOWED), (udp_lite("1.1.1.1"), BY_APP)]);
+    Case::new(
+        json!({"mode": "custom", "allowedCidrs": ["93.184.215.0/24"]}),
+        &[],
+    )
+    .assert_flows(&[(udp_lite(server), ALLOWED), (udp_lite("1.1.1.1"), BY_BOX)]);
+    Case::new(json!({"mode": "deny-all"}), &[]).assert_flows(&[(udp_lite(server), BY_BOX)]);
+}
+
+#[test]
 fn rule_1_4_denied_cidrs_beat_allowed_cidrs_and_domains() {
     let case = Case::new(
         json!({"mode": "custom", "allowedCidrs": ["104.16.0.0/12"], "allowedDomains": ["api.github.com"],

@@ -125,9 +125,11 @@ pub(crate) struct CustomPolicySchema {
 pub(crate) struct FlowSchema {
     /// `egress` or `ingress`.
     direction: String,
-    /// `tcp`, `udp` or `icmp`.
+    /// `tcp`, `udp` or `icmp`; any other IP protocol (which only a rule
+    /// without `ports` allows) may be given by its number, 0-255.
     protocol: String,
-    /// Remote port for egress, the machine's port for ingress; not for icmp.
+    /// Remote port for egress, the machine's port for ingress; not for icmp
+    /// nor a protocol given by number.
     #[schema(minimum = 1, maximum = 65535)]
     port: Option<u16>,
     /// The remote address.

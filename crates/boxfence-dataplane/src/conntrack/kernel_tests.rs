@@ -108,13 +108,13 @@ fn a_dump_reports_both_families_with_ports_and_zone() {
     let find = |dport| {
         entries
             .iter()
-            .find(|e| e.flow.is_some_and(|f| f.dport == Some(dport)))
+            .find(|e| e.flow.dport == Some(dport))
             .unwrap_or_else(|| panic!("the flow to port {dport} in {entries:?}"))
     };
     let v4 = find(4242);
     assert_eq!(v4.src.to_string(), BOX4);
     assert_eq!(v4.dst.to_string(), PEER4);
-    assert_eq!(v4.flow.map(|f| f.protocol), Some(Protocol::Udp));
+    assert_eq!(v4.flow.protocol, Protocol::Udp);
     assert_eq!(v4.zone, ZONE);
     assert_eq!(find(4243).src.to_string(), BOX6);
     assert_eq!(find(80).zone, 0);

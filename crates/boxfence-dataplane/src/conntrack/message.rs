@@ -50,8 +50,8 @@ pub struct Entry {
     pub src: IpAddr,
     /// Destination address of the original direction.
     pub dst: IpAddr,
-    /// The flow, for the protocols policies police (TCP, UDP, ICMP).
-    pub flow: Option<TrackedFlow>,
+    /// The flow as the policy judges it (every IP protocol).
+    pub flow: TrackedFlow,
     /// Its zone in the original direction (0: the default zone).
     pub zone: u16,
     /// `AF_INET` or `AF_INET6`: a delete names the entry's family.
@@ -162,7 +162,7 @@ impl Tuple {
 
 /// The flow of an `IPCTNL_MSG_CT_NEW` message's payload, if policed.
 pub(crate) fn new_flow(payload: &[u8]) -> Option<TrackedFlow> {
-    Entry::decode(payload)?.flow
+    Some(Entry::decode(payload)?.flow)
 }
 
 /// A dump of every entry of the socket's namespace, both families.

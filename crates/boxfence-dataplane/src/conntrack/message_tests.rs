@@ -100,7 +100,7 @@ fn an_entry_decodes_with_its_original_tuple_zone_and_id() {
     assert_eq!((entry.src, entry.dst), v4());
     assert_eq!(entry.zone, 7);
     assert_eq!(entry.id, Some(0xdead_beef_u32.to_be_bytes()));
-    let flow = entry.flow.expect("a policed flow");
+    let flow = entry.flow;
     assert_eq!(flow.protocol, Protocol::Tcp);
     assert_eq!((flow.sport, flow.dport), (Some(40000), Some(80)));
 }
@@ -114,14 +114,18 @@ fn icmp_has_no_ports_and_other_protocols_no_flow() {
     let icmp: [(u16, &[u8]); 2] = [(CTA_PROTO_NUM, &[58]), (CTA_PROTO_ICMP_ID, &[0, 7])];
     let entry = decode(&dumped(AF_INET6, v6, &icmp));
     assert_eq!(entry.src, v6.0);
-    let flow = entry.flow.expect("ICMP is policed");
+    let flow = entry.flow;
     assert_eq!(
         (flow.protocol, flow.sport, flow.dport),
         (Protocol::Icmp, None, None)
     );
     let sctp: [(u16, &[u8]); 1] = [(CTA_PROTO_NUM, &[132])];
     let entry = decode(&dumped(AF_INET, v4(), &sctp));
-    assert_eq!(entry.flow, None, "SCTP is not policed by port");
+    assert_eq!(
+        (entry.flow.protocol, entry.flow.sport, entry.flow.dport),
+        (Protocol::Other(132), None, None),
+        "SCTP is policed as a protocol without ports"
+    );
     assert_eq!(
         entry.dst,
         v4().1,

@@ -46,30 +46,31 @@ pub struct TrackedFlow {
 }
 
 impl TrackedFlow {
-    /// The flow of IP protocol `protocol` (by its number); `None` for
-    /// protocols boxfence does not police separately (port rules never
-    /// allow them). ICMP flows have no ports.
+    /// The flow of IP protocol `protocol` (by its number). Every protocol
+    /// is a flow the policy judges: one that port rules cannot name (not
+    /// TCP, UDP or ICMP) has no ports, as the ruleset's port sets never
+    /// match it.
     pub(crate) fn new(
         protocol: u8,
         src: IpAddr,
         dst: IpAddr,
         sport: Option<u16>,
         dport: Option<u16>,
-    ) -> Option<Self> {
+    ) -> Self {
         let protocol = match protocol {
             TCP => Protocol::Tcp,
             UDP => Protocol::Udp,
             ICMP | ICMPV6 => Protocol::Icmp,
-            _ => return None,
+            other => Protocol::Other(other),
         };
-        let ports = protocol != Protocol::Icmp;
-        Some(Self {
+        let ports = matches!(protocol, Protocol::Tcp | Protocol::Udp);
+        Self {
             protocol,
             src,
             dst,
             sport: sport.filter(|_| ports),
             dport: dport.filter(|_| ports),
-        })
+        }
     }
 
     /// The flow as the box sees it, if it is one of this box's.
@@ -96,7 +97,7 @@ impl TrackedFlow {
         Flow {
             direction,
             protocol: self.protocol,
-            port: self.dport.filter(|_| self.protocol != Protocol::Icmp),
+            port: self.dport,
             ip: Some(remote),
             domain,
             source: None,
@@ -237,9 +238,7 @@ impl Conntrack {
             .flat_map(|(i, (link, _))| [(IpAddr::V4(link.ipv4), i), (IpAddr::V6(link.ipv6), i)])
             .collect();
         let denied = |entry: &Entry, i: usize| {
-            let Some(tracked) = entry.flow else {
-                return false;
-            };
+            let tracked = entry.flow;
             let (link, policy) = &boxes[i];
             let Some(mut flow) = tracked.as_box_flow(link) else {
                 return false;

@@ -37,7 +37,7 @@ pub fn parse(packet: &[u8]) -> Option<TrackedFlow> {
         rest.get(at..at + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
     };
-    TrackedFlow::new(next, src, dst, port(0), port(2))
+    Some(TrackedFlow::new(next, src, dst, port(0), port(2)))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod enforcement;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;
+mod protocols;
 mod races;
 mod resolver;
 mod rig;
@@ -28,6 +29,7 @@ fn main() {
         enforcement::TESTS,
         resolver::TESTS,
         lifecycle::TESTS,
+        protocols::TESTS,
         races::SHARED_TESTS,
     ]
     .concat();

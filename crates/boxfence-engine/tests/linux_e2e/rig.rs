@@ -18,6 +18,7 @@ pub(crate) use boxfence_lab::{
 };
 pub(crate) use boxfence_policy::{
     AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, FlowEvent, FlowEventKind, Layer, Machine,
+    Protocol,
 };
 pub(crate) use boxfence_resolver::answer::TtlLimits;
 pub(crate) use serde_json::{Value, json};

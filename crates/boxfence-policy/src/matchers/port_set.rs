@@ -26,10 +26,12 @@ impl PortSet {
         set
     }
 
-    /// True when the set allows `protocol` on `port` (ignored for ICMP).
+    /// True when the set allows `protocol` on `port` (ignored for ICMP;
+    /// no port rule names another protocol).
     pub fn contains(&self, protocol: Protocol, port: Option<u16>) -> bool {
         let ranges = match protocol {
             Protocol::Icmp => return self.icmp,
+            Protocol::Other(_) => return false,
             Protocol::Tcp => &self.tcp,
             Protocol::Udp => &self.udp,
         };
@@ -45,7 +47,7 @@ impl PortSet {
         match protocol {
             Protocol::Tcp => &self.tcp,
             Protocol::Udp => &self.udp,
-            Protocol::Icmp => &[],
+            Protocol::Icmp | Protocol::Other(_) => &[],
         }
     }
 
