@@ -47,6 +47,12 @@ impl LinuxEngine {
     /// the reason the box's current policy gives.
     fn packet_event(&self, packet: &LoggedPacket) -> Option<(FlowEvent, AttemptKey)> {
         let flow = packet.flow?;
+        // From no address at all: the kernel's own link-up traffic in the
+        // box (IPv6 duplicate address detection, MLD reports), which no
+        // process of the box sent; refused as spoofed, not worth an event.
+        if flow.src.is_unspecified() {
+            return None;
+        }
         let layer_name = packet.prefix.trim().strip_prefix("boxfence ")?.to_owned();
         let prefix = self.ifname_prefix();
         let is_box = |ifname: &Option<String>| {

@@ -6,6 +6,7 @@ mod apps;
 mod boxes;
 mod config;
 mod data_plane;
+mod doctor;
 mod explain;
 mod input;
 mod logs;
@@ -66,6 +67,9 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Run one command in an ephemeral box, without a daemon (needs root).
     Run(run::RunArgs),
+    /// Check the host settings boxfence relies on (run as root on the
+    /// daemon's host); exits with 1 when one breaks a promise.
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -152,6 +156,12 @@ fn main() -> ExitCode {
         };
     }
     init_logging(cli.log_format);
+    if let Command::Doctor(args) = &cli.command {
+        return doctor::run(args, cli.output.json).unwrap_or_else(|error| {
+            output::print_error(&error);
+            ExitCode::FAILURE
+        });
+    }
     if let Command::Run(args) = cli.command {
         // Blocking and single-purpose: no async runtime needed.
         return run::run(args).unwrap_or_else(|error| {
@@ -185,7 +195,7 @@ fn main() -> ExitCode {
             Command::Boxes(command) => boxes::run(command, &context).await,
             Command::Explain(args) => explain::run(args, &context).await.and(success),
             Command::Logs(args) => logs::run(args, &context).await.and(success),
-            Command::Completions { .. } | Command::Run(_) => success,
+            Command::Completions { .. } | Command::Run(_) | Command::Doctor(_) => success,
         }
     });
     result.unwrap_or_else(|error| {

@@ -17,6 +17,7 @@ mod protocols;
 mod races;
 mod resolver;
 mod rig;
+mod sandbox;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -30,6 +31,7 @@ fn main() {
         resolver::TESTS,
         lifecycle::TESTS,
         protocols::TESTS,
+        sandbox::TESTS,
         races::SHARED_TESTS,
     ]
     .concat();

@@ -2,7 +2,7 @@
 //! Linux engine and its resolver, with helpers to act from inside a box.
 
 pub(crate) use std::collections::HashSet;
-pub(crate) use std::path::PathBuf;
+pub(crate) use std::path::{Path, PathBuf};
 pub(crate) use std::process::Output;
 pub(crate) use std::sync::Arc;
 pub(crate) use std::time::{Duration, Instant};

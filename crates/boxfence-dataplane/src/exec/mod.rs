@@ -4,8 +4,9 @@
 //! namespaces between fork and exec is unsafe. So it re-executes a small
 //! single-threaded helper (a hidden subcommand of its own binary) that
 //! enters the box's network namespace, makes new mount and pid
-//! namespaces, hides the host's scratch space and unix sockets under fresh
-//! tmpfs, then starts the init stage: pid 1 of the new pid namespace, which
+//! namespaces, switches to the box's own root (`root`: the host's programs
+//! read-only, fresh scratch space, none of the host's state or unix
+//! sockets), then starts the init stage: pid 1 of the new pid namespace, which
 //! mounts a fresh /proc, drops to the box's own unprivileged uid with no
 //! capabilities and no_new_privs, and execs the command. When the command
 //! (pid 1) dies, the kernel kills everything else in its pid namespace, so
@@ -24,6 +25,8 @@ use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
 
+mod root;
+
 /// The helper's subcommand (namespaces and mounts).
 pub const HELPER_SUBCOMMAND: &str = "__exec-helper";
 /// The init stage's subcommand (pid 1: /proc, privileges, exec).
@@ -32,9 +35,6 @@ pub const INIT_SUBCOMMAND: &str = "__exec-init";
 pub const MAX_OUTPUT: usize = 1 << 20;
 /// Exit code when the timeout killed the command (as timeout(1) does).
 pub const TIMED_OUT: i32 = 124;
-
-/// Directories that get a fresh tmpfs inside a box.
-const SCRATCH: [&str; 5] = ["/tmp", "/var/tmp", "/dev/shm", "/run", "/var/run"];
 
 /// What to run and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,42 +157,7 @@ fn helper(args: &[String]) -> Result<i32, String> {
     remount_private()?;
     // Read now: the file may live under a directory about to be hidden.
     let resolv_text = std::fs::read(resolv).map_err(|e| format!("read {resolv}: {e}"))?;
-    let resolv_target = std::fs::canonicalize("/etc/resolv.conf").ok();
-    for dir in SCRATCH {
-        let is_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
-        if is_dir {
-            let mode = if dir == "/run" || dir == "/var/run" {
-                "mode=755"
-            } else {
-                "mode=1777"
-            };
-            mount(
-                Some("tmpfs"),
-                dir,
-                Some("tmpfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(mode),
-            )
-            .map_err(|e| format!("tmpfs on {dir}: {e}"))?;
-        }
-    }
-    let target = resolv_target.unwrap_or_else(|| PathBuf::from("/etc/resolv.conf"));
-    if let Some(parent) = target.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    if !target.exists() {
-        File::create(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
-    }
-    let copy = Path::new("/run/boxfence-resolv.conf");
-    std::fs::write(copy, resolv_text).map_err(|e| format!("write {}: {e}", copy.display()))?;
-    mount(
-        Some(copy),
-        &target,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| format!("bind {} on {}: {e}", copy.display(), target.display()))?;
+    root::enter(&resolv_text)?;
 
     // The first child after unsharing the pid namespace is its pid 1.
     // Through /proc/self/exe: the binary's own path may lie under a

@@ -1,0 +1,76 @@
+//! `boxfence doctor` on a host it can read: the lab host, first as a
+//! daemon would want it, then with a NAT chain that rewrites destinations
+//! after boxfence's judgement.
+
+use boxfence_lab::{Lab, require_root};
+use serde_json::Value;
+
+/// The doctor's JSON report and exit status in `lab`'s host.
+fn doctor(lab: &Lab) -> (Value, Option<i32>) {
+    let out = lab
+        .host_exec([env!("CARGO_BIN_EXE_boxfence"), "--json", "doctor"])
+        .expect("doctor runs");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (report, out.status.code())
+}
+
+fn status<'a>(report: &'a Value, name: &str) -> &'a str {
+    report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+        .and_then(|check| check["status"].as_str())
+        .unwrap_or_else(|| panic!("check {name} in {report}"))
+}
+
+#[test]
+fn doctor_fails_on_a_destination_rewrite_after_the_judgement() {
+    if !require_root("doctor_fails_on_a_destination_rewrite_after_the_judgement") {
+        return;
+    }
+    let lab = Lab::new().expect("lab comes up");
+    let (report, code) = doctor(&lab);
+    assert_eq!(status(&report, "rewrite_after_judgement"), "ok", "{report}");
+    assert_eq!(status(&report, "policy_routing"), "ok", "{report}");
+    assert_eq!(
+        (report["ok"].as_bool(), code),
+        (Some(true), Some(0)),
+        "{report}"
+    );
+
+    // A later NAT chain, as another tool on the host might add one.
+    for command in [
+        "add table ip other",
+        "add chain ip other pre { type nat hook prerouting priority 0; }",
+        "add chain ip other send",
+        "add rule ip other pre jump send",
+        "add rule ip other send ip daddr 198.51.100.10 dnat to 203.0.113.10",
+    ] {
+        let out = lab.host_exec(["nft", command]).expect("nft runs");
+        assert!(out.status.success(), "{command}: {out:?}");
+    }
+    let out = lab
+        .host_exec([
+            "ip", "rule", "add", "pref", "100", "fwmark", "0x7", "table", "100",
+        ])
+        .expect("ip runs");
+    assert!(out.status.success(), "{out:?}");
+    let (report, code) = doctor(&lab);
+    assert_eq!(
+        status(&report, "rewrite_after_judgement"),
+        "fail",
+        "{report}"
+    );
+    assert_eq!(status(&report, "policy_routing"), "warn", "{report}");
+    assert_eq!(
+        (report["ok"].as_bool(), code),
+        (Some(false), Some(1)),
+        "{report}"
+    );
+    let detail = report["checks"][1]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("ip other send"), "{report}");
+}
