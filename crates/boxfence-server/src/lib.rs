@@ -12,6 +12,7 @@ mod auth;
 mod body;
 mod error;
 mod ids;
+mod listen;
 mod machines;
 mod openapi;
 mod routes;
@@ -34,6 +35,7 @@ pub use auth::{Caller, MintedToken};
 pub use body::DEFAULT_BODY_LIMIT;
 pub use error::ApiError;
 pub use ids::ID_LEN;
+pub use listen::ConnectionLimits;
 pub use routes::boxes::DEFAULT_APP;
 pub use state::{ServerConfig, StartError};
 
@@ -77,15 +79,15 @@ impl Server {
         router(Arc::clone(&self.state))
     }
 
-    /// Serves on `listener` until `shutdown` completes.
+    /// Serves on `listener`, within the configured connection limits,
+    /// until `shutdown` completes.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        let limits = self.state.connection_limits;
+        listen::serve(listener, self.router(), limits, shutdown).await
     }
 }
 

@@ -9,6 +9,7 @@ use boxfence_store::{Store, StoreError};
 
 use crate::auth::{Authenticator, MintedToken, mint};
 use crate::body::DEFAULT_BODY_LIMIT;
+use crate::listen::ConnectionLimits;
 
 /// What the server needs to know beyond its store and engine.
 #[derive(Debug, Clone)]
@@ -22,6 +23,9 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Largest request body, in bytes.
     pub body_limit: usize,
+    /// How many API connections are kept, and how long a request may
+    /// take to arrive.
+    pub connection_limits: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -32,6 +36,7 @@ impl ServerConfig {
             exempt_cidrs: Vec::new(),
             admin_token: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            connection_limits: ConnectionLimits::default(),
         }
     }
 }
@@ -55,6 +60,7 @@ pub(crate) struct AppState {
     pub(crate) blocked: Arc<AlwaysBlocked>,
     pub(crate) auth: Authenticator,
     pub(crate) body_limit: usize,
+    pub(crate) connection_limits: ConnectionLimits,
     /// One lock per app: changes that recompute an app's effective
     /// policies run one at a time, each reading the store after the
     /// previous one's apply, so the kernel never ends on a stale state.
@@ -94,6 +100,7 @@ impl AppState {
             blocked: Arc::new(blocked),
             auth: Authenticator::new(config.admin_token.as_deref()),
             body_limit: config.body_limit,
+            connection_limits: config.connection_limits,
             app_locks: Mutex::new(HashMap::new()),
         };
         Ok((state, generated))
