@@ -18,6 +18,7 @@ pub(crate) use boxfence_lab::{
 pub(crate) use boxfence_policy::{
     AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, FlowEvent, FlowEventKind, Layer, Machine,
 };
+pub(crate) use boxfence_resolver::TcpLimits;
 pub(crate) use boxfence_resolver::answer::TtlLimits;
 pub(crate) use serde_json::{Value, json};
 
@@ -70,6 +71,7 @@ impl Rig {
                 Duration::from_secs(2),
                 ttl,
                 boxfence_engine::QUERY_RATE_PER_BOX,
+                TcpLimits::default(),
             )
             .expect("resolver starts");
         Self {
