@@ -51,7 +51,11 @@ pub(crate) fn start(
             UPSTREAM_TIMEOUT,
             TtlLimits::default(),
             resolver.query_rate_per_box,
-            TcpLimits::default(),
+            TcpLimits {
+                per_box: resolver.tcp_connections_per_box,
+                total: resolver.tcp_connections,
+                ..TcpLimits::default()
+            },
         )
         .map_err(|e| CliError::Io(format!("resolver: {e}")))?;
     Ok((Arc::new(SharedLinuxEngine(engine)), Some(resolver)))

@@ -18,7 +18,8 @@ use crate::{CliError, data_plane};
 pub(crate) struct ServeArgs {
     /// TOML config file (keys: listen, database, admin_token, body_limit,
     /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns,
-    /// [resolver] query_rate_per_box).
+    /// [resolver] query_rate_per_box, tcp_connections_per_box,
+    /// tcp_connections).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address and port of the HTTP API [default: 127.0.0.1:4280].
@@ -60,6 +61,14 @@ pub(crate) struct ServeArgs {
     /// (bursts of twice that) [default: 2000].
     #[arg(long, value_name = "QPS")]
     query_rate_per_box: Option<u32>,
+    /// TCP connections each box may hold open to the built-in resolver at
+    /// once; more are closed [default: 16].
+    #[arg(long, value_name = "N")]
+    tcp_connections_per_box: Option<usize>,
+    /// TCP connections all boxes may hold open to the built-in resolver at
+    /// once; more are closed [default: 1024].
+    #[arg(long, value_name = "N")]
+    tcp_connections: Option<usize>,
     /// Serve the API only, without touching the host's network (machine
     /// work answers 501); config `[network] data_plane = false`.
     #[arg(long)]
@@ -90,6 +99,8 @@ impl ServeArgs {
             },
             resolver: ResolverFile {
                 query_rate_per_box: self.query_rate_per_box,
+                tcp_connections_per_box: self.tcp_connections_per_box,
+                tcp_connections: self.tcp_connections,
             },
         };
         Ok(file.resolve(flags)?)
