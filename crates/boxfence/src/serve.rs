@@ -110,6 +110,7 @@ impl ServeArgs {
 /// Runs the daemon until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = args.config()?;
+    raise_open_file_limit(config.resolver.tcp_connections);
     let store = SqliteStore::open(&config.database).await?;
     let mut server_config = ServerConfig::new(AddressPool {
         ipv4: config.network.ipv4_pool,
@@ -141,6 +142,38 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .map_err(|error| CliError::Io(error.to_string()))?;
     store.close().await;
     Ok(())
+}
+
+/// Raises this process's soft open-file limit to its hard one: boxes and
+/// the resolver's TCP connections hold descriptors, and the usual soft
+/// limit (1,024 under systemd) is what a box's flood would reach first.
+/// Logs the limit in force, and warns when the resolver's TCP connections
+/// alone could take half of it.
+fn raise_open_file_limit(tcp_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open-file limit");
+            return;
+        }
+    };
+    let open_files = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => hard,
+        Err(error) => {
+            tracing::warn!(%error, soft, hard, "cannot raise the open-file limit");
+            soft
+        }
+    };
+    tracing::info!(open_files, "open-file limit");
+    if u64::try_from(tcp_connections).unwrap_or(u64::MAX) > open_files / 2 {
+        tracing::warn!(
+            open_files,
+            tcp_connections,
+            "resolver.tcp_connections is over half the open-file limit: \
+             a TCP flood could leave too few descriptors for the rest"
+        );
+    }
 }
 
 async fn shutdown_signal() {
