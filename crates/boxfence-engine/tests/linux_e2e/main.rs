@@ -14,6 +14,7 @@ mod enforcement;
 mod lab_config;
 mod lifecycle;
 mod resolver;
+mod resolver_flood;
 mod rig;
 
 fn main() {
@@ -23,8 +24,13 @@ fn main() {
         Some(INIT_SUBCOMMAND) => std::process::exit(init_main(&args[2..])),
         _ => {}
     }
-    let tests: Vec<(&str, rig::Test)> =
-        [enforcement::TESTS, resolver::TESTS, lifecycle::TESTS].concat();
+    let tests: Vec<(&str, rig::Test)> = [
+        enforcement::TESTS,
+        resolver::TESTS,
+        resolver_flood::TESTS,
+        lifecycle::TESTS,
+    ]
+    .concat();
     run_tests(
         "linux_e2e",
         &args[1..],
