@@ -50,7 +50,7 @@ use boxfence_resolver::answer::TtlLimits;
 use boxfence_resolver::decision::LearnTarget;
 use boxfence_resolver::directory::{BoxEntry, Directory};
 use boxfence_resolver::upstream::Upstreams;
-use boxfence_resolver::{Learner, Learning, Resolver, ResolverConfig};
+use boxfence_resolver::{Learner, Learning, Resolver, ResolverConfig, TcpLimits};
 use serde_json::json;
 
 /// The lab's upstream DNS address (in the internet namespace).
@@ -425,6 +425,7 @@ impl Bench {
             always_blocked: Arc::clone(&self.blocked),
             ttl: TtlLimits::default(),
             query_rate_per_box: QUERY_RATE_PER_BOX,
+            tcp: TcpLimits::default(),
         }
     }
 
@@ -524,6 +525,7 @@ impl Bench {
                             UPSTREAM_TIMEOUT,
                             TtlLimits::default(),
                             cap,
+                            TcpLimits::default(),
                         )
                         .expect("resolver starts"),
                 )

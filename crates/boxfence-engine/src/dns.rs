@@ -13,7 +13,7 @@ use boxfence_policy::EffectivePolicy;
 use boxfence_resolver::answer::TtlLimits;
 use boxfence_resolver::decision::{LearnTarget, NameDecision, decide};
 use boxfence_resolver::directory::{BoxEntry, Directory};
-use boxfence_resolver::{Learner, Learning, Resolver, ResolverConfig};
+use boxfence_resolver::{Learner, Learning, Resolver, ResolverConfig, TcpLimits};
 
 use crate::EngineError;
 use crate::linux::LinuxEngine;
@@ -124,6 +124,16 @@ impl LinuxEngine {
         Ok(())
     }
 
+    /// What of the engine's own services does not work now, each named:
+    /// the resolver while it is not serving. Parts the engine does not run
+    /// (no resolver was spawned) are not counted.
+    pub fn health(&self) -> Result<(), Vec<String>> {
+        match self.resolver().map(|resolver| resolver.health()) {
+            Some(Err(why)) => Err(vec![format!("resolver: {why}")]),
+            _ => Ok(()),
+        }
+    }
+
     /// The domain that authorised an open flow's address for the box,
     /// also after the address expired: open connections outlive the
     /// expiry, so a later update judges them by what it changed.
@@ -135,13 +145,16 @@ impl LinuxEngine {
 
     /// Starts the built-in resolver on its own thread inside the host
     /// namespace, listening on the boxes' gateway addresses; each box may
-    /// send it `query_rate_per_box` queries per second.
+    /// send it `query_rate_per_box` queries per second and hold TCP
+    /// connections within `tcp`. It is restarted whenever it stops serving
+    /// (see [`health`](Self::health)).
     pub fn spawn_resolver(
         self: &Arc<Self>,
         upstreams: Vec<SocketAddr>,
         upstream_timeout: Duration,
         ttl: TtlLimits,
         query_rate_per_box: u32,
+        tcp: TcpLimits,
     ) -> Result<ResolverHandle, EngineError> {
         let gateways = self.pool().gateways();
         let port = self.resolver_port();
@@ -155,6 +168,7 @@ impl LinuxEngine {
             always_blocked: self.always_blocked(),
             ttl,
             query_rate_per_box,
+            tcp,
         };
         let learner: Arc<dyn Learner> = Arc::<Self>::clone(self);
         let resolver = Arc::new(Resolver::new(&config, self.directory(), learner));
@@ -186,28 +200,11 @@ impl LinuxEngine {
                         return;
                     }
                 };
+                tokio::spawn(record_refusals(serving.refusals(), engine));
+                let supervised = serving.supervise(config.listen, sockets);
                 let _ = ready_tx.send(Ok(()));
-                let mut refusals = serving.refusals();
-                let recording = async {
-                    loop {
-                        match refusals.recv().await {
-                            Ok(refusal) => {
-                                if let Some(engine) = engine.upgrade() {
-                                    engine.record_refusal(&refusal);
-                                }
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                        }
-                    }
-                };
                 tokio::select! {
-                    _ = recording => {}
-                    result = serving.serve(sockets) => {
-                        if let Err(error) = result {
-                            eprintln!("boxfence resolver stopped: {error}");
-                        }
-                    }
+                    () = supervised => {}
                     _ = stopped => {}
                 }
             });
@@ -221,6 +218,25 @@ impl LinuxEngine {
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+}
+
+/// Hands the resolver's refusals to the engine's flow log.
+async fn record_refusals(
+    mut refusals: tokio::sync::broadcast::Receiver<boxfence_resolver::Refusal>,
+    engine: std::sync::Weak<LinuxEngine>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match refusals.recv().await {
+            Ok(refusal) => {
+                if let Some(engine) = engine.upgrade() {
+                    engine.record_refusal(&refusal);
+                }
+            }
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 

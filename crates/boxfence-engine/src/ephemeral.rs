@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use boxfence_dataplane::HostNetns;
 use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, Machine};
+use boxfence_resolver::TcpLimits;
 use boxfence_resolver::answer::TtlLimits;
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -86,6 +87,7 @@ impl EphemeralRun {
                 Duration::from_secs(2),
                 TtlLimits::default(),
                 crate::QUERY_RATE_PER_BOX,
+                TcpLimits::default(),
             )
             .and_then(|resolver| {
                 let output = self.run_in(&engine, pool);

@@ -149,6 +149,12 @@ pub trait Engine: Send + Sync + 'static {
     fn subscribe_flows(&self) -> Option<tokio::sync::broadcast::Receiver<FlowEvent>> {
         None
     }
+
+    /// Whether the data plane's services work now; if not, a sentence per
+    /// part that does not, starting with its name (`resolver: ...`).
+    fn health(&self) -> Result<(), Vec<String>> {
+        Ok(())
+    }
 }
 
 /// An engine for a daemon without a data plane: refuses machine work.

@@ -119,10 +119,36 @@ impl LinuxEngine {
                     "DNS queries no upstream answered.",
                     &stats.upstream_errors,
                 ),
+                (
+                    "boxfence_resolver_tcp_refused_total",
+                    "TCP connections closed at once: their box or all boxes held as many as allowed, or the source is not a box.",
+                    &stats.tcp_refused,
+                ),
+                (
+                    "boxfence_resolver_socket_errors_total",
+                    "Failed accepts and receives waited out (out of file descriptors, say).",
+                    &stats.socket_errors,
+                ),
+                (
+                    "boxfence_resolver_restarts_total",
+                    "Times the resolver stopped serving and bound its sockets again.",
+                    &stats.restarts,
+                ),
             ] {
                 family(&mut out, name, "counter", help);
                 let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
             }
+            family(
+                &mut out,
+                "boxfence_resolver_tcp_connections",
+                "gauge",
+                "TCP connections to the resolver open now.",
+            );
+            let _ = writeln!(
+                out,
+                "boxfence_resolver_tcp_connections {}",
+                resolver.tcp_connections()
+            );
             stats.latency.render(
                 "boxfence_resolver_latency_seconds",
                 "Time to answer a DNS query.",

@@ -12,7 +12,11 @@ pub mod directory;
 pub mod histogram;
 pub mod rate;
 pub mod server;
+mod sockets;
+mod supervisor;
+pub mod tcp;
 pub mod upstream;
 
 pub use server::{Learner, Learning, Refusal, Resolver, ResolverConfig, Stats};
+pub use tcp::TcpLimits;
 pub use upstream::UpstreamError;

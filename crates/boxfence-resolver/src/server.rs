@@ -3,20 +3,22 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use boxfence_policy::AlwaysBlocked;
 use hickory_proto::op::{Message, ResponseCode};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::broadcast;
 
 use crate::answer::{Question, TtlLimits, screen};
 use crate::decision::{LearnTarget, NameDecision, decide};
 use crate::directory::{BoxEntry, Directory};
 use crate::histogram::Histogram;
+use crate::sockets::{Backoff, bind_tcp, bind_udp};
+use crate::supervisor::Health;
+use crate::tcp::{Connections, SOCKET_ERROR_FIRST, SOCKET_ERROR_MAX, TcpLimits};
 use crate::upstream::Upstreams;
 
 /// Completes once a [`Learner`] has the addresses enforced (or failed to).
@@ -72,6 +74,14 @@ pub struct Stats {
     /// Time from a query's arrival to its answer (refused or forwarded,
     /// including the kernel set insertion).
     pub latency: Histogram,
+    /// TCP connections closed as soon as accepted: their box (or all
+    /// boxes) held as many as allowed, or the source is not a box.
+    pub tcp_refused: AtomicU64,
+    /// Failed `accept`s and `recv_from`s that were waited out (out of file
+    /// descriptors, say).
+    pub socket_errors: AtomicU64,
+    /// Times serving ended and the sockets were bound again.
+    pub restarts: AtomicU64,
 }
 
 /// How the resolver runs.
@@ -90,17 +100,22 @@ pub struct ResolverConfig {
     /// Queries per second each box may send (bursts of twice that); the
     /// rest are refused.
     pub query_rate_per_box: u32,
+    /// Caps and deadlines of TCP connections.
+    pub tcp: TcpLimits,
 }
 
 /// The resolver.
 pub struct Resolver {
-    directory: Arc<Directory>,
+    pub(crate) directory: Arc<Directory>,
     upstreams: Upstreams,
     learner: Arc<dyn Learner>,
     always_blocked: Arc<AlwaysBlocked>,
     ttl: TtlLimits,
     query_rate_per_box: u32,
     refusals: broadcast::Sender<Refusal>,
+    pub(crate) tcp: TcpLimits,
+    pub(crate) connections: Arc<Connections>,
+    pub(crate) health: Health,
     /// Counters.
     pub stats: Stats,
 }
@@ -128,6 +143,9 @@ impl Resolver {
             ttl: config.ttl,
             query_rate_per_box: config.query_rate_per_box,
             refusals: broadcast::channel(1024).0,
+            tcp: config.tcp,
+            connections: Arc::default(),
+            health: Health::default(),
             stats: Stats::default(),
         }
     }
@@ -137,20 +155,27 @@ impl Resolver {
         self.refusals.subscribe()
     }
 
+    /// TCP connections open now.
+    pub fn tcp_connections(&self) -> usize {
+        self.connections.total()
+    }
+
     /// Binds UDP and TCP on every listen address, even before a box link
     /// carries it. Must run inside a tokio runtime.
     pub fn bind(listen: &[SocketAddr]) -> std::io::Result<Vec<(UdpSocket, TcpListener)>> {
         listen
             .iter()
             .map(|&address| {
-                let udp = UdpSocket::from_std(freebind_udp(address)?)?;
-                let tcp = TcpListener::from_std(freebind_tcp(address)?)?;
+                let udp = UdpSocket::from_std(bind_udp(address)?)?;
+                let tcp = TcpListener::from_std(bind_tcp(address)?)?;
                 Ok((udp, tcp))
             })
             .collect()
     }
 
-    /// Serves on sockets from [`bind`](Self::bind) until they fail.
+    /// Serves on sockets from [`bind`](Self::bind) until one of them no
+    /// longer works or its task panics (errors that leave a socket usable
+    /// are waited out); [`supervise`](Self::supervise) starts over then.
     pub async fn serve(
         self: Arc<Self>,
         sockets: Vec<(UdpSocket, TcpListener)>,
@@ -166,53 +191,35 @@ impl Resolver {
         Ok(())
     }
 
+    /// Receives queries until the socket no longer works; each is answered
+    /// by a task of its own. A failed receive that leaves the socket usable
+    /// is waited out, never the end.
     async fn serve_udp(self: Arc<Self>, socket: UdpSocket) -> std::io::Result<()> {
+        let local = socket.local_addr()?;
         let socket = Arc::new(socket);
         let mut buffer = vec![0u8; 4096];
+        let mut backoff = Backoff::new(SOCKET_ERROR_FIRST, SOCKET_ERROR_MAX);
         loop {
-            let (n, peer) = socket.recv_from(&mut buffer).await?;
+            let (n, peer) = match socket.recv_from(&mut buffer).await {
+                Ok(received) => received,
+                Err(error) => {
+                    self.survive(error, "receive on", local, &mut backoff)
+                        .await?;
+                    continue;
+                }
+            };
+            backoff.reset();
             let query = buffer[..n].to_vec();
-            let (resolver, socket) = (Arc::clone(&self), Arc::clone(&socket));
+            // Weak: once serving ends, the socket closes at once, so it can
+            // be bound again while answers are still being worked out.
+            let (resolver, socket) = (Arc::clone(&self), Arc::downgrade(&socket));
             tokio::spawn(async move {
-                if let Some(answer) = resolver.handle(peer.ip(), &query, false).await {
+                if let Some(answer) = resolver.handle(peer.ip(), &query, false).await
+                    && let Some(socket) = Weak::upgrade(&socket)
+                {
                     let _ = socket.send_to(&answer, peer).await;
                 }
             });
-        }
-    }
-
-    async fn serve_tcp(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
-        loop {
-            let (stream, peer) = listener.accept().await?;
-            tokio::spawn(Arc::clone(&self).serve_connection(stream, peer.ip()));
-        }
-    }
-
-    async fn serve_connection(self: Arc<Self>, mut stream: TcpStream, peer: IpAddr) {
-        let idle = Duration::from_secs(10);
-        loop {
-            let mut len = [0u8; 2];
-            if !matches!(
-                tokio::time::timeout(idle, stream.read_exact(&mut len)).await,
-                Ok(Ok(_))
-            ) {
-                return;
-            }
-            let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            if stream.read_exact(&mut query).await.is_err() {
-                return;
-            }
-            let Some(answer) = self.handle(peer, &query, true).await else {
-                return;
-            };
-            let Ok(len) = u16::try_from(answer.len()) else {
-                return;
-            };
-            if stream.write_all(&len.to_be_bytes()).await.is_err()
-                || stream.write_all(&answer).await.is_err()
-            {
-                return;
-            }
         }
     }
 
@@ -333,38 +340,4 @@ impl Resolver {
         });
         question.encode(&question.refusal(reason))
     }
-}
-
-fn freebind_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(address),
-        socket2::Type::DGRAM,
-        None,
-    )?;
-    prepare(&socket, address)?;
-    Ok(socket.into())
-}
-
-fn freebind_tcp(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(address),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.set_reuse_address(true)?;
-    prepare(&socket, address)?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-/// Freebind: the gateway address appears only with the first box link.
-fn prepare(socket: &socket2::Socket, address: SocketAddr) -> std::io::Result<()> {
-    if address.is_ipv6() {
-        socket.set_only_v6(true)?;
-        socket.set_freebind_ipv6(true)?;
-    } else {
-        socket.set_freebind(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())
 }

@@ -23,7 +23,8 @@ mod views;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::routing::{get, patch, post, put};
 use axum::{Extension, Json, Router, middleware};
 use boxfence_engine::Engine;
@@ -162,11 +163,30 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Liveness; needs no token.
+/// Health: 200 while the daemon and its data plane work, 503 naming each
+/// part that does not (the resolver while it is restarted, say). Needs no
+/// token.
 #[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
-    responses((status = 200, body = Health)))]
-async fn health() -> Json<Health> {
-    Json(Health { status: "ok" })
+    responses((status = 200, description = "Everything works", body = Health),
+              (status = 503, description = "A part does not work; `problems` names it",
+               body = Health)))]
+async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+    match state.engine.health() {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok",
+                problems: Vec::new(),
+            }),
+        ),
+        Err(problems) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "unhealthy",
+                problems,
+            }),
+        ),
+    }
 }
 
 /// This document.

@@ -240,6 +240,11 @@ pub(crate) struct BoxExecView {
 /// `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Health {
-    /// `ok`.
+    /// `ok`, or `unhealthy` while a part of the data plane does not work.
+    #[schema(example = "ok")]
     pub(crate) status: &'static str,
+    /// What does not work, one sentence per part, starting with its name
+    /// (`resolver: ...`); absent when healthy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) problems: Vec<String>,
 }

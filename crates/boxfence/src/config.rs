@@ -71,6 +71,10 @@ pub(crate) struct ResolverSettings {
     /// Queries per second each box may send (bursts of twice that); the
     /// rest are answered REFUSED.
     pub(crate) query_rate_per_box: u32,
+    /// TCP connections one box may hold open at once; more are closed.
+    pub(crate) tcp_connections_per_box: usize,
+    /// TCP connections all boxes may hold open at once; more are closed.
+    pub(crate) tcp_connections: usize,
 }
 
 /// The `[network]` section: what the data plane uses.
@@ -114,6 +118,8 @@ pub(crate) struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResolverFile {
     pub(crate) query_rate_per_box: Option<u32>,
+    pub(crate) tcp_connections_per_box: Option<usize>,
+    pub(crate) tcp_connections: Option<usize>,
 }
 
 /// The `[network]` section as written.
@@ -154,17 +160,7 @@ impl ConfigFile {
             .iter()
             .map(|text| parse_resolver(text))
             .collect::<Result<_, _>>()?;
-        let query_rate_per_box = overrides
-            .resolver
-            .query_rate_per_box
-            .or(self.resolver.query_rate_per_box)
-            .unwrap_or(boxfence_engine::QUERY_RATE_PER_BOX);
-        if query_rate_per_box == 0 {
-            return Err(ConfigError::Value {
-                key: "resolver.query_rate_per_box",
-                message: "must be at least 1 (0 would refuse every query)".into(),
-            });
-        }
+        let resolver = resolve_resolver(overrides.resolver, self.resolver)?;
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
                 Some(listen) => listen,
@@ -210,9 +206,53 @@ impl ConfigFile {
                     .or(self.network.data_plane)
                     .unwrap_or(true),
             },
-            resolver: ResolverSettings { query_rate_per_box },
+            resolver,
         })
     }
+}
+
+/// The `[resolver]` section: `overrides` over `file` over the defaults;
+/// each limit must be at least 1, since 0 would refuse every query (or
+/// every TCP connection).
+fn resolve_resolver(
+    overrides: ResolverFile,
+    file: ResolverFile,
+) -> Result<ResolverSettings, ConfigError> {
+    fn at_least_one<T: From<u8> + PartialOrd>(
+        key: &'static str,
+        value: T,
+    ) -> Result<T, ConfigError> {
+        if value < T::from(1) {
+            return Err(ConfigError::Value {
+                key,
+                message: "must be at least 1 (0 would refuse everything)".into(),
+            });
+        }
+        Ok(value)
+    }
+    Ok(ResolverSettings {
+        query_rate_per_box: at_least_one(
+            "resolver.query_rate_per_box",
+            overrides
+                .query_rate_per_box
+                .or(file.query_rate_per_box)
+                .unwrap_or(boxfence_engine::QUERY_RATE_PER_BOX),
+        )?,
+        tcp_connections_per_box: at_least_one(
+            "resolver.tcp_connections_per_box",
+            overrides
+                .tcp_connections_per_box
+                .or(file.tcp_connections_per_box)
+                .unwrap_or(boxfence_resolver::tcp::TCP_CONNECTIONS_PER_BOX),
+        )?,
+        tcp_connections: at_least_one(
+            "resolver.tcp_connections",
+            overrides
+                .tcp_connections
+                .or(file.tcp_connections)
+                .unwrap_or(boxfence_resolver::tcp::TCP_CONNECTIONS),
+        )?,
+    })
 }
 
 /// Parses a built-in default (never fails in practice; an error names
@@ -258,6 +298,7 @@ mod tests {
             upstream_dns = ["203.0.113.53", "[2001:db8::53]:5353"]
             [resolver]
             query_rate_per_box = 500
+            tcp_connections_per_box = 4
             "#,
         )
         .expect("parses");
@@ -273,10 +314,13 @@ mod tests {
         assert_eq!(config.network.upstream_dns[0].port(), 53);
         assert_eq!(config.network.upstream_dns[1].port(), 5353);
         assert_eq!(config.resolver.query_rate_per_box, 500);
+        assert_eq!(config.resolver.tcp_connections_per_box, 4);
         assert_eq!(
             defaults.resolver.query_rate_per_box,
             boxfence_engine::QUERY_RATE_PER_BOX
         );
+        assert_eq!(defaults.resolver.tcp_connections_per_box, 16);
+        assert_eq!(defaults.resolver.tcp_connections, 1024);
     }
 
     #[test]
@@ -289,9 +333,16 @@ mod tests {
         let file: ConfigFile =
             toml::from_str("[network]\nupstream_dns = [\"dns.example\"]").expect("parses");
         assert!(file.resolve(ConfigFile::default()).is_err());
-        let file: ConfigFile =
-            toml::from_str("[resolver]\nquery_rate_per_box = 0").expect("parses");
-        assert!(file.resolve(ConfigFile::default()).is_err());
+        for key in [
+            "query_rate_per_box",
+            "tcp_connections_per_box",
+            "tcp_connections",
+        ] {
+            let file: ConfigFile =
+                toml::from_str(&format!("[resolver]\n{key} = 0")).expect("parses");
+            let error = file.resolve(ConfigFile::default()).expect_err("0 refused");
+            assert!(error.to_string().contains(key), "{error}");
+        }
     }
 
     #[test]

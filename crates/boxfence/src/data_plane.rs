@@ -11,6 +11,7 @@ use boxfence_engine::{
     AddressPool, Engine, LinuxConfig, LinuxEngine, ResolverHandle, SharedLinuxEngine, Unavailable,
 };
 use boxfence_policy::{AlwaysBlocked, Cidr};
+use boxfence_resolver::TcpLimits;
 use boxfence_resolver::answer::TtlLimits;
 
 use crate::CliError;
@@ -50,6 +51,11 @@ pub(crate) fn start(
             UPSTREAM_TIMEOUT,
             TtlLimits::default(),
             resolver.query_rate_per_box,
+            TcpLimits {
+                per_box: resolver.tcp_connections_per_box,
+                total: resolver.tcp_connections,
+                ..TcpLimits::default()
+            },
         )
         .map_err(|e| CliError::Io(format!("resolver: {e}")))?;
     Ok((Arc::new(SharedLinuxEngine(engine)), Some(resolver)))

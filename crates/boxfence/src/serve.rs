@@ -18,7 +18,8 @@ use crate::{CliError, data_plane};
 pub(crate) struct ServeArgs {
     /// TOML config file (keys: listen, database, admin_token, body_limit,
     /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns,
-    /// [resolver] query_rate_per_box).
+    /// [resolver] query_rate_per_box, tcp_connections_per_box,
+    /// tcp_connections).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address and port of the HTTP API [default: 127.0.0.1:4280].
@@ -60,6 +61,14 @@ pub(crate) struct ServeArgs {
     /// (bursts of twice that) [default: 2000].
     #[arg(long, value_name = "QPS")]
     query_rate_per_box: Option<u32>,
+    /// TCP connections each box may hold open to the built-in resolver at
+    /// once; more are closed [default: 16].
+    #[arg(long, value_name = "N")]
+    tcp_connections_per_box: Option<usize>,
+    /// TCP connections all boxes may hold open to the built-in resolver at
+    /// once; more are closed [default: 1024].
+    #[arg(long, value_name = "N")]
+    tcp_connections: Option<usize>,
     /// Serve the API only, without touching the host's network (machine
     /// work answers 501); config `[network] data_plane = false`.
     #[arg(long)]
@@ -90,6 +99,8 @@ impl ServeArgs {
             },
             resolver: ResolverFile {
                 query_rate_per_box: self.query_rate_per_box,
+                tcp_connections_per_box: self.tcp_connections_per_box,
+                tcp_connections: self.tcp_connections,
             },
         };
         Ok(file.resolve(flags)?)
@@ -99,6 +110,7 @@ impl ServeArgs {
 /// Runs the daemon until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = args.config()?;
+    raise_open_file_limit(config.resolver.tcp_connections);
     let store = SqliteStore::open(&config.database).await?;
     let mut server_config = ServerConfig::new(AddressPool {
         ipv4: config.network.ipv4_pool,
@@ -130,6 +142,38 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .map_err(|error| CliError::Io(error.to_string()))?;
     store.close().await;
     Ok(())
+}
+
+/// Raises this process's soft open-file limit to its hard one: boxes and
+/// the resolver's TCP connections hold descriptors, and the usual soft
+/// limit (1,024 under systemd) is what a box's flood would reach first.
+/// Logs the limit in force, and warns when the resolver's TCP connections
+/// alone could take half of it.
+fn raise_open_file_limit(tcp_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open-file limit");
+            return;
+        }
+    };
+    let open_files = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => hard,
+        Err(error) => {
+            tracing::warn!(%error, soft, hard, "cannot raise the open-file limit");
+            soft
+        }
+    };
+    tracing::info!(open_files, "open-file limit");
+    if u64::try_from(tcp_connections).unwrap_or(u64::MAX) > open_files / 2 {
+        tracing::warn!(
+            open_files,
+            tcp_connections,
+            "resolver.tcp_connections is over half the open-file limit: \
+             a TCP flood could leave too few descriptors for the rest"
+        );
+    }
 }
 
 async fn shutdown_signal() {

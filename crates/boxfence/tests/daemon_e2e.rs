@@ -54,6 +54,9 @@ impl Daemon {
         let child = self
             .lab
             .spawn_in_host([
+                // With the soft open-file limit systemd gives a service.
+                "prlimit",
+                "--nofile=1024:",
                 env!("CARGO_BIN_EXE_boxfence"),
                 "serve",
                 "--config",
@@ -66,6 +69,18 @@ impl Daemon {
             assert!(Instant::now() < deadline, "daemon did not come up");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The daemon's soft and hard open-file limits.
+    fn open_file_limits(&self) -> (String, String) {
+        let pid = self.child.as_ref().expect("daemon runs").id();
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        let line = limits
+            .lines()
+            .find_map(|line| line.strip_prefix("Max open files"))
+            .expect("open-file limit listed");
+        let mut values = line.split_whitespace().map(str::to_owned);
+        (values.next().expect("soft"), values.next().expect("hard"))
     }
 
     /// SIGKILL, as a crash would.
@@ -459,6 +474,11 @@ fn flow_log_api_stream_metrics_and_cli() {
         return;
     }
     let daemon = Daemon::start();
+    let (soft, hard) = daemon.open_file_limits();
+    assert_eq!(
+        soft, hard,
+        "started at 1024, the daemon raised its own limit"
+    );
     let created = daemon.ok(
         "POST",
         "/v1/boxes",

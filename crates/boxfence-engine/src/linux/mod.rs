@@ -449,4 +449,8 @@ impl Engine for SharedLinuxEngine {
     async fn set_log_allowed(&self, id: &str, on: bool) -> Result<(), EngineError> {
         self.0.set_log_allowed(id, on)
     }
+
+    fn health(&self) -> Result<(), Vec<String>> {
+        self.0.health()
+    }
 }

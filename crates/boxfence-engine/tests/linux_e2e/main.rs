@@ -16,6 +16,7 @@ mod lifecycle;
 mod protocols;
 mod races;
 mod resolver;
+mod resolver_flood;
 mod rig;
 mod sandbox;
 
@@ -29,6 +30,7 @@ fn main() {
     let shared = [
         enforcement::TESTS,
         resolver::TESTS,
+        resolver_flood::TESTS,
         lifecycle::TESTS,
         protocols::TESTS,
         sandbox::TESTS,

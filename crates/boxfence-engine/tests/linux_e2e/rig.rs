@@ -20,6 +20,7 @@ pub(crate) use boxfence_policy::{
     AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, FlowEvent, FlowEventKind, Layer, Machine,
     Protocol,
 };
+pub(crate) use boxfence_resolver::TcpLimits;
 pub(crate) use boxfence_resolver::answer::TtlLimits;
 pub(crate) use serde_json::{Value, json};
 
@@ -92,6 +93,7 @@ impl Rig {
                 Duration::from_secs(2),
                 ttl,
                 boxfence_engine::QUERY_RATE_PER_BOX,
+                TcpLimits::default(),
             )
             .expect("resolver starts");
         Self {

@@ -6,6 +6,7 @@
 mod auth;
 mod boxes;
 mod conformance;
+mod health;
 mod machines;
 mod openapi;
 mod persistence;

@@ -42,6 +42,8 @@ fn summary(policy: &EffectivePolicy) -> Enforced {
 pub(crate) struct RecordingEngine {
     pub(crate) machines: Mutex<HashMap<String, Enforced>>,
     pub(crate) fail_apply: Mutex<bool>,
+    /// What `health` reports as not working.
+    pub(crate) problems: Mutex<Vec<String>>,
 }
 
 impl RecordingEngine {
@@ -105,6 +107,15 @@ impl Engine for RecordingEngine {
             stdout: format!("{}\n", request.command[1..].join(" ")),
             stderr: String::new(),
         })
+    }
+
+    fn health(&self) -> Result<(), Vec<String>> {
+        let problems = self.problems.lock().expect("lock").clone();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 
