@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 mod auth;
 mod body;
 mod error;
@@ -17,6 +18,7 @@ mod openapi;
 mod routes;
 mod schemas;
 mod state;
+mod to_completion;
 mod views;
 
 use std::future::Future;
@@ -30,6 +32,7 @@ use boxfence_store::Store;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
+pub use admission::{ExecLimits, Limits};
 pub use auth::{Caller, MintedToken};
 pub use body::DEFAULT_BODY_LIMIT;
 pub use error::ApiError;
@@ -149,7 +152,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_token,
-        ));
+        ))
+        .route_layer(middleware::from_fn(to_completion::run_to_completion));
     Router::new()
         .route("/healthz", get(health))
         .merge(authenticated)

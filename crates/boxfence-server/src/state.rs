@@ -7,6 +7,7 @@ use boxfence_engine::{AddressPool, Engine, MachineSpec};
 use boxfence_policy::{AlwaysBlocked, Cidr, ExemptionError};
 use boxfence_store::{Store, StoreError};
 
+use crate::admission::{Admission, Limits};
 use crate::auth::{Authenticator, MintedToken, mint};
 use crate::body::DEFAULT_BODY_LIMIT;
 
@@ -22,6 +23,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Largest request body, in bytes.
     pub body_limit: usize,
+    /// What one tenant may hold at once (execs, creates).
+    pub limits: Limits,
 }
 
 impl ServerConfig {
@@ -32,6 +35,7 @@ impl ServerConfig {
             exempt_cidrs: Vec::new(),
             admin_token: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            limits: Limits::default(),
         }
     }
 }
@@ -55,6 +59,7 @@ pub(crate) struct AppState {
     pub(crate) blocked: Arc<AlwaysBlocked>,
     pub(crate) auth: Authenticator,
     pub(crate) body_limit: usize,
+    pub(crate) admission: Admission,
     /// One lock per app: changes that recompute an app's effective
     /// policies run one at a time, each reading the store after the
     /// previous one's apply, so the kernel never ends on a stale state.
@@ -94,6 +99,7 @@ impl AppState {
             blocked: Arc::new(blocked),
             auth: Authenticator::new(config.admin_token.as_deref()),
             body_limit: config.body_limit,
+            admission: Admission::new(config.limits),
             app_locks: Mutex::new(HashMap::new()),
         };
         Ok((state, generated))

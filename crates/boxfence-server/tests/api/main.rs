@@ -6,6 +6,7 @@
 mod auth;
 mod boxes;
 mod conformance;
+mod limits;
 mod machines;
 mod openapi;
 mod persistence;
