@@ -8,6 +8,7 @@ mod boxes;
 mod conformance;
 mod limits;
 mod machines;
+mod metrics;
 mod openapi;
 mod persistence;
 mod policies;
