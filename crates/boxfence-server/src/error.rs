@@ -50,6 +50,15 @@ pub enum ApiError {
     /// The address pools are exhausted.
     #[error("{0}")]
     Exhausted(String),
+    /// A cap on what one tenant may hold at once is reached; the message
+    /// names it.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which cap, and its setting.
+        message: String,
+        /// Seconds to wait before retrying (the `Retry-After` header).
+        retry_after: u64,
+    },
     /// Anything else; details are logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -81,6 +90,7 @@ impl ApiError {
             Self::NoDataPlane(_) => (StatusCode::NOT_IMPLEMENTED, "no_data_plane"),
             Self::DataPlane(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_plane_failed"),
             Self::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, "addresses_exhausted"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -122,6 +132,10 @@ impl IntoResponse for ApiError {
             tracing::warn!(%status, error = %self, "request failed");
         }
         let message = self.to_string();
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         let details = match self {
             Self::Invalid { details, .. } => details,
             _ => Vec::new(),
@@ -138,6 +152,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 mod auth;
 mod body;
 mod error;
@@ -18,6 +19,7 @@ mod openapi;
 mod routes;
 mod schemas;
 mod state;
+mod to_completion;
 mod views;
 
 use std::future::Future;
@@ -32,6 +34,7 @@ use boxfence_store::Store;
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 
+pub use admission::{ExecLimits, Limits};
 pub use auth::{Caller, MintedToken};
 pub use body::DEFAULT_BODY_LIMIT;
 pub use error::ApiError;
@@ -152,7 +155,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_token,
-        ));
+        ))
+        .route_layer(middleware::from_fn(to_completion::run_to_completion));
     Router::new()
         .route("/healthz", get(health))
         .merge(authenticated)

@@ -115,6 +115,9 @@ impl AppState {
         &self,
         request: MachineRequest,
     ) -> Result<StoredMachine, ApiError> {
+        // Counted before the app's lock, so a flood is refused rather
+        // than queued ahead of the app's other changes.
+        let _slot = self.admission.create(&request.app)?;
         let _app = self.lock_app(&request.app).await;
         let id = new_id();
         let name = request.name.unwrap_or_else(|| id.clone());
@@ -226,12 +229,15 @@ impl AppState {
         Ok(())
     }
 
-    /// Runs a command in the machine.
+    /// Runs a command in the machine, if the exec caps leave room.
     pub(crate) async fn exec(
         &self,
         machine: &StoredMachine,
         request: &ExecRequest,
     ) -> Result<ExecOutput, ApiError> {
+        let _slot = self
+            .admission
+            .exec(&machine.machine.app, &machine.machine.id)?;
         Ok(self.engine.exec(&machine.machine.id, request).await?)
     }
 

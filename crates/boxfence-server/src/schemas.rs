@@ -213,7 +213,8 @@ pub(crate) struct ExecBody {
     command: Vec<String>,
     /// Written to the command's standard input.
     stdin: Option<String>,
-    /// Seconds before the command's process tree is killed.
+    /// Seconds before the command's process tree is killed: default 60,
+    /// at most the daemon's `[exec] max_timeout` (600 unless configured).
     timeout: Option<f64>,
 }
 

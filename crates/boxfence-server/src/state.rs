@@ -7,6 +7,7 @@ use boxfence_engine::{AddressPool, Engine, MachineSpec};
 use boxfence_policy::{AlwaysBlocked, Cidr, ExemptionError};
 use boxfence_store::{Store, StoreError};
 
+use crate::admission::{Admission, Limits};
 use crate::auth::{Authenticator, MintedToken, mint};
 use crate::body::DEFAULT_BODY_LIMIT;
 use crate::listen::ConnectionLimits;
@@ -26,6 +27,8 @@ pub struct ServerConfig {
     /// How many API connections are kept, and how long a request may
     /// take to arrive.
     pub connection_limits: ConnectionLimits,
+    /// What one tenant may hold at once (execs, creates).
+    pub limits: Limits,
 }
 
 impl ServerConfig {
@@ -37,6 +40,7 @@ impl ServerConfig {
             admin_token: None,
             body_limit: DEFAULT_BODY_LIMIT,
             connection_limits: ConnectionLimits::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -61,6 +65,7 @@ pub(crate) struct AppState {
     pub(crate) auth: Authenticator,
     pub(crate) body_limit: usize,
     pub(crate) connection_limits: ConnectionLimits,
+    pub(crate) admission: Admission,
     /// One lock per app: changes that recompute an app's effective
     /// policies run one at a time, each reading the store after the
     /// previous one's apply, so the kernel never ends on a stale state.
@@ -101,6 +106,7 @@ impl AppState {
             auth: Authenticator::new(config.admin_token.as_deref()),
             body_limit: config.body_limit,
             connection_limits: config.connection_limits,
+            admission: Admission::new(config.limits),
             app_locks: Mutex::new(HashMap::new()),
         };
         Ok((state, generated))

@@ -3,8 +3,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 use boxfence_policy::Cidr;
+use boxfence_server::{ExecLimits, Limits};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 
@@ -18,6 +20,8 @@ pub(crate) const DEFAULT_IPV6_POOL: &str = "fd00:b0f::/64";
 const DEFAULT_NETNS_PREFIX: &str = "bfn-";
 /// Per-box files (the resolv.conf shown inside each box).
 const DEFAULT_STATE_DIR: &str = "/run/boxfence";
+/// The longest `[exec] max_timeout` (a day, as before it was a setting).
+const MAX_EXEC_TIMEOUT_SECONDS: u64 = 24 * 3600;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,8 @@ pub(crate) struct Config {
     pub(crate) network: NetworkConfig,
     /// How the built-in resolver serves boxes.
     pub(crate) resolver: ResolverSettings,
+    /// What one tenant may hold at once (`[exec]`, `[create]`).
+    pub(crate) limits: Limits,
 }
 
 /// The `[resolver]` section.
@@ -111,6 +117,28 @@ pub(crate) struct ConfigFile {
     pub(crate) network: NetworkFile,
     #[serde(default)]
     pub(crate) resolver: ResolverFile,
+    #[serde(default)]
+    pub(crate) exec: ExecFile,
+    #[serde(default)]
+    pub(crate) create: CreateFile,
+}
+
+/// The `[exec]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecFile {
+    pub(crate) max_concurrent: Option<usize>,
+    pub(crate) per_app: Option<usize>,
+    pub(crate) per_box: Option<usize>,
+    /// Seconds.
+    pub(crate) max_timeout: Option<u64>,
+}
+
+/// The `[create]` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateFile {
+    pub(crate) per_app: Option<usize>,
 }
 
 /// The `[resolver]` section as written.
@@ -152,6 +180,7 @@ impl ConfigFile {
 
     /// `overrides` (flags) over this file over the defaults.
     pub(crate) fn resolve(self, overrides: ConfigFile) -> Result<Config, ConfigError> {
+        let limits = limits(&self, &overrides)?;
         let network = overrides.network;
         let upstream = network
             .upstream_dns
@@ -207,6 +236,7 @@ impl ConfigFile {
                     .unwrap_or(true),
             },
             resolver,
+            limits,
         })
     }
 }
@@ -255,6 +285,63 @@ fn resolve_resolver(
     })
 }
 
+/// The `[exec]` and `[create]` caps: flags over the file over the
+/// defaults; each at least 1.
+fn limits(file: &ConfigFile, flags: &ConfigFile) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let cap =
+        |key: &'static str, flag: Option<usize>, file: Option<usize>, default: usize| match flag
+            .or(file)
+            .unwrap_or(default)
+        {
+            0 => Err(ConfigError::Value {
+                key,
+                message: "must be at least 1 (0 would refuse every request)".into(),
+            }),
+            cap => Ok(cap),
+        };
+    let (exec, flag) = (&file.exec, &flags.exec);
+    let max_timeout = flag
+        .max_timeout
+        .or(exec.max_timeout)
+        .map_or(defaults.exec.max_timeout, Duration::from_secs);
+    if max_timeout.is_zero() || max_timeout.as_secs() > MAX_EXEC_TIMEOUT_SECONDS {
+        return Err(ConfigError::Value {
+            key: "exec.max_timeout",
+            message: format!("must be 1 to {MAX_EXEC_TIMEOUT_SECONDS} seconds"),
+        });
+    }
+    Ok(Limits {
+        exec: ExecLimits {
+            max_concurrent: cap(
+                "exec.max_concurrent",
+                flag.max_concurrent,
+                exec.max_concurrent,
+                defaults.exec.max_concurrent,
+            )?,
+            per_app: cap(
+                "exec.per_app",
+                flag.per_app,
+                exec.per_app,
+                defaults.exec.per_app,
+            )?,
+            per_box: cap(
+                "exec.per_box",
+                flag.per_box,
+                exec.per_box,
+                defaults.exec.per_box,
+            )?,
+            max_timeout,
+        },
+        creates_per_app: cap(
+            "create.per_app",
+            flags.create.per_app,
+            file.create.per_app,
+            defaults.creates_per_app,
+        )?,
+    })
+}
+
 /// Parses a built-in default (never fails in practice; an error names
 /// the key rather than panicking).
 fn parse_default<T: std::str::FromStr>(key: &'static str, text: &str) -> Result<T, ConfigError> {
@@ -299,11 +386,21 @@ mod tests {
             [resolver]
             query_rate_per_box = 500
             tcp_connections_per_box = 4
+            [exec]
+            per_app = 3
+            max_timeout = 30
+            [create]
+            per_app = 2
             "#,
         )
         .expect("parses");
         let flags = ConfigFile {
             admin_token: Some("from-flag".into()),
+            exec: ExecFile {
+                per_box: Some(1),
+                per_app: Some(5),
+                ..ExecFile::default()
+            },
             ..ConfigFile::default()
         };
         let config = file.resolve(flags).expect("resolves");
@@ -321,6 +418,12 @@ mod tests {
         );
         assert_eq!(defaults.resolver.tcp_connections_per_box, 16);
         assert_eq!(defaults.resolver.tcp_connections, 1024);
+        let exec = config.limits.exec;
+        assert_eq!((exec.per_app, exec.per_box), (5, 1), "flags win");
+        assert_eq!(exec.max_timeout, Duration::from_secs(30));
+        assert_eq!(exec.max_concurrent, Limits::default().exec.max_concurrent);
+        assert_eq!(config.limits.creates_per_app, 2);
+        assert_eq!(defaults.limits, Limits::default());
     }
 
     #[test]
@@ -341,6 +444,17 @@ mod tests {
             let file: ConfigFile =
                 toml::from_str(&format!("[resolver]\n{key} = 0")).expect("parses");
             let error = file.resolve(ConfigFile::default()).expect_err("0 refused");
+            assert!(error.to_string().contains(key), "{error}");
+        }
+        for (text, key) in [
+            ("[exec]\nper_box = 0", "exec.per_box"),
+            ("[exec]\nmax_concurrent = 0", "exec.max_concurrent"),
+            ("[exec]\nmax_timeout = 0", "exec.max_timeout"),
+            ("[exec]\nmax_timeout = 86401", "exec.max_timeout"),
+            ("[create]\nper_app = 0", "create.per_app"),
+        ] {
+            let file: ConfigFile = toml::from_str(text).expect("parses");
+            let error = file.resolve(ConfigFile::default()).expect_err(text);
             assert!(error.to_string().contains(key), "{error}");
         }
     }

@@ -10,7 +10,7 @@ use boxfence_server::{Server, ServerConfig};
 use boxfence_store::SqliteStore;
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::config::{Config, ConfigFile, NetworkFile, ResolverFile};
+use crate::config::{Config, ConfigFile, CreateFile, ExecFile, NetworkFile, ResolverFile};
 use crate::{CliError, data_plane};
 
 /// Flags of `boxfence serve`; each overrides the config file's key.
@@ -19,7 +19,8 @@ pub(crate) struct ServeArgs {
     /// TOML config file (keys: listen, database, admin_token, body_limit,
     /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns,
     /// [resolver] query_rate_per_box, tcp_connections_per_box,
-    /// tcp_connections).
+    /// tcp_connections, [exec] max_concurrent, per_app, per_box,
+    /// max_timeout, [create] per_app).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address and port of the HTTP API [default: 127.0.0.1:4280].
@@ -73,6 +74,21 @@ pub(crate) struct ServeArgs {
     /// work answers 501); config `[network] data_plane = false`.
     #[arg(long)]
     no_data_plane: bool,
+    /// Execs running at once on this host; more answer 429 [default: 64].
+    #[arg(long, value_name = "N")]
+    exec_max_concurrent: Option<usize>,
+    /// Execs running at once in one app's boxes [default: 16].
+    #[arg(long, value_name = "N")]
+    exec_per_app: Option<usize>,
+    /// Execs running at once in one box [default: 4].
+    #[arg(long, value_name = "N")]
+    exec_per_box: Option<usize>,
+    /// Longest timeout an exec may ask for, in seconds [default: 600].
+    #[arg(long, value_name = "SECONDS")]
+    exec_max_timeout: Option<u64>,
+    /// Creates of one app in progress at once; more answer 429 [default: 8].
+    #[arg(long, value_name = "N")]
+    create_per_app: Option<usize>,
 }
 
 impl ServeArgs {
@@ -102,6 +118,15 @@ impl ServeArgs {
                 tcp_connections_per_box: self.tcp_connections_per_box,
                 tcp_connections: self.tcp_connections,
             },
+            exec: ExecFile {
+                max_concurrent: self.exec_max_concurrent,
+                per_app: self.exec_per_app,
+                per_box: self.exec_per_box,
+                max_timeout: self.exec_max_timeout,
+            },
+            create: CreateFile {
+                per_app: self.create_per_app,
+            },
         };
         Ok(file.resolve(flags)?)
     }
@@ -119,6 +144,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     server_config.exempt_cidrs = config.network.exempt_cidrs.clone();
     server_config.admin_token = config.admin_token.clone();
     server_config.body_limit = config.body_limit;
+    server_config.limits = config.limits;
     // Held for the daemon's lifetime: dropping it stops the resolver.
     let (engine, _resolver) = data_plane::start(&config.network, &config.resolver)?;
     let server = Server::start(server_config, Arc::new(store.clone()), engine).await?;

@@ -27,8 +27,10 @@ use crate::{AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSp
 
 mod changes;
 mod flows;
+mod threads;
 mod watchdog;
 
+use threads::{Worker, on_own_thread};
 use watchdog::{Watch, watchdog};
 
 /// How the Linux engine is set up.
@@ -116,6 +118,11 @@ pub struct LinuxEngine {
     conntrack: Mutex<Conntrack>,
     /// What the watchdog knows between its checks.
     watch: Mutex<Watch>,
+    /// The thread every change runs on.
+    changes: Worker,
+    /// The thread the watchdog's checks run on: a listing takes seconds
+    /// at 1,000 boxes and must not hold up changes.
+    checks: Worker,
 }
 
 impl LinuxEngine {
@@ -180,6 +187,8 @@ impl LinuxEngine {
             new_flow_reader: std::sync::OnceLock::new(),
             conntrack: Mutex::new(conntrack),
             watch: Mutex::new(Watch::new(nft)),
+            changes: Worker::start("boxfence-changes")?,
+            checks: Worker::start("boxfence-watchdog")?,
             set_writer: Some(SetWriter::new(config.table.clone(), socket)),
             config,
         });
@@ -376,15 +385,13 @@ fn kernel(error: impl std::fmt::Display) -> EngineError {
     EngineError::Kernel(error.to_string())
 }
 
-/// Runs blocking data-plane work off the async threads.
-async fn blocking<T: Send + 'static>(
+/// Runs a data-plane change on the engine's change thread.
+async fn change<T: Send + 'static>(
     engine: &Arc<LinuxEngine>,
     work: impl FnOnce(&LinuxEngine) -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, EngineError> {
-    let engine = Arc::clone(engine);
-    tokio::task::spawn_blocking(move || work(&engine))
-        .await
-        .map_err(|error| EngineError::Kernel(format!("data plane task failed: {error}")))?
+    let worker = Arc::clone(engine);
+    engine.changes.run(move || work(&worker)).await
 }
 
 /// The engine behind an `Arc`, as the server holds it.
@@ -399,7 +406,7 @@ impl Engine for SharedLinuxEngine {
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
         let (machine, policy) = (machine.clone(), policy.clone());
-        blocking(&self.0, move |engine| {
+        change(&self.0, move |engine| {
             engine.create_blocking(&machine, &policy)
         })
         .await
@@ -407,12 +414,12 @@ impl Engine for SharedLinuxEngine {
 
     async fn delete_machine(&self, id: &str) -> Result<(), EngineError> {
         let id = id.to_owned();
-        blocking(&self.0, move |engine| engine.delete_blocking(&id)).await
+        change(&self.0, move |engine| engine.delete_blocking(&id)).await
     }
 
     async fn apply(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
         let policies = policies.to_vec();
-        blocking(&self.0, move |engine| engine.apply_blocking(&policies)).await
+        change(&self.0, move |engine| engine.apply_blocking(&policies)).await
     }
 
     async fn reconcile(
@@ -420,12 +427,15 @@ impl Engine for SharedLinuxEngine {
         machines: &[(MachineSpec, EffectivePolicy)],
     ) -> Result<(), EngineError> {
         let machines = machines.to_vec();
-        blocking(&self.0, move |engine| engine.reconcile_blocking(&machines)).await
+        change(&self.0, move |engine| engine.reconcile_blocking(&machines)).await
     }
 
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError> {
         let (id, request) = (id.to_owned(), request.clone());
-        blocking(&self.0, move |engine| engine.exec_blocking(&id, &request)).await
+        let engine = Arc::clone(&self.0);
+        // A thread of its own: an exec may last its whole timeout, and
+        // the server caps how many run at once, per box, app and host.
+        on_own_thread("boxfence-exec", move || engine.exec_blocking(&id, &request)).await
     }
 
     fn flows(

@@ -2,7 +2,7 @@
 //! ruleset at once and an altered one after a listing, without holding
 //! the engine's lock while it lists.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use boxfence_dataplane::HostNetns;
@@ -252,6 +252,7 @@ pub(super) async fn watchdog(engine: Weak<LinuxEngine>) {
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        let _ = tokio::task::spawn_blocking(move || engine.check()).await;
+        let checked = Arc::clone(&engine);
+        let _ = engine.checks.run(move || checked.check()).await;
     }
 }

@@ -39,7 +39,8 @@ pub(crate) async fn visible_box(
     request_body = crate::schemas::CreateBoxBody,
     responses((status = 201, body = WithWarnings<BoxView>), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody)))]
+              (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+              (status = 501, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -136,7 +137,8 @@ pub(crate) async fn set_network_policy(
     request_body = crate::schemas::ExecBody,
     responses((status = 200, body = BoxExecView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody)))]
+              (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+              (status = 501, body = ErrorBody)))]
 pub(crate) async fn exec(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -144,7 +146,7 @@ pub(crate) async fn exec(
     JsonBody(body): JsonBody,
 ) -> Result<Json<BoxExecView>, ApiError> {
     let machine = visible_box(&state, &caller, &id).await?;
-    let request = read_exec(&body)?;
+    let request = read_exec(&body, state.admission.limits().exec.max_timeout)?;
     let output = state.exec(&machine, &request).await?;
     Ok(Json(BoxExecView {
         exit_code: output.exit_code,

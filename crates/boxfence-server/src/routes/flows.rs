@@ -136,13 +136,18 @@ fn sse_event(event: FlowEvent) -> Result<Event, Infallible> {
     Ok(Event::default().event("flow").data(data))
 }
 
-/// Prometheus metrics of the data plane.
+/// Prometheus metrics of the data plane (admin only: they name every
+/// app's machines).
 #[utoipa::path(get, path = "/metrics", tag = "meta",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
-              (status = 401, body = ErrorBody)))]
-pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    caller.require_admin("read /metrics: it names the machines of every app")?;
     let text = state.engine.metrics_text();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// Reads `{"<field>": true|false}`.

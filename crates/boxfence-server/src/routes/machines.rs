@@ -19,11 +19,14 @@ use crate::machines::MachineRequest;
 use crate::state::AppState;
 use crate::views::{Deleted, ExecView, MachineView, WithWarnings};
 
-/// Longest a command may be given to run.
-const MAX_EXEC_TIMEOUT: f64 = 24.0 * 3600.0;
+/// How long a command may run when the request does not say (at most
+/// the configured `[exec] max_timeout`).
+const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Reads `{"command", "stdin"?, "timeout"?}`.
-pub(crate) fn read_exec(body: &Value) -> Result<ExecRequest, ApiError> {
+/// Reads `{"command", "stdin"?, "timeout"?}`; `timeout` is at most
+/// `max_timeout`.
+pub(crate) fn read_exec(body: &Value, max_timeout: Duration) -> Result<ExecRequest, ApiError> {
+    let max_seconds = max_timeout.as_secs_f64();
     let mut out = Diagnostics::default();
     let root = JsonPath::root();
     let request = ObjectReader::new(body, &root, &["command", "stdin", "timeout"], &mut out)
@@ -59,27 +62,28 @@ pub(crate) fn read_exec(body: &Value) -> Result<ExecRequest, ApiError> {
                 }
                 text
             });
-            let timeout =
-                object
-                    .optional("timeout")
-                    .and_then(|(value, path)| match value.as_f64() {
-                        Some(seconds) if seconds > 0.0 && seconds <= MAX_EXEC_TIMEOUT => {
-                            Some(Duration::from_secs_f64(seconds))
-                        }
-                        _ => {
-                            out.push(
-                                &path,
-                                format!(
-                                    "must be seconds, more than 0 and at most {MAX_EXEC_TIMEOUT}"
-                                ),
-                            );
-                            None
-                        }
-                    });
+            let timeout = match object.optional("timeout") {
+                None => Some(DEFAULT_EXEC_TIMEOUT.min(max_timeout)),
+                Some((value, path)) => match value.as_f64() {
+                    Some(seconds) if seconds > 0.0 && seconds <= max_seconds => {
+                        Some(Duration::from_secs_f64(seconds))
+                    }
+                    _ => {
+                        out.push(
+                            &path,
+                            format!(
+                                "must be seconds, more than 0 and at most {max_seconds} \
+                                 (the daemon's [exec] max_timeout)"
+                            ),
+                        );
+                        None
+                    }
+                },
+            };
             Some(ExecRequest {
                 command: command?,
                 stdin,
-                timeout,
+                timeout: Some(timeout?),
             })
         });
     Ok(out.finish(request)?)
@@ -118,8 +122,9 @@ pub(crate) fn nested_warnings(
     request_body = crate::schemas::CreateMachineBody,
     responses((status = 201, body = WithWarnings<MachineView>), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 500, body = ErrorBody),
-              (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -249,7 +254,8 @@ pub(crate) async fn delete(
     request_body = crate::schemas::ExecBody,
     responses((status = 200, body = ExecView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody)))]
+              (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
+              (status = 501, body = ErrorBody)))]
 pub(crate) async fn exec(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -258,7 +264,7 @@ pub(crate) async fn exec(
 ) -> Result<Json<ExecView>, ApiError> {
     visible_app(&state, &caller, &app).await?;
     let machine = state.find_machine(Some(&app), &id).await?;
-    let request = read_exec(&body)?;
+    let request = read_exec(&body, state.admission.limits().exec.max_timeout)?;
     let output = state.exec(&machine, &request).await?;
     Ok(Json(ExecView {
         exit_code: output.exit_code,

@@ -1,14 +1,16 @@
 //! A daemon per test: temp SQLite file, loopback port, recording engine.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use boxfence_engine::{
     AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec, Unavailable,
 };
 use boxfence_policy::{BoxLayer, Cidr, EffectivePolicy};
-use boxfence_server::{Server, ServerConfig};
+use boxfence_server::{Limits, Server, ServerConfig};
 use boxfence_store::SqliteStore;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -36,6 +38,35 @@ fn summary(policy: &EffectivePolicy) -> Enforced {
     }
 }
 
+/// Where calls of one kind wait while a test holds it closed, so the
+/// test can have them in progress for as long as it likes.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    open: tokio::sync::RwLock<()>,
+    arrived: AtomicUsize,
+}
+
+impl Gate {
+    async fn pass(&self) {
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        drop(self.open.read().await);
+    }
+
+    /// Closed until the guard is dropped.
+    pub(crate) async fn close(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.open.write().await
+    }
+
+    /// Waits until `count` calls in all have reached the gate.
+    pub(crate) async fn arrived(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.arrived.load(Ordering::SeqCst) < count {
+            assert!(Instant::now() < deadline, "{count} calls never arrived");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
 /// An in-memory engine for API tests: remembers what it was told, so
 /// tests can check that a change was enforced before the 2xx.
 #[derive(Debug, Default)]
@@ -44,6 +75,10 @@ pub(crate) struct RecordingEngine {
     pub(crate) fail_apply: Mutex<bool>,
     /// What `health` reports as not working.
     pub(crate) problems: Mutex<Vec<String>>,
+    /// Creates wait here.
+    pub(crate) creates: Gate,
+    /// Execs wait here.
+    pub(crate) execs: Gate,
 }
 
 impl RecordingEngine {
@@ -59,6 +94,7 @@ impl Engine for RecordingEngine {
         machine: &MachineSpec,
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
+        self.creates.pass().await;
         self.machines
             .lock()
             .expect("lock")
@@ -97,6 +133,7 @@ impl Engine for RecordingEngine {
     }
 
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError> {
+        self.execs.pass().await;
         if !self.machines.lock().expect("lock").contains_key(id) {
             return Err(EngineError::NoSuchMachine(id.into()));
         }
@@ -125,6 +162,7 @@ pub(crate) struct Options {
     pub(crate) exempt: Vec<Cidr>,
     pub(crate) body_limit: Option<usize>,
     pub(crate) no_data_plane: bool,
+    pub(crate) limits: Option<Limits>,
 }
 
 impl Default for Options {
@@ -134,6 +172,7 @@ impl Default for Options {
             exempt: Vec::new(),
             body_limit: None,
             no_data_plane: false,
+            limits: None,
         }
     }
 }
@@ -180,6 +219,9 @@ impl Daemon {
         config.exempt_cidrs = options.exempt;
         if let Some(limit) = options.body_limit {
             config.body_limit = limit;
+        }
+        if let Some(limits) = options.limits {
+            config.limits = limits;
         }
         let server = Server::start(config, Arc::new(store.clone()), engine)
             .await
