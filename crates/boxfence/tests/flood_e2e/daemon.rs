@@ -45,6 +45,14 @@ pub(crate) struct Api {
 }
 
 impl Api {
+    /// Where the API listens.
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the API's address")
+    }
+
     pub(crate) async fn call(
         &self,
         method: Method,
@@ -199,12 +207,19 @@ impl LabDaemon {
         self.runtime.as_ref().expect("runtime").block_on(future)
     }
 
+    /// Runs `f` in box `id`'s network namespace.
+    pub(crate) fn in_box<T: Send>(&self, id: &str, f: impl FnOnce() -> T + Send) -> T {
+        HostNetns::at(self.engine.netns_path(id))
+            .in_netns(f)
+            .expect("enter the box's namespace")
+    }
+
     /// Whether box `id` can open a TCP connection to the lab's web server.
     pub(crate) fn box_connects(&self, id: &str) -> bool {
         let server = SocketAddr::new(SERVER_V4.into(), HTTP_PORT);
-        HostNetns::at(self.engine.netns_path(id))
-            .in_netns(|| TcpStream::connect_timeout(&server, Duration::from_secs(2)).is_ok())
-            .expect("enter the box's namespace")
+        self.in_box(id, || {
+            TcpStream::connect_timeout(&server, Duration::from_secs(2)).is_ok()
+        })
     }
 }
 

@@ -14,13 +14,14 @@ use tokio::sync::mpsc;
 mod daemon;
 #[path = "../../../boxfence-engine/tests/support/lab_config.rs"]
 mod lab_config;
+mod traffic;
 
 use daemon::{ADMIN, Answer, Api, LabDaemon};
 
 /// A generous bound on "not stalled": during these floods the deny-all
 /// answered in 14 to 75 ms (debug build, 2 cores), a refusal in a few;
 /// a stall lasts until the flood's work ends (10 s and more).
-const NOT_STALLED: Duration = Duration::from_secs(2);
+pub(crate) const NOT_STALLED: Duration = Duration::from_secs(2);
 
 /// Execs one app fires at once, far past its caps.
 const EXEC_FLOOD: usize = 200;
@@ -82,7 +83,7 @@ fn assert_refused_at_once(answer: &Answer, section: &str) {
 
 /// An admin's deny-all for `other`'s box answers and is enforced within
 /// [`NOT_STALLED`]: afterwards the box can open no connection.
-fn deny_all_is_enforced_at_once(daemon: &LabDaemon, other: &str) {
+pub(crate) fn deny_all_is_enforced_at_once(daemon: &LabDaemon, other: &str) {
     let answer = daemon.block_on(daemon.api.call(
         Method::PUT,
         &format!("/v1/boxes/{other}/network-policy"),
@@ -100,7 +101,7 @@ fn deny_all_is_enforced_at_once(daemon: &LabDaemon, other: &str) {
 }
 
 /// Two apps with a token each; the second has one box, online.
-fn flooder_and_other(daemon: &LabDaemon) -> (String, String, String) {
+pub(crate) fn flooder_and_other(daemon: &LabDaemon) -> (String, String, String) {
     let api: &Api = &daemon.api;
     let (flooder, other_token, other) = daemon.block_on(async {
         let flooder = api.app_with_token("flooder").await;
