@@ -186,7 +186,7 @@ fn sigkill_keeps_enforcing_and_restart_reconciles() {
     if !require_root("sigkill_keeps_enforcing_and_restart_reconciles") {
         return;
     }
-    let mut daemon = Daemon::start();
+    let daemon = Daemon::start();
     let created = daemon.ok(
         "POST",
         "/v1/boxes",

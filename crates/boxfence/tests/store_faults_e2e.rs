@@ -63,7 +63,7 @@ fn every_write_route_answers_503_on_a_full_disk_and_converges() {
         return;
     }
     let fs = SmallFs::mount(FS_BYTES).expect("tmpfs");
-    let mut daemon = Daemon::start_with_database(Some(&fs.path().join("boxfence.db")));
+    let daemon = Daemon::start_with_database(Some(&fs.path().join("boxfence.db")));
     daemon.ok("POST", "/v1/apps", r#"{"app_name": "web"}"#);
     let db_https = id_of(&daemon.ok("POST", "/v1/apps/web/network_policies", DB_HTTPS));
     let web1 = id_of(&daemon.ok(

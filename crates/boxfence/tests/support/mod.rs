@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use boxfence_lab::{Lab, LabDns};
@@ -17,7 +18,9 @@ pub(crate) const TOKEN: &str = "e2e-admin-token-0123456789";
 
 /// A lab with a daemon in its host namespace.
 pub(crate) struct Daemon {
-    child: Option<Child>,
+    /// The running daemon; behind a lock so that a test can kill and
+    /// restart it while its clients call the API.
+    child: Mutex<Option<Child>>,
     _dns: LabDns,
     pub(crate) lab: Lab,
 }
@@ -53,8 +56,8 @@ impl Daemon {
             state = workdir.join("state").display(),
         );
         std::fs::write(workdir.join("boxfence.toml"), config).expect("config written");
-        let mut daemon = Self {
-            child: None,
+        let daemon = Self {
+            child: Mutex::new(None),
             _dns: dns,
             lab,
         };
@@ -63,7 +66,7 @@ impl Daemon {
     }
 
     /// Starts `boxfence serve` and waits until it answers.
-    pub(crate) fn spawn(&mut self) {
+    pub(crate) fn spawn(&self) {
         let config = self.lab.workdir().join("boxfence.toml");
         let child = self
             .lab
@@ -74,7 +77,7 @@ impl Daemon {
                 &config.display().to_string(),
             ])
             .expect("daemon starts");
-        self.child = Some(child);
+        *self.child.lock().expect("lock") = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.api("GET", "/healthz", None).0 != 200 {
             assert!(Instant::now() < deadline, "daemon did not come up");
@@ -83,8 +86,8 @@ impl Daemon {
     }
 
     /// SIGKILL, as a crash would.
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub(crate) fn kill(&self) {
+        if let Some(mut child) = self.child.lock().expect("lock").take() {
             child.kill().expect("kill");
             child.wait().expect("reap");
         }
@@ -186,7 +189,12 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         // Clean shutdown of its boxes first; the lab removes what is left.
-        if let Some(mut child) = self.child.take() {
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(mut child) = child {
             let _ = self
                 .lab
                 .host_exec(["kill", "-TERM", &child.id().to_string()]);
