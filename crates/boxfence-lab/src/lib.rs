@@ -37,6 +37,7 @@ mod reply;
 mod root;
 mod seal;
 mod servers;
+mod small_fs;
 mod tls;
 mod topology;
 
@@ -52,3 +53,4 @@ pub use error::LabError;
 pub use lab::Lab;
 pub use reply::ServerReply;
 pub use root::require_root;
+pub use small_fs::SmallFs;

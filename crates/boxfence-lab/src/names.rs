@@ -60,9 +60,10 @@ fn owner_is_dead(name: &str) -> bool {
 
 /// Removes what labs of dead processes left behind (a test process killed
 /// by SIGKILL cannot run its destructors): their namespaces, the processes
-/// still inside them, and their work directories. Labs of live processes
-/// are never touched. Also removes anything named like `fresh`, which can
-/// only be left from an earlier process that had this pid.
+/// still inside them, and their work directories and small filesystems.
+/// Labs of live processes are never touched. Also removes anything named
+/// like `fresh`, which can only be left from an earlier process that had
+/// this pid.
 pub(crate) fn sweep_stale(fresh: &LabNames) -> Vec<LabError> {
     let mine = fresh.owned_prefix();
     let is_stale = |name: &str| name.starts_with(&mine) || owner_is_dead(name);
@@ -89,6 +90,9 @@ pub(crate) fn sweep_stale(fresh: &LabNames) -> Vec<LabError> {
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();
             if owner_pid(&name).is_some() && is_stale(&name) {
+                // A small filesystem (`SmallFs`) of a dead test is still
+                // mounted there; EINVAL: not a mount point.
+                let _ = nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH);
                 if let Err(source) = std::fs::remove_dir_all(entry.path()) {
                     errors.push(LabError::Io {
                         context: "cannot remove stale lab directory",

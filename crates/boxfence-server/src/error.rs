@@ -38,6 +38,11 @@ pub enum ApiError {
     /// The request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// The store cannot take writes now (disk full, I/O error): the write
+    /// that failed is neither stored nor enforced, and retrying once that
+    /// clears succeeds.
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// The body is larger than the limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -86,6 +91,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::NoDataPlane(_) => (StatusCode::NOT_IMPLEMENTED, "no_data_plane"),
             Self::DataPlane(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_plane_failed"),
@@ -185,6 +191,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => Self::Conflict(message),
             StoreError::NotFound(message) => Self::NotFound(message),
             error @ StoreError::AppHasMachines { .. } => Self::Conflict(error.to_string()),
+            error @ StoreError::Unavailable(_) => Self::StoreUnavailable(error.to_string()),
             error => Self::Internal(error.to_string()),
         }
     }

@@ -110,7 +110,8 @@ impl AppState {
     }
 
     /// Allocates addresses, stores the machine, then has the data plane
-    /// create it; if the data plane fails, the record is removed again.
+    /// create it (so the kernel only ever holds committed machines); if the
+    /// data plane fails, the record is removed again.
     pub(crate) async fn create_machine(
         &self,
         request: MachineRequest,
@@ -150,7 +151,12 @@ impl AppState {
             .create_machine(&spec, &self.effective(&stored, &compiled))
             .await
         {
-            self.store.delete_machine(&id).await?;
+            if let Err(store_error) = self.store.delete_machine(&id).await {
+                // Both failed: the record stays without a network until a
+                // delete of it or the next start's reconcile.
+                tracing::error!(machine = %id, %store_error,
+                    "removing the record of a machine the data plane could not create failed");
+            }
             return Err(error.into());
         }
         Ok(stored)
@@ -218,14 +224,39 @@ impl AppState {
     }
 
     /// [`delete_machine`](Self::delete_machine) for a caller holding the
-    /// app's lock.
+    /// app's lock. The data plane goes first, so no machine runs unstored;
+    /// if the store then cannot commit the delete, the machine is put back
+    /// into the data plane as the store still holds it.
     pub(crate) async fn remove_machine(&self, id: &str) -> Result<(), ApiError> {
         match self.engine.delete_machine(id).await {
             // Already gone from the data plane: only the record is left.
             Ok(()) | Err(EngineError::NoSuchMachine(_)) => {}
             Err(error) => return Err(error.into()),
         }
-        self.store.delete_machine(id).await?;
+        if let Err(error) = self.store.delete_machine(id).await {
+            if let Err(restore_error) = self.restore_machine(id).await {
+                // A retried delete, or the next start, settles it.
+                tracing::error!(machine = %id, %restore_error,
+                    "restoring a machine whose delete was not stored failed");
+            }
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// Recreates machine `id` in the data plane as the store holds it.
+    async fn restore_machine(&self, id: &str) -> Result<(), ApiError> {
+        let Some(stored) = self.store.machine(id).await? else {
+            return Ok(());
+        };
+        let compiled = self.compiled_policies(&stored.machine.app).await?;
+        let spec = MachineSpec {
+            id: id.to_owned(),
+            addresses: addresses(&stored),
+        };
+        self.engine
+            .create_machine(&spec, &self.effective(&stored, &compiled))
+            .await?;
         Ok(())
     }
 

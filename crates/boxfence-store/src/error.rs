@@ -28,12 +28,45 @@ pub enum StoreError {
         /// Why it did not parse.
         detail: String,
     },
-    /// The database failed.
+    /// The database cannot be reached or written for now (its disk is
+    /// full, an I/O error, read-only, locked past the busy timeout): the
+    /// change was not committed, and the same call succeeds once that
+    /// clears.
+    #[error("database unavailable, the change was not committed: {0}")]
+    Unavailable(sqlx::Error),
+    /// The database failed otherwise.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// SQLite's primary result codes that say the database is out of reach
+/// rather than the statement wrong: BUSY, LOCKED, NOMEM, READONLY, IOERR,
+/// FULL, CANTOPEN (<https://sqlite.org/rescode.html>).
+const UNAVAILABLE_CODES: [i32; 7] = [5, 6, 7, 8, 10, 13, 14];
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        let unavailable = match &error {
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                // Extended codes keep the primary code in the low byte.
+                .is_some_and(|code| UNAVAILABLE_CODES.contains(&(code & 0xff))),
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            _ => false,
+        };
+        if unavailable {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
+        }
+    }
 }
 
 impl StoreError {

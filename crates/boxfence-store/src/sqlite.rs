@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use boxfence_policy::{AppPolicy, BoxPolicy};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, query};
+use sqlx::{Connection as _, Row, query};
 
 use crate::Store;
 use crate::encode::{is_unique_violation, json, machine_insert_error, policy_body};
@@ -58,24 +58,52 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Runs `work` in a write transaction and commits it, returning only
+    /// once the COMMIT itself succeeded: SQLite reports a full disk or an
+    /// I/O error at commit, and a statement left unfinished (a one-row
+    /// fetch of `… RETURNING`) would have that error discarded on reset,
+    /// its change silently lost. IMMEDIATE takes the write lock at once, so
+    /// writers queue on the busy timeout instead of failing to upgrade.
+    async fn write<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        // An error drops `tx`, which rolls back.
+        let value = work(&mut tx).await?;
+        if let Err(error) = tx.commit().await {
+            // After a failed COMMIT, SQLite may or may not have rolled the
+            // transaction back: close the connection (which rolls back
+            // whatever is left) rather than hand that state to the next
+            // write.
+            conn.close_on_drop();
+            return Err(error.into());
+        }
+        Ok(value)
+    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_app(&self, name: &str) -> Result<App, StoreError> {
         let created_at = now_rfc3339();
-        query("INSERT INTO apps (name, created_at) VALUES ($1, $2)")
-            .bind(name)
-            .bind(&created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(|error| {
-                if is_unique_violation(&error) {
-                    StoreError::Conflict(format!("app {name} already exists"))
-                } else {
-                    error.into()
-                }
-            })?;
+        self.write(async |tx| {
+            query("INSERT INTO apps (name, created_at) VALUES ($1, $2)")
+                .bind(name)
+                .bind(&created_at)
+                .execute(tx)
+                .await
+                .map_err(|error| {
+                    if is_unique_violation(&error) {
+                        StoreError::Conflict(format!("app {name} already exists"))
+                    } else {
+                        error.into()
+                    }
+                })
+        })
+        .await?;
         Ok(App {
             name: name.to_owned(),
             created_at,
@@ -100,32 +128,36 @@ impl Store for SqliteStore {
     }
 
     async fn delete_app(&self, name: &str, force: bool) -> Result<(), StoreError> {
-        // One statement, so no machine can slip in between check and delete.
-        let deleted = query(
-            "DELETE FROM apps WHERE name = $1 \
-             AND ($2 OR NOT EXISTS (SELECT 1 FROM machines WHERE app = $1))",
-        )
-        .bind(name)
-        .bind(force)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if deleted == 1 {
-            return Ok(());
-        }
-        let machines: i64 = query("SELECT COUNT(*) FROM machines WHERE app = $1")
+        self.write(async |tx| {
+            // One statement, so no machine can slip in between check and
+            // delete.
+            let deleted = query(
+                "DELETE FROM apps WHERE name = $1 \
+                 AND ($2 OR NOT EXISTS (SELECT 1 FROM machines WHERE app = $1))",
+            )
             .bind(name)
-            .fetch_one(&self.pool)
+            .bind(force)
+            .execute(&mut *tx)
             .await?
-            .try_get(0)?;
-        if machines > 0 {
-            Err(StoreError::AppHasMachines {
-                app: name.to_owned(),
-                machines,
-            })
-        } else {
-            Err(StoreError::NotFound(format!("app {name} not found")))
-        }
+            .rows_affected();
+            if deleted == 1 {
+                return Ok(());
+            }
+            let machines: i64 = query("SELECT COUNT(*) FROM machines WHERE app = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            if machines > 0 {
+                Err(StoreError::AppHasMachines {
+                    app: name.to_owned(),
+                    machines,
+                })
+            } else {
+                Err(StoreError::NotFound(format!("app {name} not found")))
+            }
+        })
+        .await
     }
 
     async fn put_policy(
@@ -146,39 +178,45 @@ impl Store for SqliteStore {
                 error.into()
             }
         };
-        // Single statements (no read-then-write transaction), so that
-        // concurrent applies serialise on SQLite's write lock and the
-        // unique (app, name) key merges them into one policy.
-        let row = match &policy.id {
-            Some(id) => query(
-                "UPDATE app_policies SET name = $1, body = $2, updated_at = $3 \
-                 WHERE app = $4 AND id = $5 RETURNING id, created_at, updated_at",
-            )
-            .bind(&policy.name)
-            .bind(&body)
-            .bind(&now)
-            .bind(app)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(name_taken)?
-            .ok_or_else(|| StoreError::NotFound(format!("app {app} has no policy with id {id}")))?,
-            None => query(
-                "INSERT INTO app_policies (id, app, name, body, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5) \
-                 ON CONFLICT (app, name) DO UPDATE \
-                 SET body = excluded.body, updated_at = excluded.updated_at \
-                 RETURNING id, created_at, updated_at",
-            )
-            .bind(new_id)
-            .bind(app)
-            .bind(&policy.name)
-            .bind(&body)
-            .bind(&now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(name_taken)?,
-        };
+        // One statement (no read-then-write), so that concurrent applies
+        // serialise on SQLite's write lock and the unique (app, name) key
+        // merges them into one policy. `fetch_all` runs it to completion.
+        let rows = self
+            .write(async |tx| {
+                match &policy.id {
+                    Some(id) => query(
+                        "UPDATE app_policies SET name = $1, body = $2, updated_at = $3 \
+                         WHERE app = $4 AND id = $5 RETURNING id, created_at, updated_at",
+                    )
+                    .bind(&policy.name)
+                    .bind(&body)
+                    .bind(&now)
+                    .bind(app)
+                    .bind(id),
+                    None => query(
+                        "INSERT INTO app_policies (id, app, name, body, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $5) \
+                         ON CONFLICT (app, name) DO UPDATE \
+                         SET body = excluded.body, updated_at = excluded.updated_at \
+                         RETURNING id, created_at, updated_at",
+                    )
+                    .bind(new_id)
+                    .bind(app)
+                    .bind(&policy.name)
+                    .bind(&body)
+                    .bind(&now),
+                }
+                .fetch_all(tx)
+                .await
+                .map_err(name_taken)
+            })
+            .await?;
+        let row = rows.first().ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "app {app} has no policy with id {}",
+                policy.id.as_deref().unwrap_or_default()
+            ))
+        })?;
         Ok(StoredPolicy {
             app: app.to_owned(),
             policy: AppPolicy {
@@ -216,33 +254,42 @@ impl Store for SqliteStore {
     }
 
     async fn delete_policy(&self, app: &str, id: &str) -> Result<bool, StoreError> {
-        let deleted = query("DELETE FROM app_policies WHERE app = $1 AND id = $2")
-            .bind(app)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(deleted == 1)
+        let deleted = self
+            .write(async |tx| {
+                Ok(query("DELETE FROM app_policies WHERE app = $1 AND id = $2")
+                    .bind(app)
+                    .bind(id)
+                    .execute(tx)
+                    .await?)
+            })
+            .await?;
+        Ok(deleted.rows_affected() == 1)
     }
 
     async fn insert_machine(&self, machine: &NewMachine) -> Result<StoredMachine, StoreError> {
         let now = now_rfc3339();
-        query(
-            "INSERT INTO machines (id, app, name, runtime, metadata, network_policy, ipv4, ipv6, \
-             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
-        )
-        .bind(&machine.id)
-        .bind(&machine.app)
-        .bind(&machine.name)
-        .bind(&machine.runtime)
-        .bind(json("metadata", &machine.metadata)?)
-        .bind(json("network policy", &machine.network_policy)?)
-        .bind(machine.ipv4.to_string())
-        .bind(machine.ipv6.to_string())
-        .bind(&now)
-        .execute(&self.pool)
-        .await
-        .map_err(|error| machine_insert_error(error, machine))?;
+        let metadata = json("metadata", &machine.metadata)?;
+        let network_policy = json("network policy", &machine.network_policy)?;
+        self.write(async |tx| {
+            query(
+                "INSERT INTO machines (id, app, name, runtime, metadata, network_policy, ipv4, \
+                 ipv6, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+            )
+            .bind(&machine.id)
+            .bind(&machine.app)
+            .bind(&machine.name)
+            .bind(&machine.runtime)
+            .bind(&metadata)
+            .bind(&network_policy)
+            .bind(machine.ipv4.to_string())
+            .bind(machine.ipv6.to_string())
+            .bind(&now)
+            .execute(tx)
+            .await
+            .map_err(|error| machine_insert_error(error, machine))
+        })
+        .await?;
         Ok(StoredMachine {
             machine: machine.clone(),
             version: 1,
@@ -306,18 +353,22 @@ impl Store for SqliteStore {
         version: i64,
         metadata: &BTreeMap<String, String>,
     ) -> Result<bool, StoreError> {
-        let updated = query(
-            "UPDATE machines SET metadata = $1, version = version + 1, updated_at = $2 \
-             WHERE id = $3 AND version = $4",
-        )
-        .bind(json("metadata", metadata)?)
-        .bind(now_rfc3339())
-        .bind(id)
-        .bind(version)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated == 1)
+        let metadata = json("metadata", metadata)?;
+        let updated = self
+            .write(async |tx| {
+                Ok(query(
+                    "UPDATE machines SET metadata = $1, version = version + 1, updated_at = $2 \
+                     WHERE id = $3 AND version = $4",
+                )
+                .bind(&metadata)
+                .bind(now_rfc3339())
+                .bind(id)
+                .bind(version)
+                .execute(tx)
+                .await?)
+            })
+            .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     async fn set_network_policy(
@@ -325,41 +376,52 @@ impl Store for SqliteStore {
         id: &str,
         policy: &BoxPolicy,
     ) -> Result<Option<StoredMachine>, StoreError> {
-        let row = query(&format!(
-            "UPDATE machines SET network_policy = $1, version = version + 1, updated_at = $2 \
-             WHERE id = $3 RETURNING {MACHINE_COLUMNS}"
-        ))
-        .bind(json("network policy", policy)?)
-        .bind(now_rfc3339())
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| rows::machine(&row)).transpose()
+        let policy = json("network policy", policy)?;
+        let rows = self
+            .write(async |tx| {
+                Ok(query(&format!(
+                    "UPDATE machines SET network_policy = $1, version = version + 1, \
+                     updated_at = $2 WHERE id = $3 RETURNING {MACHINE_COLUMNS}"
+                ))
+                .bind(&policy)
+                .bind(now_rfc3339())
+                .bind(id)
+                .fetch_all(tx)
+                .await?)
+            })
+            .await?;
+        rows.first().map(rows::machine).transpose()
     }
 
     async fn delete_machine(&self, id: &str) -> Result<bool, StoreError> {
-        let deleted = query("DELETE FROM machines WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(deleted == 1)
+        let deleted = self
+            .write(async |tx| {
+                Ok(query("DELETE FROM machines WHERE id = $1")
+                    .bind(id)
+                    .execute(tx)
+                    .await?)
+            })
+            .await?;
+        Ok(deleted.rows_affected() == 1)
     }
 
     async fn insert_token(&self, token: &NewToken) -> Result<(), StoreError> {
-        query("INSERT INTO tokens (id, app, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&token.id)
-            .bind(&token.app)
-            .bind(&token.secret_hash)
-            .bind(now_rfc3339())
-            .execute(&self.pool)
-            .await
-            .map_err(|error| match &error {
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                    StoreError::NotFound("app not found".into())
-                }
-                _ => error.into(),
-            })?;
+        self.write(async |tx| {
+            query("INSERT INTO tokens (id, app, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&token.id)
+                .bind(&token.app)
+                .bind(&token.secret_hash)
+                .bind(now_rfc3339())
+                .execute(tx)
+                .await
+                .map_err(|error| match &error {
+                    sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                        StoreError::NotFound("app not found".into())
+                    }
+                    _ => error.into(),
+                })
+        })
+        .await?;
         Ok(())
     }
 

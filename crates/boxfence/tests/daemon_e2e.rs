@@ -2,172 +2,14 @@
 //! host, the seeds' JSON goes verbatim through its HTTP API, and what a box
 //! can reach is checked from inside the box.
 
-use std::io::Write as _;
-use std::process::{Child, Stdio};
+mod support;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use boxfence_lab::{Lab, LabDns, require_root};
-use serde_json::{Value, json};
-
-const TOKEN: &str = "e2e-admin-token-0123456789";
-
-/// A lab with a daemon in its host namespace.
-struct Daemon {
-    child: Option<Child>,
-    _dns: LabDns,
-    lab: Lab,
-}
-
-impl Daemon {
-    fn start() -> Self {
-        let lab = Lab::new().expect("lab comes up");
-        let dns = LabDns::start(&lab, 60).expect("lab DNS");
-        lab.route_to_host("10.200.0.0/16").expect("route to boxes");
-        let workdir = lab.workdir();
-        let config = format!(
-            "listen = \"127.0.0.1:4280\"\n\
-             database = \"sqlite://{db}\"\n\
-             admin_token = \"{TOKEN}\"\n\
-             [network]\n\
-             uplink = \"{uplink}\"\n\
-             exempt_cidrs = [\"198.51.100.0/24\", \"203.0.113.0/24\", \"2001:db8::/32\"]\n\
-             upstream_dns = [\"198.51.100.53\"]\n\
-             netns_prefix = \"{prefix}\"\n\
-             state_dir = \"{state}\"\n",
-            db = workdir.join("boxfence.db").display(),
-            uplink = lab.uplink(),
-            prefix = lab.namespace_prefix(),
-            state = workdir.join("state").display(),
-        );
-        std::fs::write(workdir.join("boxfence.toml"), config).expect("config written");
-        let mut daemon = Self {
-            child: None,
-            _dns: dns,
-            lab,
-        };
-        daemon.spawn();
-        daemon
-    }
-
-    fn spawn(&mut self) {
-        let config = self.lab.workdir().join("boxfence.toml");
-        let child = self
-            .lab
-            .spawn_in_host([
-                // With the soft open-file limit systemd gives a service.
-                "prlimit",
-                "--nofile=1024:",
-                env!("CARGO_BIN_EXE_boxfence"),
-                "serve",
-                "--config",
-                &config.display().to_string(),
-            ])
-            .expect("daemon starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.api("GET", "/healthz", None).0 != 200 {
-            assert!(Instant::now() < deadline, "daemon did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The daemon's soft and hard open-file limits.
-    fn open_file_limits(&self) -> (String, String) {
-        let pid = self.child.as_ref().expect("daemon runs").id();
-        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-        let line = limits
-            .lines()
-            .find_map(|line| line.strip_prefix("Max open files"))
-            .expect("open-file limit listed");
-        let mut values = line.split_whitespace().map(str::to_owned);
-        (values.next().expect("soft"), values.next().expect("hard"))
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill");
-            child.wait().expect("reap");
-        }
-    }
-
-    /// `(status, body)` of an API call made from inside the lab host.
-    fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let mut command = self.lab.host_command([
-            "curl",
-            "-s",
-            "-m",
-            "60",
-            "-X",
-            method,
-            "-H",
-            &format!("Authorization: Bearer {TOKEN}"),
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "@-",
-            "-w",
-            "\n%{http_code}",
-            &format!("http://127.0.0.1:4280{path}"),
-        ]);
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("curl");
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(body.unwrap_or("").as_bytes());
-        }
-        let out = child.wait_with_output().expect("curl output");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (
-            status.trim().parse().unwrap_or(0),
-            serde_json::from_str(body).unwrap_or(Value::Null),
-        )
-    }
-
-    fn ok(&self, method: &str, path: &str, body: &str) -> Value {
-        let (status, answer) = self.api(method, path, Some(body));
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path} answered {status}: {answer}"
-        );
-        answer
-    }
-
-    /// What curl inside the box at `exec_path` gets from `url`.
-    fn curl(&self, exec_path: &str, url: &str) -> String {
-        let command = json!({"command": ["curl", "-sk", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url]});
-        let out = self.ok("POST", exec_path, &command.to_string());
-        // The Machines API answers snake_case, the Box API camelCase.
-        let code = if out["exit_code"].is_null() {
-            &out["exitCode"]
-        } else {
-            &out["exit_code"]
-        };
-        if *code == 0 {
-            out["stdout"].as_str().unwrap_or_default().to_owned()
-        } else {
-            format!("err{code}")
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // Clean shutdown of its boxes first; the lab removes what is left.
-        if let Some(mut child) = self.child.take() {
-            let _ = self
-                .lab
-                .host_exec(["kill", "-TERM", &child.id().to_string()]);
-            let _ = child.wait();
-        }
-    }
-}
-
-const REFUSED: &str = "err7";
-const UNRESOLVED: &str = "err6";
+use boxfence_lab::require_root;
+use serde_json::json;
+use support::{Daemon, REFUSED, TOKEN, UNRESOLVED};
 
 /// The seed's curl body, byte for byte.
 const SEED_EGRESS: &str = r#"{
@@ -344,7 +186,7 @@ fn sigkill_keeps_enforcing_and_restart_reconciles() {
     if !require_root("sigkill_keeps_enforcing_and_restart_reconciles") {
         return;
     }
-    let mut daemon = Daemon::start();
+    let daemon = Daemon::start();
     let created = daemon.ok(
         "POST",
         "/v1/boxes",

@@ -37,7 +37,8 @@ pub(crate) async fn visible_app(
     request_body = crate::schemas::CreateAppBody,
     responses((status = 201, body = AppView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -102,7 +103,8 @@ pub(crate) struct Force {
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"), Force),
     responses((status = 400, body = ErrorBody), (status = 200, body = Deleted), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 501, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 501, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -128,7 +130,8 @@ pub(crate) async fn delete(
 #[utoipa::path(post, path = "/v1/apps/{app}/tokens", tag = "apps",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")),
     responses((status = 400, body = ErrorBody), (status = 201, body = TokenView), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub(crate) async fn mint_token(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -40,7 +40,7 @@ pub(crate) async fn visible_box(
     responses((status = 201, body = WithWarnings<BoxView>), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
-              (status = 501, body = ErrorBody)))]
+              (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -114,7 +114,8 @@ pub(crate) async fn show(
     request_body = crate::schemas::BoxPolicySchema,
     responses((status = 200, body = NetworkPolicyView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody)))]
+              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub(crate) async fn set_network_policy(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -160,7 +161,7 @@ pub(crate) async fn exec(
     params(("id" = String, Path, description = "Box id", pattern = r"^[a-z0-9]{12}$")),
     responses((status = 400, body = ErrorBody), (status = 200, body = Deleted), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 500, body = ErrorBody),
-              (status = 501, body = ErrorBody)))]
+              (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -210,7 +210,8 @@ pub(crate) async fn show(
     request_body = crate::schemas::MetadataPatch,
     responses((status = 200, body = MachineView), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody)))]
+              (status = 500, body = ErrorBody), (status = 501, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub(crate) async fn patch_metadata(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -235,7 +236,7 @@ pub(crate) async fn patch_metadata(
            ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
     responses((status = 400, body = ErrorBody), (status = 200, body = Deleted), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 500, body = ErrorBody),
-              (status = 501, body = ErrorBody)))]
+              (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -27,7 +27,7 @@ use crate::views::{Deleted, PolicyView, WithWarnings};
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 500, body = ErrorBody),
-              (status = 501, body = ErrorBody)))]
+              (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn apply(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -109,7 +109,7 @@ pub(crate) async fn show(
            ("id" = String, Path, description = "Policy id")),
     responses((status = 400, body = ErrorBody), (status = 200, body = Deleted), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 500, body = ErrorBody),
-              (status = 501, body = ErrorBody)))]
+              (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,

@@ -1,0 +1,230 @@
+//! A `boxfence serve` in a sealed lab, driven through its HTTP API: what
+//! the daemon's end-to-end tests share. Each test binary uses part of it.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use boxfence_lab::{Lab, LabDns};
+use serde_json::{Value, json};
+
+/// The daemon's admin token.
+pub(crate) const TOKEN: &str = "e2e-admin-token-0123456789";
+
+/// A lab with a daemon in its host namespace.
+pub(crate) struct Daemon {
+    /// The running daemon; behind a lock so that a test can kill and
+    /// restart it while its clients call the API.
+    child: Mutex<Option<Child>>,
+    _dns: LabDns,
+    pub(crate) lab: Lab,
+}
+
+impl Daemon {
+    /// A daemon with its database in the lab's work directory.
+    pub(crate) fn start() -> Self {
+        Self::start_with_database(None)
+    }
+
+    /// A daemon with its database at `database` (default: in the lab's
+    /// work directory).
+    pub(crate) fn start_with_database(database: Option<&Path>) -> Self {
+        let lab = Lab::new().expect("lab comes up");
+        let dns = LabDns::start(&lab, 60).expect("lab DNS");
+        lab.route_to_host("10.200.0.0/16").expect("route to boxes");
+        let workdir = lab.workdir();
+        let config = format!(
+            "listen = \"127.0.0.1:4280\"\n\
+             database = \"sqlite://{db}\"\n\
+             admin_token = \"{TOKEN}\"\n\
+             [network]\n\
+             uplink = \"{uplink}\"\n\
+             exempt_cidrs = [\"198.51.100.0/24\", \"203.0.113.0/24\", \"2001:db8::/32\"]\n\
+             upstream_dns = [\"198.51.100.53\"]\n\
+             netns_prefix = \"{prefix}\"\n\
+             state_dir = \"{state}\"\n",
+            db = database
+                .map_or_else(|| workdir.join("boxfence.db"), Path::to_path_buf)
+                .display(),
+            uplink = lab.uplink(),
+            prefix = lab.namespace_prefix(),
+            state = workdir.join("state").display(),
+        );
+        std::fs::write(workdir.join("boxfence.toml"), config).expect("config written");
+        let daemon = Self {
+            child: Mutex::new(None),
+            _dns: dns,
+            lab,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Starts `boxfence serve` and waits until it answers.
+    pub(crate) fn spawn(&self) {
+        let config = self.lab.workdir().join("boxfence.toml");
+        let child = self
+            .lab
+            .spawn_in_host([
+                // With the soft open-file limit systemd gives a service.
+                "prlimit",
+                "--nofile=1024:",
+                env!("CARGO_BIN_EXE_boxfence"),
+                "serve",
+                "--config",
+                &config.display().to_string(),
+            ])
+            .expect("daemon starts");
+        *self.child.lock().expect("lock") = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.api("GET", "/healthz", None).0 != 200 {
+            assert!(Instant::now() < deadline, "daemon did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The daemon's soft and hard open-file limits.
+    pub(crate) fn open_file_limits(&self) -> (String, String) {
+        let pid = self
+            .child
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .expect("daemon runs")
+            .id();
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        let line = limits
+            .lines()
+            .find_map(|line| line.strip_prefix("Max open files"))
+            .expect("open-file limit listed");
+        let mut values = line.split_whitespace().map(str::to_owned);
+        (values.next().expect("soft"), values.next().expect("hard"))
+    }
+
+    /// SIGKILL, as a crash would.
+    pub(crate) fn kill(&self) {
+        if let Some(mut child) = self.child.lock().expect("lock").take() {
+            child.kill().expect("kill");
+            child.wait().expect("reap");
+        }
+    }
+
+    /// `(status, body)` of an API call made from inside the lab host.
+    pub(crate) fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let mut command = self.lab.host_command([
+            "curl",
+            "-s",
+            "-m",
+            "60",
+            "-X",
+            method,
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://127.0.0.1:4280{path}"),
+        ]);
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(body.unwrap_or("").as_bytes());
+        }
+        let out = child.wait_with_output().expect("curl output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (
+            status.trim().parse().unwrap_or(0),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// The answer of a call that must succeed.
+    pub(crate) fn ok(&self, method: &str, path: &str, body: &str) -> Value {
+        let (status, answer) = self.api(method, path, Some(body));
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {answer}"
+        );
+        answer
+    }
+
+    /// What curl inside the box at `exec_path` gets from `url`.
+    pub(crate) fn curl(&self, exec_path: &str, url: &str) -> String {
+        let command = json!({"command": ["curl", "-sk", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url]});
+        let out = self.ok("POST", exec_path, &command.to_string());
+        // The Machines API answers snake_case, the Box API camelCase.
+        let code = if out["exit_code"].is_null() {
+            &out["exitCode"]
+        } else {
+            &out["exit_code"]
+        };
+        if *code == 0 {
+            out["stdout"].as_str().unwrap_or_default().to_owned()
+        } else {
+            format!("err{code}")
+        }
+    }
+}
+
+impl Daemon {
+    /// Ids of the boxes the kernel has: those with a chain on their device
+    /// in the daemon's nftables table.
+    pub(crate) fn kernel_boxes(&self) -> BTreeSet<String> {
+        let out = self
+            .lab
+            .host_exec(["nft", "list", "table", "inet", "boxfence"])
+            .expect("nft runs");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|word| word.strip_prefix("b_")?.strip_suffix("_link"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Ids of the boxes that have a network namespace.
+    pub(crate) fn netns_boxes(&self) -> BTreeSet<String> {
+        let prefix = self.lab.namespace_prefix();
+        std::fs::read_dir("/run/netns")
+            .expect("/run/netns")
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.strip_prefix(prefix).map(str::to_owned)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Clean shutdown of its boxes first; the lab removes what is left.
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(mut child) = child {
+            let _ = self
+                .lab
+                .host_exec(["kill", "-TERM", &child.id().to_string()]);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What [`Daemon::curl`] gets when the connection is refused.
+pub(crate) const REFUSED: &str = "err7";
+/// What [`Daemon::curl`] gets when the name does not resolve.
+pub(crate) const UNRESOLVED: &str = "err6";
