@@ -5,8 +5,9 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::dns::answers_probe;
 use crate::{DNS_V4, Lab, LabError, exec};
 
 /// The forwarder (Python; answers come from [`LabDns`](crate::LabDns) on
@@ -66,31 +67,8 @@ impl DelayedDns {
         })?;
         let dns = Self { child, address };
         // Ready once it passes on the probe's answer.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let server = format!("@{}", address.ip());
-        let port = format!("-p{port}");
-        loop {
-            let probe = lab.host_exec([
-                "dig",
-                "+short",
-                "+time=1",
-                "+tries=1",
-                &server,
-                &port,
-                "probe.lab",
-            ])?;
-            if String::from_utf8_lossy(&probe.stdout).contains("192.0.2.254") {
-                return Ok(dns);
-            }
-            if Instant::now() > deadline {
-                return Err(LabError::ServersNotReady {
-                    waited: Duration::from_secs(10),
-                    pending: vec![format!("delayed dns {address}")],
-                    log: String::new(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        answers_probe(lab, address, String::new)?;
+        Ok(dns)
     }
 }
 

@@ -4,11 +4,12 @@
 //! addresses and logging every query it gets, so tests can prove that a
 //! denied name never reached it.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Lab, LabError, exec};
+use crate::{DNS_V4, Lab, LabError, exec};
 
 /// Names the lab's DNS answers, and their addresses.
 pub const DNS_RECORDS: &[(&str, &str)] = &[
@@ -74,28 +75,9 @@ impl LabDns {
             source,
         })?;
         let dns = Self { child, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let probe = lab.host_exec([
-                "dig",
-                "+short",
-                "+time=1",
-                "+tries=1",
-                "@198.51.100.53",
-                "probe.lab",
-            ])?;
-            if String::from_utf8_lossy(&probe.stdout).contains("192.0.2.254") {
-                return Ok(dns);
-            }
-            if Instant::now() > deadline {
-                return Err(LabError::ServersNotReady {
-                    waited: Duration::from_secs(10),
-                    pending: vec!["dns 198.51.100.53:53".into()],
-                    log: dns.queries(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let address = SocketAddr::new(DNS_V4.into(), 53);
+        answers_probe(lab, address, || dns.queries())?;
+        Ok(dns)
     }
 
     /// Everything dnsmasq logged so far.
@@ -118,5 +100,41 @@ impl Drop for LabDns {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits up to 10 s until the DNS server at `address` answers the probe's
+/// name; on time out the error carries `log`.
+pub(crate) fn answers_probe(
+    lab: &Lab,
+    address: SocketAddr,
+    log: impl Fn() -> String,
+) -> Result<(), LabError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (server, port) = (
+        format!("@{}", address.ip()),
+        format!("-p{}", address.port()),
+    );
+    loop {
+        let probe = lab.host_exec([
+            "dig",
+            "+short",
+            "+time=1",
+            "+tries=1",
+            &server,
+            &port,
+            "probe.lab",
+        ])?;
+        if String::from_utf8_lossy(&probe.stdout).contains("192.0.2.254") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::ServersNotReady {
+                waited: Duration::from_secs(10),
+                pending: vec![format!("dns {address}")],
+                log: log(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
