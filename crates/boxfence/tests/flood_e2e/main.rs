@@ -149,6 +149,8 @@ fn an_exec_flood_is_refused_past_its_caps_and_stalls_no_other_apps_change() {
     }
     // (b) Another app's change goes through meanwhile, and so does its
     // exec: the flooder holds only its own share.
+    let took = traffic::resolves(&daemon, &other);
+    eprintln!("another box resolves in {took:?} during the flood");
     deny_all_is_enforced_at_once(&daemon, &other);
     let answer = daemon.block_on(daemon.api.call(
         Method::POST,
@@ -182,6 +184,8 @@ fn a_create_flood_is_refused_past_its_cap_and_stalls_no_other_apps_change() {
     // The flood has reached the daemon once its first answer is in; the
     // creates it admitted are still being made.
     let mut answers = daemon.block_on(next(&mut arrived, 1, NOT_STALLED * 5));
+    let took = traffic::resolves(&daemon, &other);
+    eprintln!("another box resolves in {took:?} during the flood");
     deny_all_is_enforced_at_once(&daemon, &other);
 
     answers.extend(daemon.block_on(next(

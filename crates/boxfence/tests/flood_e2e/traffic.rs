@@ -20,7 +20,7 @@ const QUERY: &[u8] = b"\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\
 
 /// How long box `id` waits for an answer to [`QUERY`] (any DNS address is
 /// the built-in resolver); panics when none comes within `NOT_STALLED`.
-fn resolves(daemon: &LabDaemon, id: &str) -> Duration {
+pub(crate) fn resolves(daemon: &LabDaemon, id: &str) -> Duration {
     daemon.in_box(id, || {
         let socket = UdpSocket::bind("0.0.0.0:0").expect("socket");
         socket.set_read_timeout(Some(NOT_STALLED)).expect("timeout");
@@ -90,6 +90,7 @@ fn a_connection_flood_on_the_api_leaves_it_to_everyone_else() {
         "past its cap, a peer's connections are closed at once"
     );
     // Everyone else is served meanwhile.
+    resolves(&daemon, &other);
     deny_all_is_enforced_at_once(&daemon, &other);
     let health = daemon.block_on(daemon.api.call(Method::GET, "/healthz", "", None));
     assert_eq!(health.status, 200, "{health:?}");
