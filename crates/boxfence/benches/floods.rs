@@ -10,8 +10,7 @@
 //! (200), the updates per scenario. Results: BENCHMARKS.md.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -27,6 +26,10 @@ use tokio::task::JoinSet;
 mod daemon;
 #[path = "../../boxfence-engine/tests/support/lab_config.rs"]
 mod lab_config;
+#[path = "../tests/flood_e2e/slowloris.rs"]
+mod slowloris;
+
+use slowloris::{closed, hold};
 
 use daemon::{ADMIN, Api, LabDaemon};
 
@@ -300,31 +303,6 @@ impl Bench {
     fn create_box(&self) -> String {
         self.daemon
             .block_on(self.daemon.api.create_box(&self.flooder))
-    }
-}
-
-/// Opens a connection from `source` to the API and sends the start of a
-/// request head that never ends.
-fn hold(source: &str, api: SocketAddr) -> Option<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-    let local: SocketAddr = format!("{source}:0").parse().ok()?;
-    socket.bind(&local.into()).ok()?;
-    socket.connect(&api.into()).ok()?;
-    let mut stream: TcpStream = socket.into();
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .ok()?;
-    stream.set_nonblocking(true).ok()?;
-    Some(stream)
-}
-
-/// Whether the server has closed `stream` (looked at without waiting).
-fn closed(mut stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    match stream.read(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 mod daemon;
 #[path = "../../../boxfence-engine/tests/support/lab_config.rs"]
 mod lab_config;
+mod slowloris;
 mod traffic;
 
 use daemon::{ADMIN, Answer, Api, LabDaemon};

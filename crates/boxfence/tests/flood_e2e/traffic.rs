@@ -2,8 +2,7 @@
 //! API, and a box that makes denials as fast as it can. Another tenant's
 //! change is still enforced at once, another box still resolves.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use boxfence_lab::require_root;
@@ -12,6 +11,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::daemon::LabDaemon;
+use crate::slowloris::{closed, hold};
 use crate::{NOT_STALLED, deny_all_is_enforced_at_once, flooder_and_other};
 
 /// A DNS query for `api.github.com` (A), id 0x4242.
@@ -36,31 +36,6 @@ pub(crate) fn resolves(daemon: &LabDaemon, id: &str) -> Duration {
         assert_eq!(answer[3] & 0x0f, 0, "NOERROR: {:?}", &answer[..n]);
         asked.elapsed()
     })
-}
-
-/// Opens a connection from `source` to the API and sends the start of a
-/// request head that never ends (a slowloris).
-fn hold(source: &str, api: SocketAddr) -> Option<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-    let local: SocketAddr = format!("{source}:0").parse().ok()?;
-    socket.bind(&local.into()).ok()?;
-    socket.connect(&api.into()).ok()?;
-    let mut stream: TcpStream = socket.into();
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .ok()?;
-    Some(stream)
-}
-
-/// Whether the server has closed `stream` (looked at without waiting).
-fn closed(mut stream: &TcpStream) -> bool {
-    let _ = stream.set_nonblocking(true);
-    let mut byte = [0u8; 1];
-    match stream.read(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
-    }
 }
 
 /// How many of `streams` the server has closed after `wait`.
