@@ -4,7 +4,7 @@
 //! in flight.
 
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use crate::dns::answers_probe;
@@ -57,14 +57,7 @@ impl DelayedDns {
             port.to_string(),
             delay.as_secs_f64().to_string(),
         ]);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().map_err(|source| LabError::Spawn {
-            what: exec::describe(&command),
-            source,
-        })?;
+        let child = exec::spawn_silent(&mut command)?;
         let dns = Self { child, address };
         // Ready once it passes on the probe's answer.
         answers_probe(lab, address, String::new)?;

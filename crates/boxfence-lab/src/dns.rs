@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::{DNS_V4, Lab, LabError, exec};
@@ -66,14 +66,7 @@ impl LabDns {
                 .map(|(name, addresses)| format!("--host-record={name},{addresses}")),
         );
         let mut command = lab.internet_command(&argv);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().map_err(|source| LabError::Spawn {
-            what: exec::describe(&command),
-            source,
-        })?;
+        let child = exec::spawn_silent(&mut command)?;
         let dns = Self { child, log };
         let address = SocketAddr::new(DNS_V4.into(), 53);
         answers_probe(lab, address, || dns.queries())?;

@@ -8,7 +8,7 @@
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use crate::LabError;
 
@@ -39,6 +39,19 @@ pub(crate) fn describe(cmd: &Command) -> String {
 pub(crate) fn output(cmd: &mut Command) -> Result<Output, LabError> {
     cmd.stdin(Stdio::null())
         .output()
+        .map_err(|source| LabError::Spawn {
+            what: describe(cmd),
+            source,
+        })
+}
+
+/// Starts `cmd` in the background with no stdin and its output dropped
+/// (a server the lab talks to over the network).
+pub(crate) fn spawn_silent(cmd: &mut Command) -> Result<Child, LabError> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
         .map_err(|source| LabError::Spawn {
             what: describe(cmd),
             source,
