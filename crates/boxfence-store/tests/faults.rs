@@ -7,41 +7,13 @@ use std::collections::BTreeMap;
 use boxfence_lab::{SmallFs, require_root};
 use boxfence_policy::{AppPolicy, BoxPolicy};
 use boxfence_store::{
-    App, NewMachine, NewToken, SqliteStore, Store, StoreError, StoredMachine, StoredPolicy,
-    StoredToken,
+    App, NewToken, SqliteStore, Store, StoreError, StoredMachine, StoredPolicy, StoredToken,
 };
-use serde_json::json;
+mod support;
+use support::{machine, open, policy};
 
 /// A tmpfs this small fills in a moment, and holds the database easily.
 const FS_BYTES: u64 = 2 * 1024 * 1024;
-
-async fn open(fs: &SmallFs) -> SqliteStore {
-    let url = format!("sqlite://{}", fs.path().join("test.db").display());
-    SqliteStore::open(&url).await.expect("store opens")
-}
-
-fn policy(name: &str, port: u16) -> AppPolicy {
-    AppPolicy::from_json(&json!({
-        "name": name,
-        "selector": {"all": true},
-        "rules": [{"action": "allow", "direction": "egress",
-                   "ports": [{"protocol": "tcp", "port": port}]}]
-    }))
-    .expect("valid policy")
-}
-
-fn machine(id: &str, app: &str, last_octet: u8) -> NewMachine {
-    NewMachine {
-        id: id.into(),
-        app: app.into(),
-        name: id.into(),
-        runtime: None,
-        metadata: BTreeMap::from([("role".into(), "web".into())]),
-        network_policy: BoxPolicy::AllowAll,
-        ipv4: std::net::Ipv4Addr::new(10, 200, 0, last_octet),
-        ipv6: format!("fd00:b0f::{last_octet}").parse().expect("ipv6"),
-    }
-}
 
 fn token(id: &str, app: &str) -> NewToken {
     NewToken {
@@ -109,7 +81,7 @@ async fn every_write_fails_on_a_full_disk_and_converges_after() {
         return;
     }
     let fs = SmallFs::mount(FS_BYTES).expect("tmpfs");
-    let store = open(&fs).await;
+    let store = open(fs.path()).await;
     let s = &store;
     fails_then_converges(&fs, s, "create_app", async || s.create_app("web").await).await;
     fails_then_converges(&fs, s, "create_app", async || s.create_app("gone").await).await;
@@ -130,11 +102,13 @@ async fn every_write_fails_on_a_full_disk_and_converges_after() {
     })
     .await;
     fails_then_converges(&fs, s, "insert_machine", async || {
-        s.insert_machine(&machine("m1", "web", 2)).await
+        s.insert_machine(&machine("m1", "web", 2, BoxPolicy::AllowAll))
+            .await
     })
     .await;
     fails_then_converges(&fs, s, "insert_machine", async || {
-        s.insert_machine(&machine("m2", "gone", 3)).await
+        s.insert_machine(&machine("m2", "gone", 3, BoxPolicy::AllowAll))
+            .await
     })
     .await;
     let metadata = BTreeMap::from([("role".into(), "db".into())]);
@@ -174,7 +148,7 @@ async fn every_write_fails_on_a_full_disk_and_converges_after() {
     // Every acknowledged write is durable, and no failed one came back.
     let last = snapshot(s).await;
     store.close().await;
-    let store = open(&fs).await;
+    let store = open(fs.path()).await;
     assert_eq!(snapshot(&store).await, last);
     assert_eq!(
         last,

@@ -4,41 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use boxfence_policy::{AppPolicy, BoxPolicy};
-use boxfence_store::{NewMachine, NewToken, SqliteStore, Store, StoreError};
-use serde_json::json;
-
-async fn open(dir: &tempfile::TempDir) -> SqliteStore {
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    SqliteStore::open(&url).await.expect("store opens")
-}
-
-fn policy(name: &str, port: u16) -> AppPolicy {
-    AppPolicy::from_json(&json!({
-        "name": name,
-        "selector": {"all": true},
-        "rules": [{"action": "allow", "direction": "egress",
-                   "ports": [{"protocol": "tcp", "port": port}]}]
-    }))
-    .expect("valid policy")
-}
-
-fn machine(id: &str, app: &str, last_octet: u8) -> NewMachine {
-    NewMachine {
-        id: id.into(),
-        app: app.into(),
-        name: id.into(),
-        runtime: None,
-        metadata: BTreeMap::from([("role".into(), "web".into())]),
-        network_policy: BoxPolicy::DenyAll,
-        ipv4: std::net::Ipv4Addr::new(10, 200, 0, last_octet),
-        ipv6: format!("fd00:b0f::{last_octet}").parse().expect("ipv6"),
-    }
-}
+use boxfence_store::{NewToken, Store, StoreError};
+mod support;
+use support::{machine, open, policy};
 
 #[tokio::test]
 async fn apps_policies_and_machines_survive_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+    let store = open(dir.path()).await;
     store.create_app("web").await.expect("create app");
     assert!(matches!(
         store.create_app("web").await,
@@ -50,7 +23,7 @@ async fn apps_policies_and_machines_survive_reopening() {
         .expect("put");
     assert_eq!(stored.id(), "pol1");
     store
-        .insert_machine(&machine("m1", "web", 2))
+        .insert_machine(&machine("m1", "web", 2, BoxPolicy::DenyAll))
         .await
         .expect("insert");
     store
@@ -63,14 +36,14 @@ async fn apps_policies_and_machines_survive_reopening() {
         .expect("token");
     store.close().await;
 
-    let store = open(&dir).await;
+    let store = open(dir.path()).await;
     assert_eq!(store.apps().await.expect("apps").len(), 1);
     let policies = store.policies("web").await.expect("policies");
     assert_eq!(policies.len(), 1);
     assert_eq!(policies[0].policy.id.as_deref(), Some("pol1"));
     assert_eq!(policies[0].policy.rules, policy("p", 443).rules);
     let m1 = store.machine("m1").await.expect("read").expect("exists");
-    assert_eq!(m1.machine, machine("m1", "web", 2));
+    assert_eq!(m1.machine, machine("m1", "web", 2, BoxPolicy::DenyAll));
     let token = store.token("tok1").await.expect("read").expect("exists");
     assert_eq!(token.token.app.as_deref(), Some("web"));
     assert!(!store.has_admin_token().await.expect("admin"));
@@ -79,7 +52,7 @@ async fn apps_policies_and_machines_survive_reopening() {
 #[tokio::test]
 async fn apply_by_name_updates_and_apply_by_id_renames() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+    let store = open(dir.path()).await;
     store.create_app("web").await.expect("app");
     store
         .put_policy("web", &policy("p", 80), "id1")
@@ -130,7 +103,7 @@ async fn apply_by_name_updates_and_apply_by_id_renames() {
 #[tokio::test]
 async fn concurrent_applies_of_one_name_end_with_one_policy() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(open(&dir).await);
+    let store = Arc::new(open(dir.path()).await);
     store.create_app("web").await.expect("app");
     let tasks: Vec<_> = (0..32u16)
         .map(|n| {
@@ -164,18 +137,22 @@ async fn concurrent_applies_of_one_name_end_with_one_policy() {
 #[tokio::test]
 async fn addresses_are_never_shared_and_app_delete_needs_force() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+    let store = open(dir.path()).await;
     store.create_app("web").await.expect("app");
     store
-        .insert_machine(&machine("m1", "web", 2))
+        .insert_machine(&machine("m1", "web", 2, BoxPolicy::DenyAll))
         .await
         .expect("m1");
     assert!(matches!(
-        store.insert_machine(&machine("m2", "web", 2)).await,
+        store
+            .insert_machine(&machine("m2", "web", 2, BoxPolicy::DenyAll))
+            .await,
         Err(StoreError::AddressInUse)
     ));
     assert!(matches!(
-        store.insert_machine(&machine("m3", "nope", 3)).await,
+        store
+            .insert_machine(&machine("m3", "nope", 3, BoxPolicy::DenyAll))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.used_addresses().await.expect("used").len(), 2);
@@ -194,10 +171,10 @@ async fn addresses_are_never_shared_and_app_delete_needs_force() {
 #[tokio::test]
 async fn metadata_updates_are_optimistic() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+    let store = open(dir.path()).await;
     store.create_app("web").await.expect("app");
     let stored = store
-        .insert_machine(&machine("m1", "web", 2))
+        .insert_machine(&machine("m1", "web", 2, BoxPolicy::DenyAll))
         .await
         .expect("m1");
     let new = BTreeMap::from([("role".into(), "db".into())]);
