@@ -1,16 +1,29 @@
 //! The nftables commands the data plane issues, as data: one model that
-//! renders as `nft -f` text ([`text`]) and encodes as nf_tables netlink
-//! messages ([`crate::nft_netlink`]), so both paths say the same thing.
+//! renders as `nft -f` text ([`text`], for messages and tests), lowers to
+//! the kernel's expressions and elements ([`expr`], [`lower`]), which the
+//! netlink client encodes ([`crate::nft_netlink`]) and decodes back from a
+//! dump of the table into a [`Listing`] of the same kind as the one the
+//! model expects.
 //!
-//! Only the shapes boxfence needs are modelled: the per-box and per-policy
-//! chains, sets and counters, and the elements of the table's maps. The
-//! static base chains are written as text once per full ruleset.
+//! Only the shapes boxfence needs are modelled: the table, its base
+//! chains, dispatch maps, the per-box and per-policy chains, sets and
+//! counters.
 
+pub mod expr;
+mod listing;
+pub mod lower;
+mod rule;
 mod text;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use boxfence_policy::matchers::IpRange;
+
+pub use listing::{Difference, ListedChain, ListedSet, Listing};
+pub use rule::{
+    CT_ESTABLISHED, CT_INVALID, CT_RELATED, Interface, MapKey, Match, Reject, Rule, Statement,
+    Verdict,
+};
 
 /// What a set holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +48,12 @@ pub enum SetKind {
     IfnameIpv4Learned,
     /// Box interface · IPv6 address pairs that expire.
     IfnameIpv6Learned,
+    /// Interface → verdict (`out_chains`).
+    IfnameVerdicts,
+    /// IPv4 address → verdict (`in4`).
+    Ipv4Verdicts,
+    /// IPv6 address → verdict (`in6`).
+    Ipv6Verdicts,
 }
 
 impl SetKind {
@@ -93,123 +112,6 @@ pub enum Peer {
     Destination,
 }
 
-/// One condition of a rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Match {
-    /// `ip daddr @set` and the like.
-    Addr {
-        /// The family (also a condition: an IPv4 match skips IPv6).
-        family: Family,
-        /// Source or destination.
-        peer: Peer,
-        /// The set looked up.
-        set: String,
-    },
-    /// `ip daddr & 255.255.255.0 @set` and the like: the address masked
-    /// to a prefix length, looked up in a set of networks.
-    AddrMasked {
-        /// The family.
-        family: Family,
-        /// Source or destination.
-        peer: Peer,
-        /// The prefix length the address is masked to.
-        prefix_len: u8,
-        /// The set looked up.
-        set: String,
-    },
-    /// `iifname . ip daddr @set` and the like.
-    IfnameAddr {
-        /// The family.
-        family: Family,
-        /// Source or destination.
-        peer: Peer,
-        /// The set looked up.
-        set: String,
-    },
-    /// `meta l4proto . th dport @set`.
-    ProtoPort {
-        /// The set looked up.
-        set: String,
-    },
-    /// `meta l4proto <number>`.
-    L4proto(u8),
-    /// `ip saddr 10.200.0.2` and the like: one address.
-    AddrIs {
-        /// Source or destination.
-        peer: Peer,
-        /// The address (its family is also a condition).
-        addr: IpAddr,
-    },
-}
-
-/// What a rule does to a packet before its verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Statement {
-    /// `ct original zone set <zone>`: the conntrack zone of the flow the
-    /// packet starts or belongs to, in the original direction only (a
-    /// reply is found by the tuple conntrack keeps for it).
-    OriginalZone(u16),
-    /// `meta mark set <mark>`.
-    Mark(u32),
-}
-
-/// How a rule ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// `accept`.
-    Accept,
-    /// `jump <chain>`.
-    Jump(String),
-    /// `goto <chain>`.
-    Goto(String),
-}
-
-/// A rule: conditions, statements, an optional named counter, an
-/// optional verdict (none: the packet goes on to the next rule).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// All must hold.
-    pub matches: Vec<Match>,
-    /// Carried out in order when the matches hold.
-    pub statements: Vec<Statement>,
-    /// `counter name <name>`, counted when the matches hold.
-    pub counter: Option<String>,
-    /// The verdict when the matches hold.
-    pub verdict: Option<Verdict>,
-}
-
-impl Rule {
-    /// A rule that only ends with `verdict`.
-    pub fn verdict(verdict: Verdict) -> Self {
-        Self {
-            matches: Vec::new(),
-            statements: Vec::new(),
-            counter: None,
-            verdict: Some(verdict),
-        }
-    }
-
-    /// `matches` then `verdict`.
-    pub fn when(matches: Vec<Match>, verdict: Verdict) -> Self {
-        Self {
-            matches,
-            statements: Vec::new(),
-            counter: None,
-            verdict: Some(verdict),
-        }
-    }
-
-    /// A rule that only counts.
-    pub fn count(counter: String) -> Self {
-        Self {
-            matches: Vec::new(),
-            statements: Vec::new(),
-            counter: Some(counter),
-            verdict: None,
-        }
-    }
-}
-
 /// One element of a set or map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Element {
@@ -235,19 +137,67 @@ pub enum Element {
     Addr(IpAddr),
 }
 
+/// The kind of a base chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainType {
+    /// `type filter`.
+    Filter,
+    /// `type nat`.
+    Nat,
+}
+
+/// Where a base chain is hooked in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hook {
+    /// `hook prerouting`.
+    Prerouting,
+    /// `hook input`.
+    Input,
+    /// `hook postrouting`.
+    Postrouting,
+    /// `hook ingress device "<device>"` (the device need not exist yet:
+    /// the kernel hooks the chain in when it appears, since Linux 6.16).
+    Ingress(String),
+}
+
+/// A base chain's hook; its policy is `accept` (what it must refuse, it
+/// refuses by rules that say why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChain {
+    /// Filter or nat.
+    pub chain_type: ChainType,
+    /// The hook.
+    pub hook: Hook,
+    /// Its priority (`dstnat` is -100, `filter` 0, `srcnat` 100).
+    pub priority: i32,
+}
+
+impl BaseChain {
+    /// A filter chain on the ingress hook of `device`, at priority `filter`.
+    pub fn ingress(device: String) -> Self {
+        Self {
+            chain_type: ChainType::Filter,
+            hook: Hook::Ingress(device),
+            priority: 0,
+        }
+    }
+}
+
 /// One command of a transaction on the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Creates the table unless it exists.
+    AddTable,
+    /// Deletes the table and everything in it.
+    DeleteTable,
     /// Creates a regular chain unless it exists.
     AddChain(String),
-    /// Creates a base chain on the ingress hook of one device unless it
-    /// exists (the device need not exist yet: the kernel hooks the chain
-    /// in when it appears, since Linux 6.16).
-    AddIngressChain {
+    /// Creates a base chain unless it exists.
+    AddBaseChain {
         /// The chain's name.
         name: String,
-        /// The device's name.
-        device: String,
+        /// Its hook.
+        base: BaseChain,
     },
     /// Deletes every rule of a chain.
     FlushChain(String),

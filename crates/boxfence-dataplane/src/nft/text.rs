@@ -1,8 +1,11 @@
-//! The commands as `nft -f` lines.
+//! The commands as `nft -f` lines, for messages and tests.
 
 use std::fmt::Write as _;
 
-use super::{Command, Element, Family, Match, Peer, Rule, SetKind, Statement, Verdict};
+use super::{
+    BaseChain, ChainType, Command, Element, Family, Hook, Interface, MapKey, Match, Peer, Reject,
+    Rule, SetKind, Statement, Verdict,
+};
 
 /// The set declaration inside `{ … }`.
 fn declaration(kind: SetKind) -> &'static str {
@@ -16,23 +19,39 @@ fn declaration(kind: SetKind) -> &'static str {
         SetKind::Ipv6Learned => "type ipv6_addr; flags timeout;",
         SetKind::IfnameIpv4Learned => "type ifname . ipv4_addr; flags timeout;",
         SetKind::IfnameIpv6Learned => "type ifname . ipv6_addr; flags timeout;",
+        SetKind::IfnameVerdicts => "type ifname : verdict;",
+        SetKind::Ipv4Verdicts => "type ipv4_addr : verdict;",
+        SetKind::Ipv6Verdicts => "type ipv6_addr : verdict;",
     }
 }
 
 /// One command as one line for table `inet <table>`.
 pub fn command_line(table: &str, command: &Command) -> String {
     match command {
+        Command::AddTable => format!("add table inet {table}"),
+        Command::DeleteTable => format!("delete table inet {table}"),
         Command::AddChain(name) => format!("add chain inet {table} {name}"),
-        Command::AddIngressChain { name, device } => format!(
-            "add chain inet {table} {name} {{ type filter hook ingress device \"{device}\" priority filter; policy accept; }}"
-        ),
+        Command::AddBaseChain { name, base } => {
+            format!("add chain inet {table} {name} {{ {} }}", hook_text(base))
+        }
         Command::FlushChain(name) => format!("flush chain inet {table} {name}"),
         Command::DeleteChain(name) => format!("delete chain inet {table} {name}"),
         Command::AddRule { chain, rule } => {
             format!("add rule inet {table} {chain} {}", rule_text(rule))
         }
         Command::AddSet { name, kind } => {
-            format!("add set inet {table} {name} {{ {} }}", declaration(*kind))
+            let noun = if matches!(
+                kind,
+                SetKind::IfnameVerdicts | SetKind::Ipv4Verdicts | SetKind::Ipv6Verdicts
+            ) {
+                "map"
+            } else {
+                "set"
+            };
+            format!(
+                "add {noun} inet {table} {name} {{ {} }}",
+                declaration(*kind)
+            )
         }
         Command::FlushSet(name) => format!("flush set inet {table} {name}"),
         Command::DeleteSet(name) => format!("delete set inet {table} {name}"),
@@ -47,42 +66,33 @@ pub fn command_line(table: &str, command: &Command) -> String {
     }
 }
 
+fn hook_text(base: &BaseChain) -> String {
+    let chain_type = match base.chain_type {
+        ChainType::Filter => "filter",
+        ChainType::Nat => "nat",
+    };
+    let hook = match &base.hook {
+        Hook::Prerouting => "prerouting".to_owned(),
+        Hook::Input => "input".to_owned(),
+        Hook::Postrouting => "postrouting".to_owned(),
+        Hook::Ingress(device) => format!("ingress device \"{device}\""),
+    };
+    format!(
+        "type {chain_type} hook {hook} priority {}; policy accept;",
+        base.priority
+    )
+}
+
 /// A rule in nft syntax.
 pub fn rule_text(rule: &Rule) -> String {
     let mut text = String::new();
     for m in &rule.matches {
-        match m {
-            Match::Addr { family, peer, set } => {
-                let _ = write!(text, "{} @{set} ", address(*family, *peer));
-            }
-            Match::AddrMasked {
-                family,
-                peer,
-                prefix_len,
-                set,
-            } => {
-                let mask = family.mask(*prefix_len);
-                let _ = write!(text, "{} & {mask} @{set} ", address(*family, *peer));
-            }
-            Match::IfnameAddr { family, peer, set } => {
-                let _ = write!(text, "iifname . {} @{set} ", address(*family, *peer));
-            }
-            Match::ProtoPort { set } => {
-                let _ = write!(text, "meta l4proto . th dport @{set} ");
-            }
-            Match::L4proto(protocol) => {
-                let _ = write!(text, "meta l4proto {} ", protocol_word(*protocol));
-            }
-            Match::AddrIs { peer, addr } => {
-                let _ = write!(text, "{} {addr} ", address(Family::of(*addr), *peer));
-            }
-        }
+        text.push_str(&match_text(m));
+        text.push(' ');
     }
     for statement in &rule.statements {
-        let _ = match statement {
-            Statement::OriginalZone(zone) => write!(text, "ct original zone set {zone} "),
-            Statement::Mark(mark) => write!(text, "meta mark set {mark:#010x} "),
-        };
+        text.push_str(&statement_text(statement));
+        text.push(' ');
     }
     if let Some(counter) = &rule.counter {
         let _ = write!(text, "counter name {counter} ");
@@ -96,12 +106,112 @@ pub fn rule_text(rule: &Rule) -> String {
     text
 }
 
+fn match_text(m: &Match) -> String {
+    match m {
+        Match::Addr { family, peer, set } => format!("{} @{set}", address(*family, *peer)),
+        Match::AddrMasked {
+            family,
+            peer,
+            prefix_len,
+            set,
+        } => {
+            let mask = family.mask(*prefix_len);
+            format!("{} & {mask} @{set}", address(*family, *peer))
+        }
+        Match::IfnameAddr { family, peer, set } => {
+            format!("iifname . {} @{set}", address(*family, *peer))
+        }
+        Match::ProtoPort { set } => format!("meta l4proto . th dport @{set}"),
+        Match::L4proto(protocol) => format!("meta l4proto {}", protocol_word(*protocol)),
+        Match::AddrIs { peer, addr } => format!("{} {addr}", address(Family::of(*addr), *peer)),
+        Match::AddrInNet { peer, net } => {
+            format!("{} {net}", address(Family::of(net.addr()), *peer))
+        }
+        Match::AddrInList {
+            family,
+            peer,
+            ranges,
+        } => {
+            let ranges: Vec<Element> = ranges.iter().map(|r| Element::Range(*r)).collect();
+            format!("{} {{ {} }}", address(*family, *peer), list(&ranges))
+        }
+        Match::Nfproto(Family::Ipv4) => "meta nfproto ipv4".to_owned(),
+        Match::Nfproto(Family::Ipv6) => "meta nfproto ipv6".to_owned(),
+        Match::L4protoIn(protocols) => {
+            let words: Vec<String> = protocols.iter().map(|p| protocol_word(*p)).collect();
+            format!("meta l4proto {{ {} }}", words.join(", "))
+        }
+        Match::Dport { port, equal } => format!("th dport {}{port}", not(*equal)),
+        Match::Icmpv6TypeIn(types) => {
+            let words: Vec<String> = types.iter().map(|t| icmpv6_word(*t)).collect();
+            format!("icmpv6 type {{ {} }}", words.join(", "))
+        }
+        Match::CtState(bits) => {
+            let names = [
+                (super::CT_ESTABLISHED, "established"),
+                (super::CT_RELATED, "related"),
+                (super::CT_INVALID, "invalid"),
+            ];
+            let set: Vec<&str> = names
+                .iter()
+                .filter(|(bit, _)| bits & bit != 0)
+                .map(|(_, name)| *name)
+                .collect();
+            format!("ct state {}", set.join(","))
+        }
+        Match::Ifname {
+            interface,
+            name,
+            equal,
+        } => format!("{} {}\"{name}\"", ifname_word(*interface), not(*equal)),
+        Match::IfnameIn { interface, names } => {
+            let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            format!("{} {{ {} }}", ifname_word(*interface), names.join(", "))
+        }
+        Match::MarkClear(mask) => format!("meta mark & {mask:#x} == 0"),
+    }
+}
+
+fn statement_text(statement: &Statement) -> String {
+    match statement {
+        Statement::OriginalZone(zone) => format!("ct original zone set {zone}"),
+        Statement::Mark(mark) => format!("meta mark set {mark:#010x}"),
+        Statement::MarkOr(bits) => format!("meta mark set meta mark | {bits:#x}"),
+        Statement::Counter => "counter".to_owned(),
+        Statement::Limit { per_second, burst } => {
+            format!("limit rate {per_second}/second burst {burst} packets")
+        }
+        Statement::Log { prefix, group } => format!("log prefix \"{prefix}\" group {group}"),
+        Statement::Reject(Reject::TcpReset) => "reject with tcp reset".to_owned(),
+        Statement::Reject(Reject::AdminProhibited) => {
+            "reject with icmpx admin-prohibited".to_owned()
+        }
+        Statement::Dnat { addr, port } => match Family::of(*addr) {
+            Family::Ipv4 => format!("dnat ip to {addr}:{port}"),
+            Family::Ipv6 => format!("dnat ip6 to [{addr}]:{port}"),
+        },
+        Statement::Masquerade => "masquerade".to_owned(),
+        Statement::VerdictMap { key, map } => {
+            let key = match key {
+                MapKey::Iifname => "iifname",
+                MapKey::Daddr(family) => address(*family, Peer::Destination),
+            };
+            format!("{key} vmap @{map}")
+        }
+    }
+}
+
 fn verdict_text(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Accept => "accept".to_owned(),
+        Verdict::Drop => "drop".to_owned(),
         Verdict::Jump(chain) => format!("jump {chain}"),
         Verdict::Goto(chain) => format!("goto {chain}"),
     }
+}
+
+fn not(equal: bool) -> &'static str {
+    if equal { "" } else { "!= " }
 }
 
 /// `ip daddr` and the like.
@@ -114,12 +224,28 @@ fn address(family: Family, peer: Peer) -> &'static str {
     }
 }
 
+fn ifname_word(interface: Interface) -> &'static str {
+    match interface {
+        Interface::Input => "iifname",
+        Interface::Output => "oifname",
+    }
+}
+
 fn protocol_word(protocol: u8) -> String {
     match protocol {
         1 => "icmp".to_owned(),
         6 => "tcp".to_owned(),
         17 => "udp".to_owned(),
         58 => "ipv6-icmp".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn icmpv6_word(icmpv6_type: u8) -> String {
+    match icmpv6_type {
+        133 => "nd-router-solicit".to_owned(),
+        135 => "nd-neighbor-solicit".to_owned(),
+        136 => "nd-neighbor-advert".to_owned(),
         other => other.to_string(),
     }
 }

@@ -6,11 +6,11 @@ use nix::errno::Errno;
 
 use super::NetlinkError;
 use super::batch::NFNL_SUBSYS_NFTABLES;
-use super::expr::OBJECT_COUNTER;
 use crate::netlink::{
     NFGENMSG_LEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, Writer,
     attributes, messages,
 };
+use crate::nft::expr::OBJECT_COUNTER;
 
 /// `NFT_MSG_GETOBJ`, `NFT_MSG_NEWOBJ` (what the dump answers with).
 const GETOBJ: u16 = 19;

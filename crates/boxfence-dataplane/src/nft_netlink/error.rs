@@ -76,6 +76,10 @@ pub enum NetlinkError {
         /// The encoded size.
         bytes: usize,
     },
+    /// A rule or element of the model cannot be expressed (an invalid
+    /// interface name, say).
+    #[error(transparent)]
+    Lower(#[from] crate::nft::lower::LowerError),
     /// The kernel sent a reply this client cannot parse.
     #[error("malformed netlink reply: {0}")]
     Malformed(&'static str),

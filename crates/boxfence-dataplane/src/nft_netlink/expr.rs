@@ -1,257 +1,239 @@
-//! Rules as nf_tables expressions, in the order and registers nft 1.0.6
-//! uses for the same text (so `nft list` shows our rules as it would
-//! show its own; checked in `ruleset_tests`).
-
-use std::net::IpAddr;
+//! Expressions, register data and set elements as nf_tables attributes
+//! (the attribute numbers of `linux/netfilter/nf_tables.h`), written in
+//! the order nft 1.0.6 writes them. [`super::decode`] reads the same
+//! attributes back.
 
 use crate::netlink::Writer;
-use crate::nft::{Family, Match, Peer, Rule, Statement, Verdict};
+use crate::nft::expr::{Data, Expr, RawElement, SetRef};
 
 /// `NFTA_LIST_ELEM`.
-const NFTA_LIST_ELEM: u16 = 1;
+pub(super) const NFTA_LIST_ELEM: u16 = 1;
 /// `NFTA_EXPR_NAME`.
-const NFTA_EXPR_NAME: u16 = 1;
+pub(super) const NFTA_EXPR_NAME: u16 = 1;
 /// `NFTA_EXPR_DATA`.
-const NFTA_EXPR_DATA: u16 = 2;
-
-/// `NFT_REG_VERDICT`.
-const REG_VERDICT: u32 = 0;
-/// `NFT_REG_1`: 16 bytes.
-const REG_1: u32 = 1;
-/// `NFT_REG_2`: the 16 bytes after `NFT_REG_1`.
-const REG_2: u32 = 2;
-/// `NFT_REG32_01`: the second 4 bytes of `NFT_REG_1`.
-const REG32_01: u32 = 9;
-
-/// `NFT_META_MARK`.
-const META_MARK: u32 = 3;
-/// `NFT_META_IIFNAME`.
-const META_IIFNAME: u32 = 6;
-/// `NFT_META_NFPROTO`.
-const META_NFPROTO: u32 = 15;
-/// `NFT_META_L4PROTO`.
-const META_L4PROTO: u32 = 16;
-
-/// `NFT_CT_ZONE`.
-const CT_ZONE: u32 = 17;
-/// `IP_CT_DIR_ORIGINAL`.
-const CT_DIR_ORIGINAL: u8 = 0;
-
-/// `NFT_PAYLOAD_NETWORK_HEADER`.
-const BASE_NETWORK: u32 = 1;
-/// `NFT_PAYLOAD_TRANSPORT_HEADER`.
-const BASE_TRANSPORT: u32 = 2;
-
-/// `NFPROTO_IPV4`.
-const NFPROTO_IPV4: u8 = 2;
-/// `NFPROTO_IPV6`.
-const NFPROTO_IPV6: u8 = 10;
-
-/// `NFT_OBJECT_COUNTER`.
-pub(super) const OBJECT_COUNTER: u32 = 1;
-
+pub(super) const NFTA_EXPR_DATA: u16 = 2;
 /// `NFTA_DATA_VALUE`.
 pub(super) const NFTA_DATA_VALUE: u16 = 1;
 /// `NFTA_DATA_VERDICT`.
 pub(super) const NFTA_DATA_VERDICT: u16 = 2;
+/// `NFTA_VERDICT_CODE`, `NFTA_VERDICT_CHAIN`.
+pub(super) const NFTA_VERDICT_CODE: u16 = 1;
+pub(super) const NFTA_VERDICT_CHAIN: u16 = 2;
 
-/// Writes the rule's `NFTA_RULE_EXPRESSIONS` content.
-pub(super) fn write_rule(w: &mut Writer, rule: &Rule) {
-    for m in &rule.matches {
-        write_match(w, m);
-    }
-    for statement in &rule.statements {
-        write_statement(w, *statement);
-    }
-    if let Some(counter) = &rule.counter {
-        expression(w, "objref", |w| {
-            w.put_be32(1, OBJECT_COUNTER); // NFTA_OBJREF_IMM_TYPE
-            w.put_strz(2, counter); // NFTA_OBJREF_IMM_NAME
-        });
-    }
-    if let Some(verdict) = &rule.verdict {
-        expression(w, "immediate", |w| {
-            w.put_be32(1, REG_VERDICT); // NFTA_IMMEDIATE_DREG
-            let data = w.begin_nested(2); // NFTA_IMMEDIATE_DATA
-            write_verdict(w, verdict);
-            w.end_nested(data);
-        });
+/// `NFTA_SET_ELEM_*`.
+pub(super) const NFTA_SET_ELEM_KEY: u16 = 1;
+pub(super) const NFTA_SET_ELEM_DATA: u16 = 2;
+pub(super) const NFTA_SET_ELEM_FLAGS: u16 = 3;
+pub(super) const NFTA_SET_ELEM_USERDATA: u16 = 6;
+pub(super) const NFTA_SET_ELEM_KEY_END: u16 = 10;
+
+/// The name nf_tables gives an anonymous set in a batch (the kernel
+/// numbers it); a lookup finds it by the batch's set id.
+pub(super) const ANONYMOUS_SET_NAME: &str = "__set%d";
+
+/// Writes a rule's `NFTA_RULE_EXPRESSIONS` content. Each anonymous set
+/// was created earlier in the batch; `anonymous_ids` gives their set ids
+/// in the order the lookups come.
+pub(super) fn write_exprs(
+    w: &mut Writer,
+    exprs: &[Expr],
+    anonymous_ids: &mut impl Iterator<Item = u32>,
+) {
+    for e in exprs {
+        match e {
+            Expr::Meta { key, dreg } => expression(w, "meta", |w| {
+                w.put_be32(2, *key); // NFTA_META_KEY
+                w.put_be32(1, *dreg); // NFTA_META_DREG
+            }),
+            Expr::MetaSet { key, sreg } => expression(w, "meta", |w| {
+                w.put_be32(2, *key); // NFTA_META_KEY
+                w.put_be32(3, *sreg); // NFTA_META_SREG
+            }),
+            Expr::Ct {
+                key,
+                dreg,
+                direction,
+            } => expression(w, "ct", |w| {
+                w.put_be32(2, *key); // NFTA_CT_KEY
+                w.put_be32(1, *dreg); // NFTA_CT_DREG
+                if let Some(direction) = direction {
+                    w.put(3, &[*direction]); // NFTA_CT_DIRECTION
+                }
+            }),
+            Expr::CtSet {
+                key,
+                sreg,
+                direction,
+            } => expression(w, "ct", |w| {
+                w.put_be32(2, *key); // NFTA_CT_KEY
+                w.put_be32(4, *sreg); // NFTA_CT_SREG
+                if let Some(direction) = direction {
+                    w.put(3, &[*direction]); // NFTA_CT_DIRECTION
+                }
+            }),
+            Expr::Payload {
+                base,
+                offset,
+                len,
+                dreg,
+            } => expression(w, "payload", |w| {
+                w.put_be32(1, *dreg); // NFTA_PAYLOAD_DREG
+                w.put_be32(2, *base); // NFTA_PAYLOAD_BASE
+                w.put_be32(3, *offset); // NFTA_PAYLOAD_OFFSET
+                w.put_be32(4, *len); // NFTA_PAYLOAD_LEN
+            }),
+            Expr::Cmp { sreg, op, data } => expression(w, "cmp", |w| {
+                w.put_be32(1, *sreg); // NFTA_CMP_SREG
+                w.put_be32(2, *op); // NFTA_CMP_OP
+                write_data(w, 3, &Data::Value(data.clone())); // NFTA_CMP_DATA
+            }),
+            Expr::Bitwise {
+                sreg,
+                dreg,
+                len,
+                mask,
+                xor,
+            } => expression(w, "bitwise", |w| {
+                w.put_be32(1, *sreg); // NFTA_BITWISE_SREG
+                w.put_be32(2, *dreg); // NFTA_BITWISE_DREG
+                w.put_be32(3, *len); // NFTA_BITWISE_LEN
+                write_data(w, 4, &Data::Value(mask.clone())); // NFTA_BITWISE_MASK
+                write_data(w, 5, &Data::Value(xor.clone())); // NFTA_BITWISE_XOR
+            }),
+            Expr::Byteorder {
+                sreg,
+                dreg,
+                op,
+                len,
+                size,
+            } => expression(w, "byteorder", |w| {
+                w.put_be32(1, *sreg); // NFTA_BYTEORDER_SREG
+                w.put_be32(2, *dreg); // NFTA_BYTEORDER_DREG
+                w.put_be32(3, *op); // NFTA_BYTEORDER_OP
+                w.put_be32(4, *len); // NFTA_BYTEORDER_LEN
+                w.put_be32(5, *size); // NFTA_BYTEORDER_SIZE
+            }),
+            Expr::Lookup {
+                sreg,
+                set,
+                dreg,
+                invert,
+            } => expression(w, "lookup", |w| {
+                w.put_be32(2, *sreg); // NFTA_LOOKUP_SREG
+                match set {
+                    SetRef::Named(name) => w.put_strz(1, name), // NFTA_LOOKUP_SET
+                    SetRef::Anonymous(_) => {
+                        w.put_strz(1, ANONYMOUS_SET_NAME);
+                        let id = anonymous_ids.next().unwrap_or_default();
+                        w.put_be32(4, id); // NFTA_LOOKUP_SET_ID
+                    }
+                }
+                if let Some(dreg) = dreg {
+                    w.put_be32(3, *dreg); // NFTA_LOOKUP_DREG
+                }
+                if *invert {
+                    w.put_be32(5, 1); // NFTA_LOOKUP_FLAGS: NFT_LOOKUP_F_INV
+                }
+            }),
+            Expr::Immediate { dreg, data } => expression(w, "immediate", |w| {
+                w.put_be32(1, *dreg); // NFTA_IMMEDIATE_DREG
+                write_data(w, 2, data); // NFTA_IMMEDIATE_DATA
+            }),
+            Expr::Counter => expression(w, "counter", |_| {}),
+            Expr::Objref { kind, name } => expression(w, "objref", |w| {
+                w.put_be32(1, *kind); // NFTA_OBJREF_IMM_TYPE
+                w.put_strz(2, name); // NFTA_OBJREF_IMM_NAME
+            }),
+            Expr::Limit {
+                rate,
+                unit,
+                burst,
+                kind,
+                flags,
+            } => expression(w, "limit", |w| {
+                w.put_be64(1, *rate); // NFTA_LIMIT_RATE
+                w.put_be64(2, *unit); // NFTA_LIMIT_UNIT
+                w.put_be32(3, *burst); // NFTA_LIMIT_BURST
+                w.put_be32(4, *kind); // NFTA_LIMIT_TYPE
+                w.put_be32(5, *flags); // NFTA_LIMIT_FLAGS
+            }),
+            Expr::Log { prefix, group } => expression(w, "log", |w| {
+                if let Some(prefix) = prefix {
+                    w.put_strz(2, prefix); // NFTA_LOG_PREFIX
+                }
+                if let Some(group) = group {
+                    w.put(1, &group.to_be_bytes()); // NFTA_LOG_GROUP
+                }
+            }),
+            Expr::Reject { kind, code } => expression(w, "reject", |w| {
+                w.put_be32(1, *kind); // NFTA_REJECT_TYPE
+                if let Some(code) = code {
+                    w.put(2, &[*code]); // NFTA_REJECT_ICMP_CODE
+                }
+            }),
+            Expr::Nat {
+                kind,
+                family,
+                addr,
+                proto,
+                flags,
+            } => expression(w, "nat", |w| {
+                w.put_be32(1, *kind); // NFTA_NAT_TYPE
+                w.put_be32(2, *family); // NFTA_NAT_FAMILY
+                if let Some((min, max)) = addr {
+                    w.put_be32(3, *min); // NFTA_NAT_REG_ADDR_MIN
+                    w.put_be32(4, *max); // NFTA_NAT_REG_ADDR_MAX
+                }
+                if let Some((min, max)) = proto {
+                    w.put_be32(5, *min); // NFTA_NAT_REG_PROTO_MIN
+                    w.put_be32(6, *max); // NFTA_NAT_REG_PROTO_MAX
+                }
+                if *flags != 0 {
+                    w.put_be32(7, *flags); // NFTA_NAT_FLAGS
+                }
+            }),
+            Expr::Masquerade => expression(w, "masq", |_| {}),
+            Expr::Unknown { name, data } => expression(w, name, |w| w.put_raw(data)),
+        }
     }
 }
 
-/// `NFTA_DATA_VERDICT` with the verdict's code and chain.
-pub(super) fn write_verdict(w: &mut Writer, verdict: &Verdict) {
-    /// `NF_ACCEPT`, `NFT_JUMP`, `NFT_GOTO`.
-    const ACCEPT: i32 = 1;
-    const JUMP: i32 = -3;
-    const GOTO: i32 = -4;
-    let (code, chain) = match verdict {
-        Verdict::Accept => (ACCEPT, None),
-        Verdict::Jump(chain) => (JUMP, Some(chain)),
-        Verdict::Goto(chain) => (GOTO, Some(chain)),
-    };
-    let nested = w.begin_nested(NFTA_DATA_VERDICT);
-    w.put(1, &code.to_be_bytes()); // NFTA_VERDICT_CODE
-    if let Some(chain) = chain {
-        w.put_strz(2, chain); // NFTA_VERDICT_CHAIN
+/// A nested `NFTA_DATA_VALUE` or `NFTA_DATA_VERDICT` in attribute `kind`.
+pub(super) fn write_data(w: &mut Writer, kind: u16, data: &Data) {
+    let outer = w.begin_nested(kind);
+    match data {
+        Data::Value(bytes) => w.put(NFTA_DATA_VALUE, bytes),
+        Data::Verdict { code, chain } => {
+            let nested = w.begin_nested(NFTA_DATA_VERDICT);
+            w.put(NFTA_VERDICT_CODE, &code.to_be_bytes());
+            if let Some(chain) = chain {
+                w.put_strz(NFTA_VERDICT_CHAIN, chain);
+            }
+            w.end_nested(nested);
+        }
+    }
+    w.end_nested(outer);
+}
+
+/// One `NFTA_LIST_ELEM` of a set: flags, key, key end, data, user data.
+pub(super) fn element_bytes(element: &RawElement) -> Vec<u8> {
+    let mut w = Writer::with_capacity(2 * element.key.len() + 64);
+    let nested = w.begin_nested(NFTA_LIST_ELEM);
+    if element.flags != 0 {
+        w.put_be32(NFTA_SET_ELEM_FLAGS, element.flags);
+    }
+    write_data(&mut w, NFTA_SET_ELEM_KEY, &Data::Value(element.key.clone()));
+    if let Some(end) = &element.key_end {
+        write_data(&mut w, NFTA_SET_ELEM_KEY_END, &Data::Value(end.clone()));
+    }
+    if let Some(data) = &element.data {
+        write_data(&mut w, NFTA_SET_ELEM_DATA, data);
+    }
+    if let Some(userdata) = &element.userdata {
+        w.put(NFTA_SET_ELEM_USERDATA, userdata);
     }
     w.end_nested(nested);
-}
-
-fn write_match(w: &mut Writer, m: &Match) {
-    match m {
-        Match::Addr { family, peer, set } => {
-            nfproto(w, *family);
-            payload(w, REG_1, BASE_NETWORK, address(*family, *peer));
-            lookup(w, set);
-        }
-        Match::AddrMasked {
-            family,
-            peer,
-            prefix_len,
-            set,
-        } => {
-            nfproto(w, *family);
-            let (offset, len) = address(*family, *peer);
-            payload(w, REG_1, BASE_NETWORK, (offset, len));
-            let mask = address_bytes(family.mask(*prefix_len));
-            expression(w, "bitwise", |w| {
-                w.put_be32(1, REG_1); // NFTA_BITWISE_SREG
-                w.put_be32(2, REG_1); // NFTA_BITWISE_DREG
-                w.put_be32(3, len); // NFTA_BITWISE_LEN
-                let data = w.begin_nested(4); // NFTA_BITWISE_MASK
-                w.put(NFTA_DATA_VALUE, &mask);
-                w.end_nested(data);
-                let data = w.begin_nested(5); // NFTA_BITWISE_XOR
-                w.put(NFTA_DATA_VALUE, &vec![0; mask.len()]);
-                w.end_nested(data);
-            });
-            lookup(w, set);
-        }
-        Match::IfnameAddr { family, peer, set } => {
-            nfproto(w, *family);
-            meta(w, META_IIFNAME);
-            payload(w, REG_2, BASE_NETWORK, address(*family, *peer));
-            lookup(w, set);
-        }
-        Match::ProtoPort { set } => {
-            meta(w, META_L4PROTO);
-            // A no-op on a byte (nft 1.0.6 emits it for this concatenation).
-            expression(w, "byteorder", |w| {
-                w.put_be32(1, REG_1); // NFTA_BYTEORDER_SREG
-                w.put_be32(2, REG_1); // NFTA_BYTEORDER_DREG
-                w.put_be32(3, 1); // NFTA_BYTEORDER_OP: NFT_BYTEORDER_HTON
-                w.put_be32(4, 1); // NFTA_BYTEORDER_LEN
-                w.put_be32(5, 2); // NFTA_BYTEORDER_SIZE
-            });
-            payload(w, REG32_01, BASE_TRANSPORT, (2, 2));
-            lookup(w, set);
-        }
-        Match::L4proto(protocol) => {
-            meta(w, META_L4PROTO);
-            cmp_eq(w, &[*protocol]);
-        }
-        Match::AddrIs { peer, addr } => {
-            let family = Family::of(*addr);
-            nfproto(w, family);
-            payload(w, REG_1, BASE_NETWORK, address(family, *peer));
-            cmp_eq(w, &address_bytes(*addr));
-        }
-    }
-}
-
-/// A value loaded into `NFT_REG_1`, then stored where the statement says.
-fn write_statement(w: &mut Writer, statement: Statement) {
-    match statement {
-        Statement::OriginalZone(zone) => {
-            immediate(w, &zone.to_ne_bytes());
-            expression(w, "ct", |w| {
-                w.put_be32(2, CT_ZONE); // NFTA_CT_KEY
-                w.put_be32(4, REG_1); // NFTA_CT_SREG
-                w.put(3, &[CT_DIR_ORIGINAL]); // NFTA_CT_DIRECTION
-            });
-        }
-        Statement::Mark(mark) => {
-            immediate(w, &mark.to_ne_bytes());
-            expression(w, "meta", |w| {
-                w.put_be32(2, META_MARK); // NFTA_META_KEY
-                w.put_be32(3, REG_1); // NFTA_META_SREG
-            });
-        }
-    }
-}
-
-/// `NFT_REG_1` := `value`.
-fn immediate(w: &mut Writer, value: &[u8]) {
-    expression(w, "immediate", |w| {
-        w.put_be32(1, REG_1); // NFTA_IMMEDIATE_DREG
-        let data = w.begin_nested(2); // NFTA_IMMEDIATE_DATA
-        w.put(NFTA_DATA_VALUE, value);
-        w.end_nested(data);
-    });
-}
-
-/// An address in network byte order.
-pub(super) fn address_bytes(addr: IpAddr) -> Vec<u8> {
-    match addr {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    }
-}
-
-/// The offset and length of an address in the network header.
-fn address(family: Family, peer: Peer) -> (u32, u32) {
-    match (family, peer) {
-        (Family::Ipv4, Peer::Source) => (12, 4),
-        (Family::Ipv4, Peer::Destination) => (16, 4),
-        (Family::Ipv6, Peer::Source) => (8, 16),
-        (Family::Ipv6, Peer::Destination) => (24, 16),
-    }
-}
-
-/// The family dependency of an `inet` table's address match.
-fn nfproto(w: &mut Writer, family: Family) {
-    meta(w, META_NFPROTO);
-    cmp_eq(
-        w,
-        &[match family {
-            Family::Ipv4 => NFPROTO_IPV4,
-            Family::Ipv6 => NFPROTO_IPV6,
-        }],
-    );
-}
-
-fn meta(w: &mut Writer, key: u32) {
-    expression(w, "meta", |w| {
-        w.put_be32(2, key); // NFTA_META_KEY
-        w.put_be32(1, REG_1); // NFTA_META_DREG
-    });
-}
-
-fn cmp_eq(w: &mut Writer, value: &[u8]) {
-    expression(w, "cmp", |w| {
-        w.put_be32(1, REG_1); // NFTA_CMP_SREG
-        w.put_be32(2, 0); // NFTA_CMP_OP: NFT_CMP_EQ
-        let data = w.begin_nested(3); // NFTA_CMP_DATA
-        w.put(NFTA_DATA_VALUE, value);
-        w.end_nested(data);
-    });
-}
-
-fn payload(w: &mut Writer, register: u32, base: u32, (offset, len): (u32, u32)) {
-    expression(w, "payload", |w| {
-        w.put_be32(1, register); // NFTA_PAYLOAD_DREG
-        w.put_be32(2, base); // NFTA_PAYLOAD_BASE
-        w.put_be32(3, offset); // NFTA_PAYLOAD_OFFSET
-        w.put_be32(4, len); // NFTA_PAYLOAD_LEN
-    });
-}
-
-fn lookup(w: &mut Writer, set: &str) {
-    expression(w, "lookup", |w| {
-        w.put_be32(2, REG_1); // NFTA_LOOKUP_SREG
-        w.put_strz(1, set); // NFTA_LOOKUP_SET
-    });
+    w.into_bytes()
 }
 
 /// One `NFTA_LIST_ELEM` of the rule: the expression's name and its data.

@@ -1,5 +1,6 @@
-//! A minimal nf_tables netlink client: adds and deletes set elements of
-//! `inet` tables in one transaction per call, without spawning `nft`.
+//! A minimal nf_tables netlink client for `inet` tables, without spawning
+//! `nft`: ruleset batches ([`NftSocket::apply`], the whole table included)
+//! and set elements, one transaction per call.
 //!
 //! The built-in resolver inserts each allowed answer's addresses with
 //! [`NftSocket::add_elements`] before delivering the answer: the call

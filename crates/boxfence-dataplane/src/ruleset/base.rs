@@ -1,78 +1,127 @@
 //! The static part of the table: base chains, dispatch maps, the
 //! always-blocked sets and the chains that deny with a reason.
 
+use std::net::IpAddr;
+
+use boxfence_policy::matchers::CidrSet;
+use ipnet::{IpNet, Ipv6Net};
+
 use super::compile::range_elements;
 use super::objects::{Batch, Object};
 use super::{DENY_APP, DENY_BLOCKED, DENY_BOX, DENY_HOST, OTHER_SOURCE, TableConfig};
-use crate::nft::SetKind;
+use crate::nft::{
+    BaseChain, CT_ESTABLISHED, CT_INVALID, CT_RELATED, ChainType, Command, Family, Hook, Interface,
+    MapKey, Match, Peer, Reject, Rule, SetKind, Statement, Verdict,
+};
 
 /// NFLOG group of denials (read by the flow log).
 pub const LOG_GROUP: u16 = 7;
 
-/// Declares the table's maps and base chains and fills its static sets
-/// and chains. Idempotent: a batch may carry it again.
-pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
-    let table = &config.table;
-    let prefix = &config.ifname_prefix;
-    let boxes = format!("\"{prefix}*\"");
-    let mark = config.mark;
-    batch.line(format!("add table inet {table}"));
-    for (name, kind) in [
-        ("out_chains", "type ifname : verdict;"),
-        ("in4", "type ipv4_addr : verdict;"),
-        ("in6", "type ipv6_addr : verdict;"),
-    ] {
-        batch.line(format!("add map inet {table} {name} {{ {kind} }}"));
-    }
+/// IANA protocol numbers.
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+/// ICMPv6 types: router solicitation, neighbour solicitation and advertisement.
+const ND_ROUTER_SOLICIT: u8 = 133;
+const ND_NEIGHBOR_SOLICIT: u8 = 135;
+const ND_NEIGHBOR_ADVERT: u8 = 136;
+/// The port every DNS query of a box is sent to the resolver from.
+const DNS: u16 = 53;
 
+/// Declares the table's maps and base chains and fills its static sets
+/// and chains, into a batch that starts from an empty table.
+pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
+    for (name, kind) in [
+        ("out_chains", SetKind::IfnameVerdicts),
+        ("in4", SetKind::Ipv4Verdicts),
+        ("in6", SetKind::Ipv6Verdicts),
+    ] {
+        // Filled box by box (`dispatch_to_chains`).
+        batch.push(Command::AddSet {
+            name: name.into(),
+            kind,
+        });
+    }
     let (blocked4, blocked6) = range_elements(&config.always_blocked);
     batch.upsert(&Object::set("blocked4".into(), SetKind::Ipv4, blocked4));
     batch.upsert(&Object::set("blocked6".into(), SetKind::Ipv6, blocked6));
 
-    text_chain(
+    let chain = |batch: &mut Batch, name: &str, rules: Vec<Rule>| {
+        batch.upsert(&Object::chain(name.into(), rules));
+    };
+    chain(
         batch,
         "reject_flow",
         vec![
-            "meta l4proto tcp reject with tcp reset".into(),
-            "reject with icmpx admin-prohibited".into(),
+            Rule::then(
+                vec![Match::L4proto(TCP)],
+                vec![Statement::Reject(Reject::TcpReset)],
+            ),
+            Rule::then(Vec::new(), vec![Statement::Reject(Reject::AdminProhibited)]),
         ],
     );
-    for (chain, layer) in [
+    for (name, layer) in [
         (DENY_BLOCKED, "always_blocked"),
         (DENY_BOX, "box_policy"),
         (DENY_APP, "app_policy"),
         (DENY_HOST, "host"),
     ] {
-        text_chain(batch, chain, deny_rules(layer, "goto reject_flow"));
+        chain(batch, name, deny_rules(layer, goto("reject_flow")));
     }
-    text_chain(batch, "deny_spoof", deny_rules("anti_spoof", "drop"));
+    chain(batch, "deny_spoof", deny_rules("anti_spoof", Verdict::Drop));
     // Neighbour discovery is sent from link-local addresses.
-    text_chain(
+    chain(
         batch,
         OTHER_SOURCE,
         vec![
-            "ip6 saddr fe80::/10 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept"
-                .into(),
-            "goto deny_spoof".into(),
+            Rule::when(
+                vec![
+                    Match::AddrInNet {
+                        peer: Peer::Source,
+                        net: link_local().into(),
+                    },
+                    Match::Icmpv6TypeIn(vec![
+                        ND_NEIGHBOR_SOLICIT,
+                        ND_NEIGHBOR_ADVERT,
+                        ND_ROUTER_SOLICIT,
+                    ]),
+                ],
+                Verdict::Accept,
+            ),
+            Rule::verdict(goto("deny_spoof")),
         ],
     );
-    let (gateway4, gateway6) = (config.gateway4, config.gateway6);
-    let (pool4, pool6) = (config.pool4, config.pool6);
-    text_chain(
+    let (gateway4, gateway6) = (config.gateway4.into(), config.gateway6.into());
+    let resolver = |gateway: IpAddr| {
+        Rule::when(
+            vec![
+                Match::AddrIs {
+                    peer: Peer::Destination,
+                    addr: gateway,
+                },
+                Match::L4protoIn(vec![TCP, UDP]),
+                dport(config.resolver_port),
+            ],
+            Verdict::Accept,
+        )
+    };
+    chain(
         batch,
         "box_to_host",
         vec![
-            "ct state established,related accept".into(),
-            "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept".into(),
-            format!(
-                "ip daddr {gateway4} meta l4proto {{ tcp, udp }} th dport {} accept",
-                config.resolver_port
+            Rule::when(
+                vec![Match::CtState(CT_ESTABLISHED | CT_RELATED)],
+                Verdict::Accept,
             ),
-            format!(
-                "ip6 daddr {gateway6} meta l4proto {{ tcp, udp }} th dport {} accept",
-                config.resolver_port
+            Rule::when(
+                vec![Match::Icmpv6TypeIn(vec![
+                    ND_NEIGHBOR_SOLICIT,
+                    ND_NEIGHBOR_ADVERT,
+                ])],
+                Verdict::Accept,
             ),
-            format!("goto {DENY_HOST}"),
+            resolver(gateway4),
+            resolver(gateway6),
+            Rule::verdict(goto(DENY_HOST)),
         ],
     );
     // The gateway (the resolver, after the DNS redirect) and the link's
@@ -81,53 +130,106 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
     // of the host still meets `box_to_host` in the input chain; a FIB
     // lookup here would find those too, but costs every new flow a route
     // lookup.
-    text_chain(
+    let host6 = CidrSet::new([
+        IpNet::from(gateway6),
+        link_local().into(),
+        "ff02::/16".parse::<Ipv6Net>().expect("a network").into(),
+    ]);
+    let mark = config.mark;
+    chain(
         batch,
         "from_box",
         vec![
-            format!("ip daddr {gateway4} goto box_to_host"),
-            format!("ip6 daddr {{ {gateway6}, fe80::/10, ff02::/16 }} goto box_to_host"),
-            "ct state invalid drop".into(),
+            Rule::when(
+                vec![Match::AddrIs {
+                    peer: Peer::Destination,
+                    addr: gateway4,
+                }],
+                goto("box_to_host"),
+            ),
+            Rule::when(
+                vec![Match::AddrInList {
+                    family: Family::Ipv6,
+                    peer: Peer::Destination,
+                    ranges: host6.intervals(),
+                }],
+                goto("box_to_host"),
+            ),
+            Rule::when(vec![Match::CtState(CT_INVALID)], Verdict::Drop),
             // Only a source the box's device chain proved (and marked) is
             // judged: should that chain be missing, its box's traffic is
             // refused, not judged with any source.
-            format!("meta mark & {mark:#x} == 0 goto deny_spoof"),
-            "iifname vmap @out_chains".into(),
-            format!("goto {DENY_BOX}"),
+            Rule::when(vec![Match::MarkClear(mark)], goto("deny_spoof")),
+            dispatch(MapKey::Iifname, "out_chains"),
+            Rule::verdict(goto(DENY_BOX)),
         ],
     );
-    text_chain(
+    chain(
         batch,
         "to_box",
         vec![
-            format!("meta mark set meta mark | {mark:#x}"),
-            "ct state invalid drop".into(),
-            "ip daddr vmap @in4".into(),
-            "ip6 daddr vmap @in6".into(),
-            format!("goto {DENY_BOX}"),
+            Rule::then(Vec::new(), vec![Statement::MarkOr(mark)]),
+            Rule::when(vec![Match::CtState(CT_INVALID)], Verdict::Drop),
+            dispatch(MapKey::Daddr(Family::Ipv4), "in4"),
+            dispatch(MapKey::Daddr(Family::Ipv6), "in6"),
+            Rule::verdict(goto(DENY_BOX)),
         ],
     );
+    base_chains(config, batch);
+}
 
-    let base = |name: &str, hook: &str, rules: Vec<String>| -> Vec<String> {
-        let mut lines = vec![format!(
-            "add chain inet {table} {name} {{ {hook}; policy accept; }}"
-        )];
-        lines.push(format!("flush chain inet {table} {name}"));
-        lines.extend(
-            rules
-                .into_iter()
-                .map(|rule| format!("add rule inet {table} {name} {rule}")),
-        );
-        lines
+/// The chains on the netfilter hooks.
+fn base_chains(config: &TableConfig, batch: &mut Batch) {
+    let boxes = |equal| Match::Ifname {
+        interface: Interface::Input,
+        name: format!("{}*", config.ifname_prefix),
+        equal,
+    };
+    let pool4 = Match::AddrInNet {
+        peer: Peer::Destination,
+        net: config.pool4.into(),
+    };
+    let pool6 = Match::AddrInNet {
+        peer: Peer::Destination,
+        net: config.pool6.into(),
+    };
+    let from_pool = |net: IpNet| Match::AddrInNet {
+        peer: Peer::Source,
+        net,
     };
     let masquerade_out = if config.uplinks.is_empty() {
-        format!("oifname != {boxes}")
+        Match::Ifname {
+            interface: Interface::Output,
+            name: format!("{}*", config.ifname_prefix),
+            equal: false,
+        }
     } else {
-        format!("oifname {{ {} }}", quoted(&config.uplinks))
+        Match::IfnameIn {
+            interface: Interface::Output,
+            names: config.uplinks.clone(),
+        }
     };
-    // What a box sends got its zone and mark (and its source was proved)
-    // in the box's own chain on its device's ingress hook, before
-    // conntrack (`box_objects`), so this table has no raw hook.
+    let redirect = |family: Family, addr: IpAddr| {
+        Rule::then(
+            vec![
+                boxes(true),
+                Match::Nfproto(family),
+                Match::L4protoIn(vec![TCP, UDP]),
+                dport(DNS),
+            ],
+            vec![Statement::Dnat {
+                addr,
+                port: config.resolver_port,
+            }],
+        )
+    };
+    let masquerade = |net: IpNet| {
+        Rule::then(
+            vec![from_pool(net), masquerade_out.clone()],
+            vec![Statement::Masquerade],
+        )
+    };
+    let mark = config.mark;
     let chains = [
         // The whole policy is judged here, before routing: one hook after
         // dstnat instead of a forward chain saves every packet a hook, and
@@ -139,82 +241,124 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
         // flow having been judged at its first packet (the mark bit is
         // boxfence's, and outside the pools it changes no route); the
         // first packet of a flow to a box is marked in `to_box`.
-        base(
+        // What a box sends got its zone and mark (and its source was
+        // proved) in the box's own chain on its device's ingress hook,
+        // before conntrack (`box_objects`), so this table has no raw hook.
+        (
             "prerouting_filter",
-            "type filter hook prerouting priority dstnat + 10",
+            ChainType::Filter,
+            Hook::Prerouting,
+            DSTNAT + 10,
             vec![
-                format!("ct state established,related meta mark set meta mark | {mark:#x} accept"),
-                format!("iifname {boxes} goto from_box"),
-                format!("ip daddr {pool4} goto to_box"),
-                format!("ip6 daddr {pool6} goto to_box"),
+                Rule {
+                    statements: vec![Statement::MarkOr(mark)],
+                    ..Rule::when(
+                        vec![Match::CtState(CT_ESTABLISHED | CT_RELATED)],
+                        Verdict::Accept,
+                    )
+                },
+                Rule::when(vec![boxes(true)], goto("from_box")),
+                Rule::when(vec![pool4], goto("to_box")),
+                Rule::when(vec![pool6], goto("to_box")),
             ],
         ),
         // Every DNS query of a box, to any address, goes to the resolver.
         // The kernel runs this chain for every new flow, so the first rule
         // lets all other flows go after one comparison.
-        base(
+        (
             "prerouting_nat",
-            "type nat hook prerouting priority dstnat",
+            ChainType::Nat,
+            Hook::Prerouting,
+            DSTNAT,
             vec![
-                "th dport != 53 accept".into(),
-                format!(
-                    "iifname {boxes} meta nfproto ipv4 meta l4proto {{ tcp, udp }} th dport 53 dnat ip to {gateway4}:{}",
-                    config.resolver_port
+                Rule::when(
+                    vec![Match::Dport {
+                        port: DNS,
+                        equal: false,
+                    }],
+                    Verdict::Accept,
                 ),
-                format!(
-                    "iifname {boxes} meta nfproto ipv6 meta l4proto {{ tcp, udp }} th dport 53 dnat ip6 to [{gateway6}]:{}",
-                    config.resolver_port
-                ),
+                redirect(Family::Ipv4, config.gateway4.into()),
+                redirect(Family::Ipv6, config.gateway6.into()),
             ],
         ),
         // What a box sends to the host's other addresses (its uplink's,
         // say) was judged in prerouting by the box's policy, which may
         // allow it: here it meets `box_to_host` like all that reaches the
         // host, whatever the routing tables say.
-        base(
+        (
             "input",
-            "type filter hook input priority filter",
-            vec![format!("iifname {boxes} goto box_to_host")],
+            ChainType::Filter,
+            Hook::Input,
+            FILTER,
+            vec![Rule::when(vec![boxes(true)], goto("box_to_host"))],
         ),
-        base(
+        (
             "postrouting_nat",
-            "type nat hook postrouting priority srcnat",
+            ChainType::Nat,
+            Hook::Postrouting,
+            SRCNAT,
             vec![
-                format!("ip saddr {pool4} {masquerade_out} masquerade"),
-                format!("ip6 saddr {pool6} {masquerade_out} masquerade"),
+                masquerade(config.pool4.into()),
+                masquerade(config.pool6.into()),
             ],
         ),
     ];
-    for line in chains.into_iter().flatten() {
-        batch.line(line);
+    for (name, chain_type, hook, priority, rules) in chains {
+        let base = BaseChain {
+            chain_type,
+            hook,
+            priority,
+        };
+        batch.upsert(&Object::base_chain(name.into(), base, rules));
     }
 }
 
-/// A regular chain with exactly these rules (nft syntax).
-fn text_chain(batch: &mut Batch, name: &str, rules: Vec<String>) {
-    let table = batch.table().to_owned();
-    batch.line(format!("add chain inet {table} {name}"));
-    batch.line(format!("flush chain inet {table} {name}"));
-    for rule in rules {
-        batch.line(format!("add rule inet {table} {name} {rule}"));
-    }
-}
+/// nft's named priorities.
+const DSTNAT: i32 = -100;
+const FILTER: i32 = 0;
+const SRCNAT: i32 = 100;
 
 /// Counts, logs (rate-limited) and then ends the flow with `verdict`.
-fn deny_rules(layer: &str, verdict: &str) -> Vec<String> {
+fn deny_rules(layer: &str, verdict: Verdict) -> Vec<Rule> {
     vec![
-        "counter".into(),
-        format!(
-            "limit rate 50/second burst 100 packets log prefix \"boxfence {layer} \" group {LOG_GROUP}"
+        Rule::then(Vec::new(), vec![Statement::Counter]),
+        Rule::then(
+            Vec::new(),
+            vec![
+                Statement::Limit {
+                    per_second: 50,
+                    burst: 100,
+                },
+                Statement::Log {
+                    prefix: format!("boxfence {layer} "),
+                    group: LOG_GROUP,
+                },
+            ],
         ),
-        verdict.into(),
+        Rule::verdict(verdict),
     ]
 }
 
-fn quoted(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("\"{n}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The verdict the map `map` holds for the packet's `key`.
+fn dispatch(key: MapKey, map: &str) -> Rule {
+    Rule::then(
+        Vec::new(),
+        vec![Statement::VerdictMap {
+            key,
+            map: map.into(),
+        }],
+    )
+}
+
+fn dport(port: u16) -> Match {
+    Match::Dport { port, equal: true }
+}
+
+fn goto(chain: &str) -> Verdict {
+    Verdict::Goto(chain.into())
+}
+
+fn link_local() -> Ipv6Net {
+    "fe80::/10".parse().expect("a network")
 }

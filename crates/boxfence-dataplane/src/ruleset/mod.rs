@@ -31,7 +31,8 @@ pub use names::{box_counter, box_learned_set, rule_learned_set};
 pub use objects::Batch;
 use objects::Object;
 
-use crate::nft::{Command, Element, Verdict};
+use crate::nft::lower::LowerError;
+use crate::nft::{Command, Element, Listing, Verdict};
 
 const DENY_BLOCKED: &str = "deny_blocked";
 const DENY_BOX: &str = "deny_box";
@@ -144,10 +145,12 @@ impl Ruleset {
     /// The batch [`full`](Self::full) sends, without taking it as sent:
     /// what the table holds when it holds exactly the model.
     pub fn whole(&self) -> Batch {
-        let table = &self.config.table;
-        let mut batch = Batch::new(table);
-        batch.line(format!("add table inet {table}"));
-        batch.line(format!("delete table inet {table}"));
+        let mut batch = Batch::new(&self.config.table);
+        // Whatever table of this name there is goes in the same
+        // transaction (the first command makes sure there is one to delete).
+        batch.push(Command::AddTable);
+        batch.push(Command::DeleteTable);
+        batch.push(Command::AddTable);
         base::render(&self.config, &mut batch);
         for policy in self.policies.values() {
             policy.objects.iter().for_each(|o| batch.upsert(o));
@@ -159,10 +162,18 @@ impl Ruleset {
         batch
     }
 
-    /// The batch that removes the table.
-    pub fn teardown(&self) -> String {
-        let table = &self.config.table;
-        format!("add table inet {table}\ndelete table inet {table}\n")
+    /// What the table holds when it holds exactly the model (no kernel
+    /// involved): what the watchdog compares a dump of the table with.
+    pub fn listing(&self) -> Result<Listing, LowerError> {
+        Listing::after(self.whole().commands())
+    }
+
+    /// The batch that removes the table (there need not be one).
+    pub fn teardown(&self) -> Batch {
+        let mut batch = Batch::new(&self.config.table);
+        batch.push(Command::AddTable);
+        batch.push(Command::DeleteTable);
+        batch
     }
 
     /// Adds or updates boxes with their effective policies; returns the

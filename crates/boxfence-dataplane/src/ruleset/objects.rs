@@ -1,7 +1,7 @@
 //! Kernel objects and how a batch creates, refills or deletes them. One
 //! batch is one nftables transaction: the kernel applies all of it or none.
 
-use crate::nft::{Command, Element, Rule, SetKind, command_line};
+use crate::nft::{BaseChain, Command, Element, Rule, SetKind, command_line};
 
 /// A named set, chain or counter of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,11 +12,10 @@ pub(crate) enum Object {
         kind: SetKind,
         elements: Vec<Element>,
     },
-    /// A chain and its rules: a regular chain, or with `device` a base
-    /// chain on that device's ingress hook.
+    /// A chain and its rules: a regular chain, or with `base` a base chain.
     Chain {
         name: String,
-        device: Option<String>,
+        base: Option<BaseChain>,
         rules: Vec<Rule>,
     },
     /// A named counter (kept across updates of its owner).
@@ -35,7 +34,7 @@ impl Object {
     pub(crate) fn chain(name: String, rules: Vec<Rule>) -> Self {
         Self::Chain {
             name,
-            device: None,
+            base: None,
             rules,
         }
     }
@@ -47,20 +46,22 @@ impl Object {
     }
 
     pub(crate) fn ingress_chain(name: String, device: String, rules: Vec<Rule>) -> Self {
+        Self::base_chain(name, BaseChain::ingress(device), rules)
+    }
+
+    pub(crate) fn base_chain(name: String, base: BaseChain, rules: Vec<Rule>) -> Self {
         Self::Chain {
             name,
-            device: Some(device),
+            base: Some(base),
             rules,
         }
     }
 }
 
-/// One transaction for the table: text lines that only `nft -f` takes (the
-/// static base of a full ruleset), then commands.
+/// One transaction for the table: commands, applied all or none.
 #[derive(Debug, Clone)]
 pub struct Batch {
     table: String,
-    text: String,
     commands: Vec<Command>,
 }
 
@@ -68,15 +69,8 @@ impl Batch {
     pub(crate) fn new(table: &str) -> Self {
         Self {
             table: table.to_owned(),
-            text: String::new(),
             commands: Vec::new(),
         }
-    }
-
-    /// Appends a raw `nft` line (base chains and maps only).
-    pub(crate) fn line(&mut self, line: impl AsRef<str>) {
-        self.text.push_str(line.as_ref());
-        self.text.push('\n');
     }
 
     pub(crate) fn push(&mut self, command: Command) {
@@ -106,16 +100,12 @@ impl Batch {
                     }
                 }
             }
-            Object::Chain {
-                name,
-                device,
-                rules,
-            } => {
-                self.push(match device {
+            Object::Chain { name, base, rules } => {
+                self.push(match base {
                     None => Command::AddChain(name.clone()),
-                    Some(device) => Command::AddIngressChain {
+                    Some(base) => Command::AddBaseChain {
                         name: name.clone(),
-                        device: device.clone(),
+                        base: base.clone(),
                     },
                 });
                 self.push(Command::FlushChain(name.clone()));
@@ -155,18 +145,17 @@ impl Batch {
 
     /// True when the batch does nothing.
     pub fn is_empty(&self) -> bool {
-        self.text.is_empty() && self.commands.is_empty()
+        self.commands.is_empty()
     }
 
-    /// The commands, for netlink; `None` when the batch also has raw
-    /// lines, which only `nft -f` takes (use [`Batch::to_text`]).
-    pub fn commands(&self) -> Option<&[Command]> {
-        self.text.is_empty().then_some(&self.commands[..])
+    /// The commands.
+    pub fn commands(&self) -> &[Command] {
+        &self.commands
     }
 
-    /// The whole batch as `nft -f` text.
+    /// The whole batch as `nft -f` text (for messages and tests).
     pub fn to_text(&self) -> String {
-        let mut text = self.text.clone();
+        let mut text = String::new();
         for command in &self.commands {
             text.push_str(&command_line(&self.table, command));
             text.push('\n');

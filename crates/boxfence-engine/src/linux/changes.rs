@@ -56,7 +56,7 @@ impl LinuxEngine {
         let batch = state.ruleset.upsert_boxes(&[(link.clone(), policy)]);
         let (linked, ruled) = std::thread::scope(|scope| {
             let linking = scope.spawn(|| self.link_config.create(host, &link));
-            let ruled = state.commit(host, &batch);
+            let ruled = state.commit(&batch);
             let linked = linking
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -70,7 +70,7 @@ impl LinuxEngine {
         if let Some(error) = failure {
             // Undo whichever half succeeded.
             if let (Some(undo), true) = (state.ruleset.remove_box(&link.id), ruled.is_ok()) {
-                let _ = state.commit(host, &undo);
+                let _ = state.commit(&undo);
             }
             if linked.is_ok() {
                 let _ = self.link_config.delete(host, &link);
@@ -95,7 +95,7 @@ impl LinuxEngine {
         let host = &self.config.host;
         let mut errors = Vec::new();
         if let Some(batch) = state.ruleset.remove_box(id)
-            && let Err(error) = state.commit(host, &batch)
+            && let Err(error) = state.commit(&batch)
         {
             // The kernel kept the box's objects, which would also block
             // later removals of the shared chains they jump to: rebuild
@@ -142,12 +142,11 @@ impl LinuxEngine {
                 .ok_or_else(|| EngineError::NoSuchMachine(policy.machine_id.clone()))?;
             boxes.push((link.clone(), policy));
         }
-        let host = &self.config.host;
         let batch = state.ruleset.upsert_boxes(&boxes);
-        if let Err(error) = state.commit(host, &batch) {
+        if let Err(error) = state.commit(&batch) {
             let ids: Vec<&str> = boxes.iter().map(|(link, _)| link.id.as_str()).collect();
             let fallback = state.ruleset.fail_closed(&ids);
-            let closed = state.commit(host, &fallback).map_or_else(
+            let closed = state.commit(&fallback).map_or_else(
                 |e| format!("; failing closed also failed: {e}"),
                 |()| String::new(),
             );
@@ -174,7 +173,7 @@ impl LinuxEngine {
         // a box is less restricted than its policy.
         let mut ruleset = Ruleset::new(state.ruleset.config().clone());
         ruleset.upsert_boxes(&boxes);
-        host.nft(&ruleset.full().to_text()).map_err(kernel)?;
+        state.commit(&ruleset.full()).map_err(EngineError::Kernel)?;
         state.ruleset = ruleset;
         // New counters: the flows known by them are known no more; and
         // the learned elements went with the old table.

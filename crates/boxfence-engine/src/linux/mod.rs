@@ -85,16 +85,11 @@ struct State {
 }
 
 impl State {
-    /// Commits one batch: over the socket when it is made of commands only,
-    /// else (a full ruleset, whose base only `nft` takes) through `nft -f`.
-    fn commit(&mut self, host: &HostNetns, batch: &Batch) -> Result<(), String> {
-        match batch.commands() {
-            Some(commands) => self
-                .socket
-                .apply(batch.table(), commands)
-                .map_err(|e| e.to_string()),
-            None => host.nft(&batch.to_text()).map_err(|e| e.to_string()),
-        }
+    /// Commits one batch over the engine's socket.
+    fn commit(&mut self, batch: &Batch) -> Result<(), String> {
+        self.socket
+            .apply(batch.table(), batch.commands())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -150,15 +145,6 @@ impl LinuxEngine {
         };
         std::fs::create_dir_all(&config.state_dir).map_err(kernel)?;
         let mut ruleset = Ruleset::new(table);
-        // A table left by an earlier run keeps enforcing the last-applied
-        // policies until reconcile replaces it in one transaction.
-        let left = config
-            .host
-            .run("nft", &["list", "table", "inet", &config.table], None)
-            .is_ok();
-        if !left {
-            config.host.nft(&ruleset.full().to_text()).map_err(kernel)?;
-        }
         let open = || {
             config
                 .host
@@ -166,14 +152,22 @@ impl LinuxEngine {
                 .map_err(kernel)?
                 .map_err(kernel)
         };
-        let socket = open()?;
+        let mut socket = open()?;
+        let mut nft = NftWatch::open_in(&config.host).map_err(kernel)?;
+        // A table left by an earlier run keeps enforcing the last-applied
+        // policies until reconcile replaces it in one transaction.
+        if !nft.table_exists(&config.table).map_err(kernel)? {
+            let full = ruleset.full();
+            socket
+                .apply(full.table(), full.commands())
+                .map_err(kernel)?;
+        }
         let conntrack = Conntrack::open_in(&config.host).map_err(kernel)?;
-        let nft = NftWatch::open_in(&config.host).map_err(kernel)?;
         let engine = Arc::new(Self {
             link_config,
             state: Mutex::new(State {
                 ruleset,
-                socket: open()?,
+                socket,
                 links: BTreeMap::new(),
                 flows: HashMap::new(),
                 generation: 0,
@@ -189,7 +183,7 @@ impl LinuxEngine {
             watch: Mutex::new(Watch::new(nft)),
             changes: Worker::start("boxfence-changes")?,
             checks: Worker::start("boxfence-watchdog")?,
-            set_writer: Some(SetWriter::new(config.table.clone(), socket)),
+            set_writer: Some(SetWriter::new(config.table.clone(), open()?)),
             config,
         });
         engine
@@ -215,8 +209,9 @@ impl LinuxEngine {
             }
             let _ = std::fs::remove_dir_all(self.config.state_dir.join(&link.id));
         }
-        if let Err(error) = host.nft(&state.ruleset.teardown()) {
-            errors.push(error.to_string());
+        let teardown = state.ruleset.teardown();
+        if let Err(error) = state.commit(&teardown) {
+            errors.push(error);
         }
         self.routing().uninstall(host);
         if errors.is_empty() {

@@ -131,10 +131,8 @@ impl LinuxEngine {
         state.generation += 1;
         state.seen = None;
         state.flows.clear();
-        self.config
-            .host
-            .nft(&state.ruleset.full().to_text())
-            .map_err(kernel)?;
+        let full = state.ruleset.full();
+        state.commit(&full).map_err(EngineError::Kernel)?;
         // The learned elements went with the old table.
         self.directory.forget_written();
         Ok(())
