@@ -5,6 +5,7 @@
 use crate::HostNetns;
 use crate::netlink::{self, NFGENMSG_LEN, NLM_F_ACK, NLM_F_REQUEST, Writer};
 use crate::nfnl::{NfnlError, NfnlSocket};
+use crate::nft::Listing;
 
 /// `NFNL_SUBSYS_NFTABLES << 8`: the high byte of nf_tables message types.
 const NFTABLES: u16 = 10 << 8;
@@ -66,6 +67,12 @@ impl NftWatch {
             });
         }
         generation.ok_or(NfnlError::Malformed("no generation in the answer"))
+    }
+
+    /// Table `inet <name>` as the kernel holds it (see
+    /// [`Listing`]), or `None` if there is none.
+    pub fn list_table(&mut self, name: &str) -> Result<Option<Listing>, NfnlError> {
+        crate::nft_netlink::dump::list_table(&mut self.socket, name)
     }
 
     /// Whether table `inet <name>` exists.

@@ -29,6 +29,8 @@ pub enum LowerError {
 
 /// `IFNAMSIZ`.
 const IFNAMSIZ: usize = 16;
+/// `sizeof(struct nft_verdict)` on 64-bit kernels.
+const VERDICT_LEN: u32 = 16;
 /// `NFPROTO_IPV4`, `NFPROTO_IPV6`.
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
@@ -119,7 +121,9 @@ pub fn set_spec(kind: SetKind) -> SetSpec {
         flags: flags | if map { SET_MAP } else { 0 },
         key_type,
         key_len,
-        data: map.then_some((DATA_VERDICT, 0)),
+        // The kernel keeps a verdict's size (`struct nft_verdict`),
+        // whatever was sent.
+        data: map.then_some((DATA_VERDICT, VERDICT_LEN)),
         // The concatenation's field lengths, for the pipapo backend.
         fields: if kind == SetKind::ProtoPort {
             vec![1, 2]

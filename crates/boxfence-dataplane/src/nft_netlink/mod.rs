@@ -20,6 +20,10 @@
 mod batch;
 mod commands;
 mod counters;
+mod decode;
+#[cfg(test)]
+mod decode_tests;
+pub(crate) mod dump;
 mod element;
 mod error;
 mod expr;

@@ -393,4 +393,6 @@ fn remove_objects(objects: &[Object], batch: &mut Batch) {
 }
 
 #[cfg(test)]
+mod listing_tests;
+#[cfg(test)]
 mod tests;

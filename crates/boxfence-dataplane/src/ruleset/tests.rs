@@ -7,10 +7,10 @@ use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, EffectivePolicy, Mach
 use serde_json::json;
 
 use super::*;
-use crate::HostNetns;
+use crate::nft_watch::NftWatch;
 use crate::testing::ScratchNetns;
 
-fn config() -> TableConfig {
+pub(super) fn config() -> TableConfig {
     TableConfig {
         table: "boxfence".into(),
         ifname_prefix: "bf-".into(),
@@ -25,7 +25,7 @@ fn config() -> TableConfig {
     }
 }
 
-fn link(id: &str, n: u8) -> BoxLink {
+pub(super) fn link(id: &str, n: u8) -> BoxLink {
     BoxLink {
         id: id.into(),
         ifname: format!("bf-{id}"),
@@ -35,7 +35,7 @@ fn link(id: &str, n: u8) -> BoxLink {
     }
 }
 
-fn effective(
+pub(super) fn effective(
     id: &str,
     box_policy: serde_json::Value,
     policies: &[serde_json::Value],
@@ -52,7 +52,7 @@ fn effective(
     EffectivePolicy::from_policies(&machine, &policies, Arc::new(AlwaysBlocked::default()))
 }
 
-fn web_policy(ports: &[u16]) -> serde_json::Value {
+pub(super) fn web_policy(ports: &[u16]) -> serde_json::Value {
     let ports: Vec<_> = ports
         .iter()
         .map(|p| json!({"protocol": "tcp", "port": p}))
@@ -71,26 +71,6 @@ struct Twins {
     text: ScratchNetns,
     netlink: ScratchNetns,
     socket: crate::nft_netlink::NftSocket,
-}
-
-/// The table's objects (sets, maps, chains, counters) as listed, sorted:
-/// the kernel lists them in the order they were made, which the watchdog's
-/// digest ignores too.
-fn objects(listing: &str) -> Vec<String> {
-    let mut objects = Vec::new();
-    let mut current = String::new();
-    for line in listing.lines() {
-        if line.starts_with('\t') && !line.starts_with("\t\t") && line != "\t}" {
-            current.clear();
-        }
-        current.push_str(line);
-        current.push('\n');
-        if line == "\t}" {
-            objects.push(std::mem::take(&mut current));
-        }
-    }
-    objects.sort();
-    objects
 }
 
 impl Twins {
@@ -127,21 +107,16 @@ impl Twins {
             .expect("lists")
     }
 
-    /// The netlink twin holds exactly what the model's whole ruleset, built
-    /// apart, holds: what the watchdog expects after the engine's changes.
+    /// The netlink twin holds exactly what the model says, read back over
+    /// netlink: what the watchdog expects after the engine's changes.
     fn matches_model(&self, step: &str, model: &Ruleset) {
-        let text = model.whole().to_text();
-        let built = HostNetns::throwaway(|here| {
-            here.nft(&text).expect("the whole ruleset loads");
-            here.run("nft", &["list", "table", "inet", "boxfence"], None)
-                .expect("lists")
-        })
-        .expect("a throwaway namespace");
-        assert_eq!(
-            objects(&self.list()),
-            objects(&built),
-            "{step}: the table differs from the model"
-        );
+        let found = NftWatch::open_in(&self.netlink.host())
+            .expect("a socket")
+            .list_table("boxfence")
+            .expect("a dump")
+            .expect("the table");
+        let differences = model.listing().expect("lowers").differences(&found);
+        assert_eq!(differences, [], "{step}: the table differs from the model");
     }
 
     fn same(&self, step: &str) {

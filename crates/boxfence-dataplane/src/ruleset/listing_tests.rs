@@ -1,0 +1,205 @@
+//! The listing the model expects against what its own batches encode and
+//! what the kernel's table holds, read back over netlink.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::tests::{config, effective, link, web_policy};
+use super::*;
+use crate::nft::Difference;
+use crate::nft::expr::{Expr, SetRef};
+use crate::nft_netlink::dump::listing_of_batch;
+use crate::nft_netlink::{ElementKey, SetElement};
+use crate::nft_watch::NftWatch;
+use crate::testing::ScratchNetns;
+
+/// A ruleset with a custom box (lists of every kind, domains) and a
+/// deny-all one under an app policy with ports, CIDRs and domains.
+fn model(uplinks: &[&str]) -> Ruleset {
+    let mut ruleset = Ruleset::new(TableConfig {
+        uplinks: uplinks.iter().map(|u| (*u).to_owned()).collect(),
+        ..config()
+    });
+    let custom = json!({"mode": "custom", "allowedDomains": ["api.github.com"],
+        "allowedCidrs": ["104.16.0.0/12", "198.51.100.7/32", "2001:db8::/32"],
+        "deniedCidrs": ["104.16.120.0/24"]});
+    let a = effective("aaa", custom, &[web_policy(&[80, 443])]);
+    let b = effective(
+        "bbb",
+        json!({"mode": "deny-all"}),
+        &[web_policy(&[80, 443])],
+    );
+    let _ = ruleset.upsert_boxes(&[(link("aaa", 2), &a), (link("bbb", 3), &b)]);
+    ruleset
+}
+
+#[test]
+fn the_expected_listing_is_what_the_full_batch_encodes() {
+    for uplinks in [&[][..], &["eth0"], &["eth0", "eth1"]] {
+        let ruleset = model(uplinks);
+        let expected = ruleset.listing().expect("lowers");
+        let encoded = listing_of_batch("boxfence", ruleset.whole().commands()).expect("encodes");
+        assert_eq!(expected.differences(&encoded), [], "{uplinks:?}");
+        assert_eq!(expected, encoded);
+        // Not trivially: boxes, shared policies, maps with their
+        // elements, rules' own sets.
+        assert!(expected.chains.contains_key("b_aaa_link"));
+        assert!(expected.chains.keys().any(|c| c.starts_with("a_")));
+        assert_eq!(
+            expected.sets["out_chains"].elements.as_ref().map(Vec::len),
+            Some(2)
+        );
+        assert_eq!(
+            expected.sets["b_aaa_learn4"].elements, None,
+            "learned: not compared"
+        );
+        let own_sets = expected
+            .chains
+            .values()
+            .flat_map(|c| c.rules.iter().flatten())
+            .filter(|e| {
+                matches!(
+                    e,
+                    Expr::Lookup {
+                        set: SetRef::Anonymous(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(
+            own_sets,
+            7 + usize::from(uplinks.len() > 1) * 2,
+            "{uplinks:?}"
+        );
+    }
+}
+
+/// A scratch namespace holding the model's whole table, loaded over
+/// netlink, and a socket to read it back.
+struct Loaded {
+    ns: ScratchNetns,
+    socket: crate::nft_netlink::NftSocket,
+    watch: NftWatch,
+    ruleset: Ruleset,
+}
+
+impl Loaded {
+    fn new(test: &str) -> Option<Self> {
+        let ns = ScratchNetns::new(test)?;
+        let socket = ns.nft_socket();
+        let watch = NftWatch::open_in(&ns.host()).expect("watch");
+        let mut loaded = Self {
+            ns,
+            socket,
+            watch,
+            ruleset: model(&["eth0", "eth1"]),
+        };
+        loaded.restore();
+        Some(loaded)
+    }
+
+    fn restore(&mut self) {
+        let full = self.ruleset.full();
+        self.socket
+            .apply(full.table(), full.commands())
+            .expect("the whole table loads");
+    }
+
+    fn differences(&mut self) -> Vec<Difference> {
+        let found = self
+            .watch
+            .list_table("boxfence")
+            .expect("dump")
+            .expect("the table is there");
+        self.ruleset.listing().expect("lowers").differences(&found)
+    }
+
+    fn nft(&self, command: &str) {
+        self.ns.host().nft(command).expect(command);
+    }
+}
+
+#[test]
+fn kernel_table_read_back_is_the_model_listing_and_learned_elements_do_not_count() {
+    let Some(mut loaded) = Loaded::new("listing-same") else {
+        return;
+    };
+    assert_eq!(loaded.differences(), []);
+    let learned = [
+        SetElement::new(
+            box_learned_set("aaa", false),
+            ElementKey::Ipv4("203.0.113.9".parse().expect("ip")),
+            Some(Duration::from_secs(60)),
+        ),
+        SetElement::new(
+            box_learned_set("aaa", true),
+            ElementKey::Ipv6("2001:db8::9".parse().expect("ip")),
+            Some(Duration::from_secs(60)),
+        ),
+    ];
+    loaded
+        .socket
+        .add_elements("boxfence", &learned)
+        .expect("learn");
+    assert_eq!(
+        loaded.differences(),
+        [],
+        "learned addresses are not tampering"
+    );
+    loaded.nft("delete table inet boxfence");
+    assert_eq!(loaded.watch.list_table("boxfence").expect("dump"), None);
+}
+
+#[test]
+fn kernel_every_kind_of_alteration_is_named() {
+    let Some(mut loaded) = Loaded::new("listing-altered") else {
+        return;
+    };
+    let cases: [(&str, &str); 7] = [
+        (
+            "insert rule inet boxfence b_aaa_out accept",
+            "chain b_aaa_out rule 1 differs",
+        ),
+        (
+            "add element inet boxfence b_aaa_allow4 { 203.0.113.7 }",
+            "set b_aaa_allow4 holds 2 element(s) it should not, the first 203.0.113.7",
+        ),
+        (
+            "delete element inet boxfence out_chains { \"bf-bbb\" }",
+            "set out_chains lacks 1 element(s), the first \"bf-bbb\"",
+        ),
+        (
+            "chain inet boxfence input { policy drop; }",
+            "chain input hook differs",
+        ),
+        (
+            "flush chain inet boxfence b_aaa_out\ndelete counter inet boxfence b_aaa_new_out",
+            "counter b_aaa_new_out missing",
+        ),
+        (
+            "delete chain inet boxfence b_aaa_link\n\
+             add chain inet boxfence b_aaa_link { type filter hook ingress device \"bf-zzz\" priority filter; policy accept; }",
+            "chain b_aaa_link hook differs",
+        ),
+        (
+            "add table inet boxfence { flags dormant; }",
+            "table flags are 0x1, expected 0x0",
+        ),
+    ];
+    for (alteration, said) in cases {
+        loaded.nft(alteration);
+        let differences: Vec<String> = loaded
+            .differences()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            differences.iter().any(|d| d.starts_with(said)),
+            "{alteration}: {differences:#?}"
+        );
+        loaded.restore();
+        assert_eq!(loaded.differences(), [], "{alteration}: restored");
+    }
+}
