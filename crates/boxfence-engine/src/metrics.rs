@@ -1,7 +1,6 @@
 //! The engine's metrics in the Prometheus text format. Labels are bounded:
 //! `machine` takes one value per box on this host, `direction` two.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,7 +28,7 @@ impl LinuxEngine {
             "# HELP boxfence_machines Machines this host enforces.\n# TYPE boxfence_machines gauge"
         );
         let _ = writeln!(out, "boxfence_machines {}", ids.len());
-        let counters = self.kernel_counters();
+        let counters = self.counter_packets();
         let packets =
             |id: &str, which: &str| counters.get(&box_counter(id, which)).copied().unwrap_or(0);
         family(
@@ -173,34 +172,6 @@ impl LinuxEngine {
             metrics.repairs.load(Ordering::Relaxed)
         );
         out
-    }
-
-    /// Named counters of the table: name → packets.
-    fn kernel_counters(&self) -> BTreeMap<String, u64> {
-        let table = self.table_name();
-        let Ok(json) = self.host().run(
-            "nft",
-            &["-j", "list", "counters", "table", "inet", &table],
-            None,
-        ) else {
-            return BTreeMap::new();
-        };
-        let Ok(listing) = serde_json::from_str::<serde_json::Value>(&json) else {
-            return BTreeMap::new();
-        };
-        listing
-            .get("nftables")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|object| {
-                let counter = object.get("counter")?;
-                Some((
-                    counter.get("name")?.as_str()?.to_owned(),
-                    counter.get("packets")?.as_u64()?,
-                ))
-            })
-            .collect()
     }
 }
 

@@ -39,54 +39,49 @@ pub(crate) fn list_table(
     table: &str,
 ) -> Result<Option<Listing>, NfnlError> {
     let mut assembly = Assembly::new(table);
-    let found = request(
-        socket,
-        &mut assembly,
-        "nf_tables table",
-        GETTABLE,
-        NLM_F_ACK,
-        |w| {
-            w.put_strz(1, table); // NFTA_TABLE_NAME
-        },
-    );
-    match found {
+    // Every request names the table in its attribute 1.
+    let mut ask = |assembly: &mut Assembly, what, kind, flags, set: Option<&str>| {
+        request(
+            socket,
+            &mut |k, p| assembly.absorb(k, p),
+            what,
+            kind,
+            flags,
+            |w| {
+                w.put_strz(1, table);
+                if let Some(set) = set {
+                    w.put_strz(2, set); // NFTA_SET_ELEM_LIST_SET
+                }
+            },
+        )
+    };
+    match ask(&mut assembly, "nf_tables table", GETTABLE, NLM_F_ACK, None) {
         Err(NfnlError::Refused {
             errno: Errno::ENOENT,
             ..
         }) => return Ok(None),
         other => other?,
     }
-    let dumps: [(&'static str, u16, u16); 4] = [
-        ("nf_tables chain dump", GETCHAIN, 1), // NFTA_CHAIN_TABLE
-        ("nf_tables rule dump", GETRULE, 1),   // NFTA_RULE_TABLE
-        ("nf_tables set dump", GETSET, 1),     // NFTA_SET_TABLE
-        ("nf_tables object dump", GETOBJ, 1),  // NFTA_OBJ_TABLE
-    ];
-    for (what, kind, table_attr) in dumps {
-        request(socket, &mut assembly, what, kind, NLM_F_DUMP, |w| {
-            w.put_strz(table_attr, table);
-        })?;
+    for (what, kind) in [
+        ("nf_tables chain dump", GETCHAIN),
+        ("nf_tables rule dump", GETRULE),
+        ("nf_tables set dump", GETSET),
+        ("nf_tables object dump", GETOBJ),
+    ] {
+        ask(&mut assembly, what, kind, NLM_F_DUMP, None)?;
     }
     for set in assembly.sets_to_fill() {
-        request(
-            socket,
-            &mut assembly,
-            "nf_tables element dump",
-            GETSETELEM,
-            NLM_F_DUMP,
-            |w| {
-                w.put_strz(1, table); // NFTA_SET_ELEM_LIST_TABLE
-                w.put_strz(2, &set); // NFTA_SET_ELEM_LIST_SET
-            },
-        )?;
+        let what = "nf_tables element dump";
+        ask(&mut assembly, what, GETSETELEM, NLM_F_DUMP, Some(&set))?;
     }
     Ok(Some(assembly.finish()))
 }
 
-/// Sends one request and feeds its answers to `assembly`.
+/// Sends one request and feeds its answers (`NFT_MSG_*` kind, payload)
+/// to `absorb`.
 fn request(
     socket: &mut NfnlSocket,
-    assembly: &mut Assembly,
+    absorb: &mut impl FnMut(u16, &[u8]),
     what: &'static str,
     kind: u16,
     flags: u16,
@@ -105,7 +100,7 @@ fn request(
     w.end_message(start);
     let outcome = socket.exchange(what, w.bytes(), seq..seq + 1, |reply| {
         if reply.kind >> 8 == NFNL_SUBSYS_NFTABLES {
-            assembly.absorb(reply.kind & 0xff, reply.payload);
+            absorb(reply.kind & 0xff, reply.payload);
         }
         Ok(())
     })?;

@@ -77,11 +77,6 @@ struct State {
     flows: HashMap<String, (u64, Vec<Entry>)>,
     /// Bumped by every call that may change the table (`lock_to_change`).
     generation: u64,
-    /// The table's digest when the watchdog last found it right, and the
-    /// generation then: while the generation stays, the table must keep
-    /// that digest; after the engine's own changes it must match the
-    /// model, built apart in a throwaway namespace.
-    seen: Option<(u64, u64)>,
 }
 
 impl State {
@@ -171,7 +166,6 @@ impl LinuxEngine {
                 links: BTreeMap::new(),
                 flows: HashMap::new(),
                 generation: 0,
-                seen: None,
             }),
             directory: new_directory(),
             flow_log: Arc::default(),
@@ -243,8 +237,13 @@ impl LinuxEngine {
         let _ = self.resolver.set(resolver);
     }
 
-    pub(crate) fn table_name(&self) -> String {
-        self.config.table.clone()
+    /// The packet counts of the table's named counters, by name (one
+    /// dump over the engine's socket; none if the kernel cannot be read).
+    pub(crate) fn counter_packets(&self) -> HashMap<String, u64> {
+        self.lock()
+            .socket
+            .counters(&self.config.table, None)
+            .unwrap_or_default()
     }
 
     /// The machines this engine enforces.
