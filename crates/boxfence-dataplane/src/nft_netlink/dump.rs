@@ -39,28 +39,11 @@ pub(crate) fn list_table(
     table: &str,
 ) -> Result<Option<Listing>, NfnlError> {
     let mut assembly = Assembly::new(table);
-    // Every request names the table in its attribute 1.
-    let mut ask = |assembly: &mut Assembly, what, kind, flags, set: Option<&str>| {
-        request(
-            socket,
-            &mut |k, p| assembly.absorb(k, p),
-            what,
-            kind,
-            flags,
-            |w| {
-                w.put_strz(1, table);
-                if let Some(set) = set {
-                    w.put_strz(2, set); // NFTA_SET_ELEM_LIST_SET
-                }
-            },
-        )
-    };
-    match ask(&mut assembly, "nf_tables table", GETTABLE, NLM_F_ACK, None) {
-        Err(NfnlError::Refused {
-            errno: Errno::ENOENT,
-            ..
-        }) => return Ok(None),
-        other => other?,
+    let found = requests(socket, &mut assembly, GETTABLE, NLM_F_ACK, table, &[""]);
+    match found?.pop().flatten() {
+        Some(Errno::ENOENT) => return Ok(None),
+        Some(errno) => return Err(refused("nf_tables table", errno)),
+        None => {}
     }
     for (what, kind) in [
         ("nf_tables chain dump", GETCHAIN),
@@ -68,49 +51,75 @@ pub(crate) fn list_table(
         ("nf_tables set dump", GETSET),
         ("nf_tables object dump", GETOBJ),
     ] {
-        ask(&mut assembly, what, kind, NLM_F_DUMP, None)?;
+        if let Some(errno) = requests(socket, &mut assembly, kind, NLM_F_DUMP, table, &[""])?
+            .pop()
+            .flatten()
+        {
+            return Err(refused(what, errno));
+        }
     }
+    // One dump per set: the kernel runs one dump at a time per socket
+    // (it refuses a second with `EBUSY` until the first has been read
+    // to its end), so they cannot share a datagram.
     for set in assembly.sets_to_fill() {
-        let what = "nf_tables element dump";
-        ask(&mut assembly, what, GETSETELEM, NLM_F_DUMP, Some(&set))?;
+        if let Some(errno) = requests(socket, &mut assembly, GETSETELEM, NLM_F_DUMP, table, &[set])?
+            .pop()
+            .flatten()
+        {
+            return Err(refused("nf_tables element dump", errno));
+        }
     }
     Ok(Some(assembly.finish()))
 }
 
-/// Sends one request and feeds its answers (`NFT_MSG_*` kind, payload)
-/// to `absorb`.
-fn request(
+fn refused(request: &'static str, errno: Errno) -> NfnlError {
+    NfnlError::Refused { request, errno }
+}
+
+/// Sends one request of kind `kind` about table `inet <table>` per name
+/// in `names` (a set's name, or empty), all in one datagram, and feeds
+/// the answers to `assembly`; returns each request's error, if any. A
+/// request that was not answered in time fails the whole call.
+fn requests(
     socket: &mut NfnlSocket,
-    absorb: &mut impl FnMut(u16, &[u8]),
-    what: &'static str,
+    assembly: &mut Assembly,
     kind: u16,
     flags: u16,
-    attributes: impl FnOnce(&mut Writer),
-) -> Result<(), NfnlError> {
-    let seq = socket.reserve(1);
-    let mut w = Writer::with_capacity(64);
-    let start = w.begin_message(
-        NFNL_SUBSYS_NFTABLES << 8 | kind,
-        NLM_F_REQUEST | flags,
-        seq,
-        NFPROTO_INET,
-        0,
-    );
-    attributes(&mut w);
-    w.end_message(start);
-    let outcome = socket.exchange(what, w.bytes(), seq..seq + 1, |reply| {
-        if reply.kind >> 8 == NFNL_SUBSYS_NFTABLES {
-            absorb(reply.kind & 0xff, reply.payload);
+    table: &str,
+    names: &[impl AsRef<str>],
+) -> Result<Vec<Option<Errno>>, NfnlError> {
+    let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
+    let first = socket.reserve(count);
+    let mut w = Writer::with_capacity(64 * names.len());
+    for (seq, name) in (first..).zip(names) {
+        let start = w.begin_message(
+            NFNL_SUBSYS_NFTABLES << 8 | kind,
+            NLM_F_REQUEST | flags,
+            seq,
+            NFPROTO_INET,
+            0,
+        );
+        // The table's attribute is 1 in every request; a set of a
+        // `GETSETELEM` (`NFTA_SET_ELEM_LIST_SET`) is 2.
+        w.put_strz(1, table);
+        let name = name.as_ref();
+        if !name.is_empty() {
+            w.put_strz(2, name);
         }
-        Ok(())
-    })?;
-    match outcome.into_iter().next() {
-        Some(Err(errno)) => Err(NfnlError::Refused {
-            request: what,
-            errno,
-        }),
-        _ => Ok(()),
+        w.end_message(start);
     }
+    let outcomes = socket.exchange(
+        "nf_tables dump",
+        w.bytes(),
+        first..first.wrapping_add(count),
+        |reply| {
+            if reply.kind >> 8 == NFNL_SUBSYS_NFTABLES {
+                assembly.absorb(reply.kind & 0xff, reply.payload);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(outcomes.into_iter().map(Result::err).collect())
 }
 
 /// The messages of one table, gathered into a listing: the kernel's dump,

@@ -203,3 +203,67 @@ fn kernel_every_kind_of_alteration_is_named() {
         assert_eq!(loaded.differences(), [], "{alteration}: restored");
     }
 }
+
+/// Prints what the watchdog's comparison costs at 1,000 boxes, its parts,
+/// and what the `nft -j` listing it replaced cost on the same table:
+/// `cargo test -p boxfence-dataplane listing_timing -- --ignored --nocapture` as root.
+#[test]
+#[ignore = "a timing printout, not a check"]
+fn listing_timing() {
+    let Some(ns) = ScratchNetns::new("listing-timing") else {
+        return;
+    };
+    let mut socket = ns.nft_socket();
+    let mut watch = NftWatch::open_in(&ns.host()).expect("watch");
+    let mut ruleset = Ruleset::new(config());
+    let custom = json!({"mode": "custom", "allowedDomains": ["api.github.com"],
+        "allowedCidrs": ["104.16.0.0/12", "198.51.100.7/32", "2001:db8::/32"],
+        "deniedCidrs": ["104.16.120.0/24"]});
+    let policies: Vec<_> = (0..1000)
+        .map(|i| {
+            effective(
+                &format!("m{i:04}"),
+                custom.clone(),
+                &[web_policy(&[80, 443])],
+            )
+        })
+        .collect();
+    let links: Vec<_> = (0..1000u16)
+        .map(|i| BoxLink {
+            ipv4: std::net::Ipv4Addr::from(0x0ac8_0002 + u32::from(i)),
+            ipv6: std::net::Ipv6Addr::from(0xfd00_0b0f_u128 << 96 | (2 + u128::from(i))),
+            zone: i + 2,
+            ..link(&format!("m{i:04}"), 2)
+        })
+        .collect();
+    let boxes: Vec<_> = links.iter().cloned().zip(policies.iter()).collect();
+    let _ = ruleset.upsert_boxes(&boxes);
+    let full = ruleset.full();
+    let started = std::time::Instant::now();
+    socket.apply(full.table(), full.commands()).expect("loads");
+    let load = started.elapsed();
+    let started = std::time::Instant::now();
+    let expected = ruleset.listing().expect("lowers");
+    let model = started.elapsed();
+    let started = std::time::Instant::now();
+    let found = watch.list_table("boxfence").expect("dump").expect("table");
+    let read = started.elapsed();
+    let started = std::time::Instant::now();
+    assert_eq!(expected.differences(&found), []);
+    let compare = started.elapsed();
+    let started = std::time::Instant::now();
+    ns.host()
+        .run(
+            "nft",
+            &["-j", "-s", "list", "table", "inet", "boxfence"],
+            None,
+        )
+        .expect("nft -j");
+    let nft_json = started.elapsed();
+    println!(
+        "1,000 boxes, {} sets, {} chains: whole table over netlink {load:?}; the model's listing {model:?}; \
+         the table read back over netlink {read:?}; compared {compare:?}; (nft -j -s list table {nft_json:?})",
+        found.sets.len(),
+        found.chains.len()
+    );
+}
