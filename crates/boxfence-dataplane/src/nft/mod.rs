@@ -238,6 +238,8 @@ pub enum Element {
 /// One command of a transaction on the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Creates the table unless it exists.
+    AddTable,
     /// Creates a regular chain unless it exists.
     AddChain(String),
     /// Creates a base chain on the ingress hook of one device unless it

@@ -22,6 +22,7 @@ fn declaration(kind: SetKind) -> &'static str {
 /// One command as one line for table `inet <table>`.
 pub fn command_line(table: &str, command: &Command) -> String {
     match command {
+        Command::AddTable => format!("add table inet {table}"),
         Command::AddChain(name) => format!("add chain inet {table} {name}"),
         Command::AddIngressChain { name, device } => format!(
             "add chain inet {table} {name} {{ type filter hook ingress device \"{device}\" priority filter; policy accept; }}"

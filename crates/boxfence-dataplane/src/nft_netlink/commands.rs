@@ -13,6 +13,7 @@ use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Writer, attr_size};
 use crate::nft::{Command, Element, SetKind, Verdict, command_line};
 
 /// `NFT_MSG_*` kinds.
+const NEWTABLE: u16 = 0;
 const NEWCHAIN: u16 = 3;
 const DELCHAIN: u16 = 5;
 const NEWRULE: u16 = 6;
@@ -62,6 +63,9 @@ pub(super) fn encode(table: &str, seq: u32, commands: &[Command]) -> Result<Batc
             ack: if last { NLM_F_ACK } else { 0 },
         };
         match command {
+            Command::AddTable => message.send(NEWTABLE, NLM_F_CREATE, table, |w| {
+                w.put_strz(1, table); // NFTA_TABLE_NAME
+            }),
             Command::AddChain(name) => message.send(NEWCHAIN, NLM_F_CREATE, name, |w| {
                 chain_named(w, table, name);
             }),
@@ -184,6 +188,7 @@ impl Message<'_> {
 
 fn operation_name(kind: u16) -> &'static str {
     match kind {
+        NEWTABLE => "NEWTABLE",
         NEWCHAIN => "NEWCHAIN",
         DELCHAIN => "DELCHAIN",
         NEWRULE => "NEWRULE",

@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use boxfence_dataplane::HostNetns;
+use boxfence_dataplane::features::BoxLinkPath;
 use boxfence_dataplane::nft_watch::NftWatch;
 use boxfence_dataplane::ruleset::Ruleset;
 
@@ -131,6 +132,14 @@ impl LinuxEngine {
         state.generation += 1;
         state.seen = None;
         state.flows.clear();
+        if self.paths.box_link == BoxLinkPath::LinkFirst {
+            // The table hooks chains only on devices that exist here: a
+            // box link someone deleted is made again first.
+            let errors = self.repair_links(state.links.values());
+            if !errors.is_empty() {
+                return Err(EngineError::Kernel(errors.join("; ")));
+            }
+        }
         self.config
             .host
             .nft(&state.ruleset.full().to_text())
