@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use boxfence_dataplane::nft_netlink::NftSocket;
 use boxfence_dataplane::ruleset::{DENIED, NEW_IN, NEW_OUT, box_counter};
 use boxfence_resolver::histogram::Histogram;
 
@@ -175,32 +176,17 @@ impl LinuxEngine {
         out
     }
 
-    /// Named counters of the table: name → packets.
+    /// Named counters of the table: name → packets (one netlink dump;
+    /// empty when the table cannot be read).
     fn kernel_counters(&self) -> BTreeMap<String, u64> {
         let table = self.table_name();
-        let Ok(json) = self.host().run(
-            "nft",
-            &["-j", "list", "counters", "table", "inet", &table],
-            None,
-        ) else {
-            return BTreeMap::new();
-        };
-        let Ok(listing) = serde_json::from_str::<serde_json::Value>(&json) else {
-            return BTreeMap::new();
-        };
-        listing
-            .get("nftables")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|object| {
-                let counter = object.get("counter")?;
-                Some((
-                    counter.get("name")?.as_str()?.to_owned(),
-                    counter.get("packets")?.as_u64()?,
-                ))
-            })
-            .collect()
+        let counters = self
+            .host()
+            .in_netns(NftSocket::open)
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|mut socket| socket.counters(&table, None).ok());
+        counters.into_iter().flatten().collect()
     }
 }
 
