@@ -116,6 +116,23 @@ impl HostNetns {
         })
     }
 
+    /// Runs `f` on a fresh thread in a new, empty network namespace of its
+    /// own (what `f` runs through the [`HostNetns`] it is given runs there
+    /// too); the kernel frees the namespace when `f` and its children are
+    /// done. For building a ruleset nowhere near the host's traffic.
+    pub fn throwaway<T: Send>(f: impl FnOnce(&Self) -> T + Send) -> Result<T, CommandError> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| enter_error(&format!("unshare(CLONE_NEWNET): {e}")))?;
+                    Ok(f(&Self::current()))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(enter_error("the thread panicked")))
+        })
+    }
+
     /// Moves the calling thread into this namespace (no-op for the current
     /// one). Only for threads made for that purpose.
     pub fn enter(&self) -> Result<(), CommandError> {

@@ -7,6 +7,21 @@ use crate::HostNetns;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// Whether `test` can run its kernel part: root, or else (after saying
+/// why) false; when not root under `CI=true` it panics, so CI cannot pass
+/// by skipping.
+pub(crate) fn running_as_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs root, and CI must run it"
+    );
+    eprintln!("skipping {test}: needs root (network namespaces, nftables)");
+    false
+}
+
 /// A network namespace of its own for one test, deleted on drop.
 #[derive(Debug)]
 pub(crate) struct ScratchNetns {
@@ -14,15 +29,9 @@ pub(crate) struct ScratchNetns {
 }
 
 impl ScratchNetns {
-    /// Creates one, or `None` (after saying why) when not root; when not
-    /// root under `CI=true` it panics, so CI cannot pass by skipping.
+    /// Creates one, or `None` when not root (see [`running_as_root`]).
     pub(crate) fn new(test: &str) -> Option<Self> {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{test} needs root, and CI must run it"
-            );
-            eprintln!("skipping {test}: needs root (network namespaces, nftables)");
+        if !running_as_root(test) {
             return None;
         }
         let name = format!(

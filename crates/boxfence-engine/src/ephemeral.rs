@@ -79,6 +79,7 @@ impl EphemeralRun {
             mark: 0x0100_0000,
             resolver_port: 53,
             host: HostNetns::current(),
+            avoid: Vec::new(),
         };
         let engine = LinuxEngine::start(config)?;
         let result = engine

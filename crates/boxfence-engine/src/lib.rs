@@ -87,6 +87,9 @@ pub enum EngineError {
     /// A command could not be started inside the machine.
     #[error("exec failed: {0}")]
     Exec(String),
+    /// The kernel lacks a feature the data plane cannot work without.
+    #[error(transparent)]
+    Unsupported(#[from] boxfence_dataplane::features::MissingFeature),
 }
 
 /// The data plane as the control plane sees it. Every method returns only

@@ -1,9 +1,11 @@
 //! The engine's metrics in the Prometheus text format. Labels are bounded:
 //! `machine` takes one value per box on this host, `direction` two.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use boxfence_dataplane::nft_netlink::NftSocket;
 use boxfence_dataplane::ruleset::{DENIED, NEW_IN, NEW_OUT, box_counter};
 use boxfence_resolver::histogram::Histogram;
 
@@ -28,7 +30,7 @@ impl LinuxEngine {
             "# HELP boxfence_machines Machines this host enforces.\n# TYPE boxfence_machines gauge"
         );
         let _ = writeln!(out, "boxfence_machines {}", ids.len());
-        let counters = self.counter_packets();
+        let counters = self.kernel_counters();
         let packets =
             |id: &str, which: &str| counters.get(&box_counter(id, which)).copied().unwrap_or(0);
         family(
@@ -172,6 +174,19 @@ impl LinuxEngine {
             metrics.repairs.load(Ordering::Relaxed)
         );
         out
+    }
+
+    /// Named counters of the table: name → packets (one netlink dump;
+    /// empty when the table cannot be read).
+    fn kernel_counters(&self) -> BTreeMap<String, u64> {
+        let table = self.table_name();
+        let counters = self
+            .host()
+            .in_netns(NftSocket::open)
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|mut socket| socket.counters(&table, None).ok());
+        counters.into_iter().flatten().collect()
     }
 }
 

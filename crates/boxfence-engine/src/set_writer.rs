@@ -167,12 +167,11 @@ fn commit(table: &str, socket: &mut NftSocket, requests: Vec<Request>) {
 }
 
 fn apply(table: &str, socket: &mut NftSocket, elements: &[SetElement], add: bool) -> Written {
-    // Removal tolerates elements already gone (expired): destroy, not
-    // delete (Linux 6.3+).
+    // Removal tolerates elements already gone (expired).
     let result = if add {
         socket.add_elements(table, elements)
     } else {
-        socket.destroy_elements(table, elements)
+        socket.remove_elements(table, elements)
     };
     result.map_err(|e| e.to_string())
 }

@@ -201,9 +201,10 @@ impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match error {
             EngineError::Unavailable(_) => Self::NoDataPlane(error.to_string()),
-            EngineError::NoSuchMachine(_) | EngineError::Kernel(_) | EngineError::Exec(_) => {
-                Self::DataPlane(error.to_string())
-            }
+            EngineError::NoSuchMachine(_)
+            | EngineError::Kernel(_)
+            | EngineError::Exec(_)
+            | EngineError::Unsupported(_) => Self::DataPlane(error.to_string()),
         }
     }
 }

@@ -95,6 +95,7 @@ pub(crate) fn linux_config(
         mark: 0x0100_0000,
         resolver_port: 53,
         host: boxfence_dataplane::HostNetns::current(),
+        avoid: Vec::new(),
     })
 }
 

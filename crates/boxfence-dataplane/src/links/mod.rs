@@ -207,6 +207,18 @@ impl LinkConfig {
     pub fn exists(&self, id: &str) -> bool {
         self.netns_path(id).exists()
     }
+
+    /// Makes the box's namespace and link anew when either is gone (what
+    /// is left of them is removed first); true when it did.
+    pub fn repair(&self, host: &HostNetns, link: &BoxLink) -> Result<bool, LinkError> {
+        let device =
+            host.in_netns(|| RtSocket::open().and_then(|mut s| s.ifindex(&link.ifname)))?;
+        if device.is_ok() && self.exists(&link.id) {
+            return Ok(false);
+        }
+        let _ = self.delete(host, link);
+        self.create(host, link).map(|()| true)
+    }
 }
 
 #[cfg(test)]

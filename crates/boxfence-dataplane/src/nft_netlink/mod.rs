@@ -37,4 +37,4 @@ mod tests;
 
 pub use element::{ElementKey, SetElement};
 pub use error::NetlinkError;
-pub use socket::{NftSocket, RefreshMode};
+pub use socket::{NftSocket, RefreshMode, RemovalMode};

@@ -21,19 +21,20 @@ pub(super) struct Acks {
     expect_ack: Vec<bool>,
     /// Acknowledgements asked for and not yet read.
     remaining: usize,
-    /// The first refused message: its index and the kernel's error.
-    first_error: Option<(usize, Errno)>,
+    /// The refused messages: index and the kernel's error.
+    errors: Vec<(usize, Errno)>,
 }
 
 /// The batch's fate once every reply is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Outcome {
     /// Still waiting for acknowledgements.
     Pending,
     /// Every message was acknowledged without error: committed.
     Committed,
-    /// Message `index` was refused: nothing was applied.
-    Refused { index: usize, errno: Errno },
+    /// These messages (index, error; in order) were refused: nothing
+    /// was applied.
+    Refused(Vec<(usize, Errno)>),
     /// The batch as a whole was refused.
     BatchRefused(Errno),
 }
@@ -45,7 +46,7 @@ impl Acks {
             acked: vec![false; batch.parts.len()],
             expect_ack: batch.expect_ack.clone(),
             remaining: batch.expect_ack.iter().filter(|&&ack| ack).count(),
-            first_error: None,
+            errors: Vec::new(),
         }
     }
 
@@ -78,18 +79,20 @@ impl Acks {
                 self.remaining -= 1;
             }
             if let Some(errno) = errno {
-                if self.first_error.is_none_or(|(first, _)| index < first) {
-                    self.first_error = Some((index, errno));
-                }
+                self.errors.push((index, errno));
             }
         }
         Ok(self.outcome())
     }
 
-    fn outcome(&self) -> Outcome {
-        match (self.remaining, self.first_error) {
-            (0, None) => Outcome::Committed,
-            (0, Some((index, errno))) => Outcome::Refused { index, errno },
+    fn outcome(&mut self) -> Outcome {
+        match (self.remaining, self.errors.is_empty()) {
+            (0, true) => Outcome::Committed,
+            (0, false) => {
+                let mut errors = std::mem::take(&mut self.errors);
+                errors.sort_unstable_by_key(|&(index, _)| index);
+                Outcome::Refused(errors)
+            }
             _ => Outcome::Pending,
         }
     }

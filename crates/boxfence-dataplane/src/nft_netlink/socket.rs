@@ -1,6 +1,6 @@
 //! The `NETLINK_NETFILTER` socket and one transaction per call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -26,11 +26,12 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// its old expiry. Linux 6.12 (upstream commit 4201f3938914, "netfilter:
 /// nf_tables: set element timeout update support") makes the same
 /// message set the element's timeout to the one given and its expiry to
-/// now + timeout, in the transaction.
+/// now + timeout, in the transaction. Which one the running kernel does
+/// is probed (`crate::features`), never read off its version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshMode {
-    /// One `NEWSETELEM` per set: needs Linux 6.12 or later for existing
-    /// elements to be refreshed.
+    /// One `NEWSETELEM` per set: needs the kernel to update timeouts in
+    /// place.
     InPlace,
     /// `NEWSETELEM`, `DELSETELEM`, `NEWSETELEM` of the same elements in
     /// the same batch, for older kernels: the first message makes sure
@@ -41,25 +42,19 @@ pub enum RefreshMode {
     DeleteAndAdd,
 }
 
-impl RefreshMode {
-    /// [`RefreshMode::InPlace`] on Linux 6.12 or later, else (or when the
-    /// release cannot be read) [`RefreshMode::DeleteAndAdd`].
-    pub fn for_running_kernel() -> Self {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        Self::for_release(&release)
-    }
-
-    /// The mode for a kernel release string such as `6.12.3-arch1`.
-    pub fn for_release(release: &str) -> Self {
-        let mut numbers = release
-            .trim()
-            .split(|c: char| !c.is_ascii_digit())
-            .map(|n| n.parse::<u32>().ok());
-        match (numbers.next().flatten(), numbers.next().flatten()) {
-            (Some(major), Some(minor)) if (major, minor) >= (6, 12) => Self::InPlace,
-            _ => Self::DeleteAndAdd,
-        }
-    }
+/// How [`NftSocket::remove_elements`] removes elements that may be gone
+/// already (expired, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalMode {
+    /// `NFT_MSG_DESTROYSETELEM` (Linux 6.3): the kernel skips elements
+    /// that are not there.
+    Destroy,
+    /// One `DELSETELEM` per element, for older kernels: one missing
+    /// element aborts the transaction, but the kernel answers every
+    /// message, so the answer names each missing one and the batch is
+    /// sent again without them (each retry is smaller; usually there is
+    /// none). Larger batches, the same outcome.
+    DeleteEach,
 }
 
 /// A `NETLINK_NETFILTER` socket bound to the network namespace it was
@@ -75,6 +70,7 @@ pub struct NftSocket {
     /// The next batch's `BATCH_BEGIN` sequence number.
     seq: u32,
     refresh: RefreshMode,
+    removal: RemovalMode,
     /// The kernel's `sk_sndbuf`: a batch must fit in it less 32 bytes.
     sndbuf: usize,
     reply: Vec<u8>,
@@ -82,14 +78,18 @@ pub struct NftSocket {
 
 impl NftSocket {
     /// Opens a socket in the calling thread's current network namespace.
-    /// Writing needs `CAP_NET_ADMIN` there (checked per batch).
+    /// Writing needs `CAP_NET_ADMIN` there (checked per batch). Element
+    /// writes start on the paths every kernel takes
+    /// ([`RefreshMode::DeleteAndAdd`], [`RemovalMode::DeleteEach`]) until
+    /// told the kernel has better ones.
     pub fn open() -> Result<Self, NetlinkError> {
         let (fd, sndbuf) = crate::nfnl::open_socket(REPLY_TIMEOUT)
             .map_err(|(op, errno)| NetlinkError::Socket { op, errno })?;
         Ok(Self {
             fd,
             seq: 1,
-            refresh: RefreshMode::for_running_kernel(),
+            refresh: RefreshMode::DeleteAndAdd,
+            removal: RemovalMode::DeleteEach,
             sndbuf,
             reply: vec![0; 64 * 1024],
         })
@@ -100,9 +100,19 @@ impl NftSocket {
         self.refresh
     }
 
-    /// Overrides the mode chosen from the kernel release.
+    /// Sets how existing elements' timeouts are refreshed.
     pub fn set_refresh_mode(&mut self, mode: RefreshMode) {
         self.refresh = mode;
+    }
+
+    /// How [`NftSocket::remove_elements`] removes elements.
+    pub fn removal_mode(&self) -> RemovalMode {
+        self.removal
+    }
+
+    /// Sets how elements that may be gone are removed.
+    pub fn set_removal_mode(&mut self, mode: RemovalMode) {
+        self.removal = mode;
     }
 
     /// Adds `elements` to sets of table `inet <table>` in one
@@ -145,14 +155,17 @@ impl NftSocket {
     }
 
     /// Like [`NftSocket::delete_elements`], but elements that are not
-    /// there are ignored (`NFT_MSG_DESTROYSETELEM`, Linux 6.3 or later;
-    /// older kernels answer `EOPNOTSUPP` or `EINVAL`).
-    pub fn destroy_elements(
+    /// there are no error (see [`RemovalMode`]). All or nothing: on error
+    /// no element was removed.
+    pub fn remove_elements(
         &mut self,
         table: &str,
         elements: &[SetElement],
     ) -> Result<(), NetlinkError> {
-        self.remove(table, elements, Operation::Destroy)
+        match self.removal {
+            RemovalMode::Destroy => self.remove(table, elements, Operation::Destroy),
+            RemovalMode::DeleteEach => self.delete_present(table, elements),
+        }
     }
 
     fn remove(
@@ -165,6 +178,39 @@ impl NftSocket {
         let steps: Vec<(Operation, &SetGroup<'_>)> =
             groups.iter().map(|g| (operation, g)).collect();
         self.transact(table, &steps)
+    }
+
+    /// [`RemovalMode::DeleteEach`]: a message per element, and again
+    /// without those the kernel found missing.
+    fn delete_present(&mut self, table: &str, elements: &[SetElement]) -> Result<(), NetlinkError> {
+        let mut singles: Vec<SetGroup<'_>> = group(table, elements)?
+            .into_iter()
+            .flat_map(|g| {
+                g.items.into_iter().map(move |item| SetGroup {
+                    set: g.set,
+                    items: vec![item],
+                })
+            })
+            .collect();
+        while !singles.is_empty() {
+            let steps: Vec<(Operation, &SetGroup<'_>)> =
+                singles.iter().map(|g| (Operation::Delete, g)).collect();
+            let batch = encode_batch(table, self.seq, &steps);
+            let refused = match self.send_and_collect(table, &batch)? {
+                Ok(()) => return Ok(()),
+                Err(refused) => refused,
+            };
+            if refused.iter().any(|&(_, errno)| errno != Errno::ENOENT) {
+                return Err(self.refusal(table, &batch, &refused));
+            }
+            let missing: HashSet<usize> = refused.iter().map(|&(index, _)| index).collect();
+            let mut index = 0;
+            singles.retain(|_| {
+                index += 1;
+                !missing.contains(&(index - 1))
+            });
+        }
+        Ok(())
     }
 
     /// Applies ruleset `commands` to table `inet <table>` as one
@@ -220,6 +266,17 @@ impl NftSocket {
     }
 
     fn send_batch(&mut self, table: &str, batch: &Batch) -> Result<(), NetlinkError> {
+        self.send_and_collect(table, batch)?
+            .map_err(|refused| self.refusal(table, batch, &refused))
+    }
+
+    /// Sends `batch` and waits for every answer: `Ok(Err(_))` lists the
+    /// refused messages (index, error), in order; nothing was applied.
+    fn send_and_collect(
+        &mut self,
+        table: &str,
+        batch: &Batch,
+    ) -> Result<Result<(), Vec<(usize, Errno)>>, NetlinkError> {
         // BEGIN, the parts, END.
         let used = u32::try_from(batch.parts.len() + 2).unwrap_or(u32::MAX);
         self.seq = self.seq.wrapping_add(used);
@@ -229,10 +286,6 @@ impl NftSocket {
         if sent != batch.bytes.len() {
             return Err(NetlinkError::Malformed("short send"));
         }
-        self.wait(table, batch)
-    }
-
-    fn wait(&mut self, table: &str, batch: &Batch) -> Result<(), NetlinkError> {
         let needed = batch.max_reply_len();
         if self.reply.len() < needed {
             self.reply.resize(needed, 0);
@@ -240,28 +293,34 @@ impl NftSocket {
         let mut acks = Acks::new(batch);
         self.receive(table, |datagram| match acks.absorb(datagram)? {
             Outcome::Pending => Ok(None),
-            Outcome::Committed => Ok(Some(())),
-            Outcome::Refused { index, errno } => {
-                let part = &batch.parts[index];
-                Err(match &part.command {
-                    Some(command) => NetlinkError::Command {
-                        command: command.clone(),
-                        errno,
-                    },
-                    None => NetlinkError::Kernel {
-                        operation: part.operation,
-                        table: table.to_owned(),
-                        set: part.set.clone(),
-                        elements: part.elements,
-                        errno,
-                    },
-                })
-            }
+            Outcome::Committed => Ok(Some(Ok(()))),
+            Outcome::Refused(refused) => Ok(Some(Err(refused))),
             Outcome::BatchRefused(errno) => Err(NetlinkError::Batch {
                 table: table.to_owned(),
                 errno,
             }),
         })
+    }
+
+    /// The error for a refused batch: its first refused message.
+    fn refusal(&self, table: &str, batch: &Batch, refused: &[(usize, Errno)]) -> NetlinkError {
+        let Some(&(index, errno)) = refused.first() else {
+            return NetlinkError::Malformed("a refusal without a refused message");
+        };
+        let part = &batch.parts[index];
+        match &part.command {
+            Some(command) => NetlinkError::Command {
+                command: command.clone(),
+                errno,
+            },
+            None => NetlinkError::Kernel {
+                operation: part.operation,
+                table: table.to_owned(),
+                set: part.set.clone(),
+                elements: part.elements,
+                errno,
+            },
+        }
     }
 
     /// Reads reply datagrams into `each` until it returns a value (or an

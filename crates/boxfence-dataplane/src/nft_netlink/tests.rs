@@ -17,7 +17,7 @@ use nix::errno::Errno;
 
 use super::message::{Operation, SetGroup, encode_batch, group};
 use super::reply::{Acks, Outcome};
-use super::{ElementKey, NetlinkError, RefreshMode, SetElement};
+use super::{ElementKey, NetlinkError, SetElement};
 use crate::netlink::{NLA_F_NESTED, messages};
 
 /// `nft add element inet t s4 { 10.1.2.3 timeout 30s }`.
@@ -303,32 +303,6 @@ fn timeouts_round_up_to_whole_milliseconds() {
     );
 }
 
-#[test]
-fn refresh_mode_follows_the_kernel_release() {
-    assert_eq!(RefreshMode::for_release("6.12.0"), RefreshMode::InPlace);
-    assert_eq!(
-        RefreshMode::for_release("6.18.44-fc-v782\n"),
-        RefreshMode::InPlace
-    );
-    assert_eq!(
-        RefreshMode::for_release("7.0.0-30-generic"),
-        RefreshMode::InPlace
-    );
-    assert_eq!(
-        RefreshMode::for_release("6.11.9-arch1"),
-        RefreshMode::DeleteAndAdd
-    );
-    assert_eq!(
-        RefreshMode::for_release("5.15.0-105-generic"),
-        RefreshMode::DeleteAndAdd
-    );
-    assert_eq!(RefreshMode::for_release(""), RefreshMode::DeleteAndAdd);
-    assert_eq!(
-        RefreshMode::for_release("garbage"),
-        RefreshMode::DeleteAndAdd
-    );
-}
-
 /// An `NLMSG_ERROR` reply to message `seq` (0: acknowledgement).
 fn reply(seq: u32, error: i32) -> Vec<u8> {
     let mut out = Vec::new();
@@ -385,16 +359,13 @@ fn replies_may_share_a_datagram() {
 }
 
 #[test]
-fn the_first_refused_message_is_reported() {
+fn every_refused_message_is_reported_in_order() {
     let batch = two_set_batch(10);
     let mut acks = Acks::new(&batch);
     let datagram = [reply(12, -22), reply(11, -2)].concat();
     assert_eq!(
         acks.absorb(&datagram).expect("parses"),
-        Outcome::Refused {
-            index: 0,
-            errno: Errno::ENOENT
-        }
+        Outcome::Refused(vec![(0, Errno::ENOENT), (1, Errno::EINVAL)])
     );
 }
 

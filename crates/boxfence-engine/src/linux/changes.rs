@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use boxfence_dataplane::features::BoxLinkPath;
 use boxfence_dataplane::ruleset::{BoxLink, Ruleset};
 use boxfence_policy::EffectivePolicy;
 
@@ -50,25 +51,35 @@ impl LinuxEngine {
         }
         self.write_resolv_conf(&machine.id)?;
         let host = &self.config.host;
-        // The rules name the interface, they do not need it to exist, and
-        // nothing runs in the box before this returns: the link and the
-        // rules are made side by side.
         let batch = state.ruleset.upsert_boxes(&[(link.clone(), policy)]);
-        let (linked, ruled) = std::thread::scope(|scope| {
-            let linking = scope.spawn(|| self.link_config.create(host, &link));
-            let ruled = state.commit(&batch);
-            let linked = linking
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (linked, ruled)
-        });
+        let (linked, ruled) = match self.paths.box_link {
+            // The rules name the interface, they do not need it to exist,
+            // and nothing runs in the box before this returns: the link
+            // and the rules are made side by side.
+            BoxLinkPath::SideBySide => std::thread::scope(|scope| {
+                let linking = scope.spawn(|| self.link_config.create(host, &link));
+                let ruled = state.commit(&batch);
+                let linked = linking
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (linked, ruled)
+            }),
+            // The kernel hooks a chain only on a device that exists. Until
+            // the chain is there, what the box sends is refused as
+            // unproved (`from_box`), and nothing runs in it yet anyway.
+            BoxLinkPath::LinkFirst => match self.link_config.create(host, &link) {
+                Ok(()) => (Ok(()), state.commit(&batch)),
+                Err(error) => (Err(error), Err("not tried: the link failed".to_owned())),
+            },
+        };
         let failure = match (&linked, &ruled) {
             (Err(error), _) => Some(kernel(error)),
             (_, Err(error)) => Some(kernel(error)),
             (Ok(()), Ok(())) => None,
         };
         if let Some(error) = failure {
-            // Undo whichever half succeeded.
+            // Undo whichever half succeeded (the model took the box in
+            // either way).
             if let (Some(undo), true) = (state.ruleset.remove_box(&link.id), ruled.is_ok()) {
                 let _ = state.commit(&undo);
             }
@@ -169,17 +180,6 @@ impl LinuxEngine {
             links.insert(link.id.clone(), link.clone());
             boxes.push((link, policy));
         }
-        // The whole table is replaced in one transaction: no moment where
-        // a box is less restricted than its policy.
-        let mut ruleset = Ruleset::new(state.ruleset.config().clone());
-        ruleset.upsert_boxes(&boxes);
-        state.commit(&ruleset.full()).map_err(EngineError::Kernel)?;
-        state.ruleset = ruleset;
-        // New counters: the flows known by them are known no more; and
-        // the learned elements went with the old table.
-        state.flows.clear();
-        self.directory.forget_written();
-        self.publish(&boxes)?;
         let mut errors = Vec::new();
         for stale in self.stale_namespaces(&links) {
             let link = BoxLink {
@@ -193,20 +193,44 @@ impl LinuxEngine {
                 errors.push(error.to_string());
             }
         }
-        for (id, link) in &links {
-            if !self.link_config.exists(id) {
-                self.write_resolv_conf(id)?;
-                if let Err(error) = self.link_config.create(host, link) {
-                    errors.push(error.to_string());
-                }
-            }
-        }
+        // Links first: older kernels hook a device chain only on a device
+        // that exists. A new link's traffic is refused as unproved until
+        // its chain is there.
+        errors.extend(self.repair_links(links.values()));
+        // The whole table is replaced in one transaction: no moment where
+        // a box is less restricted than its policy.
+        let mut ruleset = Ruleset::new(state.ruleset.config().clone());
+        ruleset.upsert_boxes(&boxes);
+        state.commit(&ruleset.full()).map_err(EngineError::Kernel)?;
+        state.ruleset = ruleset;
+        // New counters: the flows known by them are known no more; and
+        // the learned elements went with the old table.
+        state.flows.clear();
+        self.directory.forget_written();
+        self.publish(&boxes)?;
         state.links = links;
         if errors.is_empty() {
             Ok(())
         } else {
             Err(EngineError::Kernel(errors.join("; ")))
         }
+    }
+
+    /// Makes anew each box link whose namespace or device is gone (with
+    /// its resolv.conf); returns what failed.
+    pub(super) fn repair_links<'a>(&self, links: impl Iterator<Item = &'a BoxLink>) -> Vec<String> {
+        let mut errors = Vec::new();
+        for link in links {
+            let repaired = self.write_resolv_conf(&link.id).and_then(|()| {
+                self.link_config
+                    .repair(&self.config.host, link)
+                    .map_err(kernel)
+            });
+            if let Err(error) = repaired {
+                errors.push(error.to_string());
+            }
+        }
+        errors
     }
 
     /// Namespaces with this engine's prefix that the store no longer has.

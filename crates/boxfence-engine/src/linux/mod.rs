@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::conntrack::{Conntrack, Entry};
 use boxfence_dataplane::exec::{self, ExecSpec};
+use boxfence_dataplane::features::{Feature, KernelFeatures, Paths};
 use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::nft_watch::NftWatch;
 use boxfence_dataplane::routing::FailClosedRouting;
@@ -62,6 +63,9 @@ pub struct LinuxConfig {
     pub resolver_port: u16,
     /// Where the commands run (tests use a scratch namespace).
     pub host: HostNetns,
+    /// Kernel features not to use even where the kernel has them: their
+    /// fallbacks run instead (tests force each fallback this way).
+    pub avoid: Vec<Feature>,
 }
 
 #[derive(Debug)]
@@ -93,6 +97,9 @@ impl State {
 #[derive(Debug)]
 pub struct LinuxEngine {
     config: LinuxConfig,
+    /// What the kernel was found to have, and the paths taken for it.
+    kernel: KernelFeatures,
+    paths: Paths,
     link_config: LinkConfig,
     state: Mutex<State>,
     directory: Arc<Directory>,
@@ -119,6 +126,9 @@ impl LinuxEngine {
     /// Sets up the host (forwarding, fail-closed routing, an empty table)
     /// and starts the watchdog that restores a flushed ruleset.
     pub fn start(config: LinuxConfig) -> Result<Arc<Self>, EngineError> {
+        let features = KernelFeatures::probe(&config.avoid).map_err(kernel)?;
+        features.require()?;
+        let paths = features.paths();
         let gateways = config.pool.gateways();
         let table = TableConfig {
             table: config.table.clone(),
@@ -141,11 +151,14 @@ impl LinuxEngine {
         std::fs::create_dir_all(&config.state_dir).map_err(kernel)?;
         let mut ruleset = Ruleset::new(table);
         let open = || {
-            config
+            let mut socket = config
                 .host
                 .in_netns(NftSocket::open)
                 .map_err(kernel)?
-                .map_err(kernel)
+                .map_err(kernel)?;
+            socket.set_refresh_mode(paths.refresh);
+            socket.set_removal_mode(paths.removal);
+            Ok::<_, EngineError>(socket)
         };
         let mut socket = open()?;
         let mut nft = NftWatch::open_in(&config.host).map_err(kernel)?;
@@ -159,6 +172,8 @@ impl LinuxEngine {
         }
         let conntrack = Conntrack::open_in(&config.host).map_err(kernel)?;
         let engine = Arc::new(Self {
+            kernel: features,
+            paths,
             link_config,
             state: Mutex::new(State {
                 ruleset,
@@ -215,6 +230,16 @@ impl LinuxEngine {
         }
     }
 
+    /// What probing found of the kernel's features.
+    pub fn kernel_features(&self) -> &KernelFeatures {
+        &self.kernel
+    }
+
+    /// The path each part of the data plane takes on this kernel.
+    pub fn paths(&self) -> Paths {
+        self.paths
+    }
+
     /// The resolver's directory of boxes.
     pub fn directory(&self) -> Arc<Directory> {
         Arc::clone(&self.directory)
@@ -237,13 +262,8 @@ impl LinuxEngine {
         let _ = self.resolver.set(resolver);
     }
 
-    /// The packet counts of the table's named counters, by name (one
-    /// dump over the engine's socket; none if the kernel cannot be read).
-    pub(crate) fn counter_packets(&self) -> HashMap<String, u64> {
-        self.lock()
-            .socket
-            .counters(&self.config.table, None)
-            .unwrap_or_default()
+    pub(crate) fn table_name(&self) -> String {
+        self.config.table.clone()
     }
 
     /// The machines this engine enforces.

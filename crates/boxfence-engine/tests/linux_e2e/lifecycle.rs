@@ -42,7 +42,7 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
     let stale = rig.create("stale1", json!({"mode": "allow-all"}), &[]);
     // A second engine starts as a restarted daemon would: the table left
     // behind keeps enforcing until reconcile replaces it.
-    let restarted = LinuxEngine::start(Rig::config(&rig.lab)).expect("second engine");
+    let restarted = LinuxEngine::start(rig.engine_config()).expect("second engine");
     assert_eq!(
         rig.curl(&kept, &format!("http://{SERVER_V4}/")),
         REFUSED,

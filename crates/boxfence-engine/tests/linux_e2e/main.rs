@@ -10,6 +10,7 @@ use boxfence_lab::harness::run_tests;
 use boxfence_lab::require_root;
 
 mod enforcement;
+mod fallbacks;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;
@@ -38,10 +39,16 @@ fn main() {
     ]
     .concat();
     let own = [races::TESTS].concat();
+    let fallback_names: Vec<(String, rig::Test)> = fallbacks::pick(&shared);
     let tests: Vec<(&str, Case)> = shared
         .into_iter()
         .map(|(name, test)| (name, Case::Shared(test)))
         .chain(own.into_iter().map(|(name, test)| (name, Case::Own(test))))
+        .chain(
+            fallback_names
+                .iter()
+                .map(|(name, test)| (name.as_str(), Case::Fallback(*test))),
+        )
         .collect();
     run_tests(
         "linux_e2e",
@@ -51,6 +58,7 @@ fn main() {
         |case| match case {
             Case::Shared(test) => test(&rig::Rig::new()),
             Case::Own(test) => test(),
+            Case::Fallback(test) => test(&rig::Rig::with_fallbacks()),
         },
     );
 }
@@ -62,4 +70,6 @@ enum Case {
     Shared(rig::Test),
     /// Its own kind, made by the test.
     Own(rig::OwnRigTest),
+    /// A usual one whose engine takes every kernel fallback.
+    Fallback(rig::Test),
 }

@@ -8,6 +8,7 @@ pub(crate) use std::sync::Arc;
 pub(crate) use std::time::{Duration, Instant};
 
 pub(crate) use boxfence_dataplane::HostNetns;
+pub(crate) use boxfence_dataplane::features::Feature;
 pub(crate) use boxfence_engine::{
     AddressPool, Engine, ExecOutput, ExecRequest, LinuxConfig, LinuxEngine, MachineAddresses,
     MachineSpec, ResolverHandle, SharedLinuxEngine,
@@ -44,22 +45,31 @@ pub(crate) struct Rig {
     pub(crate) lab: Lab,
     pub(crate) pool: AddressPool,
     pub(crate) blocked: Arc<AlwaysBlocked>,
+    /// The kernel features its engine avoids.
+    avoid: Vec<Feature>,
 }
 
 impl Rig {
     pub(crate) fn new() -> Self {
-        Self::build(None)
+        Self::build(None, Vec::new())
     }
 
     /// A rig whose resolver asks a slow upstream, which holds every
     /// answer of the lab's DNS for `delay`.
     pub(crate) fn with_slow_upstream(delay: Duration) -> Self {
-        Self::build(Some(delay))
+        Self::build(Some(delay), Vec::new())
     }
 
-    fn build(upstream_delay: Option<Duration>) -> Self {
+    /// A rig whose engine uses none of the optional kernel features: every
+    /// fallback path runs, as on the oldest kernels supported.
+    pub(crate) fn with_fallbacks() -> Self {
+        let optional = Feature::ALL.into_iter().filter(|f| !f.required());
+        Self::build(None, optional.collect())
+    }
+
+    fn build(upstream_delay: Option<Duration>, avoid: Vec<Feature>) -> Self {
         let lab = Lab::new().expect("lab comes up");
-        let config = Self::config(&lab);
+        let config = Self::config(&lab, avoid.clone());
         let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -105,12 +115,22 @@ impl Rig {
             lab,
             pool,
             blocked,
+            avoid,
         }
     }
 
-    /// The engine configuration for `lab`.
-    pub(crate) fn config(lab: &Lab) -> LinuxConfig {
-        lab_config(lab, HostNetns::at(lab.host_netns_path()))
+    /// The engine configuration for `lab`, avoiding `avoid`.
+    fn config(lab: &Lab, avoid: Vec<Feature>) -> LinuxConfig {
+        LinuxConfig {
+            avoid,
+            ..lab_config(lab, HostNetns::at(lab.host_netns_path()))
+        }
+    }
+
+    /// The configuration of this rig's engine, for another engine on it
+    /// (a restarted daemon).
+    pub(crate) fn engine_config(&self) -> LinuxConfig {
+        Self::config(&self.lab, self.avoid.clone())
     }
 
     /// Creates box `id` with a box policy and app policies.

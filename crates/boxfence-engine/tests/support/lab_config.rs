@@ -37,5 +37,6 @@ pub(crate) fn lab_config(lab: &Lab, host: HostNetns) -> LinuxConfig {
         mark: 0x0100_0000,
         resolver_port: 53,
         host,
+        avoid: Vec::new(),
     }
 }

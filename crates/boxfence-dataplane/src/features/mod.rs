@@ -1,0 +1,258 @@
+//! What the running kernel can do, found by trying it (distributions
+//! backport, so version numbers lie), and which path each part of the
+//! data plane takes because of it.
+//!
+//! [`KernelFeatures::probe`] tries each feature in a throwaway network
+//! namespace; [`KernelFeatures::paths`] turns the findings into plain
+//! decisions ([`Paths`]), testable without root. A feature the data plane
+//! cannot work without makes [`KernelFeatures::require`] fail with the
+//! feature, why it is needed and the oldest mainline kernel that has it.
+
+mod probe;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::nft_netlink::{RefreshMode, RemovalMode};
+
+pub use probe::ProbeError;
+
+/// A kernel feature the data plane uses or can do without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Feature {
+    /// nf_tables chains of an `inet` table on a device's ingress hook,
+    /// setting a conntrack zone and a mark there.
+    InetIngress,
+    /// ctnetlink: listing and deleting conntrack entries.
+    Ctnetlink,
+    /// nfnetlink_log: packets logged to a netlink group.
+    Nflog,
+    /// An ingress chain may name a device that does not exist yet.
+    HookBeforeDevice,
+    /// `NFT_MSG_DESTROYSETELEM`: deleting set elements that may be gone.
+    DestroyElement,
+    /// Re-adding a set element replaces its timeout and expiry.
+    ElementTimeoutUpdate,
+}
+
+impl Feature {
+    /// Every feature, in report order.
+    pub const ALL: [Self; 6] = [
+        Self::InetIngress,
+        Self::Ctnetlink,
+        Self::Nflog,
+        Self::HookBeforeDevice,
+        Self::DestroyElement,
+        Self::ElementTimeoutUpdate,
+    ];
+
+    /// Its name in logs, reports and configuration (`[kernel] avoid`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InetIngress => "inet_ingress",
+            Self::Ctnetlink => "ctnetlink",
+            Self::Nflog => "nflog",
+            Self::HookBeforeDevice => "hook_before_device",
+            Self::DestroyElement => "destroy_element",
+            Self::ElementTimeoutUpdate => "element_timeout_update",
+        }
+    }
+
+    /// The feature called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// What boxfence does with it.
+    pub fn purpose(self) -> &'static str {
+        match self {
+            Self::InetIngress => {
+                "each box's chain on its device's ingress proves the source address and sets the box's conntrack zone before conntrack (anti-spoofing)"
+            }
+            Self::Ctnetlink => "open flows a policy change revokes are cut",
+            Self::Nflog => "every denied packet is reported with its reason",
+            Self::HookBeforeDevice => {
+                "a box's link and its chain are made side by side (else the link first)"
+            }
+            Self::DestroyElement => {
+                "learned addresses are removed in one message per set (else one per address)"
+            }
+            Self::ElementTimeoutUpdate => {
+                "a learned address's timeout is refreshed in place (else deleted and re-added in the same transaction)"
+            }
+        }
+    }
+
+    /// The oldest mainline kernel that has it.
+    pub fn since(self) -> &'static str {
+        match self {
+            Self::InetIngress => "5.10",
+            Self::Ctnetlink | Self::Nflog => "2.6.14",
+            Self::HookBeforeDevice => "6.16",
+            Self::DestroyElement => "6.3",
+            Self::ElementTimeoutUpdate => "6.12",
+        }
+    }
+
+    /// Whether boxfence cannot work without it.
+    pub fn required(self) -> bool {
+        matches!(self, Self::InetIngress | Self::Ctnetlink | Self::Nflog)
+    }
+}
+
+impl fmt::Display for Feature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What probing found of one feature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// The kernel did it.
+    Found,
+    /// The kernel has it, but the configuration says not to use it (a
+    /// test switch that forces the fallback, or a workaround).
+    Avoided,
+    /// The kernel refused it: its answer.
+    Missing(String),
+}
+
+/// The running kernel's release and what probing found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFeatures {
+    /// `uname -r`.
+    pub release: String,
+    /// Every probed feature.
+    pub found: BTreeMap<Feature, Presence>,
+}
+
+/// A feature boxfence cannot work without is missing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the kernel lacks {feature} ({}), which boxfence needs: {}; mainline Linux {} and later have it (kernel {release} answered: {answer})",
+    .feature.name(), .feature.purpose(), .feature.since()
+)]
+pub struct MissingFeature {
+    /// The feature.
+    pub feature: Feature,
+    /// The running kernel.
+    pub release: String,
+    /// What the kernel answered when it was tried.
+    pub answer: String,
+}
+
+impl KernelFeatures {
+    /// Findings as given (for tests and reports made elsewhere).
+    pub fn new(release: impl Into<String>, found: BTreeMap<Feature, Presence>) -> Self {
+        Self {
+            release: release.into(),
+            found,
+        }
+    }
+
+    /// Whether the data plane may use `feature`.
+    pub fn has(&self, feature: Feature) -> bool {
+        self.found.get(&feature) == Some(&Presence::Found)
+    }
+
+    /// The first required feature that is missing (or avoided: the
+    /// configuration cannot wish a required feature away), if any.
+    pub fn require(&self) -> Result<(), MissingFeature> {
+        for feature in Feature::ALL.into_iter().filter(|f| f.required()) {
+            let answer = match self.found.get(&feature) {
+                Some(Presence::Found) => continue,
+                Some(Presence::Missing(answer)) => answer.clone(),
+                Some(Presence::Avoided) => "avoided by the configuration".to_owned(),
+                None => "not probed".to_owned(),
+            };
+            return Err(MissingFeature {
+                feature,
+                release: self.release.clone(),
+                answer,
+            });
+        }
+        Ok(())
+    }
+
+    /// The path each part of the data plane takes on this kernel.
+    pub fn paths(&self) -> Paths {
+        Paths {
+            box_link: if self.has(Feature::HookBeforeDevice) {
+                BoxLinkPath::SideBySide
+            } else {
+                BoxLinkPath::LinkFirst
+            },
+            removal: if self.has(Feature::DestroyElement) {
+                RemovalMode::Destroy
+            } else {
+                RemovalMode::DeleteEach
+            },
+            refresh: if self.has(Feature::ElementTimeoutUpdate) {
+                RefreshMode::InPlace
+            } else {
+                RefreshMode::DeleteAndAdd
+            },
+        }
+    }
+}
+
+/// How a box's link and its device chain are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoxLinkPath {
+    /// Both at once: the chain may name a device that comes later.
+    SideBySide,
+    /// The link first, then the batch that hooks its chain (older
+    /// kernels refuse a chain on a device that is not there). Nothing runs
+    /// in the box before both are made, and a box device without its
+    /// chain has its traffic refused as unproved (`from_box`).
+    LinkFirst,
+}
+
+/// The paths the data plane takes; each has a fallback that every
+/// supported kernel takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paths {
+    /// Box link and device chain.
+    pub box_link: BoxLinkPath,
+    /// Removing learned elements that may have expired.
+    pub removal: RemovalMode,
+    /// Refreshing learned elements' timeouts.
+    pub refresh: RefreshMode,
+}
+
+impl Paths {
+    /// Each part, the path it takes and whether that is the fallback,
+    /// for logs and reports.
+    pub fn describe(&self) -> [(&'static str, &'static str, bool); 3] {
+        [
+            (
+                "box link",
+                match self.box_link {
+                    BoxLinkPath::SideBySide => "link and device chain side by side",
+                    BoxLinkPath::LinkFirst => "link first, then its device chain",
+                },
+                self.box_link == BoxLinkPath::LinkFirst,
+            ),
+            (
+                "learned address removal",
+                match self.removal {
+                    RemovalMode::Destroy => "DESTROYSETELEM",
+                    RemovalMode::DeleteEach => "DELSETELEM per address, missing ones skipped",
+                },
+                self.removal == RemovalMode::DeleteEach,
+            ),
+            (
+                "learned address refresh",
+                match self.refresh {
+                    RefreshMode::InPlace => "timeout updated in place",
+                    RefreshMode::DeleteAndAdd => "deleted and re-added in one transaction",
+                },
+                self.refresh == RefreshMode::DeleteAndAdd,
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests;
