@@ -19,11 +19,17 @@ use crate::HostNetns;
 
 /// How long a request waits for the kernel's answers.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a listener's read returns when nothing arrives, so its
+/// thread notices when to stop.
+const LISTEN_WAKE: Duration = Duration::from_secs(1);
 /// Dumps arrive in datagrams of up to 32 KiB; acknowledgements are small.
 const RECV_BUFFER: usize = 64 * 1024;
 /// The receive buffer of a request socket, so a burst of acknowledgements
 /// is not dropped.
 const REQUEST_RCVBUF: usize = 1 << 20;
+/// The receive buffer of a listener: a flood must not block the kernel
+/// side; what overflows is lost, and the reader is told.
+const LISTEN_RCVBUF: usize = 4 << 20;
 /// Netlink refuses a datagram larger than the send buffer less this.
 const SNDBUF_SPARE: usize = 32;
 
@@ -112,6 +118,14 @@ impl Socket {
     pub(crate) fn open_in(family: Family, host: &HostNetns) -> Result<Self, SocketError> {
         host.in_netns(|| Self::open(family))
             .map_err(|error| SocketError::Namespace(error.to_string()))?
+    }
+
+    /// A socket that listens to the multicast `groups` (a bitmask of
+    /// groups 1 to 32, 0 for none: NFLOG binds its group by request) in
+    /// the calling thread's network namespace, with a large receive
+    /// buffer; [`Socket::listen`] returns at least every second.
+    pub(crate) fn listener(family: Family, groups: u32) -> Result<Self, SocketError> {
+        Self::bound(family, groups, LISTEN_WAKE, LISTEN_RCVBUF)
     }
 
     fn bound(
@@ -293,6 +307,28 @@ impl Socket {
             Some(Err(errno)) => Err(SocketError::Refused(errno)),
             None => Err(SocketError::Malformed("no answer")),
         }
+    }
+
+    /// Waits (up to a second, see [`Socket::listener`]) for the next
+    /// datagram of a listener and returns its messages; nothing when none
+    /// came, or when the receive buffer overflowed (`ENOBUFS`: what the
+    /// kernel could not queue is lost; the socket goes on), or when the
+    /// datagram did not fit the buffer (lost too).
+    pub(crate) fn listen(
+        &mut self,
+    ) -> Result<impl Iterator<Item = Received<'_>> + '_, SocketError> {
+        let len = match self.read() {
+            Ok(len) => len.unwrap_or(0),
+            Err(
+                SocketError::Call {
+                    errno: Errno::ENOBUFS,
+                    ..
+                }
+                | SocketError::Truncated { .. },
+            ) => 0,
+            Err(error) => return Err(error),
+        };
+        Ok(messages(&self.buffer[..len]).flatten())
     }
 }
 
