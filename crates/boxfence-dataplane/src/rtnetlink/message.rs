@@ -6,6 +6,10 @@
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 
+use netlink_packet_core::Emitable as _;
+use netlink_packet_route::rule::RuleMessage;
+
+use super::rule::{IpFamily, Rule};
 use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Start, Writer};
 
 pub(super) const RTM_NEWLINK: u16 = 16;
@@ -13,6 +17,8 @@ const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWRULE: u16 = 32;
+const RTM_DELRULE: u16 = 33;
 
 const NLM_F_EXCL: u16 = 0x200;
 
@@ -218,6 +224,39 @@ impl Request {
         self.writer.put(RTA_GATEWAY, &gateway);
         self.writer.put(RTA_OIF, &dev.index.to_ne_bytes());
         self.writer.put(RTA_PREFSRC, &parts(src).2);
+        self.writer.end_message(start);
+    }
+
+    /// `ip -4|-6 rule add <rule>`; a rule that is there already is
+    /// refused (`EEXIST`).
+    pub(crate) fn add_rule(&mut self, rule: &Rule) {
+        let label = format!("{} rule add {rule}", rule.family.flag());
+        self.rule(
+            RTM_NEWRULE,
+            NLM_F_CREATE | NLM_F_EXCL,
+            label,
+            &rule.message(),
+        );
+    }
+
+    /// `ip -4|-6 rule del <rule>`: removes a rule equal to this one only.
+    pub(crate) fn del_rule(&mut self, rule: &Rule) {
+        let label = format!("{} rule del {rule}", rule.family.flag());
+        self.rule(RTM_DELRULE, 0, label, &rule.message());
+    }
+
+    /// `ip -4|-6 rule del pref <pref>`: removes the first rule with that
+    /// preference, whatever it does (`ENOENT` when there is none).
+    pub(crate) fn del_rule_pref(&mut self, family: IpFamily, pref: u32) {
+        let label = format!("{} rule del pref {pref}", family.flag());
+        self.rule(RTM_DELRULE, 0, label, &family.pref_message(pref));
+    }
+
+    fn rule(&mut self, kind: u16, flags: u16, label: String, message: &RuleMessage) {
+        let start = self.begin(kind, flags, label);
+        let mut bytes = vec![0; message.buffer_len()];
+        message.emit(&mut bytes);
+        self.writer.put_raw(&bytes);
         self.writer.end_message(start);
     }
 

@@ -1,5 +1,5 @@
-//! A minimal rtnetlink (`NETLINK_ROUTE`) client: makes links, addresses
-//! and routes the way `ip` does, without spawning it. `ip` dumps every
+//! A minimal rtnetlink (`NETLINK_ROUTE`) client: makes links, addresses,
+//! routes and policy-routing rules the way `ip` does, without spawning it. `ip` dumps every
 //! link of the namespace when it starts, so with many boxes on the host
 //! each call cost milliseconds; a request here touches only its links.
 //!
@@ -9,10 +9,12 @@
 //! it, so callers undo the whole setup on error.
 
 mod message;
+mod rule;
 
 use nix::errno::Errno;
 
 pub(crate) use message::{Dev, Request};
+pub(crate) use rule::{Action, IpFamily, Rule};
 
 use crate::netlink::socket::{Family, Socket, SocketError};
 use message::RTM_NEWLINK;

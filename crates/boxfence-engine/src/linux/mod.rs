@@ -218,7 +218,9 @@ impl LinuxEngine {
         if let Err(error) = host.nft(&state.ruleset.teardown()) {
             errors.push(error.to_string());
         }
-        self.routing().uninstall(host);
+        if let Err(error) = self.routing().uninstall(host) {
+            errors.push(error.to_string());
+        }
         if errors.is_empty() {
             Ok(())
         } else {
