@@ -183,6 +183,13 @@ impl Socket {
         self.sndbuf.saturating_sub(SNDBUF_SPARE)
     }
 
+    /// Makes the receive buffer hold replies of `len` bytes.
+    pub(crate) fn expect_replies(&mut self, len: usize) {
+        if self.buffer.len() < len {
+            self.buffer.resize(len, 0);
+        }
+    }
+
     /// Sends `datagram` whole, growing the send buffer first when it is
     /// too small (past `wmem_max` with `CAP_NET_ADMIN`, as nft does).
     pub(crate) fn send(&mut self, datagram: &[u8]) -> Result<(), SocketError> {
@@ -212,19 +219,21 @@ impl Socket {
     }
 
     /// Reads reply datagrams into `each` until it returns a value (or an
-    /// error), within the socket's timeout.
-    pub(crate) fn receive<T, E: From<SocketError>>(
+    /// error), within the socket's timeout; a failure of the socket
+    /// becomes the caller's error through `lost`.
+    pub(crate) fn receive<T, E>(
         &mut self,
+        lost: impl Fn(SocketError) -> E,
         mut each: impl FnMut(&[u8]) -> Result<Option<T>, E>,
     ) -> Result<T, E> {
         let deadline = Instant::now() + self.timeout;
         loop {
             if Instant::now() > deadline {
-                return Err(SocketError::Timeout(self.timeout).into());
+                return Err(lost(SocketError::Timeout(self.timeout)));
             }
-            let len = match self.read()? {
+            let len = match self.read().map_err(&lost)? {
                 Some(len) => len,
-                None => return Err(SocketError::Timeout(self.timeout).into()),
+                None => return Err(lost(SocketError::Timeout(self.timeout))),
             };
             if let Some(value) = each(&self.buffer[..len])? {
                 return Ok(value);
@@ -267,7 +276,7 @@ impl Socket {
         if remaining == 0 {
             return Ok(Vec::new());
         }
-        self.receive(|datagram| {
+        self.receive(std::convert::identity, |datagram| {
             for message in messages(datagram) {
                 let message = message.map_err(SocketError::Malformed)?;
                 // Late answers to an earlier, timed-out exchange are not ours.
@@ -287,7 +296,7 @@ impl Socket {
                 }
                 outcomes[index] = Some(outcome);
             }
-            Ok::<_, SocketError>((remaining == 0).then_some(()))
+            Ok((remaining == 0).then_some(()))
         })?;
         Ok(outcomes.into_iter().flatten().collect())
     }
