@@ -16,8 +16,12 @@ use nix::errno::Errno;
 pub(crate) use message::{Dev, Request};
 pub(crate) use rule::{Action, IpFamily, Rule};
 
+use netlink_packet_route::link::LinkHeader;
+
 use crate::netlink::socket::{Family, Socket, SocketError};
-use message::RTM_NEWLINK;
+
+/// `RTM_NEWLINK`: a link, as an answer to `RTM_GETLINK` describes it.
+const RTM_NEWLINK: u16 = 16;
 
 /// Why an rtnetlink request failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,12 +95,11 @@ impl RtSocket {
         let mut ifindex = None;
         let outcomes = self.exchange(&request, |reply| {
             if reply.kind == RTM_NEWLINK {
-                // ifinfomsg: family, pad, type, then the index.
-                let bytes = reply
-                    .payload
-                    .get(4..8)
-                    .ok_or(SocketError::Malformed("short ifinfomsg in RTM_NEWLINK"))?;
-                ifindex = Some(u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
+                // Just the header: a link's attributes are many, and not
+                // needed here.
+                let header = LinkHeader::parse(reply.payload)
+                    .map_err(|_| SocketError::Malformed("short ifinfomsg in RTM_NEWLINK"))?;
+                ifindex = Some(header.index);
             }
             Ok(())
         })?;
