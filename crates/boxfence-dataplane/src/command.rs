@@ -144,23 +144,16 @@ impl HostNetns {
             .map_err(|e| enter_error(&e.to_string()))
     }
 
-    /// Writes a sysctl (`net/ipv4/ip_forward`) in this namespace.
+    /// Writes a sysctl (`net/ipv4/ip_forward`) in this namespace, through
+    /// `/proc/sys` from a thread inside it (the network sysctls there are
+    /// those of the writing thread's namespace): no process is spawned.
     pub fn sysctl(&self, key: &str, value: &str) -> Result<(), CommandError> {
-        match &self.path {
-            None => std::fs::write(format!("/proc/sys/{key}"), value).map_err(|source| {
-                CommandError::Spawn {
-                    program: format!("write /proc/sys/{key}"),
-                    source,
-                }
-            }),
-            Some(_) => self
-                .run(
-                    "sysctl",
-                    &["-q", "-w", &format!("{}={value}", key.replace('/', "."))],
-                    None,
-                )
-                .map(drop),
-        }
+        let path = format!("/proc/sys/{key}");
+        self.in_netns(|| std::fs::write(&path, value))?
+            .map_err(|source| CommandError::Spawn {
+                program: format!("write {path}"),
+                source,
+            })
     }
 
     /// Applies an nft batch as one transaction.

@@ -2,15 +2,8 @@
 //! only flows the ruleset let through get a confirmed entry, so each event
 //! is an allowed new connection, with no rule added to the packet path.
 
-use std::os::fd::{AsRawFd as _, OwnedFd};
-
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, setsockopt,
-    socket, sockopt,
-};
-
 use crate::conntrack::{IPCTNL_MSG_CT_NEW, TrackedFlow, new_flow};
-use crate::netlink::messages;
+use crate::netlink::socket::{Family, Socket, SocketError};
 
 /// Multicast group of new conntrack entries (NFNLGRP_CONNTRACK_NEW).
 const GROUP_NEW: u32 = 1;
@@ -19,41 +12,22 @@ const GROUP_NEW: u32 = 1;
 /// network namespace.
 #[derive(Debug)]
 pub struct NewFlowEvents {
-    fd: OwnedFd,
-    buffer: Vec<u8>,
+    socket: Socket,
 }
 
 impl NewFlowEvents {
     /// Subscribes; reads wake up at least every second.
-    pub fn open() -> Result<Self, nix::Error> {
-        let fd = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )?;
-        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 1 << (GROUP_NEW - 1)))?;
-        let _ = setsockopt(&fd, sockopt::RcvBuf, &(4 << 20));
-        let _ = setsockopt(
-            &fd,
-            sockopt::ReceiveTimeout,
-            &nix::sys::time::TimeVal::new(1, 0),
-        );
+    pub fn open() -> Result<Self, SocketError> {
         Ok(Self {
-            fd,
-            buffer: vec![0; 1 << 16],
+            socket: Socket::listener(Family::Netfilter, 1 << (GROUP_NEW - 1))?,
         })
     }
 
     /// The new flows of the next datagram (none on timeout or overflow).
-    pub fn read(&mut self) -> Result<Vec<TrackedFlow>, nix::Error> {
-        let n = match recv(self.fd.as_raw_fd(), &mut self.buffer, MsgFlags::empty()) {
-            Ok(n) => n,
-            Err(nix::Error::ENOBUFS | nix::Error::EAGAIN) => return Ok(Vec::new()),
-            Err(error) => return Err(error),
-        };
-        Ok(messages(&self.buffer[..n])
-            .flatten()
+    pub fn read(&mut self) -> Result<Vec<TrackedFlow>, SocketError> {
+        Ok(self
+            .socket
+            .listen()?
             .filter(|message| message.kind == IPCTNL_MSG_CT_NEW)
             .filter_map(|message| new_flow(message.payload))
             .collect())

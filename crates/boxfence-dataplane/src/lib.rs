@@ -22,6 +22,7 @@ mod rtnetlink;
 pub mod ruleset;
 
 pub use command::{CommandError, HostNetns};
+pub use netlink::socket::SocketError;
 pub use netns::NetnsError;
 pub use nfnl::NfnlError;
 pub use rtnetlink::RtnlError;

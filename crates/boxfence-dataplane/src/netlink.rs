@@ -1,6 +1,9 @@
 //! Netlink framing shared by the nf_tables client, the packet-log reader
 //! and the rtnetlink client: message headers and (nested) attributes, written into one growing buffer
-//! in host byte order, as the kernel reads them, and read back.
+//! in host byte order, as the kernel reads them, and read back. The
+//! socket they travel over is [`socket`]'s.
+
+pub(crate) mod socket;
 
 /// `NLM_F_REQUEST`.
 pub(crate) const NLM_F_REQUEST: u16 = 0x1;

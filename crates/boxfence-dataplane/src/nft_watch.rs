@@ -3,8 +3,9 @@
 //! there. Neither lists anything, whatever the size of the table.
 
 use crate::HostNetns;
+use crate::netlink::socket::{Family, Socket, SocketError};
 use crate::netlink::{self, NFGENMSG_LEN, NLM_F_ACK, NLM_F_REQUEST, Writer};
-use crate::nfnl::{NfnlError, NfnlSocket};
+use crate::nfnl::NfnlError;
 use crate::nft::Listing;
 
 /// `NFNL_SUBSYS_NFTABLES << 8`: the high byte of nf_tables message types.
@@ -27,46 +28,40 @@ const NFPROTO_INET: u8 = 1;
 /// A `NETLINK_NETFILTER` socket for those questions.
 #[derive(Debug)]
 pub struct NftWatch {
-    socket: NfnlSocket,
+    socket: Socket,
 }
 
 impl NftWatch {
     /// Opens one in the calling thread's network namespace.
     pub fn open() -> Result<Self, NfnlError> {
         Ok(Self {
-            socket: NfnlSocket::open()?,
+            socket: Socket::open(Family::Netfilter).map_err(NfnlError::Open)?,
         })
     }
 
     /// Opens one in `host` (the socket stays there).
     pub fn open_in(host: &HostNetns) -> Result<Self, NfnlError> {
         Ok(Self {
-            socket: NfnlSocket::open_in(host)?,
+            socket: Socket::open_in(Family::Netfilter, host).map_err(NfnlError::Open)?,
         })
     }
 
     /// The namespace's nf_tables generation id.
     pub fn generation(&mut self) -> Result<u32, NfnlError> {
-        let seq = self.socket.reserve(1);
+        const REQUEST: &str = "nf_tables generation";
         let mut generation = None;
-        let outcome = self.socket.exchange(
-            "nf_tables generation",
-            &generation_request(seq),
-            seq..seq + 1,
-            |reply| {
+        self.socket
+            .request(generation_request, |reply| {
                 if reply.kind == NFT_MSG_NEWGEN {
                     generation = generation_of(reply.payload);
                 }
                 Ok(())
-            },
-        )?;
-        if let Some(Err(errno)) = outcome.into_iter().next() {
-            return Err(NfnlError::Refused {
-                request: "nf_tables generation",
-                errno,
-            });
-        }
-        generation.ok_or(NfnlError::Malformed("no generation in the answer"))
+            })
+            .map_err(NfnlError::of(REQUEST))?;
+        generation.ok_or(NfnlError::Request {
+            request: REQUEST,
+            source: SocketError::Malformed("no generation in the answer"),
+        })
     }
 
     /// Table `inet <name>` as the kernel holds it (see
@@ -77,21 +72,13 @@ impl NftWatch {
 
     /// Whether table `inet <name>` exists.
     pub fn table_exists(&mut self, name: &str) -> Result<bool, NfnlError> {
-        let seq = self.socket.reserve(1);
-        let outcome = self.socket.exchange(
-            "nf_tables table lookup",
-            &table_request(name, seq),
-            seq..seq + 1,
-            |_| Ok(()),
-        )?;
-        match outcome.into_iter().next() {
-            Some(Ok(())) => Ok(true),
-            Some(Err(nix::errno::Errno::ENOENT)) => Ok(false),
-            Some(Err(errno)) => Err(NfnlError::Refused {
-                request: "nf_tables table lookup",
-                errno,
-            }),
-            None => Err(NfnlError::Malformed("no answer")),
+        match self
+            .socket
+            .request(|seq| table_request(name, seq), |_| Ok(()))
+        {
+            Ok(()) => Ok(true),
+            Err(SocketError::Refused(nix::errno::Errno::ENOENT)) => Ok(false),
+            Err(error) => Err(NfnlError::of("nf_tables table lookup")(error)),
         }
     }
 }

@@ -785,7 +785,7 @@ fn with_config<T>(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOn
                      add rule inet bench_nat premark ip daddr {pool4} meta mark set meta mark | {MARK:#x}\n"
                 ));
             } else {
-                rig.routing().uninstall(&rig.host);
+                rig.routing().uninstall(&rig.host).expect("routing rules removed");
             }
             rig.nft(&batch);
             assert!(try_connect(&tb.netns, CPS_PORT).is_ok(), "{config:?}: box reaches the server");

@@ -20,7 +20,8 @@ pub use self::message::Entry;
 pub(crate) use self::message::{IPCTNL_MSG_CT_NEW, new_flow};
 use crate::HostNetns;
 use crate::netlink::Writer;
-use crate::nfnl::{NfnlError, NfnlSocket};
+use crate::netlink::socket::{Family, Socket, SocketError};
+use crate::nfnl::NfnlError;
 use crate::ruleset::BoxLink;
 
 /// IP protocol numbers of the flows policies police.
@@ -108,40 +109,35 @@ impl TrackedFlow {
 /// A ctnetlink socket in the host's network namespace.
 #[derive(Debug)]
 pub struct Conntrack {
-    socket: NfnlSocket,
+    socket: Socket,
 }
 
 impl Conntrack {
     /// Opens one in the calling thread's network namespace.
     pub fn open() -> Result<Self, NfnlError> {
         Ok(Self {
-            socket: NfnlSocket::open()?,
+            socket: Socket::open(Family::Netfilter).map_err(NfnlError::Open)?,
         })
     }
 
     /// Opens one in `host` (the socket stays there).
     pub fn open_in(host: &HostNetns) -> Result<Self, NfnlError> {
         Ok(Self {
-            socket: NfnlSocket::open_in(host)?,
+            socket: Socket::open_in(Family::Netfilter, host).map_err(NfnlError::Open)?,
         })
     }
 
     /// Every entry of the namespace, both families, in one dump.
     pub fn entries(&mut self) -> Result<Vec<Entry>, NfnlError> {
-        let seq = self.socket.reserve(1);
         let mut entries = Vec::new();
-        let outcome = self.socket.exchange(
-            "conntrack dump",
-            &message::dump_request(seq),
-            seq..seq + 1,
-            |reply| {
+        self.socket
+            .request(message::dump_request, |reply| {
                 if reply.kind == IPCTNL_MSG_CT_NEW {
                     entries.extend(Entry::decode(reply.payload));
                 }
                 Ok(())
-            },
-        )?;
-        refused("conntrack dump", outcome)?;
+            })
+            .map_err(NfnlError::of("conntrack dump"))?;
         Ok(entries)
     }
 
@@ -174,21 +170,15 @@ impl Conntrack {
                 message::put_delete(&mut writer, entry, seq.wrapping_add(offset));
             }
             let end = seq.wrapping_add(u32::try_from(count).unwrap_or(u32::MAX));
-            let outcomes =
-                self.socket
-                    .exchange("conntrack delete", &writer.into_bytes(), seq..end, |_| {
-                        Ok(())
-                    })?;
+            let outcomes = self
+                .socket
+                .exchange(&writer.into_bytes(), seq..end, |_| Ok::<_, SocketError>(()))
+                .map_err(NfnlError::of("conntrack delete"))?;
             for outcome in outcomes {
                 match outcome {
                     Ok(()) => deleted += 1,
                     Err(Errno::ENOENT) => {}
-                    Err(errno) => {
-                        return Err(NfnlError::Refused {
-                            request: "conntrack delete",
-                            errno,
-                        });
-                    }
+                    Err(errno) => return Err(NfnlError::refused("conntrack delete", errno)),
                 }
             }
         }
@@ -285,14 +275,6 @@ pub struct Cut {
 /// Deletes sent in one datagram: their acknowledgements (under 1 KiB of
 /// receive buffer each) must fit the socket's buffer.
 const MAX_DELETES_PER_DATAGRAM: usize = 256;
-
-/// The error of the first refused message, if any.
-fn refused(request: &'static str, outcomes: Vec<Result<(), Errno>>) -> Result<(), NfnlError> {
-    match outcomes.into_iter().find_map(Result::err) {
-        Some(errno) => Err(NfnlError::Refused { request, errno }),
-        None => Ok(()),
-    }
-}
 
 #[cfg(test)]
 mod kernel_tests;

@@ -9,9 +9,10 @@ use std::time::Duration;
 use super::{Feature, KernelFeatures, Presence};
 use crate::HostNetns;
 use crate::conntrack::Conntrack;
+use crate::netlink::socket::{Family, Socket};
 use crate::netlink::{self, NFGENMSG_LEN, NLM_F_DUMP, NLM_F_REQUEST, Writer};
 use crate::nflog::NflogReader;
-use crate::nfnl::{NfnlError, NfnlSocket};
+use crate::nfnl::NfnlError;
 use crate::nft::{BaseChain, Command, Match, Peer, Rule, SetKind, Statement, Verdict};
 use crate::nft_netlink::{ElementKey, NftSocket, RefreshMode, RemovalMode, SetElement};
 
@@ -180,32 +181,33 @@ fn timeout_update(socket: &mut NftSocket) -> Result<Presence, String> {
 
 /// The timeouts (ms) of the learned set's elements, by a dump.
 fn element_timeouts() -> Result<Vec<u64>, NfnlError> {
-    let mut socket = NfnlSocket::open()?;
-    let seq = socket.reserve(1);
-    let mut request = Writer::with_capacity(64);
-    let start = request.begin_message(
-        NFT_MSG_GETSETELEM,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        seq,
-        NFPROTO_INET,
-        0,
-    );
-    request.put_strz(1, TABLE); // NFTA_SET_ELEM_LIST_TABLE
-    request.put_strz(2, LEARNED); // NFTA_SET_ELEM_LIST_SET
-    request.end_message(start);
+    const REQUEST: &str = "set element dump";
+    let mut socket = Socket::open(Family::Netfilter).map_err(NfnlError::Open)?;
     let mut timeouts = Vec::new();
-    let outcome = socket.exchange("set element dump", request.bytes(), seq..seq + 1, |reply| {
-        if reply.kind == NFT_MSG_NEWSETELEM {
-            timeouts.extend(timeouts_of(reply.payload));
-        }
-        Ok(())
-    })?;
-    if let Some(Err(errno)) = outcome.into_iter().next() {
-        return Err(NfnlError::Refused {
-            request: "set element dump",
-            errno,
-        });
-    }
+    socket
+        .request(
+            |seq| {
+                let mut request = Writer::with_capacity(64);
+                let start = request.begin_message(
+                    NFT_MSG_GETSETELEM,
+                    NLM_F_REQUEST | NLM_F_DUMP,
+                    seq,
+                    NFPROTO_INET,
+                    0,
+                );
+                request.put_strz(1, TABLE); // NFTA_SET_ELEM_LIST_TABLE
+                request.put_strz(2, LEARNED); // NFTA_SET_ELEM_LIST_SET
+                request.end_message(start);
+                request.into_bytes()
+            },
+            |reply| {
+                if reply.kind == NFT_MSG_NEWSETELEM {
+                    timeouts.extend(timeouts_of(reply.payload));
+                }
+                Ok(())
+            },
+        )
+        .map_err(NfnlError::of(REQUEST))?;
     Ok(timeouts)
 }
 

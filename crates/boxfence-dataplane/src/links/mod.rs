@@ -114,7 +114,7 @@ impl LinkConfig {
             let (mut outside, mut inside) = match linked {
                 Ok(sockets) => sockets,
                 // Unanswered, the link may exist: it would be ours.
-                Err(error @ RtnlError::Timeout(_)) => {
+                Err(error) if error.unanswered() => {
                     let _ = self.delete_here(link);
                     return Err(rtnl(error));
                 }

@@ -8,13 +8,8 @@ mod packet;
 
 use std::ffi::CStr;
 
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, sendto,
-    setsockopt, socket, sockopt,
-};
-use std::os::fd::{AsRawFd as _, OwnedFd};
-
-use crate::netlink::{self, NFGENMSG_LEN, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, Writer, messages};
+use crate::netlink::socket::{Family, Socket, SocketError};
+use crate::netlink::{self, NFGENMSG_LEN, NLM_F_ACK, NLM_F_REQUEST, Writer};
 
 pub use packet::parse;
 
@@ -40,17 +35,20 @@ const COPY_RANGE: u32 = 128;
 /// Why the packet log cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum NflogError {
-    /// A socket operation failed.
-    #[error("nflog {op}: {source}")]
-    Socket {
-        /// What was being done.
-        op: &'static str,
-        /// The errno.
-        source: nix::Error,
+    /// The socket could not be opened or read.
+    #[error("nflog: {0}")]
+    Socket(#[from] SocketError),
+    /// The kernel refused (e.g. the group is taken) or did not answer a
+    /// configuration step.
+    #[error("nflog {step} of group {group}: {source}")]
+    Configure {
+        /// The step, e.g. `bind`.
+        step: &'static str,
+        /// The group.
+        group: u16,
+        /// What went wrong.
+        source: SocketError,
     },
-    /// The kernel refused the configuration (e.g. group taken).
-    #[error("nflog configuration refused: errno {0}")]
-    Refused(i32),
 }
 
 /// One denied packet as the kernel logged it.
@@ -70,92 +68,76 @@ pub struct LoggedPacket {
 /// opened it.
 #[derive(Debug)]
 pub struct NflogReader {
-    fd: OwnedFd,
-    buffer: Vec<u8>,
+    socket: Socket,
 }
 
 impl NflogReader {
     /// Binds `group` (copying packet headers) in the calling thread's
     /// network namespace.
     pub fn open(group: u16) -> Result<Self, NflogError> {
-        let err = |op| move |source| NflogError::Socket { op, source };
-        let fd = socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkNetFilter,
-        )
-        .map_err(err("socket"))?;
-        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(err("bind"))?;
-        // A flood must not block the kernel side; what overflows is lost
-        // and counted as suppressed by the reader.
-        let _ = setsockopt(&fd, sockopt::RcvBuf, &(4 << 20));
-        // Readers wake up every second, so they notice when to stop.
-        let _ = setsockopt(
-            &fd,
-            sockopt::ReceiveTimeout,
-            &nix::sys::time::TimeVal::new(1, 0),
-        );
+        // A flood must not block the kernel side: a listener's large
+        // buffer, and what overflows is lost.
         let mut reader = Self {
-            fd,
-            buffer: vec![0; 1 << 16],
+            socket: Socket::listener(Family::Netfilter, 0)?,
         };
-        reader.configure(group, NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND, 0, 0, 0])?;
+        reader.configure(
+            group,
+            "bind",
+            NFULA_CFG_CMD,
+            &[NFULNL_CFG_CMD_BIND, 0, 0, 0],
+        )?;
         let mut mode = COPY_RANGE.to_be_bytes().to_vec();
         mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0, 0, 0]);
-        reader.configure(group, NFULA_CFG_MODE, &mode)?;
+        reader.configure(group, "copy mode", NFULA_CFG_MODE, &mode)?;
         // Deliver each packet at once: the kernel otherwise batches up to
         // 100 of them or a second, and an event should be live.
-        reader.configure(group, NFULA_CFG_QTHRESH, &1u32.to_be_bytes())?;
-        reader.configure(group, NFULA_CFG_TIMEOUT, &1u32.to_be_bytes())?;
+        reader.configure(
+            group,
+            "queue threshold",
+            NFULA_CFG_QTHRESH,
+            &1u32.to_be_bytes(),
+        )?;
+        reader.configure(
+            group,
+            "flush timeout",
+            NFULA_CFG_TIMEOUT,
+            &1u32.to_be_bytes(),
+        )?;
         Ok(reader)
     }
 
-    fn configure(&mut self, group: u16, attribute: u16, payload: &[u8]) -> Result<(), NflogError> {
-        let mut writer = Writer::with_capacity(32);
-        let kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
-        let start = writer.begin_message(kind, NLM_F_REQUEST | NLM_F_ACK, 1, 0, group);
-        writer.put(attribute, payload);
-        writer.end_message(start);
-        let message = writer.into_bytes();
-        let err = |op| move |source| NflogError::Socket { op, source };
-        sendto(
-            self.fd.as_raw_fd(),
-            &message,
-            &NetlinkAddr::new(0, 0),
-            MsgFlags::empty(),
-        )
-        .map_err(err("send"))?;
-        let n = recv(self.fd.as_raw_fd(), &mut self.buffer, MsgFlags::empty())
-            .map_err(err("recv ack"))?;
-        match messages(&self.buffer[..n]).next() {
-            Some(Ok(reply)) if reply.kind == NLMSG_ERROR => {
-                let code = reply
-                    .payload
-                    .get(..4)
-                    .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                if code == 0 {
-                    Ok(())
-                } else {
-                    Err(NflogError::Refused(-code))
-                }
-            }
-            _ => Ok(()),
-        }
+    fn configure(
+        &mut self,
+        group: u16,
+        step: &'static str,
+        attribute: u16,
+        payload: &[u8],
+    ) -> Result<(), NflogError> {
+        let build = |seq| {
+            let mut writer = Writer::with_capacity(32);
+            let kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+            let start = writer.begin_message(kind, NLM_F_REQUEST | NLM_F_ACK, seq, 0, group);
+            writer.put(attribute, payload);
+            writer.end_message(start);
+            writer.into_bytes()
+        };
+        self.socket
+            .request(build, |_| Ok(()))
+            .map_err(|source| NflogError::Configure {
+                step,
+                group,
+                source,
+            })
     }
 
     /// Waits (at most a second) for the next datagram and returns the
     /// packets in it; a timeout or an overflowed socket (a flood) returns
     /// `Ok` with nothing.
     pub fn read(&mut self) -> Result<Vec<LoggedPacket>, NflogError> {
-        let n = match recv(self.fd.as_raw_fd(), &mut self.buffer, MsgFlags::empty()) {
-            Ok(n) => n,
-            Err(nix::Error::ENOBUFS | nix::Error::EAGAIN) => return Ok(Vec::new()),
-            Err(source) => return Err(NflogError::Socket { op: "recv", source }),
-        };
         let packet_kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
-        Ok(messages(&self.buffer[..n])
-            .flatten()
+        Ok(self
+            .socket
+            .listen()?
             .filter(|message| message.kind == packet_kind)
             .map(|message| logged_packet(message.payload.get(NFGENMSG_LEN..).unwrap_or_default()))
             .collect())

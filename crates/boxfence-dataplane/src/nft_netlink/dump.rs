@@ -9,8 +9,9 @@ use nix::errno::Errno;
 
 use super::batch::NFNL_SUBSYS_NFTABLES;
 use super::decode;
+use crate::netlink::socket::Socket;
 use crate::netlink::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, Writer};
-use crate::nfnl::{NfnlError, NfnlSocket};
+use crate::nfnl::NfnlError;
 use crate::nft::expr::{AnonymousSet, Expr, SET_ANONYMOUS, SetRef};
 use crate::nft::{ListedSet, Listing};
 
@@ -34,10 +35,7 @@ const NFPROTO_INET: u8 = 1;
 /// such table. Each dump is consistent in itself; a commit between two of
 /// them (the resolver's, say) can make the whole differ from any one
 /// moment, which a caller that finds a difference checks by listing again.
-pub(crate) fn list_table(
-    socket: &mut NfnlSocket,
-    table: &str,
-) -> Result<Option<Listing>, NfnlError> {
+pub(crate) fn list_table(socket: &mut Socket, table: &str) -> Result<Option<Listing>, NfnlError> {
     let mut assembly = Assembly::new(table);
     let found = requests(socket, &mut assembly, GETTABLE, NLM_F_ACK, table, &[""]);
     match found?.pop().flatten() {
@@ -73,7 +71,7 @@ pub(crate) fn list_table(
 }
 
 fn refused(request: &'static str, errno: Errno) -> NfnlError {
-    NfnlError::Refused { request, errno }
+    NfnlError::refused(request, errno)
 }
 
 /// Sends one request of kind `kind` about table `inet <table>` per name
@@ -81,7 +79,7 @@ fn refused(request: &'static str, errno: Errno) -> NfnlError {
 /// the answers to `assembly`; returns each request's error, if any. A
 /// request that was not answered in time fails the whole call.
 fn requests(
-    socket: &mut NfnlSocket,
+    socket: &mut Socket,
     assembly: &mut Assembly,
     kind: u16,
     flags: u16,
@@ -108,17 +106,14 @@ fn requests(
         }
         w.end_message(start);
     }
-    let outcomes = socket.exchange(
-        "nf_tables dump",
-        w.bytes(),
-        first..first.wrapping_add(count),
-        |reply| {
+    let outcomes = socket
+        .exchange(w.bytes(), first..first.wrapping_add(count), |reply| {
             if reply.kind >> 8 == NFNL_SUBSYS_NFTABLES {
                 assembly.absorb(reply.kind & 0xff, reply.payload);
             }
             Ok(())
-        },
-    )?;
+        })
+        .map_err(NfnlError::of("nf_tables dump"))?;
     Ok(outcomes.into_iter().map(Result::err).collect())
 }
 

@@ -1,11 +1,8 @@
 //! The `NETLINK_NETFILTER` socket and one transaction per call.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsRawFd as _, OwnedFd};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, getsockopt, recv, send, setsockopt, sockopt};
 
 use super::NetlinkError;
 use super::batch::Batch;
@@ -13,10 +10,8 @@ use super::element::SetElement;
 use super::message::{Operation, SetGroup, check_name, encode_batch, group};
 use super::reply::{Acks, Outcome};
 use super::{commands, counters};
+use crate::netlink::socket::{Family, Socket, SocketError};
 use crate::nft::Command;
-
-/// How long one call waits for the kernel's answers.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How [`NftSocket::add_elements`] makes an existing element's timeout
 /// start over.
@@ -66,14 +61,9 @@ pub enum RemovalMode {
 /// it: on `Ok`, packets already see the change.
 #[derive(Debug)]
 pub struct NftSocket {
-    fd: OwnedFd,
-    /// The next batch's `BATCH_BEGIN` sequence number.
-    seq: u32,
+    socket: Socket,
     refresh: RefreshMode,
     removal: RemovalMode,
-    /// The kernel's `sk_sndbuf`: a batch must fit in it less 32 bytes.
-    sndbuf: usize,
-    reply: Vec<u8>,
 }
 
 impl NftSocket {
@@ -83,15 +73,10 @@ impl NftSocket {
     /// ([`RefreshMode::DeleteAndAdd`], [`RemovalMode::DeleteEach`]) until
     /// told the kernel has better ones.
     pub fn open() -> Result<Self, NetlinkError> {
-        let (fd, sndbuf) = crate::nfnl::open_socket(REPLY_TIMEOUT)
-            .map_err(|(op, errno)| NetlinkError::Socket { op, errno })?;
         Ok(Self {
-            fd,
-            seq: 1,
+            socket: Socket::open(Family::Netfilter).map_err(lost(""))?,
             refresh: RefreshMode::DeleteAndAdd,
             removal: RemovalMode::DeleteEach,
-            sndbuf,
-            reply: vec![0; 64 * 1024],
         })
     }
 
@@ -195,7 +180,7 @@ impl NftSocket {
         while !singles.is_empty() {
             let steps: Vec<(Operation, &SetGroup<'_>)> =
                 singles.iter().map(|g| (Operation::Delete, g)).collect();
-            let batch = encode_batch(table, self.seq, &steps);
+            let batch = encode_batch(table, self.socket.next_seq(), &steps);
             let refused = match self.send_and_collect(table, &batch)? {
                 Ok(()) => return Ok(()),
                 Err(refused) => refused,
@@ -220,7 +205,7 @@ impl NftSocket {
         if commands.is_empty() {
             return Ok(());
         }
-        let batch = commands::encode(table, self.seq, commands)?;
+        let batch = commands::encode(table, self.socket.next_seq(), commands)?;
         self.send_batch(table, &batch)
     }
 
@@ -234,18 +219,16 @@ impl NftSocket {
     ) -> Result<HashMap<String, u64>, NetlinkError> {
         check_name(table)?;
         let query = names.map_or(counters::Query::All, counters::Query::Named);
-        let seq = self.seq;
+        let seq = self
+            .socket
+            .reserve(u32::try_from(names.map_or(1, <[String]>::len)).unwrap_or(u32::MAX));
         let request = counters::request(table, seq, query);
         let mut collected = counters::Collected::new(seq, query);
-        self.seq = self
-            .seq
-            .wrapping_add(u32::try_from(names.map_or(1, <[String]>::len)).unwrap_or(u32::MAX));
         if names.is_some_and(<[String]>::is_empty) {
             return Ok(HashMap::new());
         }
-        self.fit_send_buffer(request.len())?;
-        send(self.fd.as_raw_fd(), &request, MsgFlags::empty()).map_err(socket_error("send"))?;
-        self.receive(table, |datagram| {
+        self.socket.send(&request).map_err(lost(table))?;
+        self.socket.receive(lost(table), |datagram| {
             Ok(collected
                 .absorb(datagram)?
                 .then(|| std::mem::take(&mut collected.packets)))
@@ -261,7 +244,7 @@ impl NftSocket {
         if steps.is_empty() {
             return Ok(());
         }
-        let batch = encode_batch(table, self.seq, steps);
+        let batch = encode_batch(table, self.socket.next_seq(), steps);
         self.send_batch(table, &batch)
     }
 
@@ -279,27 +262,20 @@ impl NftSocket {
     ) -> Result<Result<(), Vec<(usize, Errno)>>, NetlinkError> {
         // BEGIN, the parts, END.
         let used = u32::try_from(batch.parts.len() + 2).unwrap_or(u32::MAX);
-        self.seq = self.seq.wrapping_add(used);
-        self.fit_send_buffer(batch.bytes.len())?;
-        let sent = send(self.fd.as_raw_fd(), &batch.bytes, MsgFlags::empty())
-            .map_err(socket_error("send"))?;
-        if sent != batch.bytes.len() {
-            return Err(NetlinkError::Malformed("short send"));
-        }
-        let needed = batch.max_reply_len();
-        if self.reply.len() < needed {
-            self.reply.resize(needed, 0);
-        }
+        self.socket.reserve(used);
+        self.socket.send(&batch.bytes).map_err(lost(table))?;
+        self.socket.expect_replies(batch.max_reply_len());
         let mut acks = Acks::new(batch);
-        self.receive(table, |datagram| match acks.absorb(datagram)? {
-            Outcome::Pending => Ok(None),
-            Outcome::Committed => Ok(Some(Ok(()))),
-            Outcome::Refused(refused) => Ok(Some(Err(refused))),
-            Outcome::BatchRefused(errno) => Err(NetlinkError::Batch {
-                table: table.to_owned(),
-                errno,
-            }),
-        })
+        self.socket
+            .receive(lost(table), |datagram| match acks.absorb(datagram)? {
+                Outcome::Pending => Ok(None),
+                Outcome::Committed => Ok(Some(Ok(()))),
+                Outcome::Refused(refused) => Ok(Some(Err(refused))),
+                Outcome::BatchRefused(errno) => Err(NetlinkError::Batch {
+                    table: table.to_owned(),
+                    errno,
+                }),
+            })
     }
 
     /// The error for a refused batch: its first refused message.
@@ -322,61 +298,31 @@ impl NftSocket {
             },
         }
     }
-
-    /// Reads reply datagrams into `each` until it returns a value (or an
-    /// error), within [`REPLY_TIMEOUT`].
-    fn receive<T>(
-        &mut self,
-        table: &str,
-        mut each: impl FnMut(&[u8]) -> Result<Option<T>, NetlinkError>,
-    ) -> Result<T, NetlinkError> {
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        let timeout = || NetlinkError::Timeout {
-            table: table.to_owned(),
-            waited: REPLY_TIMEOUT,
-        };
-        loop {
-            if Instant::now() > deadline {
-                return Err(timeout());
-            }
-            // MSG_TRUNC: the datagram's real length, to notice truncation.
-            let len = match recv(self.fd.as_raw_fd(), &mut self.reply, MsgFlags::MSG_TRUNC) {
-                Ok(len) => len,
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => return Err(timeout()),
-                Err(errno) => return Err(NetlinkError::Socket { op: "recv", errno }),
-            };
-            if len > self.reply.len() {
-                return Err(NetlinkError::Malformed(
-                    "reply larger than the receive buffer",
-                ));
-            }
-            if let Some(value) = each(&self.reply[..len])? {
-                return Ok(value);
-            }
-        }
-    }
-
-    /// Netlink refuses a datagram over the send buffer less 32 bytes; grow
-    /// it (past `wmem_max` with `CAP_NET_ADMIN`, as nft does) when needed.
-    fn fit_send_buffer(&mut self, len: usize) -> Result<(), NetlinkError> {
-        if len + 32 <= self.sndbuf {
-            return Ok(());
-        }
-        // The kernel doubles the value asked for.
-        let want = len + 4096;
-        if setsockopt(&self.fd, sockopt::SndBufForce, &want).is_err() {
-            let _ = setsockopt(&self.fd, sockopt::SndBuf, &want);
-        }
-        self.sndbuf =
-            getsockopt(&self.fd, sockopt::SndBuf).map_err(socket_error("getsockopt SO_SNDBUF"))?;
-        if len + 32 > self.sndbuf {
-            return Err(NetlinkError::TooLarge { bytes: len });
-        }
-        Ok(())
-    }
 }
 
-fn socket_error(op: &'static str) -> impl Fn(Errno) -> NetlinkError {
-    move |errno| NetlinkError::Socket { op, errno }
+/// The error of a socket failure during a call for table `inet <table>`.
+/// Refusals and namespaces come from calls this socket does not make
+/// (`Socket::request`, `Socket::open_in`); they keep their errno or say
+/// `setns`.
+fn lost(table: &str) -> impl Fn(SocketError) -> NetlinkError + '_ {
+    move |error| match error {
+        SocketError::Call { op, errno } => NetlinkError::Socket { op, errno },
+        SocketError::Refused(errno) => NetlinkError::Socket {
+            op: "request",
+            errno,
+        },
+        SocketError::Namespace(_) => NetlinkError::Socket {
+            op: "setns",
+            errno: nix::errno::Errno::EINVAL,
+        },
+        SocketError::Timeout(waited) => NetlinkError::Timeout {
+            table: table.to_owned(),
+            waited,
+        },
+        SocketError::TooLarge(bytes) => NetlinkError::TooLarge { bytes },
+        SocketError::Truncated { .. } => {
+            NetlinkError::Malformed("reply larger than the receive buffer")
+        }
+        SocketError::Malformed(what) => NetlinkError::Malformed(what),
+    }
 }

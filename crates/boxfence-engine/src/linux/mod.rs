@@ -222,7 +222,9 @@ impl LinuxEngine {
         if let Err(error) = state.commit(&teardown) {
             errors.push(error);
         }
-        self.routing().uninstall(host);
+        if let Err(error) = self.routing().uninstall(host) {
+            errors.push(error.to_string());
+        }
         if errors.is_empty() {
             Ok(())
         } else {
