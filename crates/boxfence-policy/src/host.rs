@@ -71,6 +71,17 @@ pub enum FeatureStatus {
     Missing,
 }
 
+impl FeatureStatus {
+    /// Its name, as the JSON says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Found => "found",
+            Self::Avoided => "avoided",
+            Self::Missing => "missing",
+        }
+    }
+}
+
 /// The path one part of the data plane takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -108,6 +119,18 @@ pub enum CgroupVersion {
     Unknown,
 }
 
+impl CgroupVersion {
+    /// Its name, as the JSON says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::V2 => "v2",
+            Self::V1 => "v1",
+            Self::Hybrid => "hybrid",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// A program, found on `PATH` or not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -134,4 +157,28 @@ pub struct UplinkReport {
     pub up: bool,
     /// Whether a default route of the host leaves by it.
     pub default_route: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_json_names() {
+        for status in [
+            FeatureStatus::Found,
+            FeatureStatus::Avoided,
+            FeatureStatus::Missing,
+        ] {
+            assert_eq!(serde_json::json!(status), status.name());
+        }
+        for version in [
+            CgroupVersion::V2,
+            CgroupVersion::V1,
+            CgroupVersion::Hybrid,
+            CgroupVersion::Unknown,
+        ] {
+            assert_eq!(serde_json::json!(version), version.name());
+        }
+    }
 }

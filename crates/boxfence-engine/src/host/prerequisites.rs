@@ -88,12 +88,12 @@ fn binaries() -> Vec<BinaryReport> {
         },
         tool(
             "nft",
-            "optional, for operators (`nft list table inet boxfence`); boxfence does not run it, \
+            "for operators (`nft list table inet boxfence`); boxfence does not run it, \
              `boxfence doctor`'s after-judgement checks do",
         ),
         tool(
             "ip",
-            "optional, for operators (`ip rule`, `ip netns`); boxfence does not run it, \
+            "for operators (`ip rule`, `ip netns`); boxfence does not run it, \
              `boxfence doctor`'s after-judgement checks do",
         ),
     ]
