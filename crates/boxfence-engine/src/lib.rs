@@ -164,7 +164,7 @@ pub trait Engine: Send + Sync + 'static {
     /// engine found and uses, the path each part takes, and the other
     /// prerequisites read now.
     fn host_report(&self) -> HostReport {
-        host::gather(Err("this engine drives no kernel"), &[])
+        host::gather(Err("this engine drives no kernel"), None)
     }
 }
 
@@ -213,7 +213,7 @@ impl Engine for Unavailable {
     }
 
     fn host_report(&self) -> HostReport {
-        host::gather(Err(&self.reason), &[])
+        host::gather(Err(&self.reason), None)
     }
 }
 

@@ -13,9 +13,9 @@ pub use prerequisites::default_route_interface;
 
 /// The host report: `features` as a probe (or the engine) found them, or
 /// why the kernel was not probed; `uplinks` the interfaces box traffic
-/// leaves by. Everything else is read now, in the calling thread's
-/// network namespace.
-pub fn gather(features: Result<&KernelFeatures, &str>, uplinks: &[String]) -> HostReport {
+/// leaves by (`None`: no data plane sends any, so none is judged).
+/// Everything else is read now, in the calling thread's network namespace.
+pub fn gather(features: Result<&KernelFeatures, &str>, uplinks: Option<&[String]>) -> HostReport {
     assemble(features, Prerequisites::read(uplinks))
 }
 
@@ -32,7 +32,12 @@ fn assemble(features: Result<&KernelFeatures, &str>, host: Prerequisites) -> Hos
             (Vec::new(), Vec::new())
         }
     };
-    problems.extend(uplink_problems(&host.uplinks));
+    problems.extend(
+        host.uplinks
+            .as_deref()
+            .map(uplink_problems)
+            .unwrap_or_default(),
+    );
     HostReport {
         ok: problems.is_empty(),
         problems,
@@ -42,7 +47,7 @@ fn assemble(features: Result<&KernelFeatures, &str>, host: Prerequisites) -> Hos
         forwarding: host.forwarding,
         cgroup: host.cgroup,
         binaries: host.binaries,
-        uplinks: host.uplinks,
+        uplinks: host.uplinks.unwrap_or_default(),
     }
 }
 

@@ -22,13 +22,13 @@ pub(super) struct Prerequisites {
     pub(super) forwarding: Forwarding,
     pub(super) cgroup: CgroupVersion,
     pub(super) binaries: Vec<BinaryReport>,
-    pub(super) uplinks: Vec<UplinkReport>,
+    pub(super) uplinks: Option<Vec<UplinkReport>>,
 }
 
 impl Prerequisites {
     /// Reads everything now, with `uplinks` the interfaces box traffic
-    /// leaves by.
-    pub(super) fn read(uplinks: &[String]) -> Self {
+    /// leaves by, if any data plane sends it.
+    pub(super) fn read(uplinks: Option<&[String]>) -> Self {
         Self {
             kernel: read("/proc/sys/kernel/osrelease").unwrap_or_default(),
             forwarding: Forwarding {
@@ -37,7 +37,7 @@ impl Prerequisites {
             },
             cgroup: cgroup_version(&read("/proc/self/mounts").unwrap_or_default()),
             binaries: binaries(),
-            uplinks: uplink_reports(uplinks),
+            uplinks: uplinks.map(uplink_reports),
         }
     }
 }

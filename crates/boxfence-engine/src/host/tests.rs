@@ -24,6 +24,10 @@ fn uplink(name: &str, present: bool, up: bool) -> UplinkReport {
 }
 
 fn host(uplinks: Vec<UplinkReport>) -> Prerequisites {
+    with_uplinks(Some(uplinks))
+}
+
+fn with_uplinks(uplinks: Option<Vec<UplinkReport>>) -> Prerequisites {
     Prerequisites {
         kernel: "6.1.0-test".into(),
         forwarding: Forwarding {
@@ -133,6 +137,10 @@ fn an_uplink_that_is_absent_down_or_none_at_all_is_a_problem() {
     let report = assemble(Ok(&kernel(&[])), host(Vec::new()));
     assert!(!report.ok);
     assert!(report.problems[0].starts_with("no uplink"), "{report:?}");
+    // Without a data plane no traffic leaves, by any uplink.
+    let report = assemble(Err("no data plane"), with_uplinks(None));
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert!(report.uplinks.is_empty());
 }
 
 #[test]
@@ -179,7 +187,10 @@ fn programs_are_found_on_the_search_path() {
 /// Reads this host as it is: needs no root (the kernel is not probed).
 #[test]
 fn gather_reads_this_host() {
-    let report = gather(Err("not asked"), &["lo".to_owned(), "bfnope0".to_owned()]);
+    let report = gather(
+        Err("not asked"),
+        Some(&["lo".to_owned(), "bfnope0".to_owned()]),
+    );
     assert!(!report.kernel.is_empty());
     assert!(report.forwarding.ipv4.is_some(), "{report:?}");
     let own = &report.binaries[0];

@@ -99,7 +99,7 @@ pub(crate) fn run(args: &DoctorArgs, json: bool) -> Result<ExitCode, CliError> {
     };
     let features = KernelFeatures::probe(&avoid).map_err(|error| error.to_string());
     let uplinks = crate::data_plane::uplinks(uplink);
-    let host = host::gather(features.as_ref().map_err(String::as_str), &uplinks);
+    let host = host::gather(features.as_ref().map_err(String::as_str), Some(&uplinks));
     let mut checks = vec![forwarding(host.forwarding)];
     checks.extend(after_judgement::checks(&args.table, &Host));
     let report = Report {
