@@ -236,6 +236,13 @@ impl Client {
         self.get(&format!("{base}{query}")).await
     }
 
+    /// What the daemon's host offers its data plane: the kernel features
+    /// it found and uses, each part's path, the other prerequisites
+    /// (admin only).
+    pub async fn host(&self) -> Result<boxfence_policy::HostReport, ClientError> {
+        self.get("/v1/host").await
+    }
+
     /// Would `flow` be allowed for the machine, and why?
     pub async fn evaluate(
         &self,

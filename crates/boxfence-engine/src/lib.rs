@@ -13,6 +13,7 @@ mod denials;
 mod dns;
 mod ephemeral;
 pub mod flowlog;
+pub mod host;
 mod linux;
 mod metrics;
 mod set_writer;
@@ -21,7 +22,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use boxfence_policy::{EffectivePolicy, FlowEvent};
+use boxfence_policy::{EffectivePolicy, FlowEvent, HostReport};
 use serde::{Deserialize, Serialize};
 
 pub use address_pool::{AddressPool, PoolError};
@@ -158,6 +159,13 @@ pub trait Engine: Send + Sync + 'static {
     fn health(&self) -> Result<(), Vec<String>> {
         Ok(())
     }
+
+    /// What the host offers the data plane: the kernel features this
+    /// engine found and uses, the path each part takes, and the other
+    /// prerequisites read now.
+    fn host_report(&self) -> HostReport {
+        host::gather(Err("this engine drives no kernel"), None)
+    }
 }
 
 /// An engine for a daemon without a data plane: refuses machine work.
@@ -202,6 +210,10 @@ impl Engine for Unavailable {
 
     async fn exec(&self, _: &str, _: &ExecRequest) -> Result<ExecOutput, EngineError> {
         Err(EngineError::Unavailable(self.reason.clone()))
+    }
+
+    fn host_report(&self) -> HostReport {
+        host::gather(Err(&self.reason), None)
     }
 }
 

@@ -15,6 +15,7 @@ mod effective;
 mod explain;
 mod flow;
 mod flow_event;
+mod host;
 pub mod matchers;
 mod ports;
 mod reader;
@@ -31,5 +32,9 @@ pub use effective::{
 pub use explain::{Finding, Layer, Reason, Verdict, evaluate, evaluate_name};
 pub use flow::Flow;
 pub use flow_event::{FlowEvent, FlowEventKind};
+pub use host::{
+    BinaryReport, CgroupVersion, FeatureReport, FeatureStatus, Forwarding, HostReport, PathReport,
+    UplinkReport,
+};
 pub use ports::{PortRange, PortRule, Protocol};
 pub use reader::{MAX_LIST_ENTRIES, ObjectReader};

@@ -44,7 +44,7 @@ pub use routes::boxes::DEFAULT_APP;
 pub use state::{ServerConfig, StartError};
 
 use body::BodyLimit;
-use routes::{apps, boxes, flows, machines as machine_routes, policies};
+use routes::{apps, boxes, flows, host, machines as machine_routes, policies};
 use state::AppState;
 use views::Health;
 
@@ -152,6 +152,7 @@ fn router(state: Arc<AppState>) -> Router {
             get(flows::machine_flows),
         )
         .route("/metrics", get(flows::metrics))
+        .route("/v1/host", get(host::show))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_token,

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{apps, boxes, flows, machines, policies};
+use crate::routes::{apps, boxes, flows, host, machines, policies};
 
 /// The whole API.
 #[derive(OpenApi)]
@@ -19,6 +19,7 @@ use crate::routes::{apps, boxes, flows, machines, policies};
         boxes::create, boxes::show, boxes::set_network_policy, boxes::exec, boxes::delete,
         flows::machine_flows, flows::box_flows, flows::metrics,
         flows::machine_flow_log, flows::box_flow_log,
+        host::show,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&BearerAuth),

@@ -1,30 +1,46 @@
 //! Choosing and starting the data plane: the Linux engine with its
 //! resolver when this process may manage network namespaces, otherwise
 //! an engine that refuses machine work (the API answers 501, never
-//! pretends).
+//! pretends). Either way the start-up log says what the host offers: each
+//! kernel feature, the path each part takes, the uplinks, any problem.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use boxfence_dataplane::features::Feature;
 use boxfence_engine::{
     AddressPool, Engine, LinuxConfig, LinuxEngine, ResolverHandle, SharedLinuxEngine, Unavailable,
+    host,
 };
-use boxfence_policy::{AlwaysBlocked, Cidr};
+use boxfence_policy::{AlwaysBlocked, Cidr, HostReport};
 use boxfence_resolver::TcpLimits;
 use boxfence_resolver::answer::TtlLimits;
 
 use crate::CliError;
-use crate::config::{NetworkConfig, ResolverSettings};
+use crate::config::{KernelSettings, NetworkConfig, ResolverSettings};
 
 /// Upstream DNS servers each get this long before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Starts the data plane for `network`, its resolver per `resolver`; the
-/// resolver handle must be kept alive while the engine serves.
+/// Starts the data plane for `network`, its resolver per `resolver`,
+/// avoiding the kernel features `kernel` names; the resolver handle must
+/// be kept alive while the engine serves. Fails on a kernel that lacks a
+/// feature boxfence cannot work without, naming it.
 pub(crate) fn start(
     network: &NetworkConfig,
     resolver: &ResolverSettings,
+    kernel: &KernelSettings,
+) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
+    let (engine, resolver) = start_engine(network, resolver, kernel)?;
+    log_host(&engine.host_report());
+    Ok((engine, resolver))
+}
+
+fn start_engine(
+    network: &NetworkConfig,
+    resolver: &ResolverSettings,
+    kernel: &KernelSettings,
 ) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
     let without = if !network.data_plane {
         Some("this daemon runs without a data plane (data_plane = false)")
@@ -41,7 +57,7 @@ pub(crate) fn start(
         ipv4: network.ipv4_pool,
         ipv6: network.ipv6_pool,
     };
-    let config = linux_config(network, pool, "boxfence", 10_090)?;
+    let config = linux_config(network, &kernel.avoid, pool, "boxfence", 10_090)?;
     let engine =
         LinuxEngine::start(config).map_err(|e| CliError::Io(format!("data plane: {e}")))?;
     let upstreams = upstreams(&network.upstream_dns);
@@ -61,9 +77,10 @@ pub(crate) fn start(
     Ok((Arc::new(SharedLinuxEngine(engine)), Some(resolver)))
 }
 
-/// The engine configuration of a daemon (or a run) on this host.
-pub(crate) fn linux_config(
+/// The engine configuration of a daemon on this host.
+fn linux_config(
     network: &NetworkConfig,
+    avoid: &[Feature],
     pool: AddressPool,
     table: &str,
     rule_pref: u32,
@@ -81,12 +98,7 @@ pub(crate) fn linux_config(
         netns_prefix: network.netns_prefix.clone(),
         ifname_prefix: "bf-".into(),
         pool,
-        uplinks: network
-            .uplink
-            .clone()
-            .or_else(default_route_interface)
-            .into_iter()
-            .collect(),
+        uplinks: uplinks(network.uplink.clone()),
         always_blocked: Arc::new(always_blocked),
         helper,
         uid_base: 200_000,
@@ -95,7 +107,7 @@ pub(crate) fn linux_config(
         mark: 0x0100_0000,
         resolver_port: 53,
         host: boxfence_dataplane::HostNetns::current(),
-        avoid: Vec::new(),
+        avoid: avoid.to_vec(),
     })
 }
 
@@ -113,17 +125,53 @@ pub(crate) fn upstreams(configured: &[SocketAddr]) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// The interface of the default IPv4 route, if there is one.
-fn default_route_interface() -> Option<String> {
-    let output = std::process::Command::new("ip")
-        .args(["-j", "route", "show", "default"])
-        .output()
-        .ok()?;
-    let routes: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-    routes
-        .as_array()?
-        .first()?
-        .get("dev")?
-        .as_str()
-        .map(str::to_owned)
+/// The interfaces box traffic leaves by: the configured uplink, else the
+/// default IPv4 route's interface (none without either).
+pub(crate) fn uplinks(configured: Option<String>) -> Vec<String> {
+    configured
+        .or_else(host::default_route_interface)
+        .into_iter()
+        .collect()
+}
+
+/// Logs what the host offers, one line per feature, part and uplink,
+/// and a warning per problem.
+fn log_host(report: &HostReport) {
+    tracing::info!(
+        kernel = %report.kernel,
+        cgroup = report.cgroup.name(),
+        ipv4_forwarding = ?report.forwarding.ipv4,
+        ipv6_forwarding = ?report.forwarding.ipv6,
+        "host"
+    );
+    for feature in &report.features {
+        tracing::info!(
+            feature = %feature.name,
+            status = feature.status.name(),
+            required = feature.required,
+            since = %feature.since,
+            answer = feature.answer.as_deref(),
+            "kernel feature"
+        );
+    }
+    for path in &report.paths {
+        tracing::info!(
+            part = %path.part,
+            path = %path.path,
+            fallback = path.fallback,
+            "data plane path"
+        );
+    }
+    for uplink in &report.uplinks {
+        tracing::info!(
+            uplink = %uplink.name,
+            present = uplink.present,
+            up = uplink.up,
+            default_route = uplink.default_route,
+            "uplink"
+        );
+    }
+    for problem in &report.problems {
+        tracing::warn!(%problem, "host problem");
+    }
 }

@@ -48,7 +48,7 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon (HTTP API, store, data plane).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage apps and their tokens.
     #[command(subcommand)]
     App(apps::AppCommand),
@@ -67,8 +67,10 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Run one command in an ephemeral box, without a daemon (needs root).
     Run(run::RunArgs),
-    /// Check the host settings boxfence relies on (run as root on the
-    /// daemon's host); exits with 1 when one breaks a promise.
+    /// Report what the host offers boxfence (kernel features, each part's
+    /// path, prerequisites) and check the host settings it relies on (run
+    /// as root on the daemon's host); exits with 1 when a required feature
+    /// is missing or a check fails.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script.
     Completions {
@@ -188,7 +190,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let success = Ok(ExitCode::SUCCESS);
         match cli.command {
-            Command::Serve(args) => serve::run(args).await.and(success),
+            Command::Serve(args) => serve::run(*args).await.and(success),
             Command::App(command) => apps::run(command, &context).await.and(success),
             Command::Policy(command) => policies::run(command, &context).await.and(success),
             Command::Machine(command) => machines::run(command, &context).await,

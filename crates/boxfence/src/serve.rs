@@ -10,7 +10,9 @@ use boxfence_server::{Server, ServerConfig};
 use boxfence_store::SqliteStore;
 use ipnet::{Ipv4Net, Ipv6Net};
 
-use crate::config::{Config, ConfigFile, CreateFile, ExecFile, NetworkFile, ResolverFile};
+use crate::config::{
+    Config, ConfigFile, CreateFile, ExecFile, KernelFile, NetworkFile, ResolverFile,
+};
 use crate::{CliError, data_plane};
 
 /// Flags of `boxfence serve`; each overrides the config file's key.
@@ -20,7 +22,7 @@ pub(crate) struct ServeArgs {
     /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns,
     /// [resolver] query_rate_per_box, tcp_connections_per_box,
     /// tcp_connections, [exec] max_concurrent, per_app, per_box,
-    /// max_timeout, [create] per_app).
+    /// max_timeout, [create] per_app, [kernel] avoid).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address and port of the HTTP API [default: 127.0.0.1:4280].
@@ -89,6 +91,10 @@ pub(crate) struct ServeArgs {
     /// Creates of one app in progress at once; more answer 429 [default: 8].
     #[arg(long, value_name = "N")]
     create_per_app: Option<usize>,
+    /// A kernel feature not to use even where the kernel has it, so its
+    /// fallback runs (repeat for more; `boxfence doctor` lists them).
+    #[arg(long = "avoid-feature", value_name = "NAME")]
+    avoid_features: Vec<String>,
 }
 
 impl ServeArgs {
@@ -127,6 +133,9 @@ impl ServeArgs {
             create: CreateFile {
                 per_app: self.create_per_app,
             },
+            kernel: KernelFile {
+                avoid: (!self.avoid_features.is_empty()).then_some(self.avoid_features),
+            },
         };
         Ok(file.resolve(flags)?)
     }
@@ -146,7 +155,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     server_config.body_limit = config.body_limit;
     server_config.limits = config.limits;
     // Held for the daemon's lifetime: dropping it stops the resolver.
-    let (engine, _resolver) = data_plane::start(&config.network, &config.resolver)?;
+    let (engine, _resolver) = data_plane::start(&config.network, &config.resolver, &config.kernel)?;
     let server = Server::start(server_config, Arc::new(store.clone()), engine).await?;
     if let Some(token) = &server.generated_admin_token {
         // Shown this once; the store keeps only its hash.

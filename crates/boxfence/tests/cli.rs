@@ -210,6 +210,38 @@ fn a_bad_config_file_is_refused_with_its_key() {
 }
 
 #[test]
+fn an_unknown_kernel_feature_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("boxfence.toml");
+    // Without a data plane and on a free port, should it start after all.
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndatabase = \"sqlite://{}\"\n\
+             [network]\ndata_plane = false\n[kernel]\navoid = [\"warp_drive\"]\n",
+            dir.path().join("bf.db").display()
+        ),
+    )
+    .expect("write");
+    // `timeout` ends a daemon that starts all the same (status 124).
+    let out = Command::new("timeout")
+        .args(["30", BIN, "serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for part in [
+        "kernel.avoid",
+        "warp_drive",
+        "inet_ingress",
+        "destroy_element",
+    ] {
+        assert!(stderr.contains(part), "{part:?} in {stderr}");
+    }
+}
+
+#[test]
 fn completions_are_printed_for_bash() {
     let out = Command::new(BIN)
         .args(["completions", "bash"])

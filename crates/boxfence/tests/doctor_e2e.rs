@@ -1,14 +1,18 @@
 //! `boxfence doctor` on a host it can read: the lab host, first as a
 //! daemon would want it, then with a NAT chain that rewrites destinations
-//! after boxfence's judgement.
+//! after boxfence's judgement; and the kernel features it probes, as a
+//! table and as JSON.
 
+use boxfence_dataplane::features::Feature;
 use boxfence_lab::{Lab, require_root};
 use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_boxfence");
 
 /// The doctor's JSON report and exit status in `lab`'s host.
 fn doctor(lab: &Lab) -> (Value, Option<i32>) {
     let out = lab
-        .host_exec([env!("CARGO_BIN_EXE_boxfence"), "--json", "doctor"])
+        .host_exec([BIN, "--json", "doctor"])
         .expect("doctor runs");
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -73,4 +77,66 @@ fn doctor_fails_on_a_destination_rewrite_after_the_judgement() {
     );
     let detail = report["checks"][1]["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("ip other send"), "{report}");
+}
+
+#[test]
+fn doctor_reports_each_kernel_feature_as_a_table_and_as_json() {
+    if !require_root("doctor_reports_each_kernel_feature_as_a_table_and_as_json") {
+        return;
+    }
+    let lab = Lab::new().expect("lab comes up");
+    let (report, code) = doctor(&lab);
+    assert_eq!(code, Some(0), "{report}");
+    let host = &report["host"];
+    assert_eq!(host["ok"], true, "{report}");
+    let names: Vec<&str> = host["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter(|f| f["status"] == "found")
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, Feature::ALL.map(Feature::name), "{report}");
+    assert_eq!(
+        host["uplinks"][0]["name"],
+        lab.uplink(),
+        "the default route's"
+    );
+
+    // The daemon's config: its uplink, and a feature it avoids.
+    let config = lab.workdir().join("doctor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[network]\nuplink = \"{}\"\n[kernel]\navoid = [\"destroy_element\"]\n",
+            lab.uplink()
+        ),
+    )
+    .expect("config written");
+    let out = lab
+        .host_exec([BIN, "doctor", "--config", config.to_str().expect("UTF-8")])
+        .expect("doctor runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    for f in Feature::ALL {
+        let line = table
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(f.name()))
+            .unwrap_or_else(|| panic!("a line for {f} in\n{table}"));
+        let status = if f == Feature::DestroyElement {
+            "avoided"
+        } else {
+            "found"
+        };
+        assert_eq!(line.split_whitespace().nth(1), Some(status), "{line}");
+    }
+    let removal = table
+        .lines()
+        .find(|line| line.starts_with("learned address removal"))
+        .unwrap_or_else(|| panic!("the removal path in\n{table}"));
+    assert!(removal.ends_with("yes"), "the fallback: {removal}");
+    assert!(
+        table.contains("ok: boxfence can keep its promises"),
+        "{table}"
+    );
 }

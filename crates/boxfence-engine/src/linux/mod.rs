@@ -479,4 +479,11 @@ impl Engine for SharedLinuxEngine {
     fn health(&self) -> Result<(), Vec<String>> {
         self.0.health()
     }
+
+    fn host_report(&self) -> boxfence_policy::HostReport {
+        let (engine, host) = (&self.0, &self.0.config.host);
+        // Read where the engine works: its uplinks and sysctls are there.
+        host.in_netns(|| crate::host::gather(Ok(&engine.kernel), Some(&engine.config.uplinks)))
+            .unwrap_or_else(|error| crate::host::gather(Err(&error.to_string()), None))
+    }
 }

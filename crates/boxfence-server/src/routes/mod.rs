@@ -3,6 +3,7 @@
 pub(crate) mod apps;
 pub(crate) mod boxes;
 pub(crate) mod flows;
+pub(crate) mod host;
 pub(crate) mod machines;
 pub(crate) mod policies;
 

@@ -7,6 +7,7 @@ mod auth;
 mod boxes;
 mod conformance;
 mod health;
+mod host;
 mod limits;
 mod machines;
 mod metrics;

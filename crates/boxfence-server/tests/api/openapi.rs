@@ -37,6 +37,7 @@ async fn the_openapi_document_covers_every_route() {
         ("/v1/boxes/{id}", &["get", "delete"]),
         ("/v1/boxes/{id}/network-policy", &["put"]),
         ("/v1/boxes/{id}/exec", &["post"]),
+        ("/v1/host", &["get"]),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (path, methods) in expected {
@@ -48,7 +49,15 @@ async fn the_openapi_document_covers_every_route() {
         }
     }
     let schemas = doc["components"]["schemas"].as_object().expect("schemas");
-    for name in ["ErrorBody", "AppPolicy", "NetworkPolicy", "Flow", "Verdict"] {
+    for name in [
+        "ErrorBody",
+        "AppPolicy",
+        "NetworkPolicy",
+        "Flow",
+        "Verdict",
+        "HostReport",
+        "FeatureReport",
+    ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
     // And every documented operation is routed: neither the fallback's

@@ -1,21 +1,33 @@
-//! `boxfence doctor`: checks the host settings boxfence's promises rest
-//! on, and prints what it found (a table, or JSON with `--json`). Exits
-//! with status 1 when a check fails.
+//! `boxfence doctor`: what the host offers boxfence and whether it keeps
+//! boxfence's promises. It probes the kernel's features, reports the path
+//! each part of the data plane would take and the other prerequisites
+//! (the same report as `GET /v1/host`), then checks the host settings
+//! that act on box traffic after the judgement; it prints a table, or
+//! JSON with `--json`, and exits with status 1 when a required feature is
+//! missing or a check fails.
 //!
 //! The policy is judged once per flow, in the prerouting hook after
 //! destination NAT (DESIGN.md section 3). What the host does to box
 //! traffic after that hook is outside the judgement: a later NAT chain
 //! or a rewrite of the destination would send an allowed flow elsewhere;
 //! other routing tables, IPsec policies or IPVS may carry it another way.
-//! Those are what these checks look for.
+//! Those are what the after-judgement checks look for. They read `nft -j`
+//! and `ip -j`: a command an operator runs may use the host's tools,
+//! unlike the daemon.
 
 mod after_judgement;
+mod table;
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+use boxfence_dataplane::features::KernelFeatures;
+use boxfence_engine::host;
+use boxfence_policy::{Forwarding, HostReport};
 use serde::Serialize;
 
 use crate::CliError;
+use crate::config::ConfigFile;
 
 /// Flags of `boxfence doctor`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +35,10 @@ pub(crate) struct DoctorArgs {
     /// The nftables table of the daemon to check around.
     #[arg(long, default_value = "boxfence")]
     table: String,
+    /// The daemon's config file: its `[network] uplink` and `[kernel]
+    /// avoid` are reported as the daemon would take them.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// How a check came out.
@@ -39,6 +55,18 @@ pub(crate) enum Status {
     Unknown,
 }
 
+impl Status {
+    /// Its name, as the JSON says it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Check {
@@ -53,30 +81,36 @@ pub(crate) struct Check {
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
 struct Report {
+    /// The host report is ok and no check failed.
     ok: bool,
+    /// As `GET /v1/host` answers it.
+    host: HostReport,
     checks: Vec<Check>,
 }
 
-/// Runs every check and prints the report.
+/// Probes the kernel, runs every check and prints the report.
 pub(crate) fn run(args: &DoctorArgs, json: bool) -> Result<ExitCode, CliError> {
-    let mut checks = vec![forwarding()];
+    let (uplink, avoid) = match &args.config {
+        Some(path) => {
+            let config = ConfigFile::read(path)?.resolve(ConfigFile::default())?;
+            (config.network.uplink, config.kernel.avoid)
+        }
+        None => (None, Vec::new()),
+    };
+    let features = KernelFeatures::probe(&avoid).map_err(|error| error.to_string());
+    let uplinks = crate::data_plane::uplinks(uplink);
+    let host = host::gather(features.as_ref().map_err(String::as_str), Some(&uplinks));
+    let mut checks = vec![forwarding(host.forwarding)];
     checks.extend(after_judgement::checks(&args.table, &Host));
     let report = Report {
-        ok: checks.iter().all(|c| c.status != Status::Fail),
+        ok: host.ok && checks.iter().all(|c| c.status != Status::Fail),
+        host,
         checks,
     };
     if json {
         crate::output::json(&report)?;
     } else {
-        for check in &report.checks {
-            let status = serde_json::to_value(check.status).unwrap_or_default();
-            println!(
-                "{:<28} {:<8} {}",
-                check.name,
-                status.as_str().unwrap_or("?"),
-                check.detail
-            );
-        }
+        print!("{}", table::render(&report.host, &report.checks));
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
@@ -85,18 +119,14 @@ pub(crate) fn run(args: &DoctorArgs, json: bool) -> Result<ExitCode, CliError> {
     })
 }
 
-fn forwarding() -> Check {
-    let read = |path: &str| std::fs::read_to_string(path).map(|v| v.trim() == "1");
-    match (
-        read("/proc/sys/net/ipv4/ip_forward"),
-        read("/proc/sys/net/ipv6/conf/all/forwarding"),
-    ) {
-        (Ok(true), Ok(true)) => Check {
+fn forwarding(found: Forwarding) -> Check {
+    match (found.ipv4, found.ipv6) {
+        (Some(true), Some(true)) => Check {
             name: "forwarding",
             status: Status::Ok,
             detail: "IPv4 and IPv6 forwarding are on".into(),
         },
-        (Ok(_), Ok(_)) => Check {
+        (Some(_), Some(_)) => Check {
             name: "forwarding",
             status: Status::Warn,
             detail: "forwarding is off: boxes reach nothing until `boxfence serve` turns it on"

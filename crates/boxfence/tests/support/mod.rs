@@ -34,28 +34,20 @@ impl Daemon {
     /// A daemon with its database at `database` (default: in the lab's
     /// work directory).
     pub(crate) fn start_with_database(database: Option<&Path>) -> Self {
+        Self::start_with(database, "")
+    }
+
+    /// A daemon with `extra` added to its config file (sections after
+    /// `[network]`).
+    pub(crate) fn start_with_config(extra: &str) -> Self {
+        Self::start_with(None, extra)
+    }
+
+    fn start_with(database: Option<&Path>, extra: &str) -> Self {
         let lab = Lab::new().expect("lab comes up");
         let dns = LabDns::start(&lab, 60).expect("lab DNS");
         lab.route_to_host("10.200.0.0/16").expect("route to boxes");
-        let workdir = lab.workdir();
-        let config = format!(
-            "listen = \"127.0.0.1:4280\"\n\
-             database = \"sqlite://{db}\"\n\
-             admin_token = \"{TOKEN}\"\n\
-             [network]\n\
-             uplink = \"{uplink}\"\n\
-             exempt_cidrs = [\"198.51.100.0/24\", \"203.0.113.0/24\", \"2001:db8::/32\"]\n\
-             upstream_dns = [\"198.51.100.53\"]\n\
-             netns_prefix = \"{prefix}\"\n\
-             state_dir = \"{state}\"\n",
-            db = database
-                .map_or_else(|| workdir.join("boxfence.db"), Path::to_path_buf)
-                .display(),
-            uplink = lab.uplink(),
-            prefix = lab.namespace_prefix(),
-            state = workdir.join("state").display(),
-        );
-        std::fs::write(workdir.join("boxfence.toml"), config).expect("config written");
+        write_config(&lab, database, extra);
         let daemon = Self {
             child: Mutex::new(None),
             _dns: dns,
@@ -67,7 +59,7 @@ impl Daemon {
 
     /// Starts `boxfence serve` and waits until it answers.
     pub(crate) fn spawn(&self) {
-        let config = self.lab.workdir().join("boxfence.toml");
+        let config = config_path(&self.lab);
         let child = self
             .lab
             .spawn_in_host([
@@ -116,23 +108,33 @@ impl Daemon {
 
     /// `(status, body)` of an API call made from inside the lab host.
     pub(crate) fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let mut command = self.lab.host_command([
-            "curl",
-            "-s",
-            "-m",
-            "60",
-            "-X",
-            method,
-            "-H",
-            &format!("Authorization: Bearer {TOKEN}"),
+        self.api_as(Some(TOKEN), method, path, body)
+    }
+
+    /// [`Daemon::api`] with `token` (none: no `Authorization` header).
+    pub(crate) fn api_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:4280{path}");
+        let mut args = vec!["curl", "-s", "-m", "60", "-X", method];
+        let authorization = token.map(|token| format!("Authorization: Bearer {token}"));
+        if let Some(header) = &authorization {
+            args.extend(["-H", header]);
+        }
+        args.extend([
             "-H",
             "Content-Type: application/json",
             "--data-binary",
             "@-",
             "-w",
             "\n%{http_code}",
-            &format!("http://127.0.0.1:4280{path}"),
+            &url,
         ]);
+        let mut command = self.lab.host_command(args);
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -222,6 +224,39 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// The config file of a lab daemon.
+pub(crate) fn config_path(lab: &Lab) -> std::path::PathBuf {
+    lab.workdir().join("boxfence.toml")
+}
+
+/// Writes the config of a daemon in `lab`'s host, its database at
+/// `database` (default: in the lab's work directory), with `extra` added
+/// (sections after `[network]`); returns its path.
+pub(crate) fn write_config(lab: &Lab, database: Option<&Path>, extra: &str) -> std::path::PathBuf {
+    let workdir = lab.workdir();
+    let config = format!(
+        "listen = \"127.0.0.1:4280\"\n\
+         database = \"sqlite://{db}\"\n\
+         admin_token = \"{TOKEN}\"\n\
+         [network]\n\
+         uplink = \"{uplink}\"\n\
+         exempt_cidrs = [\"198.51.100.0/24\", \"203.0.113.0/24\", \"2001:db8::/32\"]\n\
+         upstream_dns = [\"198.51.100.53\"]\n\
+         netns_prefix = \"{prefix}\"\n\
+         state_dir = \"{state}\"\n\
+         {extra}",
+        db = database
+            .map_or_else(|| workdir.join("boxfence.db"), Path::to_path_buf)
+            .display(),
+        uplink = lab.uplink(),
+        prefix = lab.namespace_prefix(),
+        state = workdir.join("state").display(),
+    );
+    let path = config_path(lab);
+    std::fs::write(&path, config).expect("config written");
+    path
 }
 
 /// What [`Daemon::curl`] gets when the connection is refused.
