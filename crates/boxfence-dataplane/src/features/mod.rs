@@ -130,8 +130,8 @@ pub struct KernelFeatures {
 /// A feature boxfence cannot work without is missing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the kernel lacks {feature} ({}), which boxfence needs: {}; mainline Linux {} and later have it (kernel {release} answered: {answer})",
-    .feature.name(), .feature.purpose(), .feature.since()
+    "the kernel lacks {feature}, which boxfence needs: {}; mainline Linux {} and later have it (kernel {release} answered: {answer})",
+    .feature.purpose(), .feature.since()
 )]
 pub struct MissingFeature {
     /// The feature.
