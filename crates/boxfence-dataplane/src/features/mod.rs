@@ -151,6 +151,17 @@ impl KernelFeatures {
         }
     }
 
+    /// Every feature found but those `overridden` (for tests and reports
+    /// made elsewhere).
+    pub fn found_except(release: impl Into<String>, overridden: &[(Feature, Presence)]) -> Self {
+        let mut found: BTreeMap<Feature, Presence> = Feature::ALL
+            .into_iter()
+            .map(|f| (f, Presence::Found))
+            .collect();
+        found.extend(overridden.iter().cloned());
+        Self::new(release, found)
+    }
+
     /// Whether the data plane may use `feature`.
     pub fn has(&self, feature: Feature) -> bool {
         self.found.get(&feature) == Some(&Presence::Found)

@@ -1,15 +1,8 @@
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::testing::running_as_root;
 
 fn with(found: &[(Feature, Presence)]) -> KernelFeatures {
-    let mut all: BTreeMap<Feature, Presence> = Feature::ALL
-        .into_iter()
-        .map(|f| (f, Presence::Found))
-        .collect();
-    all.extend(found.iter().cloned());
-    KernelFeatures::new("6.1.0-test", all)
+    KernelFeatures::found_except("6.1.0-test", found)
 }
 
 #[test]

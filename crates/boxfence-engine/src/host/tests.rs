@@ -1,17 +1,10 @@
-use std::collections::BTreeMap;
-
 use boxfence_policy::{CgroupVersion, Forwarding};
 
 use super::prerequisites::{cgroup_version, find_on, ipv4_defaults, ipv6_defaults};
 use super::*;
 
 fn kernel(found: &[(Feature, Presence)]) -> KernelFeatures {
-    let mut all: BTreeMap<Feature, Presence> = Feature::ALL
-        .into_iter()
-        .map(|f| (f, Presence::Found))
-        .collect();
-    all.extend(found.iter().cloned());
-    KernelFeatures::new("6.1.0-test", all)
+    KernelFeatures::found_except("6.1.0-test", found)
 }
 
 fn uplink(name: &str, present: bool, up: bool) -> UplinkReport {

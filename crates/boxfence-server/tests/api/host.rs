@@ -5,28 +5,16 @@
 use boxfence_client::Client;
 use reqwest::{Method, StatusCode};
 
-use crate::support::{ADMIN, Daemon, assert_error};
+use crate::support::{ADMIN, Daemon};
 
 #[tokio::test]
 async fn the_host_report_is_for_the_admin_only() {
     let daemon = Daemon::start().await;
-    daemon.create_app("a").await;
-    let (status, minted) = daemon.call(Method::POST, "/v1/apps/a/tokens", None).await;
-    assert_eq!(status, StatusCode::CREATED, "{minted}");
-    let app_token = minted["token"].as_str().expect("token");
+    let app_token = daemon.app_with_token("a").await;
 
     let (status, _, body) = daemon.raw(Method::GET, "/v1/host", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    let (status, _, body) = daemon
-        .raw(Method::GET, "/v1/host", Some(app_token), None)
-        .await;
-    assert_error(
-        &(status, body.clone()),
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        None,
-    );
-    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let message = daemon.forbidden_get("/v1/host", &app_token).await;
     assert!(message.contains("/v1/host"), "{message}");
 
     let report = Client::new(&daemon.url, ADMIN)
@@ -46,5 +34,5 @@ async fn the_host_report_is_for_the_admin_only() {
             .iter()
             .any(|b| b.name == "nft" && !b.required)
     );
-    assert!(Client::new(&daemon.url, app_token).host().await.is_err());
+    assert!(Client::new(&daemon.url, &app_token).host().await.is_err());
 }

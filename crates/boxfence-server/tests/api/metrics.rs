@@ -2,26 +2,14 @@
 
 use reqwest::{Method, StatusCode};
 
-use crate::support::{ADMIN, Daemon, assert_error};
+use crate::support::{ADMIN, Daemon};
 
 #[tokio::test]
 async fn metrics_are_for_the_admin_only() {
     let daemon = Daemon::start().await;
-    daemon.create_app("a").await;
-    let (status, minted) = daemon.call(Method::POST, "/v1/apps/a/tokens", None).await;
-    assert_eq!(status, StatusCode::CREATED, "{minted}");
-    let app_token = minted["token"].as_str().expect("token");
+    let app_token = daemon.app_with_token("a").await;
 
-    let (status, _, body) = daemon
-        .raw(Method::GET, "/metrics", Some(app_token), None)
-        .await;
-    assert_error(
-        &(status, body.clone()),
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        None,
-    );
-    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let message = daemon.forbidden_get("/metrics", &app_token).await;
     assert!(
         message.contains("admin") && message.contains("/metrics"),
         "{message}"

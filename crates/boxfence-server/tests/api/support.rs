@@ -324,6 +324,31 @@ impl Daemon {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
+    /// Creates app `app` and returns a token minted for it.
+    pub(crate) async fn app_with_token(&self, app: &str) -> String {
+        self.create_app(app).await;
+        let path = format!("/v1/apps/{app}/tokens");
+        let (status, minted) = self.call(Method::POST, &path, None).await;
+        assert_eq!(status, StatusCode::CREATED, "{minted}");
+        minted["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Asserts that `GET path` with `token` is refused as `forbidden`;
+    /// returns the refusal's message.
+    pub(crate) async fn forbidden_get(&self, path: &str, token: &str) -> String {
+        let (status, _, body) = self.raw(Method::GET, path, Some(token), None).await;
+        assert_error(
+            &(status, body.clone()),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            None,
+        );
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Creates a machine and returns its id.
     pub(crate) async fn create_machine(&self, app: &str, body: Value) -> String {
         let (status, answer) = self
