@@ -77,6 +77,9 @@ impl Twins {
     fn new() -> Option<Self> {
         let text = ScratchNetns::new("ruleset-text")?;
         let netlink = ScratchNetns::new("ruleset-netlink")?;
+        for ns in [&text, &netlink] {
+            ns.add_links(&["bf-aaa", "bf-bbb"]);
+        }
         let socket = netlink.nft_socket();
         Some(Self {
             text,
@@ -290,6 +293,7 @@ fn a_refused_netlink_batch_changes_nothing_and_names_the_command() {
     let Some(ns) = ScratchNetns::new("ruleset-refused") else {
         return;
     };
+    ns.add_links(&["bf-aaa"]);
     let mut socket = ns.nft_socket();
     let mut ruleset = Ruleset::new(config());
     ns.host().nft(&ruleset.full().to_text()).expect("loads");
@@ -320,6 +324,7 @@ fn after_a_failed_batch_the_next_update_sends_everything_again() {
     let Some(ns) = ScratchNetns::new("ruleset-retry") else {
         return;
     };
+    ns.add_links(&["bf-aaa"]);
     let mut socket = ns.nft_socket();
     let mut apply = |batch: &Batch| {
         socket
