@@ -134,8 +134,11 @@ fn kernel_adds_and_deletes_every_key_type_with_timeouts() {
     assert_eq!(s4.len(), 2, "{s4:?}");
     let first = find(&ns, "s4", "10.0.0.1").expect("10.0.0.1");
     assert_eq!(first.timeout, Some(30));
+    // Usually 29 or 30 (nft lists it within a second); emulated (TCG)
+    // Linux 5.10 took 3 s. Well below 30 would be a timeout not the one
+    // given.
     assert!(
-        first.expires.is_some_and(|e| (28..=30).contains(&e)),
+        first.expires.is_some_and(|e| (20..=30).contains(&e)),
         "{first:?}"
     );
     let second = find(&ns, "s4", "10.0.0.2").expect("10.0.0.2");
