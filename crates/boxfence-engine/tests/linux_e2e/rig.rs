@@ -263,14 +263,15 @@ pub(crate) fn dig(rig: &Rig, spec: &MachineSpec, args: &[&str]) -> String {
     rig.exec(spec, &argv).stdout
 }
 
-/// Waits up to 3 s for an event of the box matching `wanted`; returns the
-/// box's events then.
+/// Waits up to 20 s for an event of the box matching `wanted` (natively
+/// it comes within 0.1 s; under emulation in the kernel matrix, seconds);
+/// returns the box's events then.
 pub(crate) fn events_until(
     rig: &Rig,
     spec: &MachineSpec,
     wanted: impl Fn(&FlowEvent) -> bool,
 ) -> Vec<FlowEvent> {
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let events = rig
             .engine
