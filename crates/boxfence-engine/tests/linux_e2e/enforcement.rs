@@ -414,11 +414,12 @@ fn ingress_rules_and_deny_all_inbound(rig: &Rig) {
                     .map(String::from)
                     .to_vec(),
                 stdin: None,
-                timeout: Some(Duration::from_secs(6)),
+                // Ended sooner: killed below.
+                timeout: Some(Duration::from_secs(120)),
             };
             rig.runtime.block_on(SharedLinuxEngine(Arc::clone(&rig.engine)).exec(&b.id, &request))
         });
-        std::thread::sleep(Duration::from_millis(1500));
+        listening(rig, &b, &[8080, 8081]);
         assert_eq!(from_internet(8080), "200", "the ingress rule allows 8080");
         assert_eq!(from_internet(8081), REFUSED, "no rule allows 8081");
         rig.update(
@@ -431,5 +432,52 @@ fn ingress_rules_and_deny_all_inbound(rig: &Rig) {
             REFUSED,
             "deny-all refuses inbound connections too"
         );
+        kill_box_processes(rig, &b);
     });
+}
+
+/// Kills every process in the box's network namespace: the servers the
+/// test started there.
+fn kill_box_processes(rig: &Rig, spec: &MachineSpec) {
+    use std::os::unix::fs::MetadataExt as _;
+    let netns = std::fs::metadata(rig.box_netns(spec)).expect("the box's namespace");
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let same = std::fs::metadata(entry.path().join("ns/net"))
+            .is_ok_and(|ns| (ns.dev(), ns.ino()) == (netns.dev(), netns.ino()));
+        if same && pid.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status();
+        }
+    }
+}
+
+/// Waits until the box listens on each of `ports` (TCP): within 60 s
+/// (natively 0.2 s; under emulation Python takes seconds to start).
+fn listening(rig: &Rig, spec: &MachineSpec, ports: &[u16]) {
+    let netns = format!("--net={}", rig.box_netns(spec).display());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = std::process::Command::new("nsenter")
+            .args([netns.as_str(), "ss", "-Hltn"])
+            .output()
+            .expect("nsenter ss");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let listens = |port: &u16| {
+            listed.lines().any(|line| {
+                line.split_whitespace()
+                    .nth(3)
+                    .is_some_and(|local| local.ends_with(&format!(":{port}")))
+            })
+        };
+        if ports.iter().all(listens) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listening on {ports:?} within 60 s: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
