@@ -181,10 +181,20 @@ impl Rig {
     }
 
     pub(crate) fn exec(&self, spec: &MachineSpec, argv: &[&str]) -> ExecOutput {
+        self.exec_for(spec, argv, Duration::from_secs(20))
+    }
+
+    /// [`Self::exec`] with a time limit other than 20 s.
+    pub(crate) fn exec_for(
+        &self,
+        spec: &MachineSpec,
+        argv: &[&str],
+        limit: Duration,
+    ) -> ExecOutput {
         let request = ExecRequest {
             command: argv.iter().map(|s| (*s).to_owned()).collect(),
             stdin: None,
-            timeout: Some(Duration::from_secs(20)),
+            timeout: Some(limit),
         };
         self.runtime
             .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).exec(&spec.id, &request))
