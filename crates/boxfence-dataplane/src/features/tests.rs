@@ -74,22 +74,22 @@ fn a_required_feature_cannot_be_avoided() {
 }
 
 #[test]
+fn mainline_has_a_feature_from_its_version_on() {
+    let f = Feature::DestroyElement; // 6.3
+    assert!(!f.mainline_has("5.10.0-32-amd64"));
+    assert!(!f.mainline_has("6.1.0-50-amd64"));
+    assert!(f.mainline_has("6.3.0"));
+    assert!(f.mainline_has("6.12.117+deb13-amd64"));
+    assert!(f.mainline_has("7.0.1"));
+    assert!(Feature::Nflog.mainline_has("5.10.0-32-amd64"));
+}
+
+#[test]
 fn names_round_trip() {
     for feature in Feature::ALL {
         assert_eq!(Feature::from_name(feature.name()), Some(feature));
     }
     assert_eq!(Feature::from_name("warp_drive"), None);
-}
-
-/// A release's first two numbers: `6.1.0-50-amd64` is (6, 1).
-fn major_minor(release: &str) -> (u32, u32) {
-    let mut numbers = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|n| n.parse().expect("a number"));
-    (
-        numbers.next().expect("major"),
-        numbers.next().expect("minor"),
-    )
 }
 
 /// The probe finds what mainline added by this kernel's version and
@@ -103,12 +103,10 @@ fn kernel_probe_finds_this_kernels_features() {
         return;
     }
     let features = KernelFeatures::probe(&[]).expect("probe runs");
-    let running = major_minor(&features.release);
     for feature in Feature::ALL {
-        let mainline_has_it = major_minor(feature.since()) <= running;
         assert_eq!(
             features.found.get(&feature) == Some(&Presence::Found),
-            mainline_has_it,
+            feature.mainline_has(&features.release),
             "{feature} (since {}): {features:?}",
             feature.since()
         );
