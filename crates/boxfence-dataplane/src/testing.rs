@@ -72,6 +72,21 @@ impl ScratchNetns {
     pub(crate) fn host(&self) -> HostNetns {
         HostNetns::at(format!("/run/netns/{}", self.name))
     }
+
+    /// Makes a veth pair for each of `names` (the peer is the name and
+    /// `p`): the box devices a table's ingress chains hook. Kernels before
+    /// 6.16 refuse a chain on a device that is not there yet (the engine
+    /// makes the link first there, see `features`), so a test that loads
+    /// box chains makes their devices first, as the engine does.
+    pub(crate) fn add_links(&self, names: &[&str]) {
+        let batch: String = names
+            .iter()
+            .map(|name| format!("link add {name} type veth peer name {name}p\n"))
+            .collect();
+        self.host()
+            .run("ip", &["-b", "-"], Some(&batch))
+            .expect("box devices");
+    }
 }
 
 impl Drop for ScratchNetns {

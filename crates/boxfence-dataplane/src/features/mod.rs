@@ -94,10 +94,26 @@ impl Feature {
         }
     }
 
+    /// Whether mainline Linux of `release`'s version (`uname -r`, e.g.
+    /// `6.1.0-50-amd64`) has it: what a kernel without backports offers,
+    /// for the kernel matrix's expectations. The probe, not this, decides.
+    pub fn mainline_has(self, release: &str) -> bool {
+        major_minor(self.since()) <= major_minor(release)
+    }
+
     /// Whether boxfence cannot work without it.
     pub fn required(self) -> bool {
         matches!(self, Self::InetIngress | Self::Ctnetlink | Self::Nflog)
     }
+}
+
+/// A release's first two numbers: `6.1.0-50-amd64` is (6, 1); what is
+/// not a number counts as 0.
+fn major_minor(release: &str) -> (u32, u32) {
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
 }
 
 impl fmt::Display for Feature {

@@ -88,7 +88,8 @@ const VOLATILE: [&str; 9] = [
 
 /// `ip -j <args>` in `host`, without what [`VOLATILE`] names and without
 /// the `NO-CARRIER` flag (it goes once linkwatch runs, up to a second
-/// later); link-local addresses (made from the random MAC) become `fe80::`.
+/// later); link-local addresses (made from the random MAC), and their
+/// local routes, become `fe80::`.
 fn ip_json(host: &HostNetns, args: &[&str]) -> Value {
     let out = host.run("ip", args, None).expect("ip -j");
     let mut json: Value = serde_json::from_str(&out).expect("ip json");
@@ -102,10 +103,15 @@ fn scrub(value: &mut Value) {
             for key in VOLATILE {
                 map.remove(key);
             }
-            if let Some(Value::String(local)) = map.get_mut("local")
-                && local.starts_with("fe80:")
-            {
-                *local = "fe80::".into();
+            // The host side's link-local address, and its local route
+            // (`dst`, without a prefix length), carry the random MAC.
+            for key in ["local", "dst"] {
+                if let Some(Value::String(addr)) = map.get_mut(key)
+                    && addr.starts_with("fe80:")
+                    && !addr.contains('/')
+                {
+                    *addr = "fe80::".into();
+                }
             }
             if let Some(Value::Array(flags)) = map.get_mut("flags") {
                 flags.retain(|flag| flag != "NO-CARRIER");

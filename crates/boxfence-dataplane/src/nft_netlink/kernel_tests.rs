@@ -134,8 +134,11 @@ fn kernel_adds_and_deletes_every_key_type_with_timeouts() {
     assert_eq!(s4.len(), 2, "{s4:?}");
     let first = find(&ns, "s4", "10.0.0.1").expect("10.0.0.1");
     assert_eq!(first.timeout, Some(30));
+    // Usually 29 or 30 (nft lists it within a second); emulated (TCG)
+    // Linux 5.10 took 3 s. Well below 30 would be a timeout not the one
+    // given.
     assert!(
-        first.expires.is_some_and(|e| (28..=30).contains(&e)),
+        first.expires.is_some_and(|e| (20..=30).contains(&e)),
         "{first:?}"
     );
     let second = find(&ns, "s4", "10.0.0.2").expect("10.0.0.2");
@@ -205,6 +208,11 @@ fn check_refresh(mode: RefreshMode, test: &str) {
 /// The refresh this kernel does best (probed).
 fn best_refresh() -> RefreshMode {
     KernelFeatures::probe(&[]).expect("probe").paths().refresh
+}
+
+/// The removal this kernel does best (probed): DESTROYSETELEM since 6.3.
+fn best_removal() -> RemovalMode {
+    KernelFeatures::probe(&[]).expect("probe").paths().removal
 }
 
 #[test]
@@ -366,7 +374,11 @@ fn kernel_delete_of_a_missing_element_fails_and_destroy_ignores_it() {
         "{error}"
     );
     assert_eq!(list(&ns, "s4").len(), 1, "nothing deleted");
-    for mode in [RemovalMode::Destroy, RemovalMode::DeleteEach] {
+    let mut modes = vec![RemovalMode::DeleteEach];
+    if best_removal() == RemovalMode::Destroy {
+        modes.push(RemovalMode::Destroy);
+    }
+    for mode in modes {
         socket
             .add_elements("t", std::slice::from_ref(&both[0]))
             .expect("add");

@@ -88,6 +88,8 @@ struct Loaded {
 impl Loaded {
     fn new(test: &str) -> Option<Self> {
         let ns = ScratchNetns::new(test)?;
+        // The boxes' devices, and the one a chain is moved to below.
+        ns.add_links(&["bf-aaa", "bf-bbb", "bf-zzz"]);
         let socket = ns.nft_socket();
         let watch = NftWatch::open_in(&ns.host()).expect("watch");
         let mut loaded = Self {

@@ -1,5 +1,6 @@
 //! The engine over time: restarts, repairs by the watchdog, the flow log, metrics, cuts when domains go, upstream failover.
 
+use super::held::hold_across;
 use super::rig::*;
 
 /// This module's tests, in the order they run.
@@ -276,7 +277,8 @@ fn a_flood_of_denials_stays_bounded(rig: &Rig) {
     let script = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
         for i in range(100000):\n  try: s.sendto(b'x',('198.51.100.10',1000+i%50000))\n  except OSError: pass\n";
     let started = Instant::now();
-    let out = rig.exec(&b, &["python3", "-c", script]);
+    // Natively about 4 s; emulated Linux 5.10 took more than 20.
+    let out = rig.exec_for(&b, &["python3", "-c", script], Duration::from_secs(180));
     assert_eq!(out.exit_code, 0, "{out:?}");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -343,27 +345,19 @@ fn removing_a_domain_cuts_its_flows(rig: &Rig) {
         json!({"mode": "custom", "allowedDomains": ["api.github.com", "registry.npmjs.org"]}),
         &[],
     );
-    let script = "import socket,time\n\
-        ip=socket.getaddrinfo('api.github.com',9000,socket.AF_INET)[0][4][0]\n\
-        s=socket.create_connection((ip,9000),timeout=5); s.sendall(b'one\\n'); print(s.recv(100).decode().strip(), flush=True)\n\
-        time.sleep(2)\n\
-        try:\n  s.sendall(b'two\\n'); r=s.recv(100); print('after', r.decode().strip() or 'closed')\n\
-        except Exception as e: print('after cut', type(e).__name__)\n";
-    std::thread::scope(|scope| {
-        let held = scope.spawn(|| rig.exec(&b, &["python3", "-c", script]));
-        std::thread::sleep(Duration::from_millis(1000));
+    let name = "socket.getaddrinfo('api.github.com',9000,socket.AF_INET)[0][4][0]";
+    let held = hold_across(rig, &b, name, 60, || {
         rig.update(
             &b,
             json!({"mode": "custom", "allowedDomains": ["registry.npmjs.org"]}),
             &[],
         );
-        let out = held.join().expect("exec thread");
-        assert!(out.stdout.starts_with("one"), "worked before: {out:?}");
-        assert!(
-            !out.stdout.contains("after two"),
-            "the flow to the removed name is cut: {out:?}"
-        );
     });
+    assert!(
+        held.cut && held.echoes_after == 0,
+        "the flow to the removed name is cut: {:?}",
+        held.output
+    );
     assert_eq!(
         rig.curl(&b, &format!("http://{SERVER_V4}/")),
         REFUSED,

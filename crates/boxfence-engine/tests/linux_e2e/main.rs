@@ -11,6 +11,7 @@ use boxfence_lab::require_root;
 
 mod enforcement;
 mod fallbacks;
+mod held;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;

@@ -107,9 +107,11 @@ fn resolver_metric(rig: &Rig, name: &str) -> f64 {
     metric(&rig.engine.metrics_text(), &format!("{name} ")).unwrap_or(0.0)
 }
 
-/// Waits up to 10 s for `done`.
+/// Waits up to 60 s for `done` (natively each wait here ends within 2 s;
+/// on emulated Linux 5.10 the UDP flood took more than 10 s to pass the
+/// box's rate).
 fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
@@ -254,8 +256,9 @@ fn destroyed_sockets_are_survived_or_bound_again(rig: &Rig) {
     );
     wait_for("the resolver to serve again", || engine.health().is_ok());
     assert!(resolves("+notcp") && resolves("+tcp"), "served again");
-    assert_eq!(
-        resolver_metric(rig, "boxfence_resolver_restarts_total"),
-        1.0
-    );
+    // One restart, or two: `ss -K` destroys the IPv4 and the IPv6 listener
+    // one after the other, and on a slow (emulated) host the second went
+    // after the resolver had bound both again (seen on Linux 5.10).
+    let restarts = resolver_metric(rig, "boxfence_resolver_restarts_total");
+    assert!((1.0..=2.0).contains(&restarts), "{restarts} restarts");
 }

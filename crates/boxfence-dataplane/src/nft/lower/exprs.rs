@@ -12,8 +12,6 @@ const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 /// IANA protocol number of ICMPv6.
 const IPPROTO_ICMPV6: u8 = 58;
-/// `NFT_BYTEORDER_HTON`.
-const BYTEORDER_HTON: u32 = 1;
 /// `NFT_LIMIT_PKTS`.
 const LIMIT_PACKETS: u32 = 0;
 /// `NFT_REJECT_TCP_RST`, `NFT_REJECT_ICMPX_UNREACH`.
@@ -98,15 +96,12 @@ impl Exprs {
                 self.lookup(named(set));
             }
             Match::ProtoPort { set } => {
+                // nft 1.0.6 puts `byteorder reg 1 = hton(reg 1, 2, 1)`
+                // between these, a no-op on a byte that Linux 6.12 refuses
+                // (EOPNOTSUPP: a length that is not a multiple of the
+                // size); without it every kernel takes the rule, and the
+                // protocol's byte is where the set's key has it.
                 self.meta(META_L4PROTO);
-                // A no-op on a byte (nft 1.0.6 emits it for this concatenation).
-                self.push(Expr::Byteorder {
-                    sreg: REG_1,
-                    dreg: REG_1,
-                    op: BYTEORDER_HTON,
-                    len: 1,
-                    size: 2,
-                });
                 self.payload(BASE_TRANSPORT, 2, 2, REG32_01);
                 self.lookup(named(set));
             }
@@ -396,5 +391,49 @@ fn nfproto_number(family: Family) -> u8 {
     match family {
         Family::Ipv4 => NFPROTO_IPV4,
         Family::Ipv6 => NFPROTO_IPV6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Linux 6.12 refuses the rule with nft's byteorder in it (found by
+    /// `scripts/test-kernels`); the kernel test of the same rule is the
+    /// ruleset's (`netlink_and_text_batches_build_the_same_table_in_every_sequence`).
+    #[test]
+    fn a_protocol_and_port_lookup_has_no_byteorder() {
+        let rule = Rule::when(
+            vec![Match::ProtoPort {
+                set: "ports".into(),
+            }],
+            crate::nft::Verdict::Accept,
+        );
+        let exprs = super::rule(&rule).expect("lowers");
+        assert!(
+            !exprs.iter().any(|e| matches!(e, Expr::Byteorder { .. })),
+            "{exprs:?}"
+        );
+        assert_eq!(
+            exprs[..3],
+            [
+                Expr::Meta {
+                    key: META_L4PROTO,
+                    dreg: REG_1
+                },
+                Expr::Payload {
+                    dreg: REG32_01,
+                    base: BASE_TRANSPORT,
+                    offset: 2,
+                    len: 2
+                },
+                Expr::Lookup {
+                    set: SetRef::Named("ports".into()),
+                    sreg: REG_1,
+                    dreg: None,
+                    invert: false
+                },
+            ]
+        );
     }
 }
