@@ -247,6 +247,7 @@ impl Rig {
             resolver_port: 53,
             mark: MARK,
             always_blocked: blocked.intervals(),
+            flowtable_uplinks: None,
         };
         let engine = runtime
             .block_on(async { LinuxEngine::start(config) })
