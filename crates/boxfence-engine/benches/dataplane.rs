@@ -797,15 +797,16 @@ fn with_config<T>(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOn
             let fast = rig.engine.paths().forwarding == FastPath::Flowtable;
             let value = rig.engine.while_locked(|| {
             let (pool4, uplink) = (rig.pool.ipv4, rig.lab.uplink());
-            let mut batch = String::new();
+            // Its own transaction: Linux 5.10 refuses the dormant flag in
+            // one that changes the table otherwise (EINVAL).
             if fast {
-                batch.push_str(&format!(
+                rig.nft(&format!(
                     "flush chain inet {TABLE} forward\n\
                      delete chain inet {TABLE} forward\n\
                      delete flowtable inet {TABLE} {FLOWTABLE}\n"
                 ));
             }
-            batch += &format!(
+            let mut batch = format!(
                 "add table inet {TABLE} {{ flags dormant; }}\n\
                  add table inet bench_nat\n\
                  add chain inet bench_nat post {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
