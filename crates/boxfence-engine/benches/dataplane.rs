@@ -14,7 +14,9 @@
 //! `BF_BENCH_DELETES` (100 timed deletes), `BF_BENCH_NICE` (`0`: keep the
 //! default priority), `BF_BENCH_PERF` (a directory: `perf record -a -g`
 //! during each connection-rate cell), `BF_BENCH_TRAFFIC_CPU` (1: the CPU
-//! the traffic sections are pinned to; `none`: not pinned). Needs root;
+//! the traffic sections are pinned to; `none`: not pinned), `BF_BENCH_AVOID`
+//! (kernel features the engine avoids, comma-separated: `flowtable`
+//! measures without the fast path where the kernel has one). Needs root;
 //! exits 0 with a message otherwise. Results and their reading:
 //! `BENCHMARKS.md`, "Data plane".
 //!
@@ -37,9 +39,10 @@ use std::time::{Duration, Instant};
 
 use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::exec::{HELPER_SUBCOMMAND, INIT_SUBCOMMAND, helper_main, init_main};
+use boxfence_dataplane::features::{FastPath, Feature, Presence};
 use boxfence_dataplane::nft_watch::NftWatch;
 use boxfence_dataplane::routing::FailClosedRouting;
-use boxfence_dataplane::ruleset::{BoxLink, Ruleset, TableConfig};
+use boxfence_dataplane::ruleset::{BoxLink, FLOWTABLE, Ruleset, TableConfig};
 use boxfence_engine::{
     AddressPool, Engine, LinuxConfig, LinuxEngine, MachineAddresses, MachineSpec, SharedLinuxEngine,
 };
@@ -228,10 +231,16 @@ impl Rig {
             .enable_all()
             .build()
             .expect("runtime");
+        let avoid = std::env::var("BF_BENCH_AVOID").unwrap_or_default();
         let config = LinuxConfig {
             table: TABLE.into(),
             rule_pref: RULE_PREF,
             mark: MARK,
+            avoid: avoid
+                .split(',')
+                .filter(|name| !name.is_empty())
+                .map(|name| Feature::from_name(name).expect("BF_BENCH_AVOID: feature names"))
+                .collect(),
             ..lab_config(&lab, HostNetns::current())
         };
         let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
@@ -247,6 +256,7 @@ impl Rig {
             resolver_port: 53,
             mark: MARK,
             always_blocked: blocked.intervals(),
+            flowtable_uplinks: None,
         };
         let engine = runtime
             .block_on(async { LinuxEngine::start(config) })
@@ -255,6 +265,17 @@ impl Rig {
             .expect("route to boxes");
         let host = HostNetns::at(lab.host_netns_path());
         eprintln!("lab and engine up in {:.1?}", started.elapsed());
+        println!(
+            "forwarding of established flows: {:?} (avoided: {:?})\n",
+            engine.paths().forwarding,
+            engine
+                .kernel_features()
+                .found
+                .iter()
+                .filter(|(_, p)| **p == Presence::Avoided)
+                .map(|(f, _)| f.name())
+                .collect::<Vec<_>>()
+        );
         Self {
             engine,
             runtime,
@@ -770,8 +791,21 @@ fn with_config<T>(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOn
         // The boxfence table goes dormant (its hooks are unregistered, its
         // content stays), so switching takes milliseconds and the cells of
         // a run follow each other closely.
-        Config::NoRuleset | Config::MarkOnly => rig.engine.while_locked(|| {
+        // A flowtable's hooks stay with a dormant table, so the fast path
+        // goes first (and the engine restores it after).
+        Config::NoRuleset | Config::MarkOnly => {
+            let fast = rig.engine.paths().forwarding == FastPath::Flowtable;
+            let value = rig.engine.while_locked(|| {
             let (pool4, uplink) = (rig.pool.ipv4, rig.lab.uplink());
+            // Its own transaction: Linux 5.10 refuses the dormant flag in
+            // one that changes the table otherwise (EINVAL).
+            if fast {
+                rig.nft(&format!(
+                    "flush chain inet {TABLE} forward\n\
+                     delete chain inet {TABLE} forward\n\
+                     delete flowtable inet {TABLE} {FLOWTABLE}\n"
+                ));
+            }
             let mut batch = format!(
                 "add table inet {TABLE} {{ flags dormant; }}\n\
                  add table inet bench_nat\n\
@@ -794,7 +828,13 @@ fn with_config<T>(rig: &Rig, tb: &TrafficBox, config: Config, measure: impl FnOn
             rig.nft(&format!("delete table inet bench_nat\nadd table inet {TABLE}\n"));
             rig.routing().install(&rig.host).expect("routing rules back");
             value
-        }),
+            });
+            if fast {
+                rig.engine.repair().expect("fast path restored");
+                rig.nft(&learn_batch(&tb.spec.id, &tb.learned));
+            }
+            value
+        }
     }
 }
 

@@ -76,6 +76,11 @@ pub(crate) struct ServeArgs {
     /// work answers 501); config `[network] data_plane = false`.
     #[arg(long)]
     no_data_plane: bool,
+    /// No flowtable fast path: every packet of a box flow passes the hooks
+    /// (the `flowtable` kernel feature is avoided); config `[network]
+    /// flowtable = false`.
+    #[arg(long)]
+    no_flowtable: bool,
     /// Execs running at once on this host; more answer 429 [default: 64].
     #[arg(long, value_name = "N")]
     exec_max_concurrent: Option<usize>,
@@ -118,6 +123,7 @@ impl ServeArgs {
                 netns_prefix: self.netns_prefix,
                 state_dir: self.state_dir,
                 data_plane: self.no_data_plane.then_some(false),
+                flowtable: self.no_flowtable.then_some(false),
             },
             resolver: ResolverFile {
                 query_rate_per_box: self.query_rate_per_box,

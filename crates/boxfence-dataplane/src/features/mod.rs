@@ -33,17 +33,22 @@ pub enum Feature {
     DestroyElement,
     /// Re-adding a set element replaces its timeout and expiry.
     ElementTimeoutUpdate,
+    /// `nf_flow_table`: a software flowtable in an `inet` table, fed by
+    /// `flow add` from the forward hook, whose devices are added and
+    /// removed in place.
+    Flowtable,
 }
 
 impl Feature {
     /// Every feature, in report order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::InetIngress,
         Self::Ctnetlink,
         Self::Nflog,
         Self::HookBeforeDevice,
         Self::DestroyElement,
         Self::ElementTimeoutUpdate,
+        Self::Flowtable,
     ];
 
     /// Its name in logs, reports and configuration (`[kernel] avoid`).
@@ -55,6 +60,7 @@ impl Feature {
             Self::HookBeforeDevice => "hook_before_device",
             Self::DestroyElement => "destroy_element",
             Self::ElementTimeoutUpdate => "element_timeout_update",
+            Self::Flowtable => "flowtable",
         }
     }
 
@@ -80,6 +86,9 @@ impl Feature {
             Self::ElementTimeoutUpdate => {
                 "a learned address's timeout is refreshed in place (else deleted and re-added in the same transaction)"
             }
+            Self::Flowtable => {
+                "established box flows are forwarded by a software flowtable, their packets skipping the hooks (else every packet passes them)"
+            }
         }
     }
 
@@ -91,6 +100,9 @@ impl Feature {
             Self::HookBeforeDevice => "6.16",
             Self::DestroyElement => "6.3",
             Self::ElementTimeoutUpdate => "6.12",
+            // Flowtables came in 4.16; adding and removing devices of an
+            // existing one, which boxes coming and going need, in 5.8.
+            Self::Flowtable => "5.8",
         }
     }
 
@@ -220,8 +232,24 @@ impl KernelFeatures {
             } else {
                 RefreshMode::DeleteAndAdd
             },
+            forwarding: if self.has(Feature::Flowtable) {
+                FastPath::Flowtable
+            } else {
+                FastPath::Hooks
+            },
         }
     }
+}
+
+/// How packets of established box flows are forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FastPath {
+    /// By a software flowtable on the box links and uplinks, skipping the
+    /// hooks once the flow is established and offloaded.
+    Flowtable,
+    /// Through the hooks, like every other packet (one rule each in
+    /// prerouting and on the box's device).
+    Hooks,
 }
 
 /// How a box's link and its device chain are made.
@@ -246,12 +274,14 @@ pub struct Paths {
     pub removal: RemovalMode,
     /// Refreshing learned elements' timeouts.
     pub refresh: RefreshMode,
+    /// Forwarding established box flows.
+    pub forwarding: FastPath,
 }
 
 impl Paths {
     /// Each part, the path it takes and whether that is the fallback,
     /// for logs and reports.
-    pub fn describe(&self) -> [(&'static str, &'static str, bool); 3] {
+    pub fn describe(&self) -> [(&'static str, &'static str, bool); 4] {
         [
             (
                 "box link",
@@ -277,7 +307,22 @@ impl Paths {
                 },
                 self.refresh == RefreshMode::DeleteAndAdd,
             ),
+            (
+                "forwarding",
+                match self.forwarding {
+                    FastPath::Flowtable => "established flows by a flowtable, skipping the hooks",
+                    FastPath::Hooks => "every packet through the hooks",
+                },
+                self.forwarding == FastPath::Hooks,
+            ),
         ]
+    }
+
+    /// Whether box links must exist before the table that names them is
+    /// committed: a device chain on older kernels, a flowtable's device
+    /// on every kernel (it refuses a device that is not there).
+    pub fn links_before_table(&self) -> bool {
+        self.box_link == BoxLinkPath::LinkFirst || self.forwarding == FastPath::Flowtable
     }
 }
 

@@ -13,7 +13,9 @@ use crate::netlink::socket::{Family, Socket};
 use crate::netlink::{self, NFGENMSG_LEN, NLM_F_DUMP, NLM_F_REQUEST, Writer};
 use crate::nflog::NflogReader;
 use crate::nfnl::NfnlError;
-use crate::nft::{BaseChain, Command, Match, Peer, Rule, SetKind, Statement, Verdict};
+use crate::nft::{
+    BaseChain, ChainType, Command, Flowtable, Hook, Match, Peer, Rule, SetKind, Statement, Verdict,
+};
 use crate::nft_netlink::{ElementKey, NftSocket, RefreshMode, RemovalMode, SetElement};
 
 /// The scratch table.
@@ -79,6 +81,7 @@ fn try_each() -> BTreeMap<Feature, Presence> {
         Feature::HookBeforeDevice,
         Feature::DestroyElement,
         Feature::ElementTimeoutUpdate,
+        Feature::Flowtable,
     ];
     let socket = NftSocket::open().and_then(|mut socket| {
         let base = [
@@ -121,7 +124,63 @@ fn try_each() -> BTreeMap<Feature, Presence> {
         Feature::ElementTimeoutUpdate,
         timeout_update(&mut socket).unwrap_or_else(Presence::Missing),
     );
+    found.insert(
+        Feature::Flowtable,
+        presence(flowtable_on_loopback(&mut socket)),
+    );
     found
+}
+
+/// A flowtable on loopback fed from a forward chain, as the fast path
+/// makes it, then its device removed and added again in place, as boxes
+/// going and coming do. Each step's refusal names the step.
+fn flowtable_on_loopback(socket: &mut NftSocket) -> Result<(), String> {
+    const FLOWTABLE: &str = "ft";
+    let on_loopback = || Command::AddFlowtable {
+        name: FLOWTABLE.into(),
+        flowtable: Flowtable {
+            priority: 0,
+            devices: vec!["lo".into()],
+        },
+    };
+    let forward = BaseChain {
+        chain_type: ChainType::Filter,
+        hook: Hook::Forward,
+        priority: 0,
+    };
+    let steps = [
+        (
+            "a flowtable fed by `flow add`",
+            vec![
+                on_loopback(),
+                Command::AddBaseChain {
+                    name: "forward".into(),
+                    base: forward,
+                },
+                Command::AddRule {
+                    chain: "forward".into(),
+                    rule: Rule::then(
+                        vec![Match::CtState(crate::nft::CT_ESTABLISHED)],
+                        vec![Statement::FlowOffload(FLOWTABLE.into())],
+                    ),
+                },
+            ],
+        ),
+        (
+            "removing a device in place",
+            vec![Command::DeleteFlowtableDevices {
+                name: FLOWTABLE.into(),
+                devices: vec!["lo".into()],
+            }],
+        ),
+        ("adding a device in place", vec![on_loopback()]),
+    ];
+    for (step, commands) in steps {
+        socket
+            .apply(TABLE, &commands)
+            .map_err(|error| format!("{step}: {error}"))?;
+    }
+    Ok(())
 }
 
 /// A chain like a box's device chain: source check, zone, mark.

@@ -14,6 +14,7 @@ fn a_kernel_with_everything_takes_the_direct_paths() {
             box_link: BoxLinkPath::SideBySide,
             removal: RemovalMode::Destroy,
             refresh: RefreshMode::InPlace,
+            forwarding: FastPath::Flowtable,
         }
     );
     assert!(paths.describe().iter().all(|(_, _, fallback)| !fallback));
@@ -25,7 +26,8 @@ fn each_missing_or_avoided_feature_takes_its_fallback() {
     let features = with(&[
         (Feature::HookBeforeDevice, missing.clone()),
         (Feature::DestroyElement, Presence::Avoided),
-        (Feature::ElementTimeoutUpdate, missing),
+        (Feature::ElementTimeoutUpdate, missing.clone()),
+        (Feature::Flowtable, missing),
     ]);
     assert_eq!(
         features.paths(),
@@ -33,8 +35,10 @@ fn each_missing_or_avoided_feature_takes_its_fallback() {
             box_link: BoxLinkPath::LinkFirst,
             removal: RemovalMode::DeleteEach,
             refresh: RefreshMode::DeleteAndAdd,
+            forwarding: FastPath::Hooks,
         }
     );
+    assert!(features.paths().links_before_table());
     assert!(features.require().is_ok(), "optional features only");
 }
 
@@ -85,18 +89,38 @@ fn names_round_trip() {
     assert_eq!(Feature::from_name("warp_drive"), None);
 }
 
+/// Only the flowtable decides whether links go first on a kernel that
+/// hooks chains before their devices.
+#[test]
+fn a_flowtable_needs_its_links_before_the_table() {
+    let without = with(&[(Feature::Flowtable, Presence::Avoided)]).paths();
+    assert!(!without.links_before_table());
+    assert!(with(&[]).paths().links_before_table());
+}
+
 /// The probe finds what mainline added by this kernel's version and
 /// nothing newer: every feature on the host (6.18), the required ones
 /// alone on 5.10 and 6.1, all but the hook before its device on 6.12 (the
 /// matrix, `scripts/test-kernels`, whose Debian kernels backport none of
-/// these). The switch that avoids a feature is honoured.
+/// these); the flowtable exactly when `nf_flow_table` is there (the probe
+/// loads the module where it is one). The switch that avoids a feature is
+/// honoured.
 #[test]
 fn kernel_probe_finds_this_kernels_features() {
     if !running_as_root("kernel_probe_finds_this_kernels_features") {
         return;
     }
     let features = KernelFeatures::probe(&[]).expect("probe runs");
-    for feature in Feature::ALL {
+    let flowtables = std::path::Path::new("/sys/module/nf_flow_table").exists();
+    assert_eq!(
+        features.has(Feature::Flowtable),
+        flowtables,
+        "nf_flow_table there: {flowtables}; {features:?}"
+    );
+    for feature in Feature::ALL
+        .into_iter()
+        .filter(|f| *f != Feature::Flowtable)
+    {
         assert_eq!(
             features.found.get(&feature) == Some(&Presence::Found),
             feature.mainline_has(&features.release),

@@ -44,6 +44,9 @@ pub const CMP_EQ: u32 = 0;
 /// `NFT_CMP_NEQ`.
 pub const CMP_NEQ: u32 = 1;
 
+/// `NF_NETDEV_INGRESS`: the hook of every flowtable.
+pub const NETDEV_INGRESS: u32 = 0;
+
 /// `NFT_OBJECT_COUNTER`.
 pub const OBJECT_COUNTER: u32 = 1;
 
@@ -321,6 +324,11 @@ pub enum Expr {
     },
     /// `masq`.
     Masquerade,
+    /// `flow_offload`: adds the packet's flow to a flowtable.
+    FlowOffload {
+        /// The flowtable.
+        flowtable: String,
+    },
     /// An expression this client does not model, by name and raw data.
     Unknown {
         /// `NFTA_EXPR_NAME`.

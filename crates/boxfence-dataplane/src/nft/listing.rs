@@ -5,12 +5,14 @@
 //! in a chain does, counter values and the elements of sets with timeouts
 //! (the resolver's, changing all the time) are left out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::Command;
-use super::expr::{ELEM_INTERVAL_END, Expr, HookSpec, OBJECT_COUNTER, RawElement, SetSpec};
+use super::expr::{
+    ELEM_INTERVAL_END, Expr, HookSpec, NETDEV_INGRESS, OBJECT_COUNTER, RawElement, SetSpec,
+};
 use super::lower::{self, LowerError};
 
 /// The content of one table.
@@ -25,6 +27,30 @@ pub struct Listing {
     pub sets: BTreeMap<String, ListedSet>,
     /// Named objects by name, with their `NFT_OBJECT_*` type.
     pub objects: BTreeMap<String, u32>,
+    /// Flowtables by name.
+    pub flowtables: BTreeMap<String, ListedFlowtable>,
+}
+
+/// A flowtable: its hook and the devices it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFlowtable {
+    /// `NF_NETDEV_INGRESS`, the only hook a flowtable has.
+    pub hooknum: u32,
+    /// The hooks' priority.
+    pub priority: i32,
+    /// The devices, by name.
+    pub devices: BTreeSet<String>,
+}
+
+impl ListedFlowtable {
+    /// A flowtable on the ingress of `devices` at `priority`.
+    pub fn new(priority: i32, devices: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            hooknum: NETDEV_INGRESS,
+            priority,
+            devices: devices.into_iter().collect(),
+        }
+    }
 }
 
 /// A chain: its hook, if a base chain, and its rules in order.
@@ -135,12 +161,27 @@ impl Listing {
             Command::DeleteCounter(name) => {
                 self.objects.remove(name);
             }
+            Command::AddFlowtable { name, flowtable } => {
+                self.flowtables
+                    .entry(name.clone())
+                    .or_insert_with(|| ListedFlowtable::new(flowtable.priority, []))
+                    .devices
+                    .extend(flowtable.devices.iter().cloned());
+            }
+            Command::DeleteFlowtableDevices { name, devices } => {
+                if let Some(flowtable) = self.flowtables.get_mut(name) {
+                    devices.iter().for_each(|d| {
+                        flowtable.devices.remove(d);
+                    });
+                }
+            }
         }
         Ok(())
     }
 
     /// How `found` differs from this listing (the expected one), chain by
-    /// chain, then set by set, then object by object; empty when equal.
+    /// chain, then set by set, object by object, flowtable by flowtable;
+    /// empty when equal.
     pub fn differences(&self, found: &Self) -> Vec<Difference> {
         let mut out = Vec::new();
         if self.table_flags != found.table_flags {
@@ -172,6 +213,20 @@ impl Listing {
                     out.push(Difference::UnexpectedObject {
                         name: name.clone(),
                         kind: *kind,
+                    });
+                }
+                _ => {}
+            }
+        }
+        for (name, expected, found) in pairs(&self.flowtables, &found.flowtables) {
+            match (expected, found) {
+                (Some(_), None) => out.push(Difference::MissingFlowtable(name.clone())),
+                (None, Some(_)) => out.push(Difference::UnexpectedFlowtable(name.clone())),
+                (Some(expected), Some(found)) if expected != found => {
+                    out.push(Difference::Flowtable {
+                        name: name.clone(),
+                        expected: expected.clone(),
+                        found: found.clone(),
                     });
                 }
                 _ => {}
@@ -323,6 +378,19 @@ pub enum Difference {
         /// Its `NFT_OBJECT_*` type.
         kind: u32,
     },
+    /// A flowtable is missing.
+    MissingFlowtable(String),
+    /// A flowtable is there that should not be.
+    UnexpectedFlowtable(String),
+    /// A flowtable's hook or devices.
+    Flowtable {
+        /// Its name.
+        name: String,
+        /// Expected.
+        expected: ListedFlowtable,
+        /// Found.
+        found: ListedFlowtable,
+    },
 }
 
 impl fmt::Display for Difference {
@@ -386,6 +454,17 @@ impl fmt::Display for Difference {
             Self::UnexpectedObject { name, kind } => {
                 write!(f, "object {name} (type {kind}) should not exist")
             }
+            Self::MissingFlowtable(name) => write!(f, "flowtable {name} missing"),
+            Self::UnexpectedFlowtable(name) => write!(f, "flowtable {name} should not exist"),
+            Self::Flowtable {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "flowtable {name} differs: expected priority {} on {:?}, found priority {} on {:?}",
+                expected.priority, expected.devices, found.priority, found.devices
+            ),
         }
     }
 }

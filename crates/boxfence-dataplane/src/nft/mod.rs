@@ -6,8 +6,8 @@
 //! model expects.
 //!
 //! Only the shapes boxfence needs are modelled: the table, its base
-//! chains, dispatch maps, the per-box and per-policy chains, sets and
-//! counters.
+//! chains, dispatch maps, the per-box and per-policy chains, sets,
+//! counters and the flowtable of the fast path.
 
 pub mod expr;
 mod listing;
@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use boxfence_policy::matchers::IpRange;
 
-pub use listing::{Difference, ListedChain, ListedSet, Listing};
+pub use listing::{Difference, ListedChain, ListedFlowtable, ListedSet, Listing};
 pub use rule::{
     CT_ESTABLISHED, CT_INVALID, CT_RELATED, Interface, MapKey, Match, Reject, Rule, Statement,
     Verdict,
@@ -153,6 +153,8 @@ pub enum Hook {
     Prerouting,
     /// `hook input`.
     Input,
+    /// `hook forward`.
+    Forward,
     /// `hook postrouting`.
     Postrouting,
     /// `hook ingress device "<device>"` (the device need not exist yet:
@@ -181,6 +183,18 @@ impl BaseChain {
             priority: 0,
         }
     }
+}
+
+/// A flowtable: flows a rule adds to it (`flow add @<name>`) are
+/// forwarded by the flowtable's own hook on the ingress of its devices,
+/// before any chain, so their packets skip the hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flowtable {
+    /// The priority of its ingress hooks (chains on the same devices
+    /// with a higher one see only what the flowtable does not forward).
+    pub priority: i32,
+    /// The devices it hooks (a flow is forwarded by it only on them).
+    pub devices: Vec<String>,
 }
 
 /// One command of a transaction on the table.
@@ -239,6 +253,21 @@ pub enum Command {
     AddCounter(String),
     /// Deletes a named counter no rule refers to.
     DeleteCounter(String),
+    /// Creates a flowtable, or adds to an existing one the devices it
+    /// lacks (its priority must be the same).
+    AddFlowtable {
+        /// Its name.
+        name: String,
+        /// Its hook priority and devices.
+        flowtable: Flowtable,
+    },
+    /// Removes devices from a flowtable (each must be in it).
+    DeleteFlowtableDevices {
+        /// The flowtable.
+        name: String,
+        /// The devices.
+        devices: Vec<String>,
+    },
 }
 
 impl Command {

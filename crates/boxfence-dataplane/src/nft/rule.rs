@@ -180,6 +180,10 @@ pub enum Statement {
     },
     /// `masquerade`.
     Masquerade,
+    /// `flow add @<flowtable>`: the packet's flow is offloaded to the
+    /// flowtable (the kernel takes only established TCP and UDP flows it
+    /// can forward; its packets then skip the hooks).
+    FlowOffload(String),
     /// `iifname vmap @map` and the like: the verdict the map holds for the
     /// key, if it holds one.
     VerdictMap {

@@ -63,6 +63,15 @@ pub fn command_line(table: &str, command: &Command) -> String {
         }
         Command::AddCounter(name) => format!("add counter inet {table} {name}"),
         Command::DeleteCounter(name) => format!("delete counter inet {table} {name}"),
+        Command::AddFlowtable { name, flowtable } => format!(
+            "add flowtable inet {table} {name} {{ hook ingress priority {}; devices = {{ {} }}; }}",
+            flowtable.priority,
+            flowtable.devices.join(", ")
+        ),
+        Command::DeleteFlowtableDevices { name, devices } => format!(
+            "delete flowtable inet {table} {name} {{ devices = {{ {} }}; }}",
+            devices.join(", ")
+        ),
     }
 }
 
@@ -74,6 +83,7 @@ fn hook_text(base: &BaseChain) -> String {
     let hook = match &base.hook {
         Hook::Prerouting => "prerouting".to_owned(),
         Hook::Input => "input".to_owned(),
+        Hook::Forward => "forward".to_owned(),
         Hook::Postrouting => "postrouting".to_owned(),
         Hook::Ingress(device) => format!("ingress device \"{device}\""),
     };
@@ -191,6 +201,7 @@ fn statement_text(statement: &Statement) -> String {
             Family::Ipv6 => format!("dnat ip6 to [{addr}]:{port}"),
         },
         Statement::Masquerade => "masquerade".to_owned(),
+        Statement::FlowOffload(flowtable) => format!("flow add @{flowtable}"),
         Statement::VerdictMap { key, map } => {
             let key = match key {
                 MapKey::Iifname => "iifname",

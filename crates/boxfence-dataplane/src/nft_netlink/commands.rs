@@ -8,7 +8,7 @@ use super::NetlinkError;
 use super::batch::{Batch, BatchWriter, NLM_F_APPEND, Part};
 use super::expr::{ANONYMOUS_SET_NAME, element_bytes, write_exprs};
 use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Writer};
-use crate::nft::expr::{Expr, OBJECT_COUNTER, RawElement, SetRef, SetSpec};
+use crate::nft::expr::{Expr, NETDEV_INGRESS, OBJECT_COUNTER, RawElement, SetRef, SetSpec};
 use crate::nft::{Command, command_line, lower};
 
 /// `NFT_MSG_*` kinds.
@@ -24,6 +24,8 @@ const NEWSETELEM: u16 = 12;
 const DELSETELEM: u16 = 14;
 const NEWOBJ: u16 = 18;
 const DELOBJ: u16 = 20;
+const NEWFLOWTABLE: u16 = 22;
+const DELFLOWTABLE: u16 = 24;
 
 /// Room left for elements in one message's 16-bit list attribute.
 const MAX_LIST_LEN: usize = (u16::MAX as usize & !3) - 64;
@@ -127,6 +129,19 @@ pub(super) fn encode(table: &str, seq: u32, commands: &[Command]) -> Result<Batc
                 named(w, table, name);
                 w.put_be32(3, OBJECT_COUNTER); // NFTA_OBJ_TYPE
             }),
+            Command::AddFlowtable { name, flowtable } => {
+                message.send(NEWFLOWTABLE, NLM_F_CREATE, name, |w| {
+                    named(w, table, name);
+                    flowtable_hook(w, Some(flowtable.priority), &flowtable.devices);
+                });
+            }
+            // With a hook, DELFLOWTABLE removes only its devices.
+            Command::DeleteFlowtableDevices { name, devices } => {
+                message.send(DELFLOWTABLE, 0, name, |w| {
+                    named(w, table, name);
+                    flowtable_hook(w, None, devices);
+                });
+            }
         }
     }
     Ok(batch.finish())
@@ -233,6 +248,8 @@ fn operation_name(kind: u16) -> &'static str {
         DELSETELEM => "DELSETELEM",
         NEWOBJ => "NEWOBJ",
         DELOBJ => "DELOBJ",
+        NEWFLOWTABLE => "NEWFLOWTABLE",
+        DELFLOWTABLE => "DELFLOWTABLE",
         _ => "message",
     }
 }
@@ -242,6 +259,23 @@ fn operation_name(kind: u16) -> &'static str {
 fn named(w: &mut Writer, table: &str, name: &str) {
     w.put_strz(1, table);
     w.put_strz(2, name);
+}
+
+/// `NFTA_FLOWTABLE_HOOK`: the ingress hook at `priority` (a new
+/// flowtable's; an existing one's must match, so a removal leaves it
+/// out) and the devices, if any.
+fn flowtable_hook(w: &mut Writer, priority: Option<i32>, devices: &[String]) {
+    let hook = w.begin_nested(3); // NFTA_FLOWTABLE_HOOK
+    if let Some(priority) = priority {
+        w.put_be32(1, NETDEV_INGRESS); // NFTA_FLOWTABLE_HOOK_NUM
+        w.put(2, &priority.to_be_bytes()); // NFTA_FLOWTABLE_HOOK_PRIORITY
+    }
+    if !devices.is_empty() {
+        let list = w.begin_nested(3); // NFTA_FLOWTABLE_HOOK_DEVS
+        devices.iter().for_each(|d| w.put_strz(1, d)); // NFTA_DEVICE_NAME
+        w.end_nested(list);
+    }
+    w.end_nested(hook);
 }
 
 /// A chain's table and name (`NFTA_CHAIN_TABLE`, `NFTA_CHAIN_NAME`).

@@ -5,6 +5,7 @@
 //! something that differs ([`Expr::Unknown`]), so a comparison says so.
 
 use crate::netlink::{NFGENMSG_LEN, attributes};
+use crate::nft::ListedFlowtable;
 use crate::nft::expr::{Data, Expr, HookSpec, RawElement, SetRef, SetSpec};
 
 use super::expr::{
@@ -195,6 +196,9 @@ fn expr(name: &str, a: &Attrs<'_>) -> Option<Expr> {
                 flags: a.be32(7).unwrap_or(0),
             }
         }
+        "flow_offload" => Expr::FlowOffload {
+            flowtable: a.string(1)?,
+        },
         "masq"
             if a.0
                 .iter()
@@ -308,4 +312,21 @@ pub(super) fn set_elements(payload: &[u8]) -> Option<(String, String, Vec<RawEle
 pub(super) fn object(payload: &[u8]) -> Option<(String, String, u32)> {
     let a = Attrs::of_message(payload);
     Some((a.string(1)?, a.string(2)?, a.be32(3)?))
+}
+
+/// A `NEWFLOWTABLE`: its table, name, hook and devices.
+pub(super) fn flowtable(payload: &[u8]) -> Option<(String, String, ListedFlowtable)> {
+    let a = Attrs::of_message(payload);
+    let hook = Attrs::of(a.get(3).unwrap_or_default()); // NFTA_FLOWTABLE_HOOK
+    let devices = attributes(hook.get(3).unwrap_or_default()) // NFTA_FLOWTABLE_HOOK_DEVS
+        .map(|(_, name)| {
+            let name = name.split(|&b| b == 0).next().unwrap_or_default();
+            String::from_utf8_lossy(name).into_owned()
+        });
+    let mut flowtable = ListedFlowtable::new(
+        hook.get(2)?.try_into().ok().map(i32::from_be_bytes)?,
+        devices,
+    );
+    flowtable.hooknum = hook.be32(1)?;
+    Some((a.string(1)?, a.string(2)?, flowtable))
 }

@@ -1,10 +1,11 @@
 //! Encoding then decoding gives back what was encoded, without a kernel.
 
 use super::decode;
-use super::dump::{Assembly, NEWSET};
+use super::dump::{Assembly, NEWSET, listing_of_batch};
 use super::expr::{element_bytes, write_exprs};
 use crate::netlink::Writer;
 use crate::nft::expr::*;
+use crate::nft::{Command, Difference, Flowtable, ListedFlowtable, Listing};
 
 fn round_trip(exprs: &[Expr]) -> Vec<Expr> {
     let mut w = Writer::default();
@@ -150,6 +151,9 @@ fn every_expr() -> Vec<Expr> {
             flags: 0,
         },
         Expr::Masquerade,
+        Expr::FlowOffload {
+            flowtable: "ft".into(),
+        },
         Expr::Unknown {
             name: "quota".into(),
             data: vec![8, 0, 1, 0, 0, 0, 0, 1],
@@ -258,4 +262,63 @@ fn messages_of_other_tables_are_left_out() {
     let mut assembly = Assembly::new("t");
     assembly.absorb(NEWSET, &w.bytes()[16..]);
     assert!(assembly.finish().sets.is_empty());
+}
+
+fn add_flowtable(devices: &[&str]) -> Command {
+    Command::AddFlowtable {
+        name: "ft".into(),
+        flowtable: Flowtable {
+            priority: -10,
+            devices: devices.iter().map(|d| (*d).to_owned()).collect(),
+        },
+    }
+}
+
+/// A flowtable made, then given another device in place, decodes from
+/// the batch's messages as the model lists it.
+#[test]
+fn a_flowtable_and_its_added_devices_decode_as_the_model_lists_them() {
+    let commands = [
+        Command::AddTable,
+        add_flowtable(&["bf-a", "eth0"]),
+        add_flowtable(&["bf-b"]),
+    ];
+    let expected = Listing::after(&commands).expect("lowers");
+    assert_eq!(
+        expected.flowtables["ft"],
+        ListedFlowtable::new(-10, ["bf-a", "bf-b", "eth0"].map(String::from))
+    );
+    assert_eq!(listing_of_batch("t", &commands).expect("encodes"), expected);
+}
+
+/// A device removed from the flowtable leaves the model's listing, and
+/// a kernel's flowtable that still has it (or lost another) differs.
+#[test]
+fn a_flowtable_device_too_many_or_too_few_is_a_difference() {
+    let made = [Command::AddTable, add_flowtable(&["bf-a", "bf-b"])];
+    let removed = Listing::after(
+        &[
+            made.to_vec(),
+            vec![Command::DeleteFlowtableDevices {
+                name: "ft".into(),
+                devices: vec!["bf-b".into()],
+            }],
+        ]
+        .concat(),
+    )
+    .expect("lowers");
+    let kept = Listing::after(&made).expect("lowers");
+    assert_eq!(removed.flowtables["ft"].devices, ["bf-a".to_owned()].into());
+    for (expected, found) in [(&removed, &kept), (&kept, &removed)] {
+        let differences = expected.differences(found);
+        assert!(
+            matches!(differences.as_slice(), [Difference::Flowtable { name, .. }] if name == "ft"),
+            "{differences:?}"
+        );
+    }
+    let gone = Listing::after(&[Command::AddTable]).expect("lowers");
+    assert_eq!(
+        kept.differences(&gone),
+        [Difference::MissingFlowtable("ft".into())]
+    );
 }

@@ -28,6 +28,8 @@ pub(super) const NEWSETELEM: u16 = 12;
 const GETSETELEM: u16 = 13;
 pub(super) const NEWOBJ: u16 = 18;
 const GETOBJ: u16 = 19;
+pub(super) const NEWFLOWTABLE: u16 = 22;
+const GETFLOWTABLE: u16 = 23;
 /// `NFPROTO_INET`.
 const NFPROTO_INET: u8 = 1;
 
@@ -48,6 +50,7 @@ pub(crate) fn list_table(socket: &mut Socket, table: &str) -> Result<Option<List
         ("nf_tables rule dump", GETRULE),
         ("nf_tables set dump", GETSET),
         ("nf_tables object dump", GETOBJ),
+        ("nf_tables flowtable dump", GETFLOWTABLE),
     ] {
         if let Some(errno) = requests(socket, &mut assembly, kind, NLM_F_DUMP, table, &[""])?
             .pop()
@@ -187,6 +190,18 @@ impl Assembly {
             NEWOBJ => {
                 if let Some((_, name, kind)) = decode::object(payload).filter(|(t, ..)| ours(t)) {
                     self.listing.objects.insert(name, kind);
+                }
+            }
+            // A batch may add devices to a flowtable it made earlier.
+            NEWFLOWTABLE => {
+                if let Some((_, name, found)) = decode::flowtable(payload).filter(|(t, ..)| ours(t))
+                {
+                    match self.listing.flowtables.get_mut(&name) {
+                        Some(flowtable) => flowtable.devices.extend(found.devices),
+                        None => {
+                            self.listing.flowtables.insert(name, found);
+                        }
+                    }
                 }
             }
             _ => {}

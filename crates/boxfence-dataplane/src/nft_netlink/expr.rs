@@ -193,6 +193,9 @@ pub(super) fn write_exprs(
                 }
             }),
             Expr::Masquerade => expression(w, "masq", |_| {}),
+            Expr::FlowOffload { flowtable } => expression(w, "flow_offload", |w| {
+                w.put_strz(1, flowtable); // NFTA_FLOW_TABLE_NAME
+            }),
             Expr::Unknown { name, data } => expression(w, name, |w| w.put_raw(data)),
         }
     }

@@ -10,12 +10,21 @@ use super::compile::range_elements;
 use super::objects::{Batch, Object};
 use super::{DENY_APP, DENY_BLOCKED, DENY_BOX, DENY_HOST, OTHER_SOURCE, TableConfig};
 use crate::nft::{
-    BaseChain, CT_ESTABLISHED, CT_INVALID, CT_RELATED, ChainType, Command, Family, Hook, Interface,
-    MapKey, Match, Peer, Reject, Rule, SetKind, Statement, Verdict,
+    BaseChain, CT_ESTABLISHED, CT_INVALID, CT_RELATED, ChainType, Command, Family, Flowtable, Hook,
+    Interface, MapKey, Match, Peer, Reject, Rule, SetKind, Statement, Verdict,
 };
 
 /// NFLOG group of denials (read by the flow log).
 pub const LOG_GROUP: u16 = 7;
+
+/// The flowtable of the fast path.
+pub const FLOWTABLE: &str = "fastpath";
+/// Its hooks' priority: before the box's device chain (filter), so an
+/// offloaded packet meets no chain at all. Skipping that chain's source
+/// check is safe: the flowtable finds a flow by its whole tuple and the
+/// device it came in on, so a box can only send packets of flows it
+/// started itself (with its proved source) or that were started to it.
+const FLOWTABLE_PRIORITY: i32 = FILTER - 10;
 
 /// IANA protocol numbers.
 const TCP: u8 = 6;
@@ -176,6 +185,54 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
         ],
     );
     base_chains(config, batch);
+    if config.flowtable_uplinks.is_some() {
+        batch.upsert(&Object::base_chain(
+            "forward".into(),
+            BaseChain {
+                chain_type: ChainType::Filter,
+                hook: Hook::Forward,
+                priority: FILTER,
+            },
+            offload_rules(config),
+        ));
+    }
+}
+
+/// The flowtable command that makes it (or adds `devices` to it).
+pub(crate) fn flowtable(devices: Vec<String>) -> Command {
+    Command::AddFlowtable {
+        name: FLOWTABLE.into(),
+        flowtable: Flowtable {
+            priority: FLOWTABLE_PRIORITY,
+            devices,
+        },
+    }
+}
+
+/// Box flows are offloaded from the forward hook: every policy decision
+/// was taken in prerouting for the flow's first packets, a flow reaches
+/// this hook only if they were accepted, and only an established one (a
+/// reply seen) is offloaded; the kernel itself takes only TCP flows
+/// past the handshake. Denied packets never get here, so the counters
+/// and logging of denials are the same with or without the fast path.
+fn offload_rules(config: &TableConfig) -> Vec<Rule> {
+    [Interface::Input, Interface::Output]
+        .into_iter()
+        .map(|interface| {
+            Rule::then(
+                vec![
+                    Match::Ifname {
+                        interface,
+                        name: format!("{}*", config.ifname_prefix),
+                        equal: true,
+                    },
+                    Match::CtState(CT_ESTABLISHED),
+                    Match::L4protoIn(vec![TCP, UDP]),
+                ],
+                vec![Statement::FlowOffload(FLOWTABLE.into())],
+            )
+        })
+        .collect()
 }
 
 /// The chains on the netfilter hooks.

@@ -269,3 +269,67 @@ fn listing_timing() {
         found.chains.len()
     );
 }
+
+/// With the fast path the table holds the flowtable on the uplinks and
+/// every box link, fed by the forward chain (established TCP and UDP of
+/// box links only); a box joins it in its create batch and leaves it in
+/// its delete batch, and an update of its policy leaves it alone.
+#[test]
+fn the_flowtable_holds_the_uplinks_and_every_box_link() {
+    use crate::nft::Flowtable;
+    let mut ruleset = Ruleset::new(TableConfig {
+        flowtable_uplinks: Some(vec!["eth0".into()]),
+        ..config()
+    });
+    let allow = effective("aaa", json!({"mode": "allow-all"}), &[]);
+    let created = ruleset.upsert_boxes(&[(link("aaa", 2), &allow), (link("bbb", 3), &allow)]);
+    let joins = |device: &str| Command::AddFlowtable {
+        name: FLOWTABLE.into(),
+        flowtable: Flowtable {
+            priority: -10,
+            devices: vec![device.into()],
+        },
+    };
+    assert!(created.commands().contains(&joins("bf-aaa")));
+    assert!(created.commands().contains(&joins("bf-bbb")));
+    let expected = ruleset.listing().expect("lowers");
+    assert_eq!(
+        expected.flowtables[FLOWTABLE].devices,
+        ["bf-aaa", "bf-bbb", "eth0"].map(String::from).into()
+    );
+    let encoded = listing_of_batch("boxfence", ruleset.whole().commands()).expect("encodes");
+    assert_eq!(expected, encoded);
+    let forward = &expected.chains["forward"];
+    assert_eq!(forward.rules.len(), 2);
+    assert!(
+        forward
+            .rules
+            .iter()
+            .all(|rule| rule.contains(&Expr::FlowOffload {
+                flowtable: FLOWTABLE.into()
+            }))
+    );
+
+    let deny = effective("bbb", json!({"mode": "deny-all"}), &[]);
+    let updated = ruleset.upsert_boxes(&[(link("bbb", 3), &deny)]);
+    assert!(!updated.commands().iter().any(|c| matches!(
+        c,
+        Command::AddFlowtable { .. } | Command::DeleteFlowtableDevices { .. }
+    )));
+    let removed = ruleset.remove_box("aaa").expect("there");
+    assert!(
+        removed
+            .commands()
+            .contains(&Command::DeleteFlowtableDevices {
+                name: FLOWTABLE.into(),
+                devices: vec!["bf-aaa".into()],
+            })
+    );
+    assert_eq!(
+        ruleset.listing().expect("lowers").flowtables[FLOWTABLE].devices,
+        ["bf-bbb", "eth0"].map(String::from).into()
+    );
+
+    let plain = model(&["eth0"]).listing().expect("lowers");
+    assert!(plain.flowtables.is_empty() && !plain.chains.contains_key("forward"));
+}

@@ -23,7 +23,7 @@ use boxfence_policy::matchers::IpRange;
 use boxfence_policy::{CompiledAppPolicy, Direction, EffectivePolicy};
 use ipnet::{Ipv4Net, Ipv6Net};
 
-pub use base::LOG_GROUP;
+pub use base::{FLOWTABLE, LOG_GROUP};
 pub use compile::{DENIED, NEW_IN, NEW_OUT};
 use compile::{box_objects, policy_objects};
 use names::PolicyNames;
@@ -65,6 +65,10 @@ pub struct TableConfig {
     pub mark: u32,
     /// Always-blocked ranges minus the operator's exemptions.
     pub always_blocked: Vec<IpRange>,
+    /// The fast path: `Some(uplinks)` offloads established box flows to
+    /// a flowtable on every box link and these uplinks (each must exist
+    /// whenever the whole table is committed); `None`: no flowtable.
+    pub flowtable_uplinks: Option<Vec<String>>,
 }
 
 /// A box as the ruleset knows it.
@@ -151,6 +155,11 @@ impl Ruleset {
         batch.push(Command::AddTable);
         batch.push(Command::DeleteTable);
         batch.push(Command::AddTable);
+        if let Some(uplinks) = &self.config.flowtable_uplinks {
+            let links = self.boxes.values().map(|e| e.link.ifname.clone());
+            let devices = uplinks.iter().cloned().chain(links).collect();
+            batch.push(base::flowtable(devices));
+        }
         base::render(&self.config, &mut batch);
         for policy in self.policies.values() {
             policy.objects.iter().for_each(|o| batch.upsert(o));
@@ -222,8 +231,15 @@ impl Ruleset {
                 Some(e) => {
                     unlink(&e.link, &mut batch);
                     dispatch_to_chains(link, false, &mut batch);
+                    if e.link.ifname != link.ifname {
+                        self.leave_flowtable(&e.link, &mut batch);
+                        self.join_flowtable(link, &mut batch);
+                    }
                 }
-                None => dispatch_to_chains(link, false, &mut batch),
+                None => {
+                    dispatch_to_chains(link, false, &mut batch);
+                    self.join_flowtable(link, &mut batch);
+                }
             }
             // A set the box no longer needs (a list emptied, or looked up
             // another way) goes after the chains that used it were
@@ -257,6 +273,7 @@ impl Ruleset {
         let entry = self.boxes.remove(id)?;
         let mut batch = Batch::new(&self.config.table);
         unlink(&entry.link, &mut batch);
+        self.leave_flowtable(&entry.link, &mut batch);
         entry.objects.iter().for_each(|o| batch.flush_chain(o));
         remove_objects(&entry.objects, &mut batch);
         self.release(entry.policies, &mut batch);
@@ -277,6 +294,26 @@ impl Ruleset {
             }
         }
         batch
+    }
+
+    /// Adds the box's link to the flowtable, if there is one (in place:
+    /// the flows it holds stay).
+    fn join_flowtable(&self, link: &BoxLink, batch: &mut Batch) {
+        if self.config.flowtable_uplinks.is_some() {
+            batch.push(base::flowtable(vec![link.ifname.clone()]));
+        }
+    }
+
+    /// Removes the box's link from the flowtable, if there is one; the
+    /// link must still exist (the kernel drops a device that goes, and
+    /// then refuses its removal).
+    fn leave_flowtable(&self, link: &BoxLink, batch: &mut Batch) {
+        if self.config.flowtable_uplinks.is_some() {
+            batch.push(Command::DeleteFlowtableDevices {
+                name: FLOWTABLE.into(),
+                devices: vec![link.ifname.clone()],
+            });
+        }
     }
 
     /// Drops one use of each policy; deletes the objects of those unused.

@@ -22,6 +22,7 @@ pub(super) fn config() -> TableConfig {
         resolver_port: 53,
         mark: 0x0100_0000,
         always_blocked: AlwaysBlocked::default().intervals(),
+        flowtable_uplinks: None,
     }
 }
 

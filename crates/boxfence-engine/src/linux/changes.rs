@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use boxfence_dataplane::features::BoxLinkPath;
 use boxfence_dataplane::ruleset::{BoxLink, Ruleset};
 use boxfence_policy::EffectivePolicy;
 
@@ -52,25 +51,27 @@ impl LinuxEngine {
         self.write_resolv_conf(&machine.id)?;
         let host = &self.config.host;
         let batch = state.ruleset.upsert_boxes(&[(link.clone(), policy)]);
-        let (linked, ruled) = match self.paths.box_link {
+        let (linked, ruled) = if self.paths.links_before_table() {
+            // The kernel hooks a chain (older kernels) or a flowtable only
+            // on a device that exists. Until the chain is there, what the
+            // box sends is refused as unproved (`from_box`), and nothing
+            // runs in it yet anyway.
+            match self.link_config.create(host, &link) {
+                Ok(()) => (Ok(()), state.commit(&batch)),
+                Err(error) => (Err(error), Err("not tried: the link failed".to_owned())),
+            }
+        } else {
             // The rules name the interface, they do not need it to exist,
             // and nothing runs in the box before this returns: the link
             // and the rules are made side by side.
-            BoxLinkPath::SideBySide => std::thread::scope(|scope| {
+            std::thread::scope(|scope| {
                 let linking = scope.spawn(|| self.link_config.create(host, &link));
                 let ruled = state.commit(&batch);
                 let linked = linking
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 (linked, ruled)
-            }),
-            // The kernel hooks a chain only on a device that exists. Until
-            // the chain is there, what the box sends is refused as
-            // unproved (`from_box`), and nothing runs in it yet anyway.
-            BoxLinkPath::LinkFirst => match self.link_config.create(host, &link) {
-                Ok(()) => (Ok(()), state.commit(&batch)),
-                Err(error) => (Err(error), Err("not tried: the link failed".to_owned())),
-            },
+            })
         };
         let failure = match (&linked, &ruled) {
             (Err(error), _) => Some(kernel(error)),
@@ -193,9 +194,9 @@ impl LinuxEngine {
                 errors.push(error.to_string());
             }
         }
-        // Links first: older kernels hook a device chain only on a device
-        // that exists. A new link's traffic is refused as unproved until
-        // its chain is there.
+        // Links first: older kernels hook a device chain, and every kernel
+        // a flowtable, only on a device that exists. A new link's traffic
+        // is refused as unproved until its chain is there.
         errors.extend(self.repair_links(links.values()));
         // The whole table is replaced in one transaction: no moment where
         // a box is less restricted than its policy.

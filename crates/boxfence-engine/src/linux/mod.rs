@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::conntrack::{Conntrack, Entry};
 use boxfence_dataplane::exec::{self, ExecSpec};
-use boxfence_dataplane::features::{Feature, KernelFeatures, Paths};
+use boxfence_dataplane::features::{FastPath, Feature, KernelFeatures, Paths};
 use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::nft_watch::NftWatch;
 use boxfence_dataplane::routing::FailClosedRouting;
@@ -64,7 +64,8 @@ pub struct LinuxConfig {
     /// Where the commands run (tests use a scratch namespace).
     pub host: HostNetns,
     /// Kernel features not to use even where the kernel has them: their
-    /// fallbacks run instead (tests force each fallback this way).
+    /// fallbacks run instead (tests force each fallback this way, and
+    /// `[network] flowtable = false` avoids the flowtable).
     pub avoid: Vec<Feature>,
 }
 
@@ -122,6 +123,21 @@ pub struct LinuxEngine {
     checks: Worker,
 }
 
+/// The uplinks that exist in `host`: a flowtable refuses a device that
+/// is not there (an uplink that comes later forwards its box flows
+/// through the hooks until the daemon restarts).
+fn present(host: &HostNetns, uplinks: &[String]) -> Vec<String> {
+    let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
+    host.in_netns(|| {
+        uplinks
+            .iter()
+            .filter(|u| exists(u))
+            .cloned()
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default()
+}
+
 impl LinuxEngine {
     /// Sets up the host (forwarding, fail-closed routing, an empty table)
     /// and starts the watchdog that restores a flushed ruleset.
@@ -141,6 +157,8 @@ impl LinuxEngine {
             resolver_port: config.resolver_port,
             mark: config.mark,
             always_blocked: config.always_blocked.intervals(),
+            flowtable_uplinks: (paths.forwarding == FastPath::Flowtable)
+                .then(|| present(&config.host, &config.uplinks)),
         };
         let link_config = LinkConfig {
             netns_prefix: config.netns_prefix.clone(),

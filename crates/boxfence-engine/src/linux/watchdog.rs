@@ -5,7 +5,6 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use boxfence_dataplane::features::BoxLinkPath;
 use boxfence_dataplane::nft::Listing;
 use boxfence_dataplane::nft_watch::NftWatch;
 
@@ -140,9 +139,9 @@ impl LinuxEngine {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         state.generation += 1;
         state.flows.clear();
-        if self.paths.box_link == BoxLinkPath::LinkFirst {
-            // The table hooks chains only on devices that exist here: a
-            // box link someone deleted is made again first.
+        if self.paths.links_before_table() {
+            // The table hooks chains (or a flowtable) only on devices that
+            // exist here: a box link someone deleted is made again first.
             let errors = self.repair_links(state.links.values());
             if !errors.is_empty() {
                 return Err(EngineError::Kernel(errors.join("; ")));

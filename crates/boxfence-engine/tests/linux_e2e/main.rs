@@ -11,6 +11,7 @@ use boxfence_lab::require_root;
 
 mod enforcement;
 mod fallbacks;
+mod flowtable;
 mod held;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
@@ -37,9 +38,10 @@ fn main() {
         protocols::TESTS,
         sandbox::TESTS,
         races::SHARED_TESTS,
+        flowtable::TESTS,
     ]
     .concat();
-    let own = [races::TESTS].concat();
+    let own = [races::TESTS, flowtable::OWN_TESTS].concat();
     let fallback_names: Vec<(String, rig::Test)> = fallbacks::pick(&shared);
     let tests: Vec<(&str, Case)> = shared
         .into_iter()

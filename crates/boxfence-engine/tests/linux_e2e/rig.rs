@@ -67,6 +67,11 @@ impl Rig {
         Self::build(None, optional.collect())
     }
 
+    /// A rig whose engine avoids `avoid` (their fallbacks run).
+    pub(crate) fn avoiding(avoid: Vec<Feature>) -> Self {
+        Self::build(None, avoid)
+    }
+
     fn build(upstream_delay: Option<Duration>, avoid: Vec<Feature>) -> Self {
         let lab = Lab::new().expect("lab comes up");
         let config = Self::config(&lab, avoid.clone());

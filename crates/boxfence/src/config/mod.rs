@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use boxfence_dataplane::features::Feature;
 use boxfence_policy::Cidr;
 use boxfence_server::{ExecLimits, Limits};
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -170,6 +171,8 @@ pub(crate) struct NetworkFile {
     pub(crate) netns_prefix: Option<String>,
     pub(crate) state_dir: Option<std::path::PathBuf>,
     pub(crate) data_plane: Option<bool>,
+    /// False: no flowtable fast path (the kernel feature is avoided).
+    pub(crate) flowtable: Option<bool>,
 }
 
 impl ConfigFile {
@@ -198,7 +201,11 @@ impl ConfigFile {
             .map(|text| parse_resolver(text))
             .collect::<Result<_, _>>()?;
         let resolver = resolve_resolver(overrides.resolver, self.resolver)?;
-        let kernel = kernel::resolve_kernel(overrides.kernel, self.kernel)?;
+        let mut kernel = kernel::resolve_kernel(overrides.kernel, self.kernel)?;
+        let flowtable = network.flowtable.or(self.network.flowtable);
+        if flowtable == Some(false) && !kernel.avoid.contains(&Feature::Flowtable) {
+            kernel.avoid.push(Feature::Flowtable);
+        }
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
                 Some(listen) => listen,

@@ -105,3 +105,36 @@ fn the_readme_example_config_parses() {
     let config = file.resolve(ConfigFile::default()).expect("resolves");
     assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
 }
+
+/// `[network] flowtable = false` (or `--no-flowtable`) avoids the kernel
+/// feature, so the engine and doctor take the hooks path as for any
+/// avoided feature; the default keeps it.
+#[test]
+fn flowtable_false_avoids_the_flowtable_feature() {
+    let avoided = |text: &str, flags: ConfigFile| {
+        let file: ConfigFile = toml::from_str(text).expect("parses");
+        file.resolve(flags).expect("resolves").kernel.avoid
+    };
+    assert_eq!(avoided("", ConfigFile::default()), []);
+    assert_eq!(
+        avoided("[network]\nflowtable = true", ConfigFile::default()),
+        []
+    );
+    assert_eq!(
+        avoided("[network]\nflowtable = false", ConfigFile::default()),
+        [Feature::Flowtable]
+    );
+    let both = "[network]\nflowtable = false\n[kernel]\navoid = [\"flowtable\"]";
+    assert_eq!(avoided(both, ConfigFile::default()), [Feature::Flowtable]);
+    let flag = ConfigFile {
+        network: NetworkFile {
+            flowtable: Some(false),
+            ..NetworkFile::default()
+        },
+        ..ConfigFile::default()
+    };
+    assert_eq!(
+        avoided("[network]\nflowtable = true", flag),
+        [Feature::Flowtable]
+    );
+}

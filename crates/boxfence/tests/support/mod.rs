@@ -10,8 +10,32 @@ use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use boxfence_dataplane::features::Feature;
 use boxfence_lab::{Lab, LabDns};
 use serde_json::{Value, json};
+
+/// The status the host report gives `feature` on this kernel when the
+/// configuration avoids none: every feature is found on this host (Linux
+/// 6.16 or later) but the flowtable, which is there where the kernel has
+/// `nf_flow_table` (the probe loads the module where it is one).
+pub(crate) fn status_here(feature: Feature) -> &'static str {
+    let flowtables = Path::new("/sys/module/nf_flow_table").exists();
+    if feature == Feature::Flowtable && !flowtables {
+        "missing"
+    } else {
+        "found"
+    }
+}
+
+/// The parts that take their fallback on this kernel when the
+/// configuration avoids nothing: forwarding without a flowtable.
+pub(crate) fn fallbacks_here() -> Vec<&'static str> {
+    if status_here(Feature::Flowtable) == "found" {
+        Vec::new()
+    } else {
+        vec!["forwarding"]
+    }
+}
 
 /// The daemon's admin token.
 pub(crate) const TOKEN: &str = "e2e-admin-token-0123456789";

@@ -248,6 +248,9 @@ impl Exprs {
                 });
             }
             Statement::Masquerade => self.push(Expr::Masquerade),
+            Statement::FlowOffload(flowtable) => self.push(Expr::FlowOffload {
+                flowtable: flowtable.clone(),
+            }),
             Statement::VerdictMap { key, map } => {
                 match key {
                     MapKey::Iifname => self.meta(META_IIFNAME),

@@ -33,6 +33,7 @@ const IFNAMSIZ: usize = 16;
 /// `NF_INET_*` hook numbers.
 const HOOK_PREROUTING: u32 = 0;
 const HOOK_INPUT: u32 = 1;
+const HOOK_FORWARD: u32 = 2;
 const HOOK_POSTROUTING: u32 = 4;
 const HOOK_INGRESS: u32 = 5;
 
@@ -52,6 +53,7 @@ pub fn hook(base: &BaseChain) -> HookSpec {
     let (hooknum, device) = match &base.hook {
         Hook::Prerouting => (HOOK_PREROUTING, None),
         Hook::Input => (HOOK_INPUT, None),
+        Hook::Forward => (HOOK_FORWARD, None),
         Hook::Postrouting => (HOOK_POSTROUTING, None),
         Hook::Ingress(device) => (HOOK_INGRESS, Some(device.clone())),
     };
