@@ -125,11 +125,12 @@ pub struct Linux {
 
 /// One contiguous id mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct IdMapping {
     /// First id inside the container.
+    #[serde(rename = "containerID")]
     pub container_id: u32,
     /// First id on the host.
+    #[serde(rename = "hostID")]
     pub host_id: u32,
     /// How many ids.
     pub size: u32,

@@ -177,6 +177,16 @@ fn host_files_and_processes_are_out_of_sight() {
             !text(&b.sh("ps -e -o comm 2>/dev/null || ls /proc").stdout).contains("sleep"),
             "the host's sleep is not visible"
         );
+        // Its root is the box's own unprivileged host uid, as the host
+        // sees its processes.
+        let first = UidRange::for_zone(1_000_000, 1).expect("range").first;
+        for pid in host_pids_in_cgroup(&b.id) {
+            let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap_or_default();
+            let fields: Vec<&str> = map.split_whitespace().collect();
+            assert_eq!(fields, ["0", &first.to_string(), "65536"], "{pid}");
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            assert!(status.contains(&format!("Uid:\t{first}\t")), "{status}");
+        }
         let id = b.sh("id -u; touch /usr/x 2>&1; touch /etc/x 2>&1");
         assert!(text(&id.stdout).starts_with("0\n"), "{id:?}");
         assert!(text(&id.stdout).contains("Read-only"), "{id:?}");

@@ -1,16 +1,14 @@
 //! End to end, in a sealed lab: boxes made by the Linux engine, policies
 //! enforced by the lab host's kernel, seen from inside the box.
 //!
-//! This test binary is also the engine's exec helper (as the `boxfence`
-//! binary is in production), so it has its own `main`: the helper
-//! subcommands must run before any thread exists.
+//! It has its own `main` (the lab's test runner, `harness = false`).
 
-use boxfence_dataplane::exec::{HELPER_SUBCOMMAND, INIT_SUBCOMMAND, helper_main, init_main};
 use boxfence_lab::harness::run_tests;
 use boxfence_lab::require_root;
 
 mod enforcement;
 mod fallbacks;
+mod icmp;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;
@@ -23,11 +21,6 @@ mod sandbox;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some(HELPER_SUBCOMMAND) => std::process::exit(helper_main(&args[2..])),
-        Some(INIT_SUBCOMMAND) => std::process::exit(init_main(&args[2..])),
-        _ => {}
-    }
     let shared = [
         enforcement::TESTS,
         resolver::TESTS,
@@ -35,6 +28,7 @@ fn main() {
         lifecycle::TESTS,
         protocols::TESTS,
         sandbox::TESTS,
+        icmp::TESTS,
         races::SHARED_TESTS,
     ]
     .concat();
