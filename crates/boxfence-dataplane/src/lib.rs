@@ -7,7 +7,6 @@
 mod command;
 pub mod conntrack;
 pub mod conntrack_events;
-pub mod exec;
 pub mod features;
 pub mod links;
 mod netlink;

@@ -38,7 +38,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use boxfence_dataplane::HostNetns;
-use boxfence_dataplane::exec::{HELPER_SUBCOMMAND, INIT_SUBCOMMAND, helper_main, init_main};
 use boxfence_dataplane::features::{FastPath, Feature, Presence};
 use boxfence_dataplane::nft_watch::NftWatch;
 use boxfence_dataplane::routing::FailClosedRouting;
@@ -72,11 +71,6 @@ use lab_config::lab_config;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some(HELPER_SUBCOMMAND) => std::process::exit(helper_main(&args[2..])),
-        Some(INIT_SUBCOMMAND) => std::process::exit(init_main(&args[2..])),
-        _ => {}
-    }
     if !nix::unistd::geteuid().is_root() {
         println!("dataplane bench: skipped, it needs root (network namespaces, nftables)");
         return;
@@ -296,6 +290,7 @@ impl Rig {
         MachineSpec {
             id: id.into(),
             addresses: self.pool.allocate(&used).expect("free address"),
+            guest: None,
         }
     }
 

@@ -39,7 +39,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use boxfence_dataplane::HostNetns;
-use boxfence_dataplane::exec::{HELPER_SUBCOMMAND, INIT_SUBCOMMAND, helper_main, init_main};
 use boxfence_engine::{
     Engine, LinuxConfig, LinuxEngine, MachineAddresses, MachineSpec, QUERY_RATE_PER_BOX,
     ResolverHandle, SharedLinuxEngine,
@@ -69,11 +68,6 @@ use lab_config::lab_config;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some(HELPER_SUBCOMMAND) => std::process::exit(helper_main(&args[2..])),
-        Some(INIT_SUBCOMMAND) => std::process::exit(init_main(&args[2..])),
-        _ => {}
-    }
     if !is_root() {
         println!("resolver bench skipped: it needs root (network namespaces, nftables)");
         return;
@@ -332,6 +326,7 @@ impl Bench {
         let spec = MachineSpec {
             id: BOX_ID.into(),
             addresses,
+            guest: None,
         };
         let policy = json!({"mode": "custom", "allowedDomains": ["*.bench.lab"],
             "allowedCidrs": [format!("{UPSTREAM_V4}/32")]});

@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +31,8 @@ pub struct EphemeralRun {
     pub always_blocked: Arc<AlwaysBlocked>,
     /// Uplinks to masquerade out of; empty: any non-box interface.
     pub uplinks: Vec<String>,
-    /// The executable with the exec helper subcommands.
-    pub helper: PathBuf,
+    /// How its box's container is made.
+    pub sandbox: crate::SandboxConfig,
     /// Upstream DNS servers of the built-in resolver.
     pub upstreams: Vec<SocketAddr>,
     /// The command.
@@ -72,8 +71,11 @@ impl EphemeralRun {
             pool,
             uplinks: self.uplinks.clone(),
             always_blocked: Arc::clone(&self.always_blocked),
-            helper: self.helper.clone(),
-            uid_base: 300_000 + slot() * 4,
+            // Its own uid ranges too (a run's box is always zone 2).
+            sandbox: crate::SandboxConfig {
+                uid_base: self.sandbox.uid_base + slot() * 4 * boxfence_sandbox::uids::RANGE_SIZE,
+                ..self.sandbox.clone()
+            },
             state_dir: std::env::temp_dir().join(format!("boxfence-run-{pid}")),
             rule_pref: 20_000 + slot() * 8,
             mark: 0x0100_0000,
@@ -117,13 +119,14 @@ impl EphemeralRun {
             &self.app_policies,
             Arc::clone(&self.always_blocked),
         );
-        engine.create_blocking(
-            &MachineSpec {
-                id: id.clone(),
-                addresses,
-            },
-            &policy,
-        )?;
+        let spec = MachineSpec {
+            id: id.clone(),
+            addresses,
+            guest: None,
+        };
+        engine.create_blocking(&spec, &policy)?;
+        // The same sandbox as a daemon's box (shutdown removes it).
+        engine.start_sandbox(&engine.link(&spec)?, None)?;
         engine.exec_blocking(&id, &self.request)
     }
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use address_pool::{AddressPool, PoolError};
 pub use dns::{QUERY_RATE_PER_BOX, ResolverHandle};
 pub use ephemeral::{EphemeralRun, run_pool};
-pub use linux::{LinuxConfig, LinuxEngine, SharedLinuxEngine};
+pub use linux::{LinuxConfig, LinuxEngine, SandboxConfig, SharedLinuxEngine};
 pub use metrics::EngineMetrics;
 
 /// The addresses a machine owns, for as long as it exists.
@@ -47,6 +47,8 @@ pub struct MachineSpec {
     pub id: String,
     /// Its addresses, allocated by the control plane from the pools.
     pub addresses: MachineAddresses,
+    /// Its size; none: the configured default.
+    pub guest: Option<boxfence_policy::Guest>,
 }
 
 /// A command to run inside a machine.
@@ -88,6 +90,10 @@ pub enum EngineError {
     /// A command could not be started inside the machine.
     #[error("exec failed: {0}")]
     Exec(String),
+    /// The box's container could not be made, used or removed (the OCI
+    /// runtime missing, say).
+    #[error("sandbox: {0}")]
+    Sandbox(String),
     /// The kernel lacks a feature the data plane cannot work without.
     #[error(transparent)]
     Unsupported(#[from] boxfence_dataplane::features::MissingFeature),

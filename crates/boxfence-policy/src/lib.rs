@@ -15,6 +15,7 @@ mod effective;
 mod explain;
 mod flow;
 mod flow_event;
+pub mod guest;
 mod host;
 pub mod matchers;
 mod ports;
@@ -32,6 +33,7 @@ pub use effective::{
 pub use explain::{Finding, Layer, Reason, Verdict, evaluate, evaluate_name};
 pub use flow::Flow;
 pub use flow_event::{FlowEvent, FlowEventKind};
+pub use guest::{Guest, GuestRequest, read_guest};
 pub use host::{
     BinaryReport, CgroupVersion, FeatureReport, FeatureStatus, Forwarding, HostReport, PathReport,
     UplinkReport,

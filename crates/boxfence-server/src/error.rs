@@ -204,6 +204,7 @@ impl From<EngineError> for ApiError {
             EngineError::NoSuchMachine(_)
             | EngineError::Kernel(_)
             | EngineError::Exec(_)
+            | EngineError::Sandbox(_)
             | EngineError::Unsupported(_) => Self::DataPlane(error.to_string()),
         }
     }

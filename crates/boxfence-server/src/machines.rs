@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use boxfence_engine::{EngineError, ExecOutput, ExecRequest, MachineAddresses, MachineSpec};
 use boxfence_policy::{
-    BoxPolicy, CompiledAppPolicy, Diagnostics, EffectivePolicy, Flow, JsonPath, Machine,
-    read_metadata,
+    BoxPolicy, CompiledAppPolicy, Diagnostics, EffectivePolicy, Flow, GuestRequest, JsonPath,
+    Machine, read_metadata,
 };
 use boxfence_store::{NewMachine, StoreError, StoredMachine};
 use serde_json::{Map, Value};
@@ -29,6 +29,7 @@ pub(crate) struct MachineRequest {
     pub(crate) runtime: Option<String>,
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) network_policy: BoxPolicy,
+    pub(crate) guest: GuestRequest,
 }
 
 pub(crate) fn addresses(machine: &StoredMachine) -> MachineAddresses {
@@ -135,6 +136,7 @@ impl AppState {
                 network_policy: request.network_policy.clone(),
                 ipv4: addresses.ipv4,
                 ipv6: addresses.ipv6,
+                guest: Some(request.guest.or(self.default_guest)),
             };
             match self.store.insert_machine(&machine).await {
                 Err(StoreError::AddressInUse) if attempts < ALLOCATION_ATTEMPTS => attempts += 1,
@@ -145,6 +147,7 @@ impl AppState {
         let spec = MachineSpec {
             id: id.clone(),
             addresses: addresses(&stored),
+            guest: stored.machine.guest,
         };
         if let Err(error) = self
             .engine
@@ -253,6 +256,7 @@ impl AppState {
         let spec = MachineSpec {
             id: id.to_owned(),
             addresses: addresses(&stored),
+            guest: stored.machine.guest,
         };
         self.engine
             .create_machine(&spec, &self.effective(&stored, &compiled))

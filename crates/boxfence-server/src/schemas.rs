@@ -185,6 +185,33 @@ pub(crate) struct CreateMachineBody {
 pub(crate) struct MachineConfigBody {
     /// String keys and values that selectors match.
     metadata: Option<BTreeMap<String, String>>,
+    /// Its size; each part defaults to the daemon's `[runtime]`.
+    guest: Option<GuestBody>,
+}
+
+/// A machine's size.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GuestBody {
+    /// CPUs' worth of time, 1-64.
+    #[schema(minimum = 1, maximum = 64)]
+    cpus: Option<u32>,
+    /// Memory in MiB, 32-262144.
+    #[schema(minimum = 32, maximum = 262144)]
+    memory_mb: Option<u32>,
+}
+
+/// A box's size.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BoxGuestBody {
+    /// CPUs' worth of time, 1-64.
+    #[schema(minimum = 1, maximum = 64)]
+    cpus: Option<u32>,
+    /// Memory in MiB, 32-262144.
+    #[schema(minimum = 32, maximum = 262144)]
+    memory_mb: Option<u32>,
 }
 
 /// `POST /v1/boxes`.
@@ -203,6 +230,8 @@ pub(crate) struct CreateBoxBody {
     /// an app-scoped token.
     #[schema(pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")]
     app: Option<String>,
+    /// Its size; each part defaults to the daemon's `[runtime]`.
+    guest: Option<BoxGuestBody>,
 }
 
 /// A command to run in a machine.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use boxfence_engine::{AddressPool, Engine, MachineSpec};
-use boxfence_policy::{AlwaysBlocked, Cidr, ExemptionError};
+use boxfence_policy::{AlwaysBlocked, Cidr, ExemptionError, Guest};
 use boxfence_store::{Store, StoreError};
 
 use crate::admission::{Admission, Limits};
@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub connection_limits: ConnectionLimits,
     /// What one tenant may hold at once (execs, creates).
     pub limits: Limits,
+    /// A machine's size where its request names none (`[runtime]`).
+    pub default_guest: Guest,
 }
 
 impl ServerConfig {
@@ -41,6 +43,7 @@ impl ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             connection_limits: ConnectionLimits::default(),
             limits: Limits::default(),
+            default_guest: boxfence_policy::guest::DEFAULT,
         }
     }
 }
@@ -66,6 +69,8 @@ pub(crate) struct AppState {
     pub(crate) body_limit: usize,
     pub(crate) connection_limits: ConnectionLimits,
     pub(crate) admission: Admission,
+    /// A machine's size where its request names none.
+    pub(crate) default_guest: Guest,
     /// One lock per app: changes that recompute an app's effective
     /// policies run one at a time, each reading the store after the
     /// previous one's apply, so the kernel never ends on a stale state.
@@ -107,6 +112,7 @@ impl AppState {
             body_limit: config.body_limit,
             connection_limits: config.connection_limits,
             admission: Admission::new(config.limits),
+            default_guest: config.default_guest,
             app_locks: Mutex::new(HashMap::new()),
         };
         Ok((state, generated))
@@ -143,6 +149,7 @@ impl AppState {
                     MachineSpec {
                         id: machine.machine.id.clone(),
                         addresses: crate::machines::addresses(machine),
+                        guest: machine.machine.guest,
                     },
                     self.effective(machine, &compiled),
                 ));

@@ -43,6 +43,29 @@ pub(crate) struct AddressesView {
 pub(crate) struct MachineConfigView {
     /// Metadata that selectors match.
     pub(crate) metadata: BTreeMap<String, String>,
+    /// Its size (absent for machines made before sizes were kept: they
+    /// have the daemon's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) guest: Option<GuestView>,
+}
+
+/// A machine's size (Machines API).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GuestView {
+    /// CPUs' worth of time.
+    pub(crate) cpus: u32,
+    /// Memory in MiB.
+    pub(crate) memory_mb: u32,
+}
+
+/// A box's size (Box API).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BoxGuestView {
+    /// CPUs' worth of time.
+    pub(crate) cpus: u32,
+    /// Memory in MiB.
+    pub(crate) memory_mb: u32,
 }
 
 /// A machine (Machines API view of a box).
@@ -80,6 +103,10 @@ impl From<StoredMachine> for MachineView {
             runtime: machine.runtime,
             config: MachineConfigView {
                 metadata: machine.metadata,
+                guest: machine.guest.map(|guest| GuestView {
+                    cpus: guest.cpus,
+                    memory_mb: guest.memory_mb,
+                }),
             },
             network_policy: machine.network_policy,
             addresses: AddressesView {
@@ -110,6 +137,9 @@ pub(crate) struct BoxView {
     pub(crate) network_policy: BoxPolicy,
     /// Metadata that app-policy selectors match.
     pub(crate) metadata: BTreeMap<String, String>,
+    /// Its size (absent for boxes made before sizes were kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) guest: Option<BoxGuestView>,
     /// The box's addresses.
     pub(crate) addresses: AddressesView,
     /// RFC 3339.
@@ -128,6 +158,10 @@ impl From<StoredMachine> for BoxView {
             runtime: machine.runtime,
             network_policy: machine.network_policy,
             metadata: machine.metadata,
+            guest: machine.guest.map(|guest| BoxGuestView {
+                cpus: guest.cpus,
+                memory_mb: guest.memory_mb,
+            }),
             addresses: AddressesView {
                 ipv4: machine.ipv4.to_string(),
                 ipv6: machine.ipv6.to_string(),

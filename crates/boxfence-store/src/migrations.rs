@@ -4,8 +4,10 @@
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// Version, description and SQL of each migration, in order.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "guest", include_str!("../migrations/0002_guest.sql")),
+];
 
 /// A migrator over [`MIGRATIONS`].
 pub(crate) fn migrator() -> Migrator {

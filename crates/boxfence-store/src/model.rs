@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use boxfence_policy::{AppPolicy, BoxPolicy};
+use boxfence_policy::{AppPolicy, BoxPolicy, Guest};
 
 /// A namespace for machines and app policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub struct NewMachine {
     pub ipv4: Ipv4Addr,
     /// Its IPv6 address.
     pub ipv6: Ipv6Addr,
+    /// Its size (none for machines stored before sizes were kept).
+    pub guest: Option<Guest>,
 }
 
 /// A machine as stored.

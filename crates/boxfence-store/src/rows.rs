@@ -2,7 +2,7 @@
 //! core's validators, so a value read from the store is as valid as one
 //! read from a request.
 
-use boxfence_policy::{AppPolicy, BoxPolicy};
+use boxfence_policy::{AppPolicy, BoxPolicy, Guest};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -36,6 +36,20 @@ pub(crate) fn policy(row: &SqliteRow) -> Result<StoredPolicy, StoreError> {
     })
 }
 
+/// The stored size, if the machine has one (both columns or neither).
+fn guest(row: &SqliteRow) -> Result<Option<Guest>, StoreError> {
+    let cpus: Option<i64> = row.try_get("guest_cpus")?;
+    let memory_mb: Option<i64> = row.try_get("guest_memory_mb")?;
+    let number = |what, n: i64| u32::try_from(n).map_err(|e| StoreError::corrupt(what, e));
+    Ok(match (cpus, memory_mb) {
+        (Some(cpus), Some(memory_mb)) => Some(Guest {
+            cpus: number("guest_cpus", cpus)?,
+            memory_mb: number("guest_memory_mb", memory_mb)?,
+        }),
+        _ => None,
+    })
+}
+
 pub(crate) fn machine(row: &SqliteRow) -> Result<StoredMachine, StoreError> {
     let metadata: String = row.try_get("metadata")?;
     let network_policy: String = row.try_get("network_policy")?;
@@ -53,6 +67,7 @@ pub(crate) fn machine(row: &SqliteRow) -> Result<StoredMachine, StoreError> {
                 .map_err(|e| StoreError::corrupt("network policy", e))?,
             ipv4: ipv4.parse().map_err(|e| StoreError::corrupt("ipv4", e))?,
             ipv6: ipv6.parse().map_err(|e| StoreError::corrupt("ipv6", e))?,
+            guest: guest(row)?,
         },
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,

@@ -25,7 +25,7 @@ use crate::time::now_rfc3339;
 pub const DEFAULT_DATABASE: &str = "sqlite://./boxfence.db";
 
 const MACHINE_COLUMNS: &str = "id, app, name, runtime, metadata, network_policy, ipv4, ipv6, \
-                               version, created_at, updated_at";
+                               guest_cpus, guest_memory_mb, version, created_at, updated_at";
 
 /// [`Store`] on SQLite.
 #[derive(Debug, Clone)]
@@ -273,8 +273,8 @@ impl Store for SqliteStore {
         self.write(async |tx| {
             query(
                 "INSERT INTO machines (id, app, name, runtime, metadata, network_policy, ipv4, \
-                 ipv6, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+                 ipv6, guest_cpus, guest_memory_mb, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)",
             )
             .bind(&machine.id)
             .bind(&machine.app)
@@ -284,6 +284,8 @@ impl Store for SqliteStore {
             .bind(&network_policy)
             .bind(machine.ipv4.to_string())
             .bind(machine.ipv6.to_string())
+            .bind(machine.guest.map(|guest| i64::from(guest.cpus)))
+            .bind(machine.guest.map(|guest| i64::from(guest.memory_mb)))
             .bind(&now)
             .execute(tx)
             .await

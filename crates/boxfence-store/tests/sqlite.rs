@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use boxfence_policy::{AppPolicy, BoxPolicy};
+use boxfence_policy::{AppPolicy, BoxPolicy, Guest};
 use boxfence_store::{NewToken, Store, StoreError};
 mod support;
 use support::{machine, open, policy};
@@ -199,4 +199,30 @@ async fn metadata_updates_are_optimistic() {
     assert_eq!(after.machine.metadata, new);
     assert_eq!(after.machine.network_policy, BoxPolicy::AllowAll);
     assert_eq!(after.version, stored.version + 2);
+}
+
+#[tokio::test]
+async fn a_machine_keeps_its_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path()).await;
+    store.create_app("web").await.expect("create app");
+    let guest = Guest {
+        cpus: 2,
+        memory_mb: 768,
+    };
+    let sized = boxfence_store::NewMachine {
+        guest: Some(guest),
+        ..machine("m1", "web", 2, BoxPolicy::AllowAll)
+    };
+    store.insert_machine(&sized).await.expect("insert");
+    store
+        .insert_machine(&machine("m2", "web", 3, BoxPolicy::AllowAll))
+        .await
+        .expect("insert");
+    store.close().await;
+    let store = open(dir.path()).await;
+    let m1 = store.machine("m1").await.expect("read").expect("exists");
+    assert_eq!(m1.machine.guest, Some(guest));
+    let m2 = store.machine("m2").await.expect("read").expect("exists");
+    assert_eq!(m2.machine.guest, None, "no size asked, none kept");
 }

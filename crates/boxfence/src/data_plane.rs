@@ -19,6 +19,7 @@ use boxfence_resolver::answer::TtlLimits;
 
 use crate::CliError;
 use crate::config::{KernelSettings, NetworkConfig, ResolverSettings};
+use boxfence_engine::SandboxConfig;
 
 /// Upstream DNS servers each get this long before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,8 +32,9 @@ pub(crate) fn start(
     network: &NetworkConfig,
     resolver: &ResolverSettings,
     kernel: &KernelSettings,
+    sandbox: &SandboxConfig,
 ) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
-    let (engine, resolver) = start_engine(network, resolver, kernel)?;
+    let (engine, resolver) = start_engine(network, resolver, kernel, sandbox)?;
     log_host(&engine.host_report());
     Ok((engine, resolver))
 }
@@ -41,6 +43,7 @@ fn start_engine(
     network: &NetworkConfig,
     resolver: &ResolverSettings,
     kernel: &KernelSettings,
+    sandbox: &SandboxConfig,
 ) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
     let without = if !network.data_plane {
         Some("this daemon runs without a data plane (data_plane = false)")
@@ -57,7 +60,7 @@ fn start_engine(
         ipv4: network.ipv4_pool,
         ipv6: network.ipv6_pool,
     };
-    let config = linux_config(network, &kernel.avoid, pool, "boxfence", 10_090)?;
+    let config = linux_config(network, &kernel.avoid, sandbox, pool, "boxfence", 10_090)?;
     let engine =
         LinuxEngine::start(config).map_err(|e| CliError::Io(format!("data plane: {e}")))?;
     let upstreams = upstreams(&network.upstream_dns);
@@ -81,6 +84,7 @@ fn start_engine(
 fn linux_config(
     network: &NetworkConfig,
     avoid: &[Feature],
+    sandbox: &SandboxConfig,
     pool: AddressPool,
     table: &str,
     rule_pref: u32,
@@ -91,8 +95,6 @@ fn linux_config(
     ];
     let always_blocked = AlwaysBlocked::with_exemptions(&network.exempt_cidrs, &pools)
         .map_err(|e| CliError::Usage(format!("network.exempt_cidrs: {e}")))?;
-    let helper =
-        std::env::current_exe().map_err(|e| CliError::Io(format!("own executable: {e}")))?;
     Ok(LinuxConfig {
         table: table.to_owned(),
         netns_prefix: network.netns_prefix.clone(),
@@ -100,8 +102,7 @@ fn linux_config(
         pool,
         uplinks: uplinks(network.uplink.clone()),
         always_blocked: Arc::new(always_blocked),
-        helper,
-        uid_base: 200_000,
+        sandbox: sandbox.clone(),
         state_dir: network.state_dir.clone(),
         rule_pref,
         mark: 0x0100_0000,

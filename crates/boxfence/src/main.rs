@@ -18,7 +18,6 @@ mod serve;
 
 use std::process::ExitCode;
 
-use boxfence_dataplane::exec;
 use clap::{CommandFactory, Parser, Subcommand};
 
 /// Network policies for sandboxed machines ("boxes") on Linux.
@@ -139,14 +138,6 @@ impl Context {
 }
 
 fn main() -> ExitCode {
-    // The exec helper stages must run before any thread exists: they set
-    // up namespaces for a command inside a box (see boxfence-dataplane).
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some(exec::HELPER_SUBCOMMAND) => return exit_code(exec::helper_main(&args[2..])),
-        Some(exec::INIT_SUBCOMMAND) => return exit_code(exec::init_main(&args[2..])),
-        _ => {}
-    }
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();
@@ -204,10 +195,6 @@ fn main() -> ExitCode {
         output::print_error(&error);
         ExitCode::FAILURE
     })
-}
-
-fn exit_code(code: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn init_logging(format: LogFormat) {

@@ -61,8 +61,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         app_policies,
         always_blocked: Arc::new(always_blocked),
         uplinks: args.uplink.into_iter().collect(),
-        helper: std::env::current_exe()
-            .map_err(|e| CliError::Io(format!("own executable: {e}")))?,
+        sandbox: crate::config::ConfigFile::default()
+            .resolve(crate::config::ConfigFile::default())?
+            .runtime,
         upstreams: data_plane::upstreams(&configured),
         request: ExecRequest {
             command: args.command,

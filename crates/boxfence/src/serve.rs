@@ -11,7 +11,7 @@ use boxfence_store::SqliteStore;
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::config::{
-    Config, ConfigFile, CreateFile, ExecFile, KernelFile, NetworkFile, ResolverFile,
+    Config, ConfigFile, CreateFile, ExecFile, KernelFile, NetworkFile, ResolverFile, RuntimeFile,
 };
 use crate::{CliError, data_plane};
 
@@ -100,6 +100,27 @@ pub(crate) struct ServeArgs {
     /// fallback runs (repeat for more; `boxfence doctor` lists them).
     #[arg(long = "avoid-feature", value_name = "NAME")]
     avoid_features: Vec<String>,
+    /// The OCI runtime boxes run in: crun, runc or runsc [default: crun].
+    #[arg(long, value_name = "NAME")]
+    oci_runtime: Option<String>,
+    /// A box's CPUs unless its machine says [default: 1].
+    #[arg(long, value_name = "N")]
+    box_cpus: Option<u32>,
+    /// A box's memory in MiB unless its machine says [default: 512].
+    #[arg(long, value_name = "MIB")]
+    box_memory_mb: Option<u32>,
+    /// Processes and threads a box may have at once [default: 1024].
+    #[arg(long, value_name = "N")]
+    pids_max: Option<u32>,
+    /// Size of a box's /tmp in MiB [default: 256].
+    #[arg(long, value_name = "MIB")]
+    tmp_mb: Option<u32>,
+    /// First host uid of the boxes' uid ranges [default: 524288].
+    #[arg(long, value_name = "UID")]
+    uid_base: Option<u32>,
+    /// The box init binary [default: /usr/bin/catatonit].
+    #[arg(long, value_name = "PATH")]
+    box_init: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -142,6 +163,15 @@ impl ServeArgs {
             kernel: KernelFile {
                 avoid: (!self.avoid_features.is_empty()).then_some(self.avoid_features),
             },
+            runtime: RuntimeFile {
+                oci_runtime: self.oci_runtime,
+                cpus: self.box_cpus,
+                memory_mb: self.box_memory_mb,
+                pids_max: self.pids_max,
+                tmp_mb: self.tmp_mb,
+                uid_base: self.uid_base,
+                init: self.box_init,
+            },
         };
         Ok(file.resolve(flags)?)
     }
@@ -160,8 +190,17 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     server_config.admin_token = config.admin_token.clone();
     server_config.body_limit = config.body_limit;
     server_config.limits = config.limits;
+    server_config.default_guest = boxfence_policy::Guest {
+        cpus: config.runtime.limits.cpus,
+        memory_mb: config.runtime.limits.memory_mb,
+    };
     // Held for the daemon's lifetime: dropping it stops the resolver.
-    let (engine, _resolver) = data_plane::start(&config.network, &config.resolver, &config.kernel)?;
+    let (engine, _resolver) = data_plane::start(
+        &config.network,
+        &config.resolver,
+        &config.kernel,
+        &config.runtime,
+    )?;
     let server = Server::start(server_config, Arc::new(store.clone()), engine).await?;
     if let Some(token) = &server.generated_admin_token {
         // Shown this once; the store keeps only its hash.

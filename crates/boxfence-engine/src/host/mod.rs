@@ -6,7 +6,12 @@
 mod prerequisites;
 
 use boxfence_dataplane::features::{Feature, KernelFeatures, Presence};
-use boxfence_policy::{FeatureReport, FeatureStatus, HostReport, PathReport, UplinkReport};
+use std::path::Path;
+
+use boxfence_policy::{
+    BinaryReport, FeatureReport, FeatureStatus, HostReport, PathReport, UplinkReport,
+};
+use boxfence_sandbox::{Runtime, RuntimeKind};
 
 use prerequisites::Prerequisites;
 pub use prerequisites::default_route_interface;
@@ -17,6 +22,39 @@ pub use prerequisites::default_route_interface;
 /// Everything else is read now, in the calling thread's network namespace.
 pub fn gather(features: Result<&KernelFeatures, &str>, uplinks: Option<&[String]>) -> HostReport {
     assemble(features, Prerequisites::read(uplinks))
+}
+
+/// Adds to `report` the binaries boxes need, the OCI runtime `runtime`
+/// and the box init `init`, each required: a missing one is a problem
+/// (creates would fail with a 5xx naming it).
+pub fn require_sandbox(report: &mut HostReport, runtime: RuntimeKind, init: &Path) {
+    let runtime_path = Runtime::locate(runtime);
+    let init_path = init.is_file().then(|| init.to_owned());
+    for (name, path, purpose) in [
+        (
+            runtime.name(),
+            runtime_path,
+            "the OCI runtime boxes run in ([runtime] oci_runtime)",
+        ),
+        (
+            "catatonit",
+            init_path,
+            "each box's init ([runtime] init; Debian package catatonit)",
+        ),
+    ] {
+        if path.is_none() {
+            report.problems.push(format!(
+                "{name} is not installed: {purpose}; creating a box fails"
+            ));
+        }
+        report.binaries.push(BinaryReport {
+            name: name.into(),
+            required: true,
+            path: path.map(|p| p.display().to_string()),
+            purpose: purpose.into(),
+        });
+    }
+    report.ok = report.problems.is_empty();
 }
 
 /// The report from what was found; judges `ok`.

@@ -66,7 +66,7 @@ pub(super) fn cgroup_version(mounts: &str) -> CgroupVersion {
     }
 }
 
-/// boxfence itself (required: it runs each box command's helper) and the
+/// boxfence itself (required) and the
 /// tools an operator may want beside it, which boxfence does not run.
 fn binaries() -> Vec<BinaryReport> {
     let search = std::env::var("PATH").unwrap_or_default();
@@ -84,7 +84,7 @@ fn binaries() -> Vec<BinaryReport> {
             name: "boxfence".into(),
             required: true,
             path: own,
-            purpose: "itself: each box command runs through its helper".into(),
+            purpose: "itself".into(),
         },
         tool(
             "nft",

@@ -12,7 +12,7 @@ use super::{LinuxEngine, kernel};
 use crate::{EngineError, MachineSpec};
 
 impl LinuxEngine {
-    pub(super) fn link(&self, machine: &MachineSpec) -> Result<BoxLink, EngineError> {
+    pub(crate) fn link(&self, machine: &MachineSpec) -> Result<BoxLink, EngineError> {
         let offset = u32::from(machine.addresses.ipv4) - u32::from(self.config.pool.ipv4.network());
         Ok(BoxLink {
             id: machine.id.clone(),

@@ -5,12 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::conntrack::{Conntrack, Entry};
-use boxfence_dataplane::exec::{self, ExecSpec};
 use boxfence_dataplane::features::{FastPath, Feature, KernelFeatures, Paths};
 use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::nft_watch::NftWatch;
@@ -28,9 +26,11 @@ use crate::{AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSp
 
 mod changes;
 mod flows;
+mod sandbox;
 mod threads;
 mod watchdog;
 
+pub use sandbox::SandboxConfig;
 use threads::{Worker, on_own_thread};
 use watchdog::{Watch, watchdog};
 
@@ -49,11 +49,9 @@ pub struct LinuxConfig {
     pub uplinks: Vec<String>,
     /// Always-blocked ranges minus exemptions.
     pub always_blocked: Arc<AlwaysBlocked>,
-    /// The executable that runs the exec helper subcommands.
-    pub helper: PathBuf,
-    /// Box uids are `uid_base + zone`.
-    pub uid_base: u32,
-    /// Where per-box files (resolv.conf) live.
+    /// How boxes' containers are made.
+    pub sandbox: SandboxConfig,
+    /// Where per-box files (resolv.conf) and the containers' bundles live.
     pub state_dir: PathBuf,
     /// First policy-routing rule preference (eight are used).
     pub rule_pref: u32,
@@ -112,6 +110,8 @@ pub struct LinuxEngine {
     pub(crate) log_allowed: Mutex<std::collections::HashSet<String>>,
     /// Set once the new-connection reader runs.
     pub(crate) new_flow_reader: std::sync::OnceLock<()>,
+    /// The boxes' containers, or why there can be none.
+    sandboxes: Result<boxfence_sandbox::Sandboxes, String>,
     /// The ctnetlink socket that cuts flows (used under the state lock).
     conntrack: Mutex<Conntrack>,
     /// What the watchdog knows between its checks.
@@ -189,6 +189,12 @@ impl LinuxEngine {
                 .map_err(kernel)?;
         }
         let conntrack = Conntrack::open_in(&config.host).map_err(kernel)?;
+        let sandboxes = boxfence_sandbox::Sandboxes::new(
+            config.sandbox.runtime,
+            &config.state_dir.join("sandbox"),
+            &config.sandbox.init,
+        )
+        .map_err(|e| e.to_string());
         let engine = Arc::new(Self {
             kernel: features,
             paths,
@@ -206,6 +212,7 @@ impl LinuxEngine {
             resolver: std::sync::OnceLock::new(),
             log_allowed: Mutex::default(),
             new_flow_reader: std::sync::OnceLock::new(),
+            sandboxes,
             conntrack: Mutex::new(conntrack),
             watch: Mutex::new(Watch::new(nft)),
             changes: Worker::start("boxfence-changes")?,
@@ -231,6 +238,11 @@ impl LinuxEngine {
         let host = &self.config.host;
         let mut errors = Vec::new();
         for link in std::mem::take(&mut state.links).values() {
+            if let Ok(sandboxes) = &self.sandboxes
+                && let Err(error) = sandboxes.delete(&self.link_config.netns(&link.id))
+            {
+                errors.push(error.to_string());
+            }
             if let Err(error) = self.link_config.delete(host, link) {
                 errors.push(error.to_string());
             }
@@ -368,36 +380,6 @@ impl LinuxEngine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn exec_blocking(
-        &self,
-        id: &str,
-        request: &ExecRequest,
-    ) -> Result<ExecOutput, EngineError> {
-        let uid = {
-            let state = self.lock();
-            let link = state
-                .links
-                .get(id)
-                .ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
-            self.config.uid_base + u32::from(link.zone)
-        };
-        let spec = ExecSpec {
-            netns: self.link_config.netns_path(id),
-            uid,
-            resolv_conf: self.config.state_dir.join(id).join("resolv.conf"),
-            argv: request.command.clone(),
-            stdin: request.stdin.clone().unwrap_or_default().into_bytes(),
-            timeout: request.timeout.unwrap_or(Duration::from_secs(60)),
-        };
-        let result =
-            exec::run(&self.config.helper, &spec).map_err(|e| EngineError::Exec(e.to_string()))?;
-        Ok(ExecOutput {
-            exit_code: result.exit_code,
-            stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
-        })
-    }
-
     /// Runs `f` while holding the engine's lock, so no change (and no
     /// repair) reaches the kernel meanwhile. For tests of failure modes.
     pub fn while_locked<T>(&self, f: impl FnOnce() -> T) -> T {
@@ -439,16 +421,34 @@ impl Engine for SharedLinuxEngine {
         machine: &MachineSpec,
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
-        let (machine, policy) = (machine.clone(), policy.clone());
-        change(&self.0, move |engine| {
-            engine.create_blocking(&machine, &policy)
+        let (spec, policy) = (machine.clone(), policy.clone());
+        let link = change(&self.0, move |engine| {
+            engine.create_blocking(&spec, &policy)?;
+            engine.link(&spec)
         })
-        .await
+        .await?;
+        let engine = Arc::clone(&self.0);
+        let guest = machine.guest;
+        let started = on_own_thread("boxfence-create", move || {
+            engine.start_sandbox(&link, guest)
+        })
+        .await;
+        if let Err(error) = started {
+            // No box without its sandbox: its network goes too.
+            let id = machine.id.clone();
+            let _ = change(&self.0, move |engine| engine.delete_blocking(&id)).await;
+            return Err(error);
+        }
+        Ok(())
     }
 
     async fn delete_machine(&self, id: &str) -> Result<(), EngineError> {
+        let (engine, owned) = (Arc::clone(&self.0), id.to_owned());
+        // Its processes end before its network does.
+        let stopped = on_own_thread("boxfence-delete", move || engine.stop_sandbox(&owned)).await;
         let id = id.to_owned();
-        change(&self.0, move |engine| engine.delete_blocking(&id)).await
+        change(&self.0, move |engine| engine.delete_blocking(&id)).await?;
+        stopped
     }
 
     async fn apply(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
@@ -460,8 +460,35 @@ impl Engine for SharedLinuxEngine {
         &self,
         machines: &[(MachineSpec, EffectivePolicy)],
     ) -> Result<(), EngineError> {
-        let machines = machines.to_vec();
-        change(&self.0, move |engine| engine.reconcile_blocking(&machines)).await
+        let (engine, keep) = (
+            Arc::clone(&self.0),
+            machines
+                .iter()
+                .map(|(m, _)| m.id.clone())
+                .collect::<Vec<_>>(),
+        );
+        let mut errors = on_own_thread("boxfence-reconcile", move || {
+            Ok(engine.remove_stale_sandboxes(&keep))
+        })
+        .await?;
+        let owned = machines.to_vec();
+        change(&self.0, move |engine| engine.reconcile_blocking(&owned)).await?;
+        let engine = Arc::clone(&self.0);
+        let links: Vec<_> = machines
+            .iter()
+            .filter_map(|(machine, _)| Some((self.0.link(machine).ok()?, machine.guest)))
+            .collect();
+        errors.extend(
+            on_own_thread("boxfence-reconcile", move || {
+                Ok(engine.ensure_sandboxes(&links))
+            })
+            .await?,
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Sandbox(errors.join("; ")))
+        }
     }
 
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError> {
@@ -501,7 +528,11 @@ impl Engine for SharedLinuxEngine {
     fn host_report(&self) -> boxfence_policy::HostReport {
         let (engine, host) = (&self.0, &self.0.config.host);
         // Read where the engine works: its uplinks and sysctls are there.
-        host.in_netns(|| crate::host::gather(Ok(&engine.kernel), Some(&engine.config.uplinks)))
-            .unwrap_or_else(|error| crate::host::gather(Err(&error.to_string()), None))
+        let mut report = host
+            .in_netns(|| crate::host::gather(Ok(&engine.kernel), Some(&engine.config.uplinks)))
+            .unwrap_or_else(|error| crate::host::gather(Err(&error.to_string()), None));
+        let sandbox = &engine.config.sandbox;
+        crate::host::require_sandbox(&mut report, sandbox.runtime, &sandbox.init);
+        report
     }
 }

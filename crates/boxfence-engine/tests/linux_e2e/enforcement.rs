@@ -332,28 +332,42 @@ fn flushed_ruleset_fails_closed_until_repaired(rig: &Rig) {
 
 fn box_processes_cannot_escape(rig: &Rig) {
     let b = rig.create("esc1", json!({"mode": "allow-all"}), &[]);
-    let id = rig.exec(&b, &["id", "-u"]);
-    assert_eq!(
-        id.stdout.trim(),
-        format!("{}", 200_000 + u32::from(b.addresses.ipv4.octets()[3]))
-    );
+    // Root inside, mapped onto the box's own unprivileged host uids.
+    let map = rig.exec(&b, &["cat", "/proc/self/uid_map"]);
+    let zone = u32::from(b.addresses.ipv4.octets()[3]);
+    let first = crate::lab_config::lab_sandbox().uid_base + zone * 65_536;
+    let fields: Vec<&str> = map.stdout.split_whitespace().collect();
+    assert_eq!(fields, ["0", &first.to_string(), "65536"], "{map:?}");
+    // Only the eight capabilities of the box's root (CHOWN, DAC_OVERRIDE,
+    // FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP): no NET_ADMIN,
+    // NET_RAW or SYS_ADMIN, none ambient.
     let caps = rig.exec(
         &b,
         &["grep", "-E", "^Cap(Prm|Eff|Bnd|Amb)", "/proc/self/status"],
     );
-    assert!(
-        caps.stdout.lines().all(|l| l.ends_with("0000000000000000")),
+    let values: Vec<&str> = caps
+        .stdout
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            "00000000000001fb",
+            "00000000000001fb",
+            "00000000000001fb",
+            "0000000000000000"
+        ],
         "{caps:?}"
     );
     let escape = rig.exec(&b, &["nsenter", "-t", "1", "-n", "true"]);
     assert_ne!(escape.exit_code, 0, "nsenter must fail: {escape:?}");
     let nft = rig.exec(&b, &["nft", "list", "ruleset"]);
     assert_ne!(nft.exit_code, 0, "no access to rules: {nft:?}");
-    let pid1 = rig.exec(&b, &["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"]);
-    assert_eq!(
-        pid1.stdout.lines().next(),
-        Some("1"),
-        "own pid namespace: {pid1:?}"
+    let pid1 = rig.exec(&b, &["cat", "/proc/1/cmdline"]);
+    assert!(
+        pid1.stdout.starts_with("/dev/.boxfence-init"),
+        "own pid namespace, the box's init its pid 1: {pid1:?}"
     );
     let resolv = rig.exec(&b, &["cat", "/etc/resolv.conf"]);
     assert!(
@@ -374,7 +388,7 @@ fn box_processes_cannot_escape(rig: &Rig) {
             },
         ))
         .expect("exec");
-    assert_eq!(timed.exit_code, boxfence_dataplane::exec::TIMED_OUT);
+    assert_eq!(timed.exit_code, boxfence_sandbox::TIMED_OUT);
 }
 
 fn ingress_rules_and_deny_all_inbound(rig: &Rig) {

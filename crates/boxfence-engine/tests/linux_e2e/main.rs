@@ -1,11 +1,8 @@
 //! End to end, in a sealed lab: boxes made by the Linux engine, policies
 //! enforced by the lab host's kernel, seen from inside the box.
 //!
-//! This test binary is also the engine's exec helper (as the `boxfence`
-//! binary is in production), so it has its own `main`: the helper
-//! subcommands must run before any thread exists.
+//! It has its own `main` (the lab's test runner, `harness = false`).
 
-use boxfence_dataplane::exec::{HELPER_SUBCOMMAND, INIT_SUBCOMMAND, helper_main, init_main};
 use boxfence_lab::harness::run_tests;
 use boxfence_lab::require_root;
 
@@ -13,6 +10,7 @@ mod enforcement;
 mod fallbacks;
 mod flowtable;
 mod held;
+mod icmp;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;
@@ -25,11 +23,6 @@ mod sandbox;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some(HELPER_SUBCOMMAND) => std::process::exit(helper_main(&args[2..])),
-        Some(INIT_SUBCOMMAND) => std::process::exit(init_main(&args[2..])),
-        _ => {}
-    }
     let shared = [
         enforcement::TESTS,
         resolver::TESTS,
@@ -37,6 +30,7 @@ fn main() {
         lifecycle::TESTS,
         protocols::TESTS,
         sandbox::TESTS,
+        icmp::TESTS,
         races::SHARED_TESTS,
         flowtable::TESTS,
     ]

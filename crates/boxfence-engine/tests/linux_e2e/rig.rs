@@ -150,6 +150,7 @@ impl Rig {
         let spec = MachineSpec {
             id: id.into(),
             addresses,
+            guest: None,
         };
         let policy = self.effective(&spec, box_policy, app_policies);
         self.runtime

@@ -8,10 +8,24 @@ use boxfence_engine::{AddressPool, LinuxConfig};
 use boxfence_lab::Lab;
 use boxfence_policy::{AlwaysBlocked, Cidr};
 
+/// Boxes of the lab: crun (the default), small, catatonit as their init.
+pub(crate) fn lab_sandbox() -> boxfence_engine::SandboxConfig {
+    boxfence_engine::SandboxConfig {
+        runtime: boxfence_sandbox::RuntimeKind::Crun,
+        init: boxfence_sandbox::DEFAULT_INIT.into(),
+        limits: boxfence_sandbox::Limits {
+            cpus: 1,
+            memory_mb: 256,
+            pids_max: 256,
+            tmp_mb: 64,
+        },
+        uid_base: 1 << 20,
+    }
+}
+
 /// A daemon's configuration in `lab`, its commands run in `host`: pool
 /// 10.200.0.0/16 and fd00:b0f::/64, the lab's documentation ranges exempted,
-/// its uplink, its box namespace prefix; the executable itself is the exec
-/// helper.
+/// its uplink, its box namespace prefix; boxes as [`lab_sandbox`].
 pub(crate) fn lab_config(lab: &Lab, host: HostNetns) -> LinuxConfig {
     let pool = AddressPool {
         ipv4: "10.200.0.0/16".parse().expect("pool"),
@@ -30,8 +44,7 @@ pub(crate) fn lab_config(lab: &Lab, host: HostNetns) -> LinuxConfig {
         pool,
         uplinks: vec![lab.uplink().into()],
         always_blocked: Arc::new(blocked),
-        helper: std::env::current_exe().expect("own path"),
-        uid_base: 200_000,
+        sandbox: lab_sandbox(),
         state_dir: lab.workdir().join("state"),
         rule_pref: 10_090,
         mark: 0x0100_0000,

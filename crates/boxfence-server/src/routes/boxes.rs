@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use boxfence_policy::{BoxPolicy, Diagnostics, JsonPath, read_metadata};
+use boxfence_policy::{BoxPolicy, Diagnostics, GuestRequest, JsonPath, read_guest, read_metadata};
 use boxfence_store::{StoreError, StoredMachine};
 
 use super::machines::{nested_warnings, read_box_policy, read_exec};
@@ -47,7 +47,7 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<WithWarnings<BoxView>>), ApiError> {
     let mut out = Diagnostics::default();
-    let fields = ["runtime", "networkPolicy", "metadata", "app"];
+    let fields = ["runtime", "networkPolicy", "metadata", "app", "guest"];
     let parsed =
         ObjectReader::new(&body, &JsonPath::root(), &fields, &mut out).and_then(|object| {
             let runtime = object.string("runtime", is_name, NAME_RULE, &mut out);
@@ -58,9 +58,13 @@ pub(crate) async fn create(
                     read_metadata(value, &path, &mut out)
                 });
             let network_policy = read_box_policy(object.optional("networkPolicy"), &mut out);
-            Some((app, runtime, metadata?, network_policy?))
+            let guest = match object.optional("guest") {
+                None => Some(GuestRequest::default()),
+                Some((value, path)) => read_guest(value, &path, "memoryMb", &mut out),
+            };
+            Some((app, runtime, metadata?, network_policy?, guest?))
         });
-    let (app, runtime, metadata, network_policy) = out.finish(parsed)?;
+    let (app, runtime, metadata, network_policy, guest) = out.finish(parsed)?;
     let app = match (app, &caller) {
         (Some(app), _) => app,
         (None, Caller::App(own)) => own.clone(),
@@ -84,6 +88,7 @@ pub(crate) async fn create(
             runtime,
             metadata,
             network_policy,
+            guest,
         })
         .await?;
     Ok((

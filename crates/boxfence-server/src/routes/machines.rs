@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use boxfence_engine::ExecRequest;
-use boxfence_policy::{BoxPolicy, Diagnostics, Flow, JsonPath, ObjectReader, read_metadata};
+use boxfence_policy::{
+    BoxPolicy, Diagnostics, Flow, GuestRequest, JsonPath, ObjectReader, read_guest, read_metadata,
+};
 use serde_json::Value;
 
 use super::apps::visible_app;
@@ -142,13 +144,23 @@ pub(crate) async fn create(
     )
     .and_then(|object| {
         let name = object.string("name", is_name, NAME_RULE, &mut out);
-        let metadata = match object.optional("config") {
-            None => Some(Default::default()),
-            Some((config, path)) => ObjectReader::new(config, &path, &["metadata"], &mut out)
-                .and_then(|config| match config.optional("metadata") {
-                    None => Some(Default::default()),
-                    Some((value, path)) => read_metadata(value, &path, &mut out),
-                }),
+        let (metadata, guest) = match object.optional("config") {
+            None => (Some(Default::default()), Some(GuestRequest::default())),
+            Some((config, path)) => {
+                match ObjectReader::new(config, &path, &["metadata", "guest"], &mut out) {
+                    None => (None, None),
+                    Some(config) => (
+                        match config.optional("metadata") {
+                            None => Some(Default::default()),
+                            Some((value, path)) => read_metadata(value, &path, &mut out),
+                        },
+                        match config.optional("guest") {
+                            None => Some(GuestRequest::default()),
+                            Some((value, path)) => read_guest(value, &path, "memory_mb", &mut out),
+                        },
+                    ),
+                }
+            }
         };
         let network_policy = read_box_policy(object.optional("network_policy"), &mut out);
         Some(MachineRequest {
@@ -157,6 +169,7 @@ pub(crate) async fn create(
             runtime: None,
             metadata: metadata?,
             network_policy: network_policy?,
+            guest: guest?,
         })
     });
     let request = out.finish(request)?;

@@ -25,6 +25,8 @@ pub(crate) struct Enforced {
     pub(crate) policies: Vec<String>,
     /// The box layer's mode.
     pub(crate) box_mode: &'static str,
+    /// The size it was created with (none after a reconcile or apply).
+    pub(crate) guest: Option<boxfence_policy::Guest>,
 }
 
 fn summary(policy: &EffectivePolicy) -> Enforced {
@@ -35,6 +37,7 @@ fn summary(policy: &EffectivePolicy) -> Enforced {
             BoxLayer::DenyAll => "deny-all",
             BoxLayer::Custom(_) => "custom",
         },
+        guest: None,
     }
 }
 
@@ -95,10 +98,13 @@ impl Engine for RecordingEngine {
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
         self.creates.pass().await;
-        self.machines
-            .lock()
-            .expect("lock")
-            .insert(machine.id.clone(), summary(policy));
+        self.machines.lock().expect("lock").insert(
+            machine.id.clone(),
+            Enforced {
+                guest: machine.guest,
+                ..summary(policy)
+            },
+        );
         Ok(())
     }
 

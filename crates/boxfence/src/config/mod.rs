@@ -12,8 +12,10 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 
 pub(crate) use kernel::{KernelFile, KernelSettings};
+pub(crate) use runtime::RuntimeFile;
 
 mod kernel;
+mod runtime;
 
 /// Where the daemon listens unless told otherwise (loopback only).
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:4280";
@@ -76,6 +78,8 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     /// Kernel features not to use (`[kernel]`).
     pub(crate) kernel: KernelSettings,
+    /// How boxes' containers are made (`[runtime]`).
+    pub(crate) runtime: boxfence_engine::SandboxConfig,
 }
 
 /// The `[resolver]` section.
@@ -130,6 +134,8 @@ pub(crate) struct ConfigFile {
     pub(crate) create: CreateFile,
     #[serde(default)]
     pub(crate) kernel: KernelFile,
+    #[serde(default)]
+    pub(crate) runtime: RuntimeFile,
 }
 
 /// The `[exec]` section as written.
@@ -206,6 +212,7 @@ impl ConfigFile {
         if flowtable == Some(false) && !kernel.avoid.contains(&Feature::Flowtable) {
             kernel.avoid.push(Feature::Flowtable);
         }
+        let runtime = runtime::resolve_runtime(overrides.runtime, self.runtime)?;
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
                 Some(listen) => listen,
@@ -254,6 +261,7 @@ impl ConfigFile {
             resolver,
             limits,
             kernel,
+            runtime,
         })
     }
 }

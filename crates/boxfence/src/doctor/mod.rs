@@ -90,16 +90,16 @@ struct Report {
 
 /// Probes the kernel, runs every check and prints the report.
 pub(crate) fn run(args: &DoctorArgs, json: bool) -> Result<ExitCode, CliError> {
-    let (uplink, avoid) = match &args.config {
-        Some(path) => {
-            let config = ConfigFile::read(path)?.resolve(ConfigFile::default())?;
-            (config.network.uplink, config.kernel.avoid)
-        }
-        None => (None, Vec::new()),
+    let file = match &args.config {
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::default(),
     };
+    let config = file.resolve(ConfigFile::default())?;
+    let (uplink, avoid) = (config.network.uplink, config.kernel.avoid);
     let features = KernelFeatures::probe(&avoid).map_err(|error| error.to_string());
     let uplinks = crate::data_plane::uplinks(uplink);
-    let host = host::gather(features.as_ref().map_err(String::as_str), Some(&uplinks));
+    let mut host = host::gather(features.as_ref().map_err(String::as_str), Some(&uplinks));
+    host::require_sandbox(&mut host, config.runtime.runtime, &config.runtime.init);
     let mut checks = vec![forwarding(host.forwarding)];
     checks.extend(after_judgement::checks(&args.table, &Host));
     let report = Report {

@@ -144,9 +144,7 @@ impl LabDaemon {
     pub(crate) fn start() -> Self {
         let lab = Lab::new().expect("lab comes up");
         let dns = LabDns::start(&lab, 60).expect("lab DNS");
-        let mut config = lab_config(&lab, HostNetns::at(lab.host_netns_path()));
-        // The exec helper is the daemon's own binary, as in production.
-        config.helper = env!("CARGO_BIN_EXE_boxfence").into();
+        let config = lab_config(&lab, HostNetns::at(lab.host_netns_path()));
         let mut server_config = ServerConfig::new(config.pool);
         server_config.admin_token = Some(ADMIN.into());
         server_config.exempt_cidrs = ["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]

@@ -1,0 +1,156 @@
+//! Each box's container: made once its network exists, found again or
+//! made anew after a restart, removed before its network goes. Container
+//! work runs off the change thread (a runtime takes tens of milliseconds
+//! per container, which one app's creates must not add to another's
+//! policy changes).
+
+use std::path::PathBuf;
+
+use boxfence_dataplane::HostNetns;
+use boxfence_dataplane::ruleset::BoxLink;
+use boxfence_policy::Guest;
+use boxfence_sandbox::{
+    BoxSpec, GeneratedEtc, Limits, RuntimeKind, Sandboxes, UidRange, uids::RANGE_SIZE,
+};
+
+use super::LinuxEngine;
+use crate::{EngineError, ExecOutput, ExecRequest};
+
+/// How boxes' containers are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// The OCI runtime.
+    pub runtime: RuntimeKind,
+    /// The box init on the host (catatonit).
+    pub init: PathBuf,
+    /// A box's size when its machine names none.
+    pub limits: Limits,
+    /// Box uid ranges are `uid_base + zone × 65,536`.
+    pub uid_base: u32,
+}
+
+impl LinuxEngine {
+    /// The box containers, or why there are none (the runtime missing):
+    /// then every create and exec fails, never runs a box with less.
+    fn sandboxes(&self) -> Result<&Sandboxes, EngineError> {
+        self.sandboxes
+            .as_ref()
+            .map_err(|why| EngineError::Sandbox(why.clone()))
+    }
+
+    /// The container id of box `id`: its network namespace's name, unique
+    /// on the host.
+    fn container(&self, id: &str) -> String {
+        self.link_config.netns(id)
+    }
+
+    /// Makes the box's container in its network namespace and starts its
+    /// init, of size `guest` or the configured one.
+    pub(crate) fn start_sandbox(
+        &self,
+        link: &BoxLink,
+        guest: Option<Guest>,
+    ) -> Result<(), EngineError> {
+        let sandboxes = self.sandboxes()?;
+        let config = &self.config.sandbox;
+        let uids = UidRange::for_zone(config.uid_base, link.zone).map_err(sandbox)?;
+        let netns = self.link_config.netns_path(&link.id);
+        // ICMP echo sockets for the box's own gids only, so ping works
+        // without CAP_NET_RAW and the policy judges it.
+        let range = format!("{} {}", uids.first, uids.first + (RANGE_SIZE - 1));
+        HostNetns::at(&netns)
+            .sysctl("net/ipv4/ping_group_range", &range)
+            .map_err(sandbox)?;
+        let resolv = self.config.state_dir.join(&link.id).join("resolv.conf");
+        let spec = BoxSpec {
+            id: self.container(&link.id),
+            netns,
+            uids,
+            limits: guest.map_or(config.limits, |guest| Limits {
+                cpus: guest.cpus,
+                memory_mb: guest.memory_mb,
+                ..config.limits
+            }),
+            etc: GeneratedEtc {
+                resolv_conf: std::fs::read(&resolv).map_err(sandbox)?,
+                hostname: link.id.clone(),
+            },
+        };
+        sandboxes.create(&spec).map_err(sandbox)
+    }
+
+    /// Ends the box's processes and removes its container.
+    pub(crate) fn stop_sandbox(&self, id: &str) -> Result<(), EngineError> {
+        self.sandboxes()?
+            .delete(&self.container(id))
+            .map_err(sandbox)
+    }
+
+    /// After a restart, before the network is reconciled: removes the
+    /// containers of boxes the store no longer has (their processes end
+    /// before their network goes). Returns what failed.
+    pub(crate) fn remove_stale_sandboxes(&self, keep: &[String]) -> Vec<String> {
+        let Ok(sandboxes) = self.sandboxes() else {
+            return Vec::new();
+        };
+        let keep: Vec<String> = keep.iter().map(|id| self.container(id)).collect();
+        let prefix = &self.config.netns_prefix;
+        sandboxes
+            .ids()
+            .into_iter()
+            .filter(|id| id.starts_with(prefix.as_str()) && !keep.contains(id))
+            .filter_map(|stale| sandboxes.delete(&stale).err())
+            .map(|error| error.to_string())
+            .collect()
+    }
+
+    /// After a restart, once the network is reconciled: keeps each box's
+    /// running container and makes the missing ones anew. Returns what
+    /// failed.
+    pub(crate) fn ensure_sandboxes(&self, links: &[(BoxLink, Option<Guest>)]) -> Vec<String> {
+        let sandboxes = match self.sandboxes() {
+            Ok(sandboxes) => sandboxes,
+            Err(_) if links.is_empty() => return Vec::new(),
+            Err(error) => return vec![error.to_string()],
+        };
+        let mut errors = Vec::new();
+        for (link, guest) in links {
+            if !sandboxes.is_running(&self.container(&link.id)) {
+                if let Err(error) = self.start_sandbox(link, *guest) {
+                    errors.push(error.to_string());
+                }
+            }
+        }
+        errors
+    }
+
+    pub(crate) fn exec_blocking(
+        &self,
+        id: &str,
+        request: &ExecRequest,
+    ) -> Result<ExecOutput, EngineError> {
+        if !self.lock().links.contains_key(id) {
+            return Err(EngineError::NoSuchMachine(id.to_owned()));
+        }
+        let result = self
+            .sandboxes()?
+            .exec(
+                &self.container(id),
+                &request.command,
+                request.stdin.as_deref().unwrap_or_default().as_bytes(),
+                request
+                    .timeout
+                    .unwrap_or(std::time::Duration::from_secs(60)),
+            )
+            .map_err(|e| EngineError::Exec(e.to_string()))?;
+        Ok(ExecOutput {
+            exit_code: result.exit_code,
+            stdout: String::from_utf8_lossy(&result.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
+        })
+    }
+}
+
+fn sandbox(error: impl std::fmt::Display) -> EngineError {
+    EngineError::Sandbox(error.to_string())
+}

@@ -1,0 +1,160 @@
+//! Boxes as OCI containers. A box is a long-lived container made by a
+//! standard OCI runtime (crun by default, runc, or runsc) from a bundle
+//! boxfence writes: its own root filesystem (read-only), its own host uid
+//! range in a user namespace, few capabilities and `no_new_privs`, a
+//! seccomp filter, cgroup limits from its size, and the box's network
+//! namespace, so the network policy judges everything it sends. Its init
+//! (catatonit) runs for the box's lifetime; each exec is `runtime exec`.
+
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod exec;
+pub mod rootfs;
+pub mod runtime;
+pub mod seccomp;
+pub mod spec;
+pub mod uids;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use bundle::{BoxSpec, Limits};
+pub use exec::{ExecResult, MAX_OUTPUT, TIMED_OUT};
+pub use rootfs::GeneratedEtc;
+pub use runtime::{Runtime, RuntimeError, RuntimeKind, Status};
+pub use uids::{UidError, UidRange};
+
+/// Where the box init is looked for (Debian's `catatonit`, static).
+pub const DEFAULT_INIT: &str = "/usr/bin/catatonit";
+
+/// Why a box's container could not be made, used or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The runtime failed (or is missing).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The box init is not on this host.
+    #[error("the box init {0} is not installed (Debian package catatonit)")]
+    NoInit(PathBuf),
+    /// The bundle could not be written or removed.
+    #[error("bundle of {id}: {source}")]
+    Bundle {
+        /// The container.
+        id: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No program was given to exec.
+    #[error("command must name a program")]
+    EmptyCommand,
+}
+
+/// The boxes' containers on this host, through one runtime.
+#[derive(Debug)]
+pub struct Sandboxes {
+    runtime: Runtime,
+    /// Bundles live in `<dir>/bundles/<id>`.
+    dir: PathBuf,
+    init: PathBuf,
+    /// Names each exec's process file apart.
+    execs: AtomicU64,
+}
+
+impl Sandboxes {
+    /// Containers made by `kind`, their bundles and the runtime's state
+    /// under `dir`, with `init` as each box's first process.
+    pub fn new(kind: RuntimeKind, dir: &Path, init: &Path) -> Result<Self, SandboxError> {
+        let runtime = Runtime::find(kind, dir.join(kind.name()))?;
+        if !init.is_file() {
+            return Err(SandboxError::NoInit(init.to_owned()));
+        }
+        Ok(Self {
+            runtime,
+            dir: dir.to_owned(),
+            init: init.to_owned(),
+            execs: AtomicU64::new(0),
+        })
+    }
+
+    /// The runtime in use.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.dir.join("bundles").join(id)
+    }
+
+    fn bundle_error(id: &str) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
+        move |source| SandboxError::Bundle {
+            id: id.to_owned(),
+            source,
+        }
+    }
+
+    /// Makes the box's container and starts its init; whatever an
+    /// earlier run left under the same id goes first. On failure nothing
+    /// is left.
+    pub fn create(&self, spec: &BoxSpec) -> Result<(), SandboxError> {
+        let id = spec.id.as_str();
+        self.delete(id)?;
+        let bundle = self.bundle(id);
+        bundle::write(&bundle, spec, &self.init).map_err(Self::bundle_error(id))?;
+        let started = self
+            .runtime
+            .run_detached(id, &bundle, &bundle.join("runtime.log"));
+        if let Err(error) = started {
+            let _ = self.delete(id);
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    /// Whether the box's container runs (after a daemon restart: found
+    /// again, or to be made anew).
+    pub fn is_running(&self, id: &str) -> bool {
+        matches!(self.runtime.status(id), Ok(Some(Status::Running)))
+    }
+
+    /// Ends every process of the box and removes its container, cgroup
+    /// and bundle. Nothing to remove is fine.
+    pub fn delete(&self, id: &str) -> Result<(), SandboxError> {
+        self.runtime.delete(id)?;
+        match std::fs::remove_dir_all(self.bundle(id)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(Self::bundle_error(id)(error))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The containers the runtime knows.
+    pub fn ids(&self) -> Vec<String> {
+        self.runtime.list()
+    }
+
+    /// Runs `argv` in the box as its root, in /tmp, with `stdin` as input,
+    /// for at most `timeout` (then it and what it started are killed).
+    pub fn exec(
+        &self,
+        id: &str,
+        argv: &[String],
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecResult, SandboxError> {
+        if argv.first().is_none_or(String::is_empty) {
+            return Err(SandboxError::EmptyCommand);
+        }
+        let process = bundle::process(argv.to_vec(), "/tmp".into());
+        let n = self.execs.fetch_add(1, Ordering::Relaxed);
+        let path = self.bundle(id).join(format!("exec-{n}.json"));
+        let json = serde_json::to_vec(&process).map_err(std::io::Error::other);
+        json.and_then(|json| std::fs::write(&path, json))
+            .map_err(Self::bundle_error(id))?;
+        let result = self.runtime.exec(id, &path, stdin, timeout);
+        let _ = std::fs::remove_file(&path);
+        Ok(result?)
+    }
+}
