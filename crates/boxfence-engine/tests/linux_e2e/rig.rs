@@ -49,30 +49,70 @@ pub(crate) struct Rig {
     avoid: Vec<Feature>,
 }
 
+/// What sets a rig apart from the usual one.
+struct Options {
+    /// Whether the resolver's upstream holds every answer this long.
+    upstream_delay: Option<Duration>,
+    /// The kernel features the engine avoids.
+    avoid: Vec<Feature>,
+    /// Queries per second the resolver allows each box.
+    query_rate: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            upstream_delay: None,
+            avoid: Vec::new(),
+            query_rate: boxfence_engine::QUERY_RATE_PER_BOX,
+        }
+    }
+}
+
 impl Rig {
     pub(crate) fn new() -> Self {
-        Self::build(None, Vec::new())
+        Self::build(Options::default())
     }
 
     /// A rig whose resolver asks a slow upstream, which holds every
     /// answer of the lab's DNS for `delay`.
     pub(crate) fn with_slow_upstream(delay: Duration) -> Self {
-        Self::build(Some(delay), Vec::new())
+        Self::build(Options {
+            upstream_delay: Some(delay),
+            ..Options::default()
+        })
     }
 
     /// A rig whose engine uses none of the optional kernel features: every
     /// fallback path runs, as on the oldest kernels supported.
     pub(crate) fn with_fallbacks() -> Self {
         let optional = Feature::ALL.into_iter().filter(|f| !f.required());
-        Self::build(None, optional.collect())
+        Self::avoiding(optional.collect())
     }
 
     /// A rig whose engine avoids `avoid` (their fallbacks run).
     pub(crate) fn avoiding(avoid: Vec<Feature>) -> Self {
-        Self::build(None, avoid)
+        Self::build(Options {
+            avoid,
+            ..Options::default()
+        })
     }
 
-    fn build(upstream_delay: Option<Duration>, avoid: Vec<Feature>) -> Self {
+    /// A rig whose resolver lets each box send `rate` queries per second
+    /// (the engine's default is [`boxfence_engine::QUERY_RATE_PER_BOX`]).
+    pub(crate) fn with_query_rate(rate: u32) -> Self {
+        Self::build(Options {
+            query_rate: rate,
+            ..Options::default()
+        })
+    }
+
+    fn build(options: Options) -> Self {
+        let Options {
+            upstream_delay,
+            avoid,
+            query_rate,
+        } = options;
         let lab = Lab::new().expect("lab comes up");
         let config = Self::config(&lab, avoid.clone());
         let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
@@ -107,7 +147,7 @@ impl Rig {
                 upstreams,
                 Duration::from_secs(2),
                 ttl,
-                boxfence_engine::QUERY_RATE_PER_BOX,
+                query_rate,
                 TcpLimits::default(),
             )
             .expect("resolver starts");
