@@ -45,16 +45,25 @@ pub(crate) struct Rig {
     pub(crate) lab: Lab,
     pub(crate) pool: AddressPool,
     pub(crate) blocked: Arc<AlwaysBlocked>,
-    /// The kernel features its engine avoids.
+    /// How its engine is configured beyond the lab's defaults.
+    setup: EngineSetup,
+}
+
+/// What sets a rig's engine apart from the usual one (kept for an engine
+/// restarted on the rig).
+#[derive(Clone, Default)]
+struct EngineSetup {
+    /// The kernel features the engine avoids.
     avoid: Vec<Feature>,
+    /// Uplinks configured besides the lab's (which need not exist).
+    more_uplinks: Vec<String>,
 }
 
 /// What sets a rig apart from the usual one.
 struct Options {
     /// Whether the resolver's upstream holds every answer this long.
     upstream_delay: Option<Duration>,
-    /// The kernel features the engine avoids.
-    avoid: Vec<Feature>,
+    setup: EngineSetup,
     /// Queries per second the resolver allows each box.
     query_rate: u32,
 }
@@ -63,7 +72,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             upstream_delay: None,
-            avoid: Vec::new(),
+            setup: EngineSetup::default(),
             query_rate: boxfence_engine::QUERY_RATE_PER_BOX,
         }
     }
@@ -93,7 +102,22 @@ impl Rig {
     /// A rig whose engine avoids `avoid` (their fallbacks run).
     pub(crate) fn avoiding(avoid: Vec<Feature>) -> Self {
         Self::build(Options {
-            avoid,
+            setup: EngineSetup {
+                avoid,
+                ..EngineSetup::default()
+            },
+            ..Options::default()
+        })
+    }
+
+    /// A rig whose engine is also told of uplink `name`, which the lab
+    /// does not have.
+    pub(crate) fn with_uplink_to_come(name: &str) -> Self {
+        Self::build(Options {
+            setup: EngineSetup {
+                more_uplinks: vec![name.to_owned()],
+                ..EngineSetup::default()
+            },
             ..Options::default()
         })
     }
@@ -110,11 +134,11 @@ impl Rig {
     fn build(options: Options) -> Self {
         let Options {
             upstream_delay,
-            avoid,
+            setup,
             query_rate,
         } = options;
         let lab = Lab::new().expect("lab comes up");
-        let config = Self::config(&lab, avoid.clone());
+        let config = Self::config(&lab, &setup);
         let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -160,22 +184,24 @@ impl Rig {
             lab,
             pool,
             blocked,
-            avoid,
+            setup,
         }
     }
 
-    /// The engine configuration for `lab`, avoiding `avoid`.
-    fn config(lab: &Lab, avoid: Vec<Feature>) -> LinuxConfig {
+    /// The engine configuration for `lab` with `setup`.
+    fn config(lab: &Lab, setup: &EngineSetup) -> LinuxConfig {
+        let usual = lab_config(lab, HostNetns::at(lab.host_netns_path()));
         LinuxConfig {
-            avoid,
-            ..lab_config(lab, HostNetns::at(lab.host_netns_path()))
+            avoid: setup.avoid.clone(),
+            uplinks: [usual.uplinks.clone(), setup.more_uplinks.clone()].concat(),
+            ..usual
         }
     }
 
     /// The configuration of this rig's engine, for another engine on it
     /// (a restarted daemon).
     pub(crate) fn engine_config(&self) -> LinuxConfig {
-        Self::config(&self.lab, self.avoid.clone())
+        Self::config(&self.lab, &self.setup)
     }
 
     /// Creates box `id` with a box policy and app policies.
