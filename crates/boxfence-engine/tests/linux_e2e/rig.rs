@@ -263,41 +263,13 @@ impl Rig {
         argv: &[&str],
         limit: Duration,
     ) -> ExecOutput {
-        let request = ExecRequest {
-            command: argv.iter().map(|s| (*s).to_owned()).collect(),
-            stdin: None,
-            timeout: Some(limit),
-        };
-        self.runtime
-            .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).exec(&spec.id, &request))
-            .expect("exec runs")
+        exec_on(&self.runtime, &self.engine, spec, argv, limit)
     }
 
     /// What curl in the box gets from `url`: the HTTP status, or
     /// `err<curl exit code>`.
     pub(crate) fn curl(&self, spec: &MachineSpec, url: &str) -> String {
-        let out = self.exec(
-            spec,
-            &[
-                "curl",
-                "-sk",
-                "-m",
-                "5",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                url,
-            ],
-        );
-        if out.exit_code == 126 || out.exit_code == 127 {
-            eprintln!("exec failed: {}", out.stderr);
-        }
-        if out.exit_code == 0 {
-            out.stdout
-        } else {
-            format!("err{}", out.exit_code)
-        }
+        curl_on(&self.runtime, &self.engine, spec, url)
     }
 
     pub(crate) fn host(&self, argv: &[&str]) -> Output {
@@ -370,4 +342,53 @@ pub(crate) fn events_until(
 pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Runs `argv` in box `spec` through `engine`, blocking on `runtime` (on
+/// which the watchdog of an engine started there runs meanwhile).
+pub(crate) fn exec_on(
+    runtime: &tokio::runtime::Runtime,
+    engine: &Arc<LinuxEngine>,
+    spec: &MachineSpec,
+    argv: &[&str],
+    limit: Duration,
+) -> ExecOutput {
+    let request = ExecRequest {
+        command: argv.iter().map(|s| (*s).to_owned()).collect(),
+        stdin: None,
+        timeout: Some(limit),
+    };
+    runtime
+        .block_on(SharedLinuxEngine(Arc::clone(engine)).exec(&spec.id, &request))
+        .expect("exec runs")
+}
+
+/// What curl in box `spec`, run through `engine`, gets from `url`: the
+/// HTTP status, or `err<curl exit code>`.
+pub(crate) fn curl_on(
+    runtime: &tokio::runtime::Runtime,
+    engine: &Arc<LinuxEngine>,
+    spec: &MachineSpec,
+    url: &str,
+) -> String {
+    let argv = [
+        "curl",
+        "-sk",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        url,
+    ];
+    let out = exec_on(runtime, engine, spec, &argv, Duration::from_secs(20));
+    if out.exit_code == 126 || out.exit_code == 127 {
+        eprintln!("exec failed: {}", out.stderr);
+    }
+    if out.exit_code == 0 {
+        out.stdout
+    } else {
+        format!("err{}", out.exit_code)
+    }
 }
