@@ -36,12 +36,12 @@ struct FloodTarget {
 
 impl FloodTarget {
     /// Natively a box's Python opens well over 1,000 connections in 6 s
-    /// and sends queries faster than the engine's rate. Emulated (qemu's
-    /// TCG, where scripts/test-kernels sets `BOXFENCE_TEST_EMULATED=1`) it
+    /// and sends queries faster than the engine's rate. Emulated
+    /// ([`boxfence_lab::emulated`]) it
     /// opened 452-669 and never passed that rate, so there the flood must
     /// open 300 (still 18 times the cap) and pass a rate of 200 a second.
     fn here() -> Self {
-        if std::env::var_os("BOXFENCE_TEST_EMULATED").is_some_and(|v| v == "1") {
+        if boxfence_lab::emulated() {
             Self {
                 connections: 300,
                 query_rate: 200,
