@@ -279,19 +279,25 @@ fn destroyed_sockets_are_survived_or_bound_again(rig: &Rig) {
     // sockets are bound again.
     let killed = rig.host(&["ss", "-K", "-t", "-l", "sport = :53"]);
     assert!(killed.status.success(), "{killed:?}");
+    // Down lasts the second before the resolver binds again: natively
+    // always seen; under emulation the test's thread once went unscheduled
+    // for longer (5.10, a loaded host), so there a counted restart (down,
+    // then bound again) stands in for a missed look.
+    let restarts = || resolver_metric(rig, "boxfence_resolver_restarts_total");
     wait_for("health to say the resolver is down", || {
-        engine.health().is_err()
+        engine.health().is_err() || (boxfence_lab::emulated() && restarts() >= 1.0)
     });
-    let problems = engine.health().expect_err("down");
-    assert!(
-        problems[0].starts_with("resolver: not serving"),
-        "{problems:?}"
-    );
+    if let Err(problems) = engine.health() {
+        assert!(
+            problems[0].starts_with("resolver: not serving"),
+            "{problems:?}"
+        );
+    }
     wait_for("the resolver to serve again", || engine.health().is_ok());
     assert!(resolves("+notcp") && resolves("+tcp"), "served again");
     // One restart, or two: `ss -K` destroys the IPv4 and the IPv6 listener
     // one after the other, and on a slow (emulated) host the second went
     // after the resolver had bound both again (seen on Linux 5.10).
-    let restarts = resolver_metric(rig, "boxfence_resolver_restarts_total");
+    let restarts = restarts();
     assert!((1.0..=2.0).contains(&restarts), "{restarts} restarts");
 }
