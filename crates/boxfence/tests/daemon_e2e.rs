@@ -285,21 +285,10 @@ fn ingress_rules_and_run_without_a_daemon() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let from_internet = |port: u16| {
-        let out = daemon
+        daemon
             .lab
-            .internet_exec([
-                "curl",
-                "-s",
-                "-m",
-                "3",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &format!("http://{address}:{port}/"),
-            ])
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .internet_curl(&format!("http://{address}:{port}/"))
+            .expect("curl")
     };
     assert_eq!(from_internet(8080), "200");
     assert_ne!(from_internet(8081), "200");
