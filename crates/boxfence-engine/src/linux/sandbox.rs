@@ -115,10 +115,10 @@ impl LinuxEngine {
         };
         let mut errors = Vec::new();
         for (link, guest) in links {
-            if !sandboxes.is_running(&self.container(&link.id)) {
-                if let Err(error) = self.start_sandbox(link, *guest) {
-                    errors.push(error.to_string());
-                }
+            if !sandboxes.is_running(&self.container(&link.id))
+                && let Err(error) = self.start_sandbox(link, *guest)
+            {
+                errors.push(error.to_string());
             }
         }
         errors
