@@ -142,11 +142,8 @@ fn main() -> ExitCode {
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "boxfence", &mut script);
-        // A closed pipe (e.g. `| head`) is not worth a panic.
-        return match std::io::Write::write_all(&mut std::io::stdout(), &script) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        };
+        output::out!("{}", String::from_utf8_lossy(&script));
+        return ExitCode::SUCCESS;
     }
     init_logging(cli.log_format);
     if let Command::Doctor(args) = &cli.command {
