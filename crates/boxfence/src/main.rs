@@ -4,6 +4,7 @@
 
 mod apps;
 mod boxes;
+mod claim;
 mod config;
 mod data_plane;
 mod doctor;
@@ -90,6 +91,9 @@ pub(crate) enum CliError {
     /// The daemon could not start.
     #[error("{0}")]
     Start(#[from] boxfence_server::StartError),
+    /// Another daemon holds this one's state.
+    #[error(transparent)]
+    Claimed(#[from] claim::ClaimError),
     /// The database could not be opened.
     #[error("{0}")]
     Store(#[from] boxfence_store::StoreError),

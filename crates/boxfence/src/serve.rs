@@ -195,8 +195,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         cpus: config.runtime.limits.cpus,
         memory_mb: config.runtime.limits.memory_mb,
     };
-    // Held for the daemon's lifetime: dropping it stops the resolver.
-    let (engine, _resolver) = data_plane::start(
+    // Held for the daemon's lifetime.
+    let (engine, _held) = data_plane::start(
         &config.network,
         &config.resolver,
         &config.kernel,

@@ -195,6 +195,18 @@ fn sigkill_keeps_enforcing_and_restart_reconciles() {
     let id = created["id"].as_str().expect("box id").to_owned();
     let exec = format!("/v1/boxes/{id}/exec");
     assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
+    // A second daemon on the same state refuses to start, naming the
+    // first, and leaves the first one's box alone.
+    let config = support::config_path(&daemon.lab).display().to_string();
+    let second = daemon
+        .lab
+        .host_exec([env!("CARGO_BIN_EXE_boxfence"), "serve", "--config", &config])
+        .expect("second daemon runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    let holder = format!("in use by another boxfence daemon (pid {})", daemon.pid());
+    assert!(stderr.contains(&holder), "{stderr}");
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
     daemon.kill();
     // Without the daemon, reach into the box as root to see the kernel
     // still enforce the last-applied rules.
