@@ -123,10 +123,10 @@ pub struct LinuxEngine {
     checks: Worker,
 }
 
-/// The uplinks that exist in `host`: a flowtable refuses a device that
-/// is not there (an uplink that comes later forwards its box flows
-/// through the hooks until the daemon restarts).
-fn present(host: &HostNetns, uplinks: &[String]) -> Vec<String> {
+/// The uplinks that exist in `host`, or `None` when it cannot be
+/// entered: a flowtable refuses a device that is not there (one that comes
+/// later joins at the watchdog's next check, see `follow_uplinks`).
+fn present(host: &HostNetns, uplinks: &[String]) -> Option<Vec<String>> {
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
     host.in_netns(|| {
         uplinks
@@ -135,7 +135,7 @@ fn present(host: &HostNetns, uplinks: &[String]) -> Vec<String> {
             .cloned()
             .collect::<Vec<_>>()
     })
-    .unwrap_or_default()
+    .ok()
 }
 
 impl LinuxEngine {
@@ -158,7 +158,7 @@ impl LinuxEngine {
             mark: config.mark,
             always_blocked: config.always_blocked.intervals(),
             flowtable_uplinks: (paths.forwarding == FastPath::Flowtable)
-                .then(|| present(&config.host, &config.uplinks)),
+                .then(|| present(&config.host, &config.uplinks).unwrap_or_default()),
         };
         let link_config = LinkConfig {
             netns_prefix: config.netns_prefix.clone(),

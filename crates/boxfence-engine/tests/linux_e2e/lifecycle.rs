@@ -49,8 +49,17 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
         REFUSED,
         "still enforced after restart"
     );
+    // From here on the restarted engine works alone, on a runtime of its
+    // own: the rig's engine's watchdog runs on the rig's runtime and would
+    // restore its own model over the reconciled table (on kernels that
+    // make links first, the stale box's link and namespace with it: seen
+    // on emulated 6.1), as no old daemon does after a real restart.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let effective = rig.effective(&kept, policy, &[]);
-    rig.runtime
+    runtime
         .block_on(SharedLinuxEngine(Arc::clone(&restarted)).reconcile(&[(kept.clone(), effective)]))
         .expect("reconciles");
     assert!(
@@ -58,11 +67,9 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
         "a box the store no longer has is removed"
     );
     assert!(rig.box_netns(&kept).exists(), "a stored box is adopted");
-    assert_eq!(
-        rig.curl(&kept, &format!("http://{CDN_OUTSIDE_DENIED_V4}/")),
-        "200"
-    );
-    assert_eq!(rig.curl(&kept, &format!("http://{SERVER_V4}/")), REFUSED);
+    let curl = |url: &str| curl_on(&runtime, &restarted, &kept, url);
+    assert_eq!(curl(&format!("http://{CDN_OUTSIDE_DENIED_V4}/")), "200");
+    assert_eq!(curl(&format!("http://{SERVER_V4}/")), REFUSED);
 }
 
 fn altered_rules_are_repaired(rig: &Rig) {
