@@ -15,7 +15,9 @@ pub mod runtime;
 pub mod seccomp;
 pub mod spec;
 pub mod uids;
+pub mod userns;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,6 +27,7 @@ pub use exec::{ExecResult, MAX_OUTPUT, TIMED_OUT};
 pub use rootfs::GeneratedEtc;
 pub use runtime::{Runtime, RuntimeError, RuntimeKind, Status};
 pub use uids::{UidError, UidRange};
+pub use userns::UsernsError;
 
 /// Where the box init is looked for (Debian's `catatonit`, static).
 pub const DEFAULT_INIT: &str = "/usr/bin/catatonit";
@@ -45,6 +48,14 @@ pub enum SandboxError {
         id: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// The box's user namespace could not be made or removed.
+    #[error("user namespace of {id}: {source}")]
+    Userns {
+        /// The container.
+        id: String,
+        /// Why.
+        source: UsernsError,
     },
     /// No program was given to exec.
     #[error("command must name a program")]
@@ -87,6 +98,22 @@ impl Sandboxes {
         self.dir.join("bundles").join(id)
     }
 
+    /// Where the user namespace of container `id` is pinned.
+    fn userns(&self, id: &str) -> PathBuf {
+        self.dir.join("userns").join(id)
+    }
+
+    /// Makes the user namespace of container `id`, mapping its root to
+    /// `uids`, and returns a new network namespace it owns, for the data
+    /// plane to wire before [`Sandboxes::create`] runs anything in it
+    /// (see [`userns`] for why the box's user namespace must own it).
+    pub fn namespaces(&self, id: &str, uids: UidRange) -> Result<File, SandboxError> {
+        userns::make(&self.userns(id), uids).map_err(|source| SandboxError::Userns {
+            id: id.to_owned(),
+            source,
+        })
+    }
+
     fn bundle_error(id: &str) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
         move |source| SandboxError::Bundle {
             id: id.to_owned(),
@@ -94,19 +121,26 @@ impl Sandboxes {
         }
     }
 
-    /// Makes the box's container and starts its init; whatever an
-    /// earlier run left under the same id goes first. On failure nothing
-    /// is left.
+    /// Whether container `id` has its user namespace.
+    pub fn has_userns(&self, id: &str) -> bool {
+        self.userns(id).exists()
+    }
+
+    /// Makes the box's container in the namespaces of
+    /// [`Sandboxes::namespaces`] and starts its init; a container an
+    /// earlier run left under the same id goes first. On failure no
+    /// container is left (the namespaces are, until [`Sandboxes::delete`]).
     pub fn create(&self, spec: &BoxSpec) -> Result<(), SandboxError> {
         let id = spec.id.as_str();
-        self.delete(id)?;
+        self.remove_container(id)?;
         let bundle = self.bundle(id);
-        bundle::write(&bundle, spec, &self.init).map_err(Self::bundle_error(id))?;
+        bundle::write(&bundle, spec, &self.userns(id), &self.init)
+            .map_err(Self::bundle_error(id))?;
         let started = self
             .runtime
             .run_detached(id, &bundle, &bundle.join("runtime.log"));
         if let Err(error) = started {
-            let _ = self.delete(id);
+            let _ = self.remove_container(id);
             return Err(error.into());
         }
         Ok(())
@@ -118,9 +152,18 @@ impl Sandboxes {
         matches!(self.runtime.status(id), Ok(Some(Status::Running)))
     }
 
-    /// Ends every process of the box and removes its container, cgroup
-    /// and bundle. Nothing to remove is fine.
+    /// Ends every process of the box and removes its container, cgroup,
+    /// bundle and user namespace. Nothing to remove is fine.
     pub fn delete(&self, id: &str) -> Result<(), SandboxError> {
+        let removed = self.remove_container(id);
+        let unpinned = userns::remove(&self.userns(id)).map_err(|source| SandboxError::Userns {
+            id: id.to_owned(),
+            source,
+        });
+        removed.and(unpinned)
+    }
+
+    fn remove_container(&self, id: &str) -> Result<(), SandboxError> {
         self.runtime.delete(id)?;
         match std::fs::remove_dir_all(self.bundle(id)) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
@@ -130,9 +173,20 @@ impl Sandboxes {
         }
     }
 
-    /// The containers the runtime knows.
+    /// The containers the runtime knows, and those with a user namespace.
     pub fn ids(&self) -> Vec<String> {
-        self.runtime.list()
+        let mut ids = self.runtime.list();
+        let pinned = std::fs::read_dir(self.dir.join("userns"))
+            .into_iter()
+            .flatten();
+        ids.extend(
+            pinned
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok()),
+        );
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// Runs `argv` in the box as its root, in /tmp, with `stdin` as input,

@@ -434,9 +434,13 @@ impl Engine for SharedLinuxEngine {
         })
         .await;
         if let Err(error) = started {
-            // No box without its sandbox: its network goes too.
+            // No box without its sandbox: its namespaces and network go too.
             let id = machine.id.clone();
-            let _ = change(&self.0, move |engine| engine.delete_blocking(&id)).await;
+            let _ = change(&self.0, move |engine| {
+                let _ = engine.stop_sandbox(&id);
+                engine.delete_blocking(&id)
+            })
+            .await;
             return Err(error);
         }
         Ok(())

@@ -4,6 +4,7 @@
 //! per container, which one app's creates must not add to another's
 //! policy changes).
 
+use std::fs::File;
 use std::path::PathBuf;
 
 use boxfence_dataplane::HostNetns;
@@ -44,8 +45,34 @@ impl LinuxEngine {
         self.link_config.netns(id)
     }
 
-    /// Makes the box's container in its network namespace and starts its
-    /// init, of size `guest` or the configured one.
+    /// The box's host uid range.
+    fn uids(&self, link: &BoxLink) -> Result<UidRange, EngineError> {
+        UidRange::for_zone(self.config.sandbox.uid_base, link.zone).map_err(sandbox)
+    }
+
+    /// A new network namespace for the box, owned by its user namespace
+    /// (made now), for the data plane to wire; the container joins both.
+    /// Without a runtime, none: the box's create fails at its container.
+    pub(crate) fn box_netns(&self, link: &BoxLink) -> Result<Option<File>, EngineError> {
+        let Ok(sandboxes) = self.sandboxes() else {
+            return Ok(None);
+        };
+        sandboxes
+            .namespaces(&self.container(&link.id), self.uids(link)?)
+            .map(Some)
+            .map_err(sandbox)
+    }
+
+    /// Whether the box's network namespace is one the container can join:
+    /// owned by the box's pinned user namespace (a box made before user
+    /// namespaces owned them, or whose pin is gone, is made anew).
+    pub(crate) fn has_userns(&self, id: &str) -> bool {
+        self.sandboxes()
+            .map_or(true, |sandboxes| sandboxes.has_userns(&self.container(id)))
+    }
+
+    /// Makes the box's container in its namespaces and starts its init,
+    /// of size `guest` or the configured one.
     pub(crate) fn start_sandbox(
         &self,
         link: &BoxLink,
@@ -53,7 +80,7 @@ impl LinuxEngine {
     ) -> Result<(), EngineError> {
         let sandboxes = self.sandboxes()?;
         let config = &self.config.sandbox;
-        let uids = UidRange::for_zone(config.uid_base, link.zone).map_err(sandbox)?;
+        let uids = self.uids(link)?;
         let netns = self.link_config.netns_path(&link.id);
         // ICMP echo sockets for the box's own gids only, so ping works
         // without CAP_NET_RAW and the policy judges it.
@@ -87,13 +114,18 @@ impl LinuxEngine {
     }
 
     /// After a restart, before the network is reconciled: removes the
-    /// containers of boxes the store no longer has (their processes end
-    /// before their network goes). Returns what failed.
+    /// containers of boxes the store no longer has, and of boxes without
+    /// a user namespace (their network is made anew); their processes end
+    /// before their network goes. Returns what failed.
     pub(crate) fn remove_stale_sandboxes(&self, keep: &[String]) -> Vec<String> {
         let Ok(sandboxes) = self.sandboxes() else {
             return Vec::new();
         };
-        let keep: Vec<String> = keep.iter().map(|id| self.container(id)).collect();
+        let keep: Vec<String> = keep
+            .iter()
+            .map(|id| self.container(id))
+            .filter(|id| sandboxes.has_userns(id))
+            .collect();
         let prefix = &self.config.netns_prefix;
         sandboxes
             .ids()
