@@ -8,9 +8,9 @@
 //! process dumps every link of its namespace when it starts, so with
 //! 1,000 boxes each one cost about 8 ms.
 
+use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd as _;
-use std::fs::File;
 use std::path::PathBuf;
 
 use nix::errno::Errno;

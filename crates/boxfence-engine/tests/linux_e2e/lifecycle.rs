@@ -69,7 +69,10 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
     );
     assert_eq!(rig.curl(&kept, &format!("http://{SERVER_V4}/")), REFUSED);
     // The box's container was kept, not made anew: its process lives.
-    let alive = rig.exec(&kept, &["sh", "-c", &format!("kill -0 {pid} && echo alive")]);
+    let alive = rig.exec(
+        &kept,
+        &["sh", "-c", &format!("kill -0 {pid} && echo alive")],
+    );
     assert_eq!(alive.stdout, "alive\n", "{alive:?}");
     // The stale box's container and user namespace went with its network;
     // delete after the restart removes the kept box's just as well.
