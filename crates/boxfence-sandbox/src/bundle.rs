@@ -65,15 +65,32 @@ pub struct BoxSpec {
     pub limits: Limits,
     /// Its generated /etc files.
     pub etc: GeneratedEtc,
+    /// The image of its root; none: the default root (the host's system
+    /// directories, read-only).
+    pub image: Option<String>,
 }
 
 /// Writes the bundle of `spec` into `dir` (config.json, rootfs, files):
 /// the container joins the user namespace pinned at `userns` and the
 /// network namespace it owns, with the host's `init` binary mounted at
-/// [`INIT_IN_BOX`].
-pub fn write(dir: &Path, spec: &BoxSpec, userns: &Path, init: &Path) -> std::io::Result<()> {
+/// [`INIT_IN_BOX`]. Its root is an overlay of the image's `layers`
+/// (bottom first) where it has an image.
+pub fn write(
+    dir: &Path,
+    spec: &BoxSpec,
+    userns: &Path,
+    layers: Option<&[PathBuf]>,
+    init: &Path,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut mounts = rootfs::prepare(&dir.join("rootfs"), &dir.join("files"), &spec.etc)?;
+    let rootfs = dir.join("rootfs");
+    let mut mounts = match layers {
+        Some(layers) => {
+            rootfs::prepare_image(&rootfs, &dir.join("top"), layers, &spec.etc)?;
+            Vec::new()
+        }
+        None => rootfs::prepare(&rootfs, &dir.join("files"), &spec.etc)?,
+    };
     mounts.extend(box_mounts(spec, init));
     let config = Spec {
         oci_version: crate::spec::OCI_VERSION,

@@ -10,6 +10,7 @@
 
 pub mod bundle;
 pub mod exec;
+pub mod image;
 pub mod rootfs;
 pub mod runtime;
 pub mod seccomp;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 pub use bundle::{BoxSpec, Limits};
 pub use exec::{ExecResult, MAX_OUTPUT, TIMED_OUT};
+pub use image::{Image, ImageError, ImageInfo, ImageStore};
 pub use rootfs::GeneratedEtc;
 pub use runtime::{Runtime, RuntimeError, RuntimeKind, Status};
 pub use uids::{UidError, UidRange};
@@ -57,6 +59,9 @@ pub enum SandboxError {
         /// Why.
         source: UsernsError,
     },
+    /// The box's image could not be used or released.
+    #[error(transparent)]
+    Image(#[from] ImageError),
     /// No program was given to exec.
     #[error("command must name a program")]
     EmptyCommand,
@@ -69,14 +74,22 @@ pub struct Sandboxes {
     /// Bundles live in `<dir>/bundles/<id>`.
     dir: PathBuf,
     init: PathBuf,
+    /// Images for boxes' roots.
+    images: ImageStore,
     /// Names each exec's process file apart.
     execs: AtomicU64,
 }
 
 impl Sandboxes {
     /// Containers made by `kind`, their bundles and the runtime's state
-    /// under `dir`, with `init` as each box's first process.
-    pub fn new(kind: RuntimeKind, dir: &Path, init: &Path) -> Result<Self, SandboxError> {
+    /// under `dir`, with `init` as each box's first process and their
+    /// images from the store in `images`.
+    pub fn new(
+        kind: RuntimeKind,
+        dir: &Path,
+        init: &Path,
+        images: &Path,
+    ) -> Result<Self, SandboxError> {
         let runtime = Runtime::find(kind, dir.join(kind.name()))?;
         if !init.is_file() {
             return Err(SandboxError::NoInit(init.to_owned()));
@@ -85,8 +98,14 @@ impl Sandboxes {
             runtime,
             dir: dir.to_owned(),
             init: init.to_owned(),
+            images: ImageStore::open(images),
             execs: AtomicU64::new(0),
         })
+    }
+
+    /// The image store of boxes' roots.
+    pub fn images(&self) -> &ImageStore {
+        &self.images
     }
 
     /// The runtime in use.
@@ -133,16 +152,25 @@ impl Sandboxes {
     pub fn create(&self, spec: &BoxSpec) -> Result<(), SandboxError> {
         let id = spec.id.as_str();
         self.remove_container(id)?;
-        let bundle = self.bundle(id);
-        bundle::write(&bundle, spec, &self.userns(id), &self.init)
-            .map_err(Self::bundle_error(id))?;
-        let started = self
-            .runtime
-            .run_detached(id, &bundle, &bundle.join("runtime.log"));
-        if let Err(error) = started {
+        let made = self.create_container(spec);
+        if made.is_err() {
             let _ = self.remove_container(id);
-            return Err(error.into());
         }
+        made
+    }
+
+    fn create_container(&self, spec: &BoxSpec) -> Result<(), SandboxError> {
+        let id = spec.id.as_str();
+        let image = match &spec.image {
+            Some(name) => Some(self.images.hold(name, id)?),
+            None => None,
+        };
+        let layers = image.as_ref().map(|image| image.layers.as_slice());
+        let bundle = self.bundle(id);
+        bundle::write(&bundle, spec, &self.userns(id), layers, &self.init)
+            .map_err(Self::bundle_error(id))?;
+        self.runtime
+            .run_detached(id, &bundle, &bundle.join("runtime.log"))?;
         Ok(())
     }
 
@@ -165,6 +193,8 @@ impl Sandboxes {
 
     fn remove_container(&self, id: &str) -> Result<(), SandboxError> {
         self.runtime.delete(id)?;
+        rootfs::unmount(&self.bundle(id).join("rootfs")).map_err(Self::bundle_error(id))?;
+        self.images.release(id)?;
         match std::fs::remove_dir_all(self.bundle(id)) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
                 Err(Self::bundle_error(id)(error))

@@ -9,13 +9,12 @@ use std::path::PathBuf;
 
 use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::ruleset::BoxLink;
-use boxfence_policy::Guest;
 use boxfence_sandbox::{
-    BoxSpec, GeneratedEtc, Limits, RuntimeKind, Sandboxes, UidRange, uids::RANGE_SIZE,
+    BoxSpec, GeneratedEtc, ImageError, Limits, RuntimeKind, Sandboxes, UidRange, uids::RANGE_SIZE,
 };
 
 use super::LinuxEngine;
-use crate::{EngineError, ExecOutput, ExecRequest};
+use crate::{EngineError, ExecOutput, ExecRequest, MachineSpec};
 
 /// How boxes' containers are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +27,8 @@ pub struct SandboxConfig {
     pub limits: Limits,
     /// Box uid ranges are `uid_base + zone × 65,536`.
     pub uid_base: u32,
+    /// The image store; none: `<state_dir>/images`.
+    pub images: Option<PathBuf>,
 }
 
 impl LinuxEngine {
@@ -71,12 +72,22 @@ impl LinuxEngine {
             .map_or(true, |sandboxes| sandboxes.has_userns(&self.container(id)))
     }
 
+    /// Whether this host's image store has `image`.
+    pub(crate) fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        if self.sandboxes()?.images().has(image) {
+            Ok(())
+        } else {
+            Err(EngineError::NoSuchImage(image.to_owned()))
+        }
+    }
+
     /// Makes the box's container in its namespaces and starts its init,
-    /// of size `guest` or the configured one.
+    /// of the machine's size (or the configured one) and from its image
+    /// (or the default root).
     pub(crate) fn start_sandbox(
         &self,
         link: &BoxLink,
-        guest: Option<Guest>,
+        machine: &MachineSpec,
     ) -> Result<(), EngineError> {
         let sandboxes = self.sandboxes()?;
         let config = &self.config.sandbox;
@@ -93,7 +104,7 @@ impl LinuxEngine {
             id: self.container(&link.id),
             netns,
             uids,
-            limits: guest.map_or(config.limits, |guest| Limits {
+            limits: machine.guest.map_or(config.limits, |guest| Limits {
                 cpus: guest.cpus,
                 memory_mb: guest.memory_mb,
                 ..config.limits
@@ -102,8 +113,14 @@ impl LinuxEngine {
                 resolv_conf: std::fs::read(&resolv).map_err(sandbox)?,
                 hostname: link.id.clone(),
             },
+            image: machine.image.clone(),
         };
-        sandboxes.create(&spec).map_err(sandbox)
+        match sandboxes.create(&spec) {
+            Err(boxfence_sandbox::SandboxError::Image(ImageError::NotFound(name))) => {
+                Err(EngineError::NoSuchImage(name))
+            }
+            other => other.map_err(sandbox),
+        }
     }
 
     /// Ends the box's processes and removes its container.
@@ -139,16 +156,16 @@ impl LinuxEngine {
     /// After a restart, once the network is reconciled: keeps each box's
     /// running container and makes the missing ones anew. Returns what
     /// failed.
-    pub(crate) fn ensure_sandboxes(&self, links: &[(BoxLink, Option<Guest>)]) -> Vec<String> {
+    pub(crate) fn ensure_sandboxes(&self, links: &[(BoxLink, MachineSpec)]) -> Vec<String> {
         let sandboxes = match self.sandboxes() {
             Ok(sandboxes) => sandboxes,
             Err(_) if links.is_empty() => return Vec::new(),
             Err(error) => return vec![error.to_string()],
         };
         let mut errors = Vec::new();
-        for (link, guest) in links {
+        for (link, machine) in links {
             if !sandboxes.is_running(&self.container(&link.id)) {
-                if let Err(error) = self.start_sandbox(link, *guest) {
+                if let Err(error) = self.start_sandbox(link, machine) {
                     errors.push(error.to_string());
                 }
             }
