@@ -4,9 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use boxfence_engine::{EphemeralRun, ExecRequest, run_pool};
-use boxfence_policy::{
-    AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, CustomPolicy, DomainPattern, guest,
-};
+use boxfence_policy::{AlwaysBlocked, AppPolicy, BoxPolicy, Cidr, CustomPolicy, DomainPattern};
 
 use crate::CliError;
 use crate::data_plane;
@@ -35,28 +33,15 @@ pub(crate) struct RunArgs {
     /// The interface to masquerade out of [default: any but boxes'].
     #[arg(long, value_name = "IFACE")]
     uplink: Option<String>,
-    /// CPUs' worth of time for the box (1-64) [default: `[runtime] cpus`].
-    #[arg(long, value_parser = within(guest::CPUS))]
-    cpus: Option<u32>,
-    /// Memory of the box in MiB (32-262144) [default: `[runtime] memory_mb`].
-    #[arg(long = "memory-mb", value_parser = within(guest::MEMORY_MB))]
-    memory_mb: Option<u32>,
-    /// The image of the box's root, from the host's image store
-    /// (`boxfence image import`) [default: a read-only view of the host's
-    /// system directories].
-    #[arg(long)]
-    image: Option<String>,
+    /// The box's size and image.
+    #[command(flatten)]
+    shape: crate::input::ShapeArgs,
     /// Seconds the command may run.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
-}
-
-/// A flag's parser for sizes in `range` (a request's bounds).
-fn within(range: std::ops::RangeInclusive<u32>) -> clap::builder::RangedI64ValueParser<u32> {
-    clap::value_parser!(u32).range(i64::from(*range.start())..=i64::from(*range.end()))
 }
 
 /// Runs the command in a fresh box and returns its exit status.
@@ -74,27 +59,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         .iter()
         .map(|ip| std::net::SocketAddr::new(*ip, 53))
         .collect();
-    let image = args
-        .image
-        .as_deref()
-        .map(|given| {
-            boxfence_policy::image::normalize(given).ok_or_else(|| {
-                CliError::Usage(format!(
-                    "--image {given}: must be {}",
-                    boxfence_policy::image::RULE
-                ))
-            })
-        })
-        .transpose()?;
+    let image = args.shape.image()?;
     let sandbox = crate::config::ConfigFile::default()
         .resolve(crate::config::ConfigFile::default())?
         .runtime;
-    let guest = boxfence_policy::GuestRequest {
-        cpus: args.cpus,
-        memory_mb: args.memory_mb,
-    };
     let run = EphemeralRun {
-        guest: Some(guest.or(boxfence_policy::Guest {
+        guest: Some(args.shape.guest().or(boxfence_policy::Guest {
             cpus: sandbox.limits.cpus,
             memory_mb: sandbox.limits.memory_mb,
         })),

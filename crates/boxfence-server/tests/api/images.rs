@@ -3,10 +3,66 @@
 //! the host's image store, stored, shown and handed to the engine; an
 //! unknown or malformed one is a 400 naming the field and the image.
 
+use boxfence_client::{Box, BoxGuest, BoxOptions, Client, MachineConfig, MachineGuest, NewMachine};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{Daemon, assert_error};
+use crate::support::{ADMIN, Daemon, assert_error};
+
+#[tokio::test]
+async fn the_sdk_sends_size_and_image_in_both_shapes() {
+    let daemon = Daemon::start().await;
+    let client = Client::new(&daemon.url, ADMIN);
+    client.create_app("web").await.expect("app");
+    let guest = MachineGuest {
+        cpus: Some(2),
+        memory_mb: None,
+    };
+    let config = MachineConfig {
+        guest: Some(guest),
+        image: Some("busybox:1.36".into()),
+        ..MachineConfig::default()
+    };
+    let request = NewMachine {
+        config,
+        ..NewMachine::default()
+    };
+    let machine = client
+        .create_machine("web", &request)
+        .await
+        .expect("machine");
+    let shown = machine.value.config;
+    assert_eq!(
+        (shown.guest, shown.image.as_deref()),
+        (
+            Some(MachineGuest {
+                cpus: Some(2),
+                memory_mb: Some(512)
+            }),
+            Some("busybox:1.36"),
+        )
+    );
+    let options = BoxOptions {
+        guest: Some(BoxGuest {
+            cpus: None,
+            memory_mb: Some(256),
+        }),
+        image: Some("busybox:latest".into()),
+        ..BoxOptions::default()
+    };
+    let sandbox = Box::create(&client, options).await.expect("box");
+    let info = sandbox.info();
+    assert_eq!(
+        info.guest,
+        Some(BoxGuest {
+            cpus: Some(1),
+            memory_mb: Some(256)
+        })
+    );
+    assert_eq!(info.image.as_deref(), Some("busybox:latest"));
+    let enforced = daemon.engine.enforced(&info.id).expect("created");
+    assert_eq!(enforced.image.as_deref(), Some("busybox:latest"));
+}
 
 #[tokio::test]
 async fn an_image_is_normalised_kept_shown_and_enforced() {
