@@ -7,7 +7,7 @@
 use boxfence_sandbox::{ImageError, ImageStore, Limits, RuntimeKind};
 
 mod support;
-use support::images::{self, DELETED, MARKER};
+use boxfence_sandbox::image::testing::{self as images, DELETED, MARKER};
 use support::{TestBox, text};
 
 const LIMITS: Limits = Limits {

@@ -9,6 +9,7 @@
 
 mod layer;
 mod source;
+pub mod testing;
 
 use std::fs::File;
 use std::io::Read as _;

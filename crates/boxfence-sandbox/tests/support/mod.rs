@@ -3,8 +3,6 @@
 //! runtime, and OCI images built here from the host's busybox.
 #![allow(dead_code, unreachable_pub)]
 
-pub mod images;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

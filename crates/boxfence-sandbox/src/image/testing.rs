@@ -1,7 +1,8 @@
-//! Test images made here from the host's busybox (Debian's busybox-static),
-//! never downloaded: two layers (the second, gzip-compressed, deletes a
-//! file of the first with a whiteout), written as an OCI layout, an OCI
-//! archive or a docker-archive.
+//! Images for tests and benchmarks, made from the host's busybox
+//! (Debian's busybox-static), never downloaded: two layers (the second,
+//! gzip-compressed, deletes a file of the first with a whiteout), written
+//! as an OCI layout, an OCI archive or a docker-archive. They panic on
+//! failure, as test code does.
 
 use std::path::Path;
 
@@ -10,8 +11,9 @@ use sha2::{Digest as _, Sha256};
 /// The host's static busybox.
 const BUSYBOX: &str = "/bin/busybox";
 /// Its applets the tests run.
-const APPLETS: [&str; 12] = [
-    "sh", "ls", "cat", "echo", "id", "touch", "kill", "sleep", "ps", "grep", "wc", "tr",
+const APPLETS: [&str; 15] = [
+    "sh", "ls", "cat", "echo", "id", "touch", "kill", "sleep", "ps", "grep", "wc", "tr", "nc",
+    "printf", "head",
 ];
 /// A file only the image has.
 pub const MARKER: &str = "/etc/image-release";
@@ -104,11 +106,12 @@ pub fn oci_layout(dir: &Path, name: &str) {
 
 /// Writes the test image as an OCI archive (a tar of its layout) at `path`.
 pub fn oci_archive(path: &Path, name: &str) {
-    let layout = tempfile::tempdir().expect("tempdir");
-    oci_layout(layout.path(), name);
+    let layout = path.with_extension("layout");
+    oci_layout(&layout, name);
     let mut builder = tar::Builder::new(std::fs::File::create(path).expect("archive"));
-    builder.append_dir_all(".", layout.path()).expect("tar");
+    builder.append_dir_all(".", &layout).expect("tar");
     builder.finish().expect("tar");
+    std::fs::remove_dir_all(&layout).expect("layout removed");
 }
 
 /// Writes the test image as a docker-archive (`docker save`) at `path`.
