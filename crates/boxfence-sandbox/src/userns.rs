@@ -13,6 +13,13 @@
 //! a bind mount (it outlives a daemon restart, as the network namespace
 //! does) and hands the network namespace, open, to the data plane, which
 //! wires and binds it before anything runs in the box.
+//!
+//! The helper also sets `net.ipv4.ping_group_range` of the new network
+//! namespace to the box's own gids, so its processes can ping (as the
+//! policy allows) without `CAP_NET_RAW`. Written from inside the box's
+//! user namespace, the range is the box's gids `0 65535`; written from
+//! the host it would be host gids, which the kernel refuses above 2^31,
+//! so zones past that would get no ping.
 
 use std::fs::File;
 use std::io::Write as _;
@@ -73,10 +80,14 @@ impl Drop for Helper {
 /// namespace owned by it.
 pub fn make(pin: &Path, uids: UidRange) -> Result<File, UsernsError> {
     remove(pin)?;
-    // `cat` waits on its input (ours, never written) while the daemon
-    // works on its namespaces; dropping the helper ends it.
+    // The helper waits on its input while the daemon maps its user
+    // namespace; then, as that namespace's owner, sets the ping range.
+    let set_ping = format!(
+        "read _ && echo '0 {}' > /proc/sys/net/ipv4/ping_group_range",
+        crate::uids::RANGE_SIZE - 1
+    );
     let child = Command::new("unshare")
-        .args(["--user", "--net", "--", "cat"])
+        .args(["--user", "--net", "--", "sh", "-c", &set_ping])
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -113,8 +124,37 @@ pub fn make(pin: &Path, uids: UidRange) -> Result<File, UsernsError> {
         let _ = std::fs::remove_file(pin);
         return Err(step("bind", pin)(errno.into()));
     }
-    drop(helper);
+    if let Err(error) = ping_range(helper) {
+        let _ = remove(pin);
+        return Err(error);
+    }
     Ok(opened)
+}
+
+/// Lets the helper set the ping range, and waits for it to have done so.
+fn ping_range(mut helper: Helper) -> Result<(), UsernsError> {
+    let mut input = helper
+        .0
+        .stdin
+        .take()
+        .ok_or_else(|| UsernsError::Helper(std::io::Error::other("the helper has no input")))?;
+    input.write_all(b"go\n").map_err(UsernsError::Helper)?;
+    drop(input);
+    let deadline = Instant::now() + HELPER_DEADLINE;
+    loop {
+        match helper.0.try_wait().map_err(UsernsError::Helper)? {
+            Some(status) if status.success() => return Ok(()),
+            Some(status) => {
+                return Err(UsernsError::Helper(std::io::Error::other(format!(
+                    "setting net.ipv4.ping_group_range failed ({status})"
+                ))));
+            }
+            None if Instant::now() >= deadline => {
+                return Err(UsernsError::Late(HELPER_DEADLINE));
+            }
+            None => std::thread::sleep(Duration::from_micros(200)),
+        }
+    }
 }
 
 /// Waits until the helper at `proc` is in a user namespace of its own.

@@ -28,7 +28,8 @@ per_runtime!(
         no_new_user_namespace_mount_or_keyring,
         limits_hold_and_the_host_is_untouched,
         a_background_process_outlives_its_exec_and_dies_with_delete,
-        a_timeout_kills_what_the_exec_started]
+        a_timeout_kills_what_the_exec_started,
+        ping_works_for_host_gids_past_2_31]
 );
 
 fn host_files_and_processes_are_out_of_sight(kind: RuntimeKind) {
@@ -195,4 +196,23 @@ fn host_pids_in_cgroup(id: &str) -> Vec<String> {
         }
     }
     Vec::new()
+}
+
+fn ping_works_for_host_gids_past_2_31(kind: RuntimeKind) {
+    // Zone 32767 from the tests' base: the box's gids start past 2^31,
+    // which the kernel refuses in a ping range written from the host.
+    let zone = 32_767;
+    assert!(UidRange::for_zone(1_000_000, zone).expect("range").first > 1 << 31);
+    let Some(b) = TestBox::new(kind, zone, LIMITS) else {
+        return;
+    };
+    let range = b.sh("cat /proc/sys/net/ipv4/ping_group_range");
+    assert_eq!(
+        text(&range.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["0", "65535"]
+    );
+    let python = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM, \
+                  socket.IPPROTO_ICMP); print('icmp socket')";
+    let socket = b.sh(&format!("python3 -c \"{python}\""));
+    assert_eq!(text(&socket.stdout), "icmp socket\n", "{socket:?}");
 }

@@ -7,10 +7,9 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::ruleset::BoxLink;
 use boxfence_sandbox::{
-    BoxSpec, GeneratedEtc, ImageError, Limits, RuntimeKind, Sandboxes, UidRange, uids::RANGE_SIZE,
+    BoxSpec, GeneratedEtc, ImageError, Limits, RuntimeKind, Sandboxes, UidRange,
 };
 
 use super::LinuxEngine;
@@ -92,13 +91,9 @@ impl LinuxEngine {
         let sandboxes = self.sandboxes()?;
         let config = &self.config.sandbox;
         let uids = self.uids(link)?;
+        // Its namespaces were made with it (`box_netns`), ping range
+        // included (see `boxfence_sandbox::userns`).
         let netns = self.link_config.netns_path(&link.id);
-        // ICMP echo sockets for the box's own gids only, so ping works
-        // without CAP_NET_RAW and the policy judges it.
-        let range = format!("{} {}", uids.first, uids.first + (RANGE_SIZE - 1));
-        HostNetns::at(&netns)
-            .sysctl("net/ipv4/ping_group_range", &range)
-            .map_err(sandbox)?;
         let resolv = self.config.state_dir.join(&link.id).join("resolv.conf");
         let spec = BoxSpec {
             id: self.container(&link.id),
