@@ -11,9 +11,9 @@ use sha2::{Digest as _, Sha256};
 /// The host's static busybox.
 const BUSYBOX: &str = "/bin/busybox";
 /// Its applets the tests run.
-const APPLETS: [&str; 15] = [
+const APPLETS: [&str; 16] = [
     "sh", "ls", "cat", "echo", "id", "touch", "kill", "sleep", "ps", "grep", "wc", "tr", "nc",
-    "printf", "head",
+    "printf", "head", "true",
 ];
 /// A file only the image has.
 pub const MARKER: &str = "/etc/image-release";
