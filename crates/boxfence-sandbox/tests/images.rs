@@ -4,6 +4,8 @@
 //! As root (whiteouts are device files; boxes need root), with images
 //! built from the host's busybox.
 
+use std::path::Path;
+
 use boxfence_sandbox::{ImageError, ImageStore, Limits, RuntimeKind};
 
 mod support;
@@ -25,6 +27,20 @@ fn own_name(found: Option<&str>) -> Option<String> {
     found.map(str::to_owned)
 }
 
+/// A box from the test image, imported from what `write` makes of it.
+fn box_from(kind: RuntimeKind, zone: u16, write: fn(&Path, &str)) -> Option<TestBox> {
+    TestBox::with_image(kind, zone, LIMITS, |sandboxes| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = dir.path().join("image");
+        write(&source, NAME);
+        sandboxes
+            .images()
+            .import(&source, own_name)
+            .expect("imported");
+        Some(NAME.to_owned())
+    })
+}
+
 fn as_root() -> bool {
     let root = nix::unistd::Uid::effective().is_root();
     assert!(
@@ -41,15 +57,7 @@ per_runtime!(
 );
 
 fn a_box_from_an_image_runs_its_programs_and_sees_only_its_files(kind: RuntimeKind) {
-    let Some(b) = TestBox::with_image(kind, 11, LIMITS, |sandboxes| {
-        let layout = tempfile::tempdir().expect("tempdir");
-        images::oci_layout(layout.path(), NAME);
-        sandboxes
-            .images()
-            .import(layout.path(), own_name)
-            .expect("imported");
-        Some(NAME.to_owned())
-    }) else {
+    let Some(b) = box_from(kind, 11, images::oci_layout) else {
         return;
     };
     let root = b.sh("ls -A /; echo; ls /etc; cat /etc/image-release; busybox | head -1");
@@ -162,15 +170,7 @@ fn a_corrupt_layer_is_refused() {
 
 #[test]
 fn an_image_in_use_stays_and_an_unknown_one_is_named() {
-    let Some(b) = TestBox::with_image(RuntimeKind::Crun, 12, LIMITS, |sandboxes| {
-        let archive = tempfile::NamedTempFile::new().expect("file");
-        images::docker_archive(archive.path(), NAME);
-        sandboxes
-            .images()
-            .import(archive.path(), own_name)
-            .expect("imported");
-        Some(NAME.to_owned())
-    }) else {
+    let Some(b) = box_from(RuntimeKind::Crun, 12, images::docker_archive) else {
         return;
     };
     let images = b.sandboxes.images();

@@ -68,16 +68,9 @@ async fn the_sdk_sends_size_and_image_in_both_shapes() {
 async fn an_image_is_normalised_kept_shown_and_enforced() {
     let daemon = Daemon::start().await;
     daemon.create_app("web").await;
-    let (status, created) = daemon
-        .call(
-            Method::POST,
-            "/v1/apps/web/machines",
-            Some(json!({"config": {"image": "busybox"}})),
-        )
+    let id = &daemon
+        .create_machine("web", json!({"config": {"image": "busybox"}}))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(created["config"]["image"], "busybox:latest");
-    let id = created["id"].as_str().expect("id");
     let (_, shown) = daemon
         .call(Method::GET, &format!("/v1/apps/web/machines/{id}"), None)
         .await;
