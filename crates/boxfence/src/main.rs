@@ -9,6 +9,7 @@ mod config;
 mod data_plane;
 mod doctor;
 mod explain;
+mod images;
 mod input;
 mod logs;
 mod machines;
@@ -67,6 +68,10 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Run one command in an ephemeral box, without a daemon (needs root).
     Run(run::RunArgs),
+    /// Manage the host's images, which boxes' roots are made from (as
+    /// root, on the daemon's host).
+    #[command(subcommand)]
+    Image(images::ImageCommand),
     /// Report what the host offers boxfence (kernel features, each part's
     /// path, prerequisites) and check the host settings it relies on (run
     /// as root on the daemon's host); exits with 1 when a required feature
@@ -156,6 +161,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         });
     }
+    if let Command::Image(command) = cli.command {
+        return images::run(command, cli.output.json).map_or_else(
+            |error| {
+                output::print_error(&error);
+                ExitCode::FAILURE
+            },
+            |()| ExitCode::SUCCESS,
+        );
+    }
     if let Command::Run(args) = cli.command {
         // Blocking and single-purpose: no async runtime needed.
         return run::run(args).unwrap_or_else(|error| {
@@ -189,7 +203,10 @@ fn main() -> ExitCode {
             Command::Boxes(command) => boxes::run(command, &context).await,
             Command::Explain(args) => explain::run(args, &context).await.and(success),
             Command::Logs(args) => logs::run(args, &context).await.and(success),
-            Command::Completions { .. } | Command::Run(_) | Command::Doctor(_) => success,
+            Command::Completions { .. }
+            | Command::Run(_)
+            | Command::Image(_)
+            | Command::Doctor(_) => success,
         }
     });
     result.unwrap_or_else(|error| {

@@ -308,3 +308,69 @@ fn an_unreachable_server_is_reported_with_the_cause() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("Connection refused"), "{stderr}");
 }
+
+#[test]
+fn images_are_imported_listed_and_removed_in_the_configured_store() {
+    if !nix::unistd::Uid::effective().is_root() {
+        // Whiteouts are device files: importing needs root.
+        assert!(std::env::var_os("CI").is_none(), "image import needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("boxfence.toml");
+    let state = dir.path().join("state");
+    std::fs::write(
+        &config,
+        format!("[network]\nstate_dir = \"{}\"\n", state.display()),
+    )
+    .expect("config");
+    let layout = dir.path().join("layout");
+    boxfence_sandbox::image::testing::oci_layout(&layout, "busybox:cli");
+    let image = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("image")
+            .args(args)
+            .args(["-c", &config.display().to_string()])
+            .output()
+            .expect("runs")
+    };
+    let imported = image(&["import", &layout.display().to_string()]);
+    assert!(imported.status.success(), "{imported:?}");
+    let renamed = image(&["import", &layout.display().to_string(), "--name", "app"]);
+    assert!(renamed.status.success(), "{renamed:?}");
+    let listed = text(&image(&["ls"]).stdout);
+    let names: Vec<&str> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["app:latest", "busybox:cli"], "{listed}");
+    assert!(
+        state.join("images/layers").is_dir(),
+        "the store is under state_dir"
+    );
+    let bad = image(&[
+        "import",
+        &layout.display().to_string(),
+        "--name",
+        "Bad Name",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("image name `Bad Name`"),
+        "{bad:?}"
+    );
+    let missing = image(&["rm", "nope"]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("no image `nope:latest`"),
+        "{missing:?}"
+    );
+    assert!(image(&["rm", "app"]).status.success());
+    assert!(image(&["rm", "busybox:cli"]).status.success());
+    assert_eq!(
+        text(&image(&["ls"]).stdout).lines().count(),
+        1,
+        "only the header"
+    );
+}

@@ -189,10 +189,13 @@ impl LinuxEngine {
                 .map_err(kernel)?;
         }
         let conntrack = Conntrack::open_in(&config.host).map_err(kernel)?;
+        let images =
+            (config.sandbox.images.clone()).unwrap_or_else(|| config.state_dir.join("images"));
         let sandboxes = boxfence_sandbox::Sandboxes::new(
             config.sandbox.runtime,
             &config.state_dir.join("sandbox"),
             &config.sandbox.init,
+            &images,
         )
         .map_err(|e| e.to_string());
         let engine = Arc::new(Self {
@@ -421,6 +424,9 @@ impl Engine for SharedLinuxEngine {
         machine: &MachineSpec,
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
+        if let Some(image) = &machine.image {
+            self.0.check_image(image)?;
+        }
         let (spec, policy) = (machine.clone(), policy.clone());
         let link = change(&self.0, move |engine| {
             engine.create_blocking(&spec, &policy)?;
@@ -428,15 +434,19 @@ impl Engine for SharedLinuxEngine {
         })
         .await?;
         let engine = Arc::clone(&self.0);
-        let guest = machine.guest;
+        let shape = machine.clone();
         let started = on_own_thread("boxfence-create", move || {
-            engine.start_sandbox(&link, guest)
+            engine.start_sandbox(&link, &shape)
         })
         .await;
         if let Err(error) = started {
-            // No box without its sandbox: its network goes too.
+            // No box without its sandbox: its namespaces and network go too.
             let id = machine.id.clone();
-            let _ = change(&self.0, move |engine| engine.delete_blocking(&id)).await;
+            let _ = change(&self.0, move |engine| {
+                let _ = engine.stop_sandbox(&id);
+                engine.delete_blocking(&id)
+            })
+            .await;
             return Err(error);
         }
         Ok(())
@@ -476,7 +486,7 @@ impl Engine for SharedLinuxEngine {
         let engine = Arc::clone(&self.0);
         let links: Vec<_> = machines
             .iter()
-            .filter_map(|(machine, _)| Some((self.0.link(machine).ok()?, machine.guest)))
+            .filter_map(|(machine, _)| Some((self.0.link(machine).ok()?, machine.clone())))
             .collect();
         errors.extend(
             on_own_thread("boxfence-reconcile", move || {
@@ -523,6 +533,10 @@ impl Engine for SharedLinuxEngine {
 
     fn health(&self) -> Result<(), Vec<String>> {
         self.0.health()
+    }
+
+    fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        self.0.check_image(image)
     }
 
     fn host_report(&self) -> boxfence_policy::HostReport {

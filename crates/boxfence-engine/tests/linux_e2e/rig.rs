@@ -211,12 +211,24 @@ impl Rig {
         box_policy: Value,
         app_policies: &[Value],
     ) -> MachineSpec {
+        self.create_from(id, box_policy, app_policies, None)
+    }
+
+    /// [`Self::create`] with its root from `image` (in the engine's store).
+    pub(crate) fn create_from(
+        &self,
+        id: &str,
+        box_policy: Value,
+        app_policies: &[Value],
+        image: Option<&str>,
+    ) -> MachineSpec {
         let used: HashSet<_> = self.engine.used_addresses();
         let addresses = self.pool.allocate(&used).expect("free address");
         let spec = MachineSpec {
             id: id.into(),
             addresses,
             guest: None,
+            image: image.map(str::to_owned),
         };
         let policy = self.effective(&spec, box_policy, app_policies);
         self.runtime
