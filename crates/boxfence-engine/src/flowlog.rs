@@ -92,6 +92,7 @@ pub(crate) fn connection_event(
             policy_id,
             policy_name,
             rule_index,
+            ..
         } = finding.reason
         {
             event.policy_id = policy_id.map(str::to_owned);

@@ -51,5 +51,6 @@ pub(crate) fn lab_config(lab: &Lab, host: HostNetns) -> LinuxConfig {
         resolver_port: 53,
         host,
         avoid: Vec::new(),
+        name_check: Some(19),
     }
 }
