@@ -282,6 +282,7 @@ mod tests {
             dst: Some(dst),
             dport: Some(dport),
             domain: None,
+            claimed: None,
             layer: None,
             reason: "test".into(),
             policy_id: None,

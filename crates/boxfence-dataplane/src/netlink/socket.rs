@@ -1,5 +1,5 @@
 //! The one netlink socket layer every family uses (nf_tables, ctnetlink,
-//! NFLOG, rtnetlink): opening in a namespace, buffer sizing, sequence
+//! NFLOG, NFQUEUE, rtnetlink): opening in a namespace, buffer sizing, sequence
 //! numbers, sending, and the receive-and-acknowledge loop. Families
 //! encode and decode their own messages and add their own error context.
 

@@ -232,6 +232,14 @@ impl LinuxEngine {
             .install(&engine.config.host)
             .map_err(kernel)?;
         engine.spawn_packet_log().map_err(kernel)?;
+        if let Some(marks) = engine
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.ruleset.config().name_check)
+        {
+            engine.spawn_name_checker(marks).map_err(kernel)?;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(watchdog(Arc::downgrade(&engine)));
         }
