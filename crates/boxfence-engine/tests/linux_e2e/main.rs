@@ -14,6 +14,7 @@ mod icmp;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;
+mod name_check;
 mod protocols;
 mod races;
 mod resolver;
@@ -33,6 +34,7 @@ fn main() {
         icmp::TESTS,
         races::SHARED_TESTS,
         flowtable::TESTS,
+        name_check::TESTS,
     ]
     .concat();
     let own = [races::TESTS, flowtable::OWN_TESTS].concat();
