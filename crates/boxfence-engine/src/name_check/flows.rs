@@ -71,9 +71,10 @@ impl Flows {
     }
 
     /// Holds a packet of `key` with `payload` at `seq`; returns what the
-    /// flow's first bytes say once they say enough. A segment that does
-    /// not continue the bytes so far (a retransmission, or one out of
-    /// order) is held without its bytes.
+    /// flow's first bytes say once they say enough. What a segment adds
+    /// past the bytes so far counts (a retransmission may carry both the
+    /// held bytes and new ones: after a timeout the kernel collapses the
+    /// segments it resends); one after a gap is held without its bytes.
     pub(super) fn add(&mut self, key: Key, held: Held, seq: u32, payload: &[u8]) -> Option<Judged> {
         let pending = self.pending.entry(key).or_insert_with(|| Pending {
             held: Vec::new(),
@@ -82,8 +83,10 @@ impl Flows {
             since: Instant::now(),
         });
         pending.held.push(held);
-        if seq == pending.next_seq && pending.bytes.len() < MAX_BYTES {
-            pending.bytes.extend_from_slice(payload);
+        // Bytes of this segment already in (sequence numbers wrap).
+        let known = pending.next_seq.wrapping_sub(seq) as usize;
+        if known < payload.len() && pending.bytes.len() < MAX_BYTES {
+            pending.bytes.extend_from_slice(&payload[known..]);
             pending.next_seq = seq.wrapping_add(u32::try_from(payload.len()).unwrap_or(u32::MAX));
         }
         match parse(&pending.bytes) {
@@ -146,6 +149,18 @@ mod tests {
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!(flows.judged(key()), Some(Some(8)));
         assert!(flows.overdue(Duration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn a_collapsed_retransmission_completes_the_hello_and_a_gap_does_not() {
+        let hello = client_hello_record(Some("github.com"));
+        let mut flows = Flows::default();
+        let start = u32::MAX - 10; // the sequence numbers wrap inside it
+        assert_eq!(flows.add(key(), held(1), start, &hello[..20]), None);
+        let after_gap = start.wrapping_add(40);
+        assert_eq!(flows.add(key(), held(2), after_gap, &hello[40..]), None);
+        let judged = flows.add(key(), held(3), start, &hello).expect("judged");
+        assert_eq!(judged.1, Parsed::Sni("github.com".into()));
     }
 
     #[test]

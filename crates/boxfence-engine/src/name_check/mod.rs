@@ -7,7 +7,8 @@
 //! A packet is held until the flow's first bytes say enough (a ClientHello
 //! spread over segments): the server never receives a byte of a flow
 //! whose name is refused. A flow that says too little for too long is
-//! refused too.
+//! refused too. Should the checker be down, the queue has no reader and
+//! the kernel drops those packets: such flows stall, none passes unchecked.
 
 mod flows;
 mod parse;
@@ -30,19 +31,39 @@ use parse::Parsed;
 const PATIENCE: Duration = Duration::from_secs(5);
 
 impl LinuxEngine {
-    /// Binds the name checks' queue in the host namespace and judges its
-    /// packets on a thread of its own until the engine is gone. Fails
-    /// when the queue cannot be bound (another reader has it).
+    /// Judges the name checks' queue on a thread of its own, in the host
+    /// namespace, until the engine is gone. Until the queue is bound (an
+    /// earlier daemon may still hold it), its packets are dropped: flows
+    /// that need a check wait, none passes unchecked.
     pub(crate) fn spawn_name_checker(self: &Arc<Self>, marks: NameCheck) -> std::io::Result<()> {
         let engine: Weak<Self> = Arc::downgrade(self);
-        let queue = self
-            .host()
-            .in_netns(|| Nfqueue::bind(marks.queue))
-            .map_err(std::io::Error::other)?
-            .map_err(std::io::Error::other)?;
+        let host = self.host().clone();
         std::thread::Builder::new()
             .name("boxfence-names".into())
-            .spawn(move || check_loop(queue, &engine, marks))?;
+            .spawn(move || {
+                if host.enter().is_err() {
+                    eprintln!("boxfence: the name checker cannot enter the host namespace");
+                    return;
+                }
+                let mut warned = false;
+                loop {
+                    if engine.strong_count() == 0 {
+                        return;
+                    }
+                    match Nfqueue::bind(marks.queue) {
+                        Ok(queue) => return check_loop(queue, &engine, marks),
+                        Err(error) if !warned => {
+                            eprintln!(
+                                "boxfence: name checks wait for their queue ({error}); \
+                                 domain-authorised flows wait meanwhile"
+                            );
+                            warned = true;
+                        }
+                        Err(_) => {}
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })?;
         Ok(())
     }
 }

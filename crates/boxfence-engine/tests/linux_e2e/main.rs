@@ -34,10 +34,9 @@ fn main() {
         icmp::TESTS,
         races::SHARED_TESTS,
         flowtable::TESTS,
-        name_check::TESTS,
     ]
     .concat();
-    let own = [races::TESTS, flowtable::OWN_TESTS].concat();
+    let own = [races::TESTS, flowtable::OWN_TESTS, name_check::TESTS].concat();
     let fallback_names: Vec<(String, rig::Test)> = fallbacks::pick(&shared);
     let tests: Vec<(&str, Case)> = shared
         .into_iter()

@@ -1,24 +1,30 @@
 //! Name checks (issue 19): a box allowed one name of a shared (CDN)
 //! address reaches that name, and every other name claimed on the same
 //! address is reset, with an event naming the claimed and the authorised
-//! name. CIDR-authorised flows are never checked.
+//! name. CIDR-authorised flows are never checked; HTTP/3 to a
+//! domain-authorised address is refused.
 
 use super::rig::*;
 
-/// This module's tests, in the order they run.
-pub(crate) const TESTS: &[(&str, Test)] = &[
+/// This module's tests, in the order they run (each on a rig that checks
+/// names).
+pub(crate) const TESTS: &[(&str, OwnRigTest)] = &[
     (
         "name_check_lets_the_allowed_name_through_and_resets_others",
         name_check_lets_the_allowed_name_through_and_resets_others,
     ),
     (
-        "name_check_applies_wildcards_and_spares_cidr_flows",
-        name_check_applies_wildcards_and_spares_cidr_flows,
+        "name_check_applies_wildcards_reassembles_and_spares_cidr_flows",
+        name_check_applies_wildcards_reassembles_and_spares_cidr_flows,
+    ),
+    (
+        "name_check_refuses_http3_to_domain_authorised_addresses",
+        name_check_refuses_http3_to_domain_authorised_addresses,
     ),
 ];
 
-/// The lab's shared address: registry.npmjs.org, github.com and
-/// evil.example all resolve to it.
+/// The lab's shared address: registry.npmjs.org, github.com,
+/// githubusercontent.com and evil.example all resolve to it.
 const SHARED: &str = "203.0.113.10";
 
 /// What curl in the box gets with `args`: the HTTP status, or
@@ -43,95 +49,171 @@ fn curl(rig: &Rig, spec: &MachineSpec, args: &[&str]) -> String {
     }
 }
 
-/// A refusal is a reset, at once: not a timeout (28), not a success.
+/// curl to `url` claiming `name` on the shared address, right after the
+/// box resolved `allowed` (so the address is authorised at that moment).
+fn claim_on_shared(rig: &Rig, spec: &MachineSpec, allowed: &str, name: &str, url: &str) -> String {
+    assert_eq!(curl(rig, spec, &[&format!("http://{allowed}/")]), "200");
+    let port = if url.starts_with("https") { 443 } else { 80 };
+    curl(
+        rig,
+        spec,
+        &["--resolve", &format!("{name}:{port}:{SHARED}"), url],
+    )
+}
+
+/// A refusal of a name is a reset once the box has sent it: the TLS
+/// handshake fails (35) or the request gets no answer (52, 56), at once.
 fn assert_reset(outcome: &str, what: &str) {
     assert!(
-        outcome.starts_with("err") && outcome != "err28",
+        ["err35", "err52", "err56"].contains(&outcome),
         "{what}: {outcome}"
     );
 }
 
-fn name_check_lets_the_allowed_name_through_and_resets_others(rig: &Rig) {
+fn name_check_lets_the_allowed_name_through_and_resets_others() {
+    let rig = Rig::with_name_check();
     let policy = json!({"mode": "custom", "allowedDomains": ["registry.npmjs.org"]});
     let b = rig.create("names1", policy, &[]);
-    assert_eq!(curl(rig, &b, &["https://registry.npmjs.org/"]), "200");
-    assert_eq!(curl(rig, &b, &["http://registry.npmjs.org/"]), "200");
-    let evil = format!("evil.example:443:{SHARED}");
+    let allowed = "registry.npmjs.org";
+    assert_eq!(curl(&rig, &b, &["https://registry.npmjs.org/"]), "200");
     assert_reset(
-        &curl(rig, &b, &["--resolve", &evil, "https://evil.example/"]),
+        &claim_on_shared(&rig, &b, allowed, "evil.example", "https://evil.example/"),
         "another SNI on the same address",
     );
     assert_reset(
-        &curl(
-            rig,
-            &b,
-            &["-H", "Host: evil.example", "http://registry.npmjs.org/"],
-        ),
+        &claim_on_shared(&rig, &b, allowed, "evil.example", "http://evil.example/"),
         "another Host on the same address",
     );
     assert_reset(
-        &curl(rig, &b, &[&format!("https://{SHARED}/")]),
-        "a ClientHello without SNI",
+        &claim_on_shared(&rig, &b, allowed, allowed, &format!("https://{SHARED}/")),
+        "a ClientHello without SNI (curl sends none to an address)",
     );
-    let events = events_until(rig, &b, |e| e.layer == Some(Layer::Host));
-    let sni = events
-        .iter()
-        .find(|e| e.layer == Some(Layer::Sni) && e.claimed.as_deref() == Some("evil.example"))
-        .unwrap_or_else(|| panic!("an sni event: {events:#?}"));
-    assert_eq!(sni.domain.as_deref(), Some("registry.npmjs.org"));
+    let events = events_until(&rig, &b, |e| e.reason.contains("without SNI"));
+    let claimed = |layer: Layer| {
+        events
+            .iter()
+            .find(|e| e.layer == Some(layer) && e.claimed.as_deref() == Some("evil.example"))
+            .unwrap_or_else(|| panic!("a {layer:?} event: {events:#?}"))
+    };
+    let sni = claimed(Layer::Sni);
+    assert_eq!(sni.domain.as_deref(), Some(allowed), "the authorised name");
+    assert_eq!(sni.dst.map(|d| d.to_string()).as_deref(), Some(SHARED));
     assert!(
         sni.reason.contains("TLS SNI evil.example"),
         "{}",
         sni.reason
     );
     assert!(
-        events
-            .iter()
-            .any(|e| e.layer == Some(Layer::Host) && e.claimed.as_deref() == Some("evil.example")),
-        "{events:#?}"
+        claimed(Layer::Host)
+            .reason
+            .contains("HTTP Host evil.example")
     );
-    assert!(
-        events
-            .iter()
-            .any(|e| e.layer == Some(Layer::Sni) && e.reason.contains("without SNI")),
-        "{events:#?}"
-    );
-    // The allowed name still passes after the refusals.
-    assert_eq!(curl(rig, &b, &["https://registry.npmjs.org/"]), "200");
+    // The allowed name still passes after the refusals, both ways.
+    assert_eq!(curl(&rig, &b, &["https://registry.npmjs.org/"]), "200");
+    assert_eq!(curl(&rig, &b, &["http://registry.npmjs.org/"]), "200");
 }
 
-fn name_check_applies_wildcards_and_spares_cidr_flows(rig: &Rig) {
+/// Python in the box: a TLS handshake claiming `name` at `ip` (right after
+/// resolving `allowed`, which authorises it), whose ClientHello goes out
+/// in two TCP segments 300 ms apart; prints the status line of a GET, or
+/// the error's name.
+const SPLIT_HELLO: &str = r#"
+import socket, ssl, sys, time
+name, ip, allowed = sys.argv[1], sys.argv[2], sys.argv[3]
+socket.getaddrinfo(allowed, 443, socket.AF_INET)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
+try:
+    s = socket.create_connection((ip, 443), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    s.send(hello[:20])
+    time.sleep(0.3)
+    s.send(hello[20:])
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            data = s.recv(65536)
+            if not data:
+                raise EOFError()
+            incoming.write(data)
+            s.sendall(outgoing.read())
+    tls.write(b"GET / HTTP/1.1\r\nHost: " + name.encode() + b"\r\nConnection: close\r\n\r\n")
+    s.sendall(outgoing.read())
+    reply = b""
+    while b"\r\n" not in reply:
+        try:
+            reply += tls.read(4096)
+        except ssl.SSLWantReadError:
+            data = s.recv(65536)
+            if not data:
+                raise EOFError()
+            incoming.write(data)
+    print(reply.split(b"\r\n")[0].decode())
+except Exception as error:
+    print(type(error).__name__)
+"#;
+
+fn split_hello(rig: &Rig, spec: &MachineSpec, name: &str) -> String {
+    let out = rig.exec(
+        spec,
+        &["python3", "-c", SPLIT_HELLO, name, SHARED, "github.com"],
+    );
+    out.stdout.trim().to_owned()
+}
+
+fn name_check_applies_wildcards_reassembles_and_spares_cidr_flows() {
+    let rig = Rig::with_name_check();
     let policy = json!({"mode": "custom", "allowedDomains": ["*.githubusercontent.com", "github.com"], "allowedCidrs": ["104.17.0.0/16"]});
     let b = rig.create("names2", policy, &[]);
-    // raw.githubusercontent.com is 198.51.100.10; githubusercontent.com
-    // (the apex, never under the wildcard) shares 203.0.113.10 with github.com.
     assert_eq!(
-        curl(rig, &b, &["https://raw.githubusercontent.com/"]),
+        curl(&rig, &b, &["https://raw.githubusercontent.com/"]),
         "200"
     );
-    assert_eq!(curl(rig, &b, &["https://github.com/"]), "200");
-    let apex = format!("githubusercontent.com:443:{SHARED}");
-    assert_reset(
-        &curl(
-            rig,
+    assert_eq!(
+        claim_on_shared(
+            &rig,
             &b,
-            &["--resolve", &apex, "https://githubusercontent.com/"],
+            "github.com",
+            "a.b.githubusercontent.com",
+            "https://a.b.githubusercontent.com/"
+        ),
+        "200",
+        "a name under the wildcard passes on an address the policy authorised"
+    );
+    assert_reset(
+        &claim_on_shared(
+            &rig,
+            &b,
+            "github.com",
+            "githubusercontent.com",
+            "https://githubusercontent.com/",
         ),
         "the apex is not under its wildcard",
     );
-    let deep = format!("a.b.githubusercontent.com:443:{SHARED}");
     assert_eq!(
-        curl(
-            rig,
-            &b,
-            &["--resolve", &deep, "https://a.b.githubusercontent.com/"]
-        ),
-        "200",
-        "a name under the wildcard passes on any address the policy authorised"
+        split_hello(&rig, &b, "github.com"),
+        "HTTP/1.1 200 OK",
+        "a ClientHello in two segments is judged whole: {:#?}",
+        rig.engine.flow_log().history(&b.id, None, None, 10)
+    );
+    assert_eq!(
+        split_hello(&rig, &b, "evil.example"),
+        "ConnectionResetError",
+        "and refused whole"
     );
     assert_eq!(
         curl(
-            rig,
+            &rig,
             &b,
             &[
                 "-H",
@@ -141,5 +223,53 @@ fn name_check_applies_wildcards_and_spares_cidr_flows(rig: &Rig) {
         ),
         "200",
         "an allowedCidrs address needs no name"
+    );
+}
+
+/// Python in the box: one datagram to `ip`:`port`; `echo` when it came
+/// back, else the error's name.
+const UDP: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((sys.argv[1], int(sys.argv[2])))
+try:
+    s.send(b"quic?")
+    print("echo" if s.recv(64) == b"quic?" else "other")
+except Exception as error:
+    print(type(error).__name__)
+"#;
+
+fn name_check_refuses_http3_to_domain_authorised_addresses() {
+    let rig = Rig::with_name_check();
+    let policy = json!({"mode": "custom", "allowedDomains": ["registry.npmjs.org"], "allowedCidrs": ["198.51.100.0/24"]});
+    let b = rig.create("names3", policy, &[]);
+    let udp = |ip: &str, port: &str| {
+        let out = rig.exec(&b, &["python3", "-c", UDP, ip, port]);
+        out.stdout.trim().to_owned()
+    };
+    assert_eq!(curl(&rig, &b, &["http://registry.npmjs.org/"]), "200");
+    assert_ne!(
+        udp(SHARED, "443"),
+        "echo",
+        "HTTP/3 to a domain-authorised address"
+    );
+    assert_eq!(curl(&rig, &b, &["http://registry.npmjs.org/"]), "200");
+    assert_eq!(
+        udp(SHARED, "5353"),
+        "echo",
+        "other UDP to it is not refused"
+    );
+    assert_eq!(
+        udp(&SERVER_V4.to_string(), "443"),
+        "echo",
+        "HTTP/3 to a CIDR-authorised address"
+    );
+    let events = events_until(&rig, &b, |e| e.layer == Some(Layer::Sni));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.layer == Some(Layer::Sni) && e.reason.contains("HTTP/3")),
+        "{events:#?}"
     );
 }

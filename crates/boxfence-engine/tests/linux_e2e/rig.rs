@@ -47,34 +47,43 @@ pub(crate) struct Rig {
     pub(crate) blocked: Arc<AlwaysBlocked>,
     /// The kernel features its engine avoids.
     avoid: Vec<Feature>,
+    /// Whether its engine checks names.
+    name_check: bool,
 }
 
 impl Rig {
     pub(crate) fn new() -> Self {
-        Self::build(None, Vec::new())
+        Self::build(None, Vec::new(), false)
     }
 
     /// A rig whose resolver asks a slow upstream, which holds every
     /// answer of the lab's DNS for `delay`.
     pub(crate) fn with_slow_upstream(delay: Duration) -> Self {
-        Self::build(Some(delay), Vec::new())
+        Self::build(Some(delay), Vec::new(), false)
     }
 
     /// A rig whose engine uses none of the optional kernel features: every
     /// fallback path runs, as on the oldest kernels supported.
     pub(crate) fn with_fallbacks() -> Self {
         let optional = Feature::ALL.into_iter().filter(|f| !f.required());
-        Self::build(None, optional.collect())
+        Self::build(None, optional.collect(), false)
     }
 
     /// A rig whose engine avoids `avoid` (their fallbacks run).
     pub(crate) fn avoiding(avoid: Vec<Feature>) -> Self {
-        Self::build(None, avoid)
+        Self::build(None, avoid, false)
     }
 
-    fn build(upstream_delay: Option<Duration>, avoid: Vec<Feature>) -> Self {
+    /// A rig whose engine checks the names of domain-authorised flows
+    /// (issue 19; the other rigs keep the old behaviour, which their
+    /// tests of line protocols on domain-authorised flows need).
+    pub(crate) fn with_name_check() -> Self {
+        Self::build(None, Vec::new(), true)
+    }
+
+    fn build(upstream_delay: Option<Duration>, avoid: Vec<Feature>, name_check: bool) -> Self {
         let lab = Lab::new().expect("lab comes up");
-        let config = Self::config(&lab, avoid.clone());
+        let config = Self::config(&lab, avoid.clone(), name_check);
         let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -121,13 +130,15 @@ impl Rig {
             pool,
             blocked,
             avoid,
+            name_check,
         }
     }
 
     /// The engine configuration for `lab`, avoiding `avoid`.
-    fn config(lab: &Lab, avoid: Vec<Feature>) -> LinuxConfig {
+    fn config(lab: &Lab, avoid: Vec<Feature>, name_check: bool) -> LinuxConfig {
         LinuxConfig {
             avoid,
+            name_check: name_check.then_some(19),
             ..lab_config(lab, HostNetns::at(lab.host_netns_path()))
         }
     }
@@ -135,7 +146,7 @@ impl Rig {
     /// The configuration of this rig's engine, for another engine on it
     /// (a restarted daemon).
     pub(crate) fn engine_config(&self) -> LinuxConfig {
-        Self::config(&self.lab, self.avoid.clone())
+        Self::config(&self.lab, self.avoid.clone(), self.name_check)
     }
 
     /// Creates box `id` with a box policy and app policies.
