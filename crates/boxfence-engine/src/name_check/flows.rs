@@ -12,6 +12,9 @@ use super::parse::{MAX_BYTES, Parsed, parse};
 
 /// How long a judgement is remembered for late segments of its flow.
 const REMEMBER: Duration = Duration::from_secs(30);
+/// How far past its first byte a late segment of a judged flow may start;
+/// a new connection on the same ports starts elsewhere (a random ISN).
+const LATE_WINDOW: u32 = 1 << 20;
 
 /// A flow, as the box started it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,8 +52,17 @@ pub(super) type Judged = (Key, Parsed);
 struct Pending {
     held: Vec<Held>,
     bytes: Vec<u8>,
+    first_seq: u32,
     next_seq: u32,
     since: Instant,
+}
+
+/// A judged flow: its outcome, where its bytes started, when.
+#[derive(Debug, Clone, Copy)]
+struct Settled {
+    outcome: Outcome,
+    first_seq: u32,
+    at: Instant,
 }
 
 /// What became of a judged flow: the verdict bit its packets get, or
@@ -61,13 +73,18 @@ pub(super) type Outcome = Option<u32>;
 #[derive(Debug, Default)]
 pub(super) struct Flows {
     pending: HashMap<Key, Pending>,
-    judged: HashMap<Key, (Outcome, Instant)>,
+    judged: HashMap<Key, Settled>,
 }
 
 impl Flows {
-    /// The outcome of `key`'s flow, if it was judged lately.
-    pub(super) fn judged(&self, key: Key) -> Option<Outcome> {
-        self.judged.get(&key).map(|(outcome, _)| *outcome)
+    /// The outcome of the flow a segment of `key` at `seq` belongs to, if
+    /// it was judged lately (a later connection reusing the ports is
+    /// another flow).
+    pub(super) fn judged(&self, key: Key, seq: u32) -> Option<Outcome> {
+        self.judged
+            .get(&key)
+            .filter(|s| seq.wrapping_sub(s.first_seq) < LATE_WINDOW)
+            .map(|s| s.outcome)
     }
 
     /// Holds a packet of `key` with `payload` at `seq`; returns what the
@@ -79,6 +96,7 @@ impl Flows {
         let pending = self.pending.entry(key).or_insert_with(|| Pending {
             held: Vec::new(),
             bytes: Vec::new(),
+            first_seq: seq,
             next_seq: seq,
             since: Instant::now(),
         });
@@ -97,17 +115,22 @@ impl Flows {
 
     /// Ends holding `key`'s packets, remembering `outcome` for late ones.
     pub(super) fn settle(&mut self, key: Key, outcome: Outcome) -> Vec<Held> {
-        self.judged.insert(key, (outcome, Instant::now()));
-        self.pending
-            .remove(&key)
-            .map(|p| p.held)
-            .unwrap_or_default()
+        let Some(pending) = self.pending.remove(&key) else {
+            return Vec::new();
+        };
+        let settled = Settled {
+            outcome,
+            first_seq: pending.first_seq,
+            at: Instant::now(),
+        };
+        self.judged.insert(key, settled);
+        pending.held
     }
 
     /// Flows held longer than `patience` (judged as saying nothing), and
     /// forgets old judgements.
     pub(super) fn overdue(&mut self, patience: Duration) -> Vec<Judged> {
-        self.judged.retain(|_, (_, at)| at.elapsed() < REMEMBER);
+        self.judged.retain(|_, s| s.at.elapsed() < REMEMBER);
         self.pending
             .iter()
             .filter(|(_, p)| p.since.elapsed() > patience)
@@ -147,7 +170,12 @@ mod tests {
         assert_eq!(judged, (key(), Parsed::Sni("registry.npmjs.org".into())));
         let ids: Vec<u32> = flows.settle(key(), Some(8)).iter().map(|h| h.id).collect();
         assert_eq!(ids, [1, 2, 3]);
-        assert_eq!(flows.judged(key()), Some(Some(8)));
+        assert_eq!(flows.judged(key(), 1000 + 40), Some(Some(8)));
+        assert_eq!(
+            flows.judged(key(), 1000u32.wrapping_sub(5)),
+            None,
+            "a new connection on the same ports"
+        );
         assert!(flows.overdue(Duration::ZERO).is_empty());
     }
 

@@ -91,7 +91,7 @@ fn check_loop(mut queue: Nfqueue, engine: &Weak<LinuxEngine>, marks: NameCheck) 
                 id: packet.id,
                 mark: packet.mark,
             };
-            if let Some(outcome) = flows.judged(key) {
+            if let Some(outcome) = flows.judged(key, segment.seq) {
                 verdicts.push((held.id, verdict(held, outcome)));
                 continue;
             }
