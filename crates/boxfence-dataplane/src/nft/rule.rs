@@ -122,6 +122,8 @@ pub enum Match {
     CtMarkAny(u32),
     /// `ct direction original`: the packet goes the way the flow started.
     CtOriginal,
+    /// `tcp flags & syn == syn`: a TCP packet that opens a connection.
+    TcpSyn,
 }
 
 /// `NF_CT_STATE_INVALID_BIT`.

@@ -183,6 +183,7 @@ fn match_text(m: &Match) -> String {
         Match::CtMarkClear(mask) => format!("ct mark & {mask:#x} == 0"),
         Match::CtMarkAny(mask) => format!("ct mark & {mask:#x} != 0"),
         Match::CtOriginal => "ct direction original".to_owned(),
+        Match::TcpSyn => "tcp flags & syn == syn".to_owned(),
     }
 }
 

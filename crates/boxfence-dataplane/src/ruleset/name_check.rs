@@ -126,6 +126,17 @@ impl NameCheck {
             batch,
             CHECK,
             vec![
+                // A connection reopened on the tuple of a refused one (a
+                // source port used again within seconds) finds its
+                // conntrack entry: it starts pending, not refused, and
+                // its own first bytes are judged.
+                Rule::then(
+                    vec![Match::CtMarkAny(self.ct_denied()), Match::TcpSyn],
+                    vec![
+                        Statement::CtMarkClear(self.ct_denied()),
+                        Statement::CtMarkOr(self.ct_pending()),
+                    ],
+                ),
                 Rule::when(
                     vec![Match::CtMarkAny(self.ct_denied())],
                     Verdict::Goto(DENY_NAME.into()),

@@ -12,6 +12,9 @@ const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 /// IANA protocol number of ICMPv6.
 const IPPROTO_ICMPV6: u8 = 58;
+/// IANA protocol number of TCP, and its SYN flag.
+const IPPROTO_TCP: u8 = 6;
+const TCP_SYN: u8 = 0x02;
 /// `NFT_LIMIT_PKTS`.
 const LIMIT_PACKETS: u32 = 0;
 /// `NFT_REJECT_TCP_RST`, `NFT_REJECT_ICMPX_UNREACH`.
@@ -178,6 +181,13 @@ impl Exprs {
             Match::MarkAny(mask) => self.bits(meta_load(META_MARK), *mask, CMP_NEQ),
             Match::CtMarkClear(mask) => self.bits(ct_load(CT_MARK), *mask, CMP_EQ),
             Match::CtMarkAny(mask) => self.bits(ct_load(CT_MARK), *mask, CMP_NEQ),
+            Match::TcpSyn => {
+                self.meta(META_L4PROTO);
+                self.cmp(CMP_EQ, vec![IPPROTO_TCP]);
+                self.payload(BASE_TRANSPORT, 13, 1, REG_1);
+                self.mask(vec![TCP_SYN]);
+                self.cmp(CMP_EQ, vec![TCP_SYN]);
+            }
             Match::CtOriginal => {
                 self.push(ct_load(CT_DIRECTION));
                 self.cmp(CMP_EQ, vec![CT_DIR_ORIGINAL]);
