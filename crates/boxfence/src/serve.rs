@@ -197,6 +197,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     server_config.admin_token = config.admin_token.clone();
     server_config.body_limit = config.body_limit;
     server_config.limits = config.limits;
+    server_config.name_check = config.network.name_check;
     server_config.default_guest = boxfence_policy::Guest {
         cpus: config.runtime.limits.cpus,
         memory_mb: config.runtime.limits.memory_mb,
