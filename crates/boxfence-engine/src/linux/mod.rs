@@ -114,6 +114,9 @@ pub struct LinuxEngine {
     pub(crate) log_allowed: Mutex<std::collections::HashSet<String>>,
     /// Set once the new-connection reader runs.
     pub(crate) new_flow_reader: std::sync::OnceLock<()>,
+    /// Whether the name checker is bound to its queue, or asked to leave
+    /// it (a test of the checker being down).
+    pub(crate) name_checker: crate::name_check::CheckerState,
     /// The boxes' containers, or why there can be none.
     sandboxes: Result<boxfence_sandbox::Sandboxes, String>,
     /// The ctnetlink socket that cuts flows (used under the state lock).
@@ -219,6 +222,7 @@ impl LinuxEngine {
             resolver: std::sync::OnceLock::new(),
             log_allowed: Mutex::default(),
             new_flow_reader: std::sync::OnceLock::new(),
+            name_checker: crate::name_check::CheckerState::default(),
             sandboxes,
             conntrack: Mutex::new(conntrack),
             watch: Mutex::new(Watch::new(nft)),

@@ -13,8 +13,9 @@
 mod flows;
 mod parse;
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use boxfence_dataplane::nfqueue::{Nfqueue, PacketVerdict, parse_segment};
 use boxfence_dataplane::ruleset::NameCheck;
@@ -30,7 +31,53 @@ use parse::Parsed;
 /// How long a flow may hold its first bytes back before it is refused.
 const PATIENCE: Duration = Duration::from_secs(5);
 
+/// The checker's state: whether it reads its queue, and whether it is
+/// asked to leave it (a test of the checker being down).
+#[derive(Debug, Default)]
+pub(crate) struct CheckerState(AtomicU8);
+
+const WAITING: u8 = 0;
+const BOUND: u8 = 1;
+const ASKED_TO_LEAVE: u8 = 2;
+const LEFT: u8 = 3;
+
+impl CheckerState {
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::SeqCst);
+    }
+
+    /// Waits up to `limit` for `state`.
+    fn wait_for(&self, state: u8, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.get() != state {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+}
+
 impl LinuxEngine {
+    /// Runs `f` while the name checker has left its queue, as if it had
+    /// died: packets queued meanwhile are dropped by the kernel. Then
+    /// waits for the checker to read the queue again. For tests of
+    /// failure modes; false when the checker did not leave or come back.
+    pub fn without_name_checker<T>(&self, f: impl FnOnce() -> T) -> (T, bool) {
+        let limit = Duration::from_secs(10);
+        let _ = self.name_checker.wait_for(BOUND, limit);
+        self.name_checker.set(ASKED_TO_LEAVE);
+        let left = self.name_checker.wait_for(LEFT, limit);
+        let value = f();
+        self.name_checker.set(WAITING);
+        let back = self.name_checker.wait_for(BOUND, limit);
+        (value, left && back)
+    }
     /// Judges the name checks' queue on a thread of its own, in the host
     /// namespace, until the engine is gone. Until the queue is bound (an
     /// earlier daemon may still hold it), its packets are dropped: flows
@@ -47,11 +94,27 @@ impl LinuxEngine {
                 }
                 let mut warned = false;
                 loop {
-                    if engine.strong_count() == 0 {
+                    let Some(state) = engine.upgrade().map(|e| e.name_checker.get()) else {
                         return;
+                    };
+                    if state != WAITING {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
                     }
                     match Nfqueue::bind(marks.queue) {
-                        Ok(queue) => return check_loop(queue, &engine, marks),
+                        Ok(queue) => {
+                            check_loop(queue, &engine, marks);
+                            // A socket that failed: bind again.
+                            if let Some(engine) = engine.upgrade() {
+                                let _ = engine.name_checker.0.compare_exchange(
+                                    BOUND,
+                                    WAITING,
+                                    Ordering::SeqCst,
+                                    Ordering::SeqCst,
+                                );
+                            }
+                            warned = false;
+                        }
                         Err(error) if !warned => {
                             eprintln!(
                                 "boxfence: name checks wait for their queue ({error}); \
@@ -68,13 +131,24 @@ impl LinuxEngine {
     }
 }
 
+/// Reads the queue until the engine is gone, the socket fails, or the
+/// checker is asked to leave (then the queue is unbound on return).
 fn check_loop(mut queue: Nfqueue, engine: &Weak<LinuxEngine>, marks: NameCheck) {
     let mut flows = Flows::default();
+    if let Some(engine) = engine.upgrade() {
+        engine.name_checker.set(BOUND);
+    }
     loop {
         let Ok(packets) = queue.read() else { return };
         let Some(engine) = engine.upgrade() else {
             return;
         };
+        if engine.name_checker.get() == ASKED_TO_LEAVE {
+            // Unbound before it says so.
+            drop(queue);
+            engine.name_checker.set(LEFT);
+            return;
+        }
         let mut verdicts = Vec::new();
         for packet in packets {
             let Some(segment) = parse_segment(&packet.packet) else {

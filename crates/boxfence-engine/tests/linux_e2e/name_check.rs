@@ -21,6 +21,10 @@ pub(crate) const TESTS: &[(&str, OwnRigTest)] = &[
         "name_check_refuses_http3_to_domain_authorised_addresses",
         name_check_refuses_http3_to_domain_authorised_addresses,
     ),
+    (
+        "name_check_down_stalls_domain_flows_and_spares_cidr_flows",
+        name_check_down_stalls_domain_flows_and_spares_cidr_flows,
+    ),
 ];
 
 /// The lab's shared address: registry.npmjs.org, github.com,
@@ -285,5 +289,30 @@ fn name_check_refuses_http3_to_domain_authorised_addresses() {
             .iter()
             .any(|e| e.layer == Some(Layer::Sni) && e.reason.contains("HTTP/3")),
         "{events:#?}"
+    );
+}
+
+fn name_check_down_stalls_domain_flows_and_spares_cidr_flows() {
+    let rig = Rig::with_name_check();
+    let policy = json!({"mode": "custom", "allowedDomains": ["registry.npmjs.org"], "allowedCidrs": ["104.17.0.0/16"]});
+    let b = rig.create("names4", policy, &[]);
+    assert_eq!(curl(&rig, &b, &["http://registry.npmjs.org/"]), "200");
+    let (outcomes, left_and_back) = rig.engine.without_name_checker(|| {
+        (
+            curl(&rig, &b, &["-m", "3", "http://registry.npmjs.org/"]),
+            curl(&rig, &b, &[&format!("http://{CDN_OUTSIDE_DENIED_V4}/")]),
+        )
+    });
+    assert!(left_and_back, "the checker left its queue and came back");
+    let (domain, cidr) = outcomes;
+    assert_eq!(
+        domain, "err28",
+        "a domain-authorised flow stalls without its checker, never passes unchecked"
+    );
+    assert_eq!(cidr, "200", "a CIDR-authorised flow is unaffected");
+    assert_eq!(
+        curl(&rig, &b, &["http://registry.npmjs.org/"]),
+        "200",
+        "new flows pass once the checker is back"
     );
 }
