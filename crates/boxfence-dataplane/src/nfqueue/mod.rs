@@ -6,7 +6,7 @@
 mod segment;
 
 use crate::netlink::socket::{Family, Socket, SocketError};
-use crate::netlink::{self, NFGENMSG_LEN, NLM_F_ACK, NLM_F_REQUEST, Writer};
+use crate::netlink::{self, NFGENMSG_LEN, NLM_F_REQUEST, Writer};
 
 pub use segment::{Segment, parse_segment};
 
@@ -106,16 +106,9 @@ impl Nfqueue {
         payload: &[u8],
     ) -> Result<(), NfqueueError> {
         let queue = self.queue;
-        let build = |seq| {
-            let mut writer = Writer::with_capacity(32);
-            let kind = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG;
-            let start = writer.begin_message(kind, NLM_F_REQUEST | NLM_F_ACK, seq, 0, queue);
-            writer.put(attribute, payload);
-            writer.end_message(start);
-            writer.into_bytes()
-        };
+        let kind = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG;
         self.socket
-            .request(build, |_| Ok(()))
+            .configure(kind, queue, attribute, payload)
             .map_err(|source| NfqueueError::Configure {
                 step,
                 queue,

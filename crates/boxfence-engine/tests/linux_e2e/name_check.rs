@@ -31,26 +31,8 @@ pub(crate) const TESTS: &[(&str, OwnRigTest)] = &[
 /// githubusercontent.com and evil.example all resolve to it.
 const SHARED: &str = "203.0.113.10";
 
-/// What curl in the box gets with `args`: the HTTP status, or
-/// `err<curl exit code>`.
 fn curl(rig: &Rig, spec: &MachineSpec, args: &[&str]) -> String {
-    let mut argv = vec![
-        "curl",
-        "-sk",
-        "-m",
-        "5",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-    ];
-    argv.extend_from_slice(args);
-    let out = rig.exec(spec, &argv);
-    if out.exit_code == 0 {
-        out.stdout
-    } else {
-        format!("err{}", out.exit_code)
-    }
+    rig.curl_with(spec, args)
 }
 
 /// curl to `url` claiming `name` on the shared address, right after the

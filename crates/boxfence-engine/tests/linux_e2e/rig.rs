@@ -221,20 +221,24 @@ impl Rig {
     /// What curl in the box gets from `url`: the HTTP status, or
     /// `err<curl exit code>`.
     pub(crate) fn curl(&self, spec: &MachineSpec, url: &str) -> String {
-        let out = self.exec(
-            spec,
-            &[
-                "curl",
-                "-sk",
-                "-m",
-                "5",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                url,
-            ],
-        );
+        self.curl_with(spec, &[url])
+    }
+
+    /// [`Self::curl`] with more arguments (the URL among them); later
+    /// ones win (`-m 3`).
+    pub(crate) fn curl_with(&self, spec: &MachineSpec, args: &[&str]) -> String {
+        let mut argv = vec![
+            "curl",
+            "-sk",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ];
+        argv.extend_from_slice(args);
+        let out = self.exec(spec, &argv);
         if out.exit_code == 126 || out.exit_code == 127 {
             eprintln!("exec failed: {}", out.stderr);
         }
