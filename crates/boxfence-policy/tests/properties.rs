@@ -1000,6 +1000,7 @@ fn reference_evaluate(scenario: &Scenario, flow: &Flow) -> Result<(), Layer> {
     }
 
     // 3. Box policy: deny-all denies both ways; otherwise egress only.
+    let mut by_domain = false;
     match &scenario.box_policy {
         ModelBox::DenyAll => return Err(Layer::BoxPolicy),
         ModelBox::AllowAll => {}
@@ -1018,6 +1019,7 @@ fn reference_evaluate(scenario: &Scenario, flow: &Flow) -> Result<(), Layer> {
             if default_deny && !allowed {
                 return Err(Layer::BoxPolicy);
             }
+            by_domain = default_deny && !ip_in(allowed_cidrs);
         }
     }
 
@@ -1036,6 +1038,18 @@ fn reference_evaluate(scenario: &Scenario, flow: &Flow) -> Result<(), Layer> {
     };
     if !rules.is_empty() && !rules.iter().any(matches) {
         return Err(Layer::AppPolicy);
+    }
+    let without_domain = |rule: &&ModelRule| {
+        rule.ports
+            .as_ref()
+            .is_none_or(|ports| ports_allow(ports, flow.protocol, flow.port))
+            && ((rule.cidrs.is_empty() && rule.domains.is_empty()) || ip_in(&rule.cidrs))
+    };
+    by_domain |= !rules.is_empty() && !rules.iter().any(without_domain);
+    // 5. Issue 19: HTTP/3 to an address only a domain authorised is
+    //    refused (names are checked by default).
+    if egress && by_domain && flow.protocol == Protocol::Udp && flow.port == Some(443) {
+        return Err(Layer::Sni);
     }
     Ok(())
 }

@@ -96,6 +96,10 @@ fn start_engine(
     Ok((Arc::new(SharedLinuxEngine(engine)), held))
 }
 
+/// The NFQUEUE of the daemon's name checks (`boxfence run` engines take
+/// queues from 1000 on).
+const NAME_CHECK_QUEUE: u16 = 19;
+
 /// The engine configuration of a daemon on this host.
 fn linux_config(
     network: &NetworkConfig,
@@ -125,6 +129,7 @@ fn linux_config(
         resolver_port: 53,
         host: boxfence_dataplane::HostNetns::current(),
         avoid: avoid.to_vec(),
+        name_check: network.name_check.then_some(NAME_CHECK_QUEUE),
     })
 }
 

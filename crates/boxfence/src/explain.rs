@@ -67,6 +67,9 @@ pub(crate) async fn run(args: ExplainArgs, context: &Context) -> Result<(), CliE
                 output::compact(&finding["reason"])
             );
         }
+        if let Some(name_check) = &verdict.name_check {
+            println!("{name_check}");
+        }
         for caveat in &verdict.caveats {
             output::outln!("note: {caveat}");
         }

@@ -12,7 +12,8 @@ use boxfence_store::SqliteStore;
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::config::{
-    Config, ConfigFile, CreateFile, ExecFile, KernelFile, NetworkFile, ResolverFile, RuntimeFile,
+    Config, ConfigFile, CreateFile, ExecFile, KernelFile, NameCheckSetting, NetworkFile,
+    ResolverFile, RuntimeFile,
 };
 use crate::{CliError, data_plane};
 
@@ -82,6 +83,11 @@ pub(crate) struct ServeArgs {
     /// flowtable = false`.
     #[arg(long)]
     no_flowtable: bool,
+    /// Do not check the names (TLS SNI, HTTP Host) of flows a domain
+    /// authorised, nor refuse HTTP/3 to them; config `[network]
+    /// name_check = "off"`.
+    #[arg(long)]
+    no_name_check: bool,
     /// Execs running at once on this host; more answer 429 [default: 64].
     #[arg(long, value_name = "N")]
     exec_max_concurrent: Option<usize>,
@@ -146,6 +152,7 @@ impl ServeArgs {
                 state_dir: self.state_dir,
                 data_plane: self.no_data_plane.then_some(false),
                 flowtable: self.no_flowtable.then_some(false),
+                name_check: self.no_name_check.then_some(NameCheckSetting::Off),
             },
             resolver: ResolverFile {
                 query_rate_per_box: self.query_rate_per_box,
@@ -191,6 +198,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     server_config.admin_token = config.admin_token.clone();
     server_config.body_limit = config.body_limit;
     server_config.limits = config.limits;
+    server_config.name_check = config.network.name_check;
     server_config.default_guest = boxfence_policy::Guest {
         cpus: config.runtime.limits.cpus,
         memory_mb: config.runtime.limits.memory_mb,
