@@ -72,7 +72,7 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
         "a box the store no longer has is removed"
     );
     assert!(rig.box_netns(&kept).exists(), "a stored box is adopted");
-    let curl = |url: &str| curl_on(&runtime, &restarted, &kept, url);
+    let curl = |url: &str| curl_on(&runtime, &restarted, &kept, &[url]);
     assert_eq!(curl(&format!("http://{CDN_OUTSIDE_DENIED_V4}/")), "200");
     assert_eq!(curl(&format!("http://{SERVER_V4}/")), REFUSED);
     // The box's container was kept, not made anew: its process lives.
