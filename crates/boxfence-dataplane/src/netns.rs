@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sched::{CloneFlags, unshare};
+use nix::sched::{CloneFlags, setns, unshare};
 
 /// Where named namespaces are bound, as `ip netns` has it.
 pub(crate) const NETNS_DIR: &str = "/run/netns";
@@ -100,6 +100,68 @@ pub(crate) fn add<T: Send>(
         let _ = remove(name);
     }
     made
+}
+
+/// Binds the existing network namespace at `source` (a runtime's
+/// `/proc/<pid>/ns/net` or bind mount) at [`path`]`(name)` too, so it
+/// stays while boxfence holds it, and runs `inside` in it. Returns the
+/// namespace, open, and what `inside` returned. Anything at `path`
+/// already is an error and left alone; a `source` that is no network
+/// namespace is an error and leaves nothing behind.
+pub(crate) fn bind<T: Send>(
+    name: &str,
+    source: &Path,
+    inside: impl FnOnce() -> T + Send,
+) -> Result<(File, T), NetnsError> {
+    let path = &path(name);
+    let shown = path.display();
+    let dir = Path::new(NETNS_DIR);
+    std::fs::create_dir_all(dir).map_err(io_call(format!("mkdir {NETNS_DIR}")))?;
+    share(dir)?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(path)
+        .map_err(io_call(format!("create {shown}")))?;
+    let made = mount(
+        Some(source),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(call(format!("bind {} on {shown}", source.display())))
+    .and_then(|()| File::open(path).map_err(io_call(format!("open {shown}"))))
+    .and_then(|netns| {
+        // Entering it proves it is a network namespace (setns refuses
+        // any other file).
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    setns(&netns, CloneFlags::CLONE_NEWNET)
+                        .map_err(call(format!("setns({shown}, CLONE_NEWNET)")))?;
+                    Ok(inside())
+                })
+                .join()
+                .unwrap_or_else(|_| Err(NetnsError::Panicked(shown.to_string())))
+        })
+        .map(|value| (netns, value))
+    });
+    if made.is_err() {
+        let _ = remove(name);
+    }
+    made
+}
+
+/// The identity of the namespace at `path`: the device and inode of its
+/// nsfs file, which stay the namespace's for its life (a path that names
+/// another namespace later, a reused pid's, has another inode).
+pub fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
 }
 
 /// Unbinds and removes the namespace `name`; what is already gone is

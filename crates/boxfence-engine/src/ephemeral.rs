@@ -120,6 +120,7 @@ impl EphemeralRun {
             Arc::clone(&self.always_blocked),
         );
         let spec = MachineSpec {
+            attachment: None,
             id: id.clone(),
             addresses,
             guest: None,

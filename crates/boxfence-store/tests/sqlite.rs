@@ -226,3 +226,32 @@ async fn a_machine_keeps_its_size() {
     let m2 = store.machine("m2").await.expect("read").expect("exists");
     assert_eq!(m2.machine.guest, None, "no size asked, none kept");
 }
+
+#[tokio::test]
+async fn an_attached_machine_keeps_its_attachment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path()).await;
+    store.create_app("web").await.expect("create app");
+    let attachment = boxfence_store::Attachment {
+        kind: boxfence_store::AttachKind::Cni,
+        container_id: Some("c0ffee".into()),
+        netns: "/run/netns/cni-1234".into(),
+        netns_id: (4, 4026532000),
+        ifname: "eth0".into(),
+    };
+    let attached = boxfence_store::NewMachine {
+        attached: Some(attachment.clone()),
+        ..machine("m1", "web", 2, BoxPolicy::AllowAll)
+    };
+    store.insert_machine(&attached).await.expect("insert");
+    store
+        .insert_machine(&machine("m2", "web", 3, BoxPolicy::AllowAll))
+        .await
+        .expect("insert");
+    store.close().await;
+    let store = open(dir.path()).await;
+    let m1 = store.machine("m1").await.expect("read").expect("exists");
+    assert_eq!(m1.machine.attached, Some(attachment));
+    let m2 = store.machine("m2").await.expect("read").expect("exists");
+    assert_eq!(m2.machine.attached, None, "a box boxfence made");
+}
