@@ -23,11 +23,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use boxfence_dataplane::links::{BoxSide, box_mac};
+use boxfence_dataplane::links::BoxSide;
 use boxfence_policy::{EffectivePolicy, FlowEvent, HostReport};
 use serde::{Deserialize, Serialize};
 
 pub use address_pool::{AddressPool, PoolError};
+pub use boxfence_dataplane::links::box_mac;
 pub use boxfence_dataplane::netns_identity;
 pub use dns::{QUERY_RATE_PER_BOX, ResolverHandle};
 pub use ephemeral::{EphemeralRun, run_pool};
@@ -164,9 +165,7 @@ pub trait Engine: Send + Sync + 'static {
     /// addresses, and the ruleset as the model has it.
     async fn check_machine(&self, id: &str) -> Result<(), EngineError> {
         let _ = id;
-        Err(EngineError::Unavailable(
-            "no data plane to check".into(),
-        ))
+        Err(EngineError::Unavailable("no data plane to check".into()))
     }
 
     /// Runs a command inside the machine.

@@ -153,11 +153,9 @@ impl LinkConfig {
         host.in_netns(|| {
             let name = self.netns(&link.id);
             let (netns, inside) =
-                netns::bind(&name, source, RtSocket::open).map_err(|source| {
-                    LinkError::Netns {
-                        netns: name.clone(),
-                        source,
-                    }
+                netns::bind(&name, source, RtSocket::open).map_err(|source| LinkError::Netns {
+                    netns: name.clone(),
+                    source,
                 })?;
             self.veth_into(link, side, &netns, inside, Bound::Undo)
         })?
@@ -321,7 +319,10 @@ impl LinkConfig {
             source,
         };
         host.in_netns(|| {
-            if RtSocket::open().and_then(|mut s| s.ifindex(&link.ifname)).is_ok() {
+            if RtSocket::open()
+                .and_then(|mut s| s.ifindex(&link.ifname))
+                .is_ok()
+            {
                 return Ok(false);
             }
             let netns = std::fs::File::open(&path).map_err(|source| {

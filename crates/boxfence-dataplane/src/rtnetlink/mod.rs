@@ -120,7 +120,8 @@ impl RtSocket {
         let mut found = Vec::new();
         let outcomes = self.exchange(&request, |reply| {
             if reply.kind == RTM_NEWADDR {
-                let message = AddressMessage::parse(reply.payload).map_err(|_| SocketError::Malformed("bad ifaddrmsg in RTM_NEWADDR"))?;
+                let message = AddressMessage::parse(reply.payload)
+                    .map_err(|_| SocketError::Malformed("bad ifaddrmsg in RTM_NEWADDR"))?;
                 let address = message.attributes.iter().find_map(|a| match a {
                     AddressAttribute::Address(ip) => Some(ip),
                     _ => None,

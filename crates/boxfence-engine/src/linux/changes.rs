@@ -104,7 +104,9 @@ impl LinuxEngine {
         state.flows.insert(machine.id.clone(), (0, Vec::new()));
         state.links.insert(machine.id.clone(), link);
         if let Some(attachment) = &machine.attachment {
-            state.attached.insert(machine.id.clone(), attachment.clone());
+            state
+                .attached
+                .insert(machine.id.clone(), attachment.clone());
         }
         Ok(())
     }

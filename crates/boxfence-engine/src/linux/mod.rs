@@ -22,9 +22,7 @@ use boxfence_resolver::directory::Directory;
 use crate::dns::{SetWriter, new_directory};
 use crate::flowlog::FlowLog;
 use crate::metrics::EngineMetrics;
-use crate::{
-    AddressPool, Attachment, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec,
-};
+use crate::{AddressPool, Attachment, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
 
 mod changes;
 mod flows;

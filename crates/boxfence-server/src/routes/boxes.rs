@@ -89,6 +89,7 @@ pub(crate) async fn create(
             metadata,
             network_policy,
             guest,
+            attach: None,
         })
         .await?;
     Ok((
