@@ -145,10 +145,19 @@ impl AppState {
                 format!("`{}` cannot be read: {error}", request.netns),
             )
         })?;
-        if identity("/proc/self/ns/net") == Some(netns_id) {
+        let own = identity("/proc/self/ns/net");
+        if own == Some(netns_id) {
             return Err(ApiError::invalid_at(
                 "attach.netns",
                 "is the daemon's own network namespace, which no machine may take",
+            ));
+        }
+        // Namespace files all live on the kernel's nsfs: any other file
+        // is none (the data plane's setns tells a network one from others).
+        if own.is_some_and(|(device, _)| device != netns_id.0) {
+            return Err(ApiError::invalid_at(
+                "attach.netns",
+                format!("`{}` is not a network namespace", request.netns),
             ));
         }
         let taken = self
@@ -169,12 +178,14 @@ impl AppState {
                 request.netns, machine.machine.id, machine.machine.app
             )));
         }
+        let gateways = self.pool.gateways();
         Ok(Attachment {
             kind: request.kind,
             container_id: request.container_id,
             netns: request.netns,
             netns_id,
             ifname: request.ifname,
+            gateways: (gateways.ipv4, gateways.ipv6),
         })
     }
 

@@ -111,6 +111,9 @@ pub(crate) struct AttachedView {
     pub(crate) ifname: String,
     /// That interface's hardware address.
     pub(crate) mac: String,
+    /// The gateways of its default routes, and its DNS servers (the
+    /// built-in resolver).
+    pub(crate) gateways: AddressesView,
 }
 
 impl AttachedView {
@@ -129,6 +132,10 @@ impl AttachedView {
             netns: attached.netns,
             ifname: attached.ifname,
             mac,
+            gateways: AddressesView {
+                ipv4: attached.gateways.0.to_string(),
+                ipv6: attached.gateways.1.to_string(),
+            },
         }
     }
 }

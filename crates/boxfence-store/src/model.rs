@@ -88,6 +88,8 @@ pub struct Attachment {
     pub netns_id: (u64, u64),
     /// The interface inside the namespace.
     pub ifname: String,
+    /// The gateways its routes go through (the host side's addresses).
+    pub gateways: (Ipv4Addr, Ipv6Addr),
 }
 
 /// A machine as stored.

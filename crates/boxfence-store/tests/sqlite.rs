@@ -238,6 +238,10 @@ async fn an_attached_machine_keeps_its_attachment() {
         netns: "/run/netns/cni-1234".into(),
         netns_id: (4, 4026532000),
         ifname: "eth0".into(),
+        gateways: (
+            std::net::Ipv4Addr::new(10, 200, 0, 1),
+            "fd00:b0f::1".parse().expect("ipv6"),
+        ),
     };
     let attached = boxfence_store::NewMachine {
         attached: Some(attachment.clone()),
