@@ -50,9 +50,12 @@ impl Daemon {
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, CniError> {
         let shown = self.socket.display();
         let mut stream = UnixStream::connect(&self.socket).map_err(|error| {
-            CniError::TryAgainLater(format!("the boxfence daemon at {shown} is not reachable: {error}"))
+            CniError::TryAgainLater(format!(
+                "the boxfence daemon at {shown} is not reachable: {error}"
+            ))
         })?;
-        let io = |error: std::io::Error| CniError::Io(format!("{method} {path} via {shown}: {error}"));
+        let io =
+            |error: std::io::Error| CniError::Io(format!("{method} {path} via {shown}: {error}"));
         stream.set_read_timeout(Some(CALL_TIMEOUT)).map_err(io)?;
         stream.set_write_timeout(Some(CALL_TIMEOUT)).map_err(io)?;
         let payload = body.map(Value::to_string).unwrap_or_default();
@@ -64,8 +67,9 @@ impl Daemon {
         stream.write_all(request.as_bytes()).map_err(io)?;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).map_err(io)?;
-        parse_answer(&answer)
-            .ok_or_else(|| CniError::Decode(format!("{method} {path}: the daemon's answer is not HTTP")))
+        parse_answer(&answer).ok_or_else(|| {
+            CniError::Decode(format!("{method} {path}: the daemon's answer is not HTTP"))
+        })
     }
 }
 
@@ -120,7 +124,12 @@ mod tests {
         assert_eq!(answer.body["a"], 1);
         let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n4\r\n: 2}\r\n0\r\n\r\n";
         assert_eq!(parse_answer(chunked).expect("parses").body["a"], 2);
-        assert_eq!(parse_answer(b"HTTP/1.1 204 No Content\r\n\r\n").expect("parses").body, Value::Null);
+        assert_eq!(
+            parse_answer(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .expect("parses")
+                .body,
+            Value::Null
+        );
         assert_eq!(parse_answer(b"garbage"), None);
     }
 }

@@ -33,7 +33,9 @@ fn machines_path(conf: &NetConf) -> String {
 /// caps and a busy store are worth a retry.
 fn refused(answer: &Answer, what: &str, policy_source: Option<&str>) -> CniError {
     let mut message = answer.message();
-    if let (Some(source), Some(details)) = (policy_source, answer.body["error"]["details"].as_array()) {
+    if let (Some(source), Some(details)) =
+        (policy_source, answer.body["error"]["details"].as_array())
+    {
         let problems: Vec<String> = details
             .iter()
             .filter_map(|detail| {
@@ -102,7 +104,10 @@ fn add(daemon: &Daemon, env: &Env, conf: &NetConf) -> Result<Value, CniError> {
     }
     let answer = daemon.call("POST", &machines_path(conf), Some(&body))?;
     if answer.status != 201 {
-        let source = identity.policy.as_ref().map(|policy| policy.source.as_str());
+        let source = identity
+            .policy
+            .as_ref()
+            .map(|policy| policy.source.as_str());
         return Err(refused(&answer, "attaching the container", source));
     }
     add_result(&answer.body, netns, &conf.cni_version)
@@ -141,7 +146,11 @@ fn check(daemon: &Daemon, env: &Env, conf: &NetConf) -> Result<(), CniError> {
             env.container_id, env.ifname, conf.app
         ))
     })?;
-    let now = add_result(&machine, env.netns.as_deref().unwrap_or_default(), &conf.cni_version)?;
+    let now = add_result(
+        &machine,
+        env.netns.as_deref().unwrap_or_default(),
+        &conf.cni_version,
+    )?;
     let (had, has) = (result_addresses(previous), result_addresses(&now));
     if let Some(missing) = had.iter().find(|address| !has.contains(address)) {
         return Err(CniError::NotEnforced(format!(
@@ -185,7 +194,10 @@ fn gc(daemon: &Daemon, conf: &NetConf) -> Result<(), CniError> {
         let ours = attached["kind"] == "cni"
             && machine["config"]["metadata"][NETWORK_KEY] == conf.name.as_str();
         let key = (
-            attached["container_id"].as_str().unwrap_or_default().to_owned(),
+            attached["container_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             attached["ifname"].as_str().unwrap_or_default().to_owned(),
         );
         if ours && !valid.contains(&key) {
@@ -207,7 +219,10 @@ fn status(daemon: &Daemon, conf: &NetConf) -> Result<(), CniError> {
         .call("GET", "/healthz", None)
         .map_err(|error| unavailable(error.to_string()))?;
     if health.status != 200 {
-        return Err(unavailable(format!("the daemon is unhealthy: {}", health.body)));
+        return Err(unavailable(format!(
+            "the daemon is unhealthy: {}",
+            health.body
+        )));
     }
     let app = daemon
         .call("GET", &format!("/v1/apps/{}", conf.app), None)

@@ -161,7 +161,11 @@ mod tests {
         assert_eq!(identity.metadata, expected);
         let policy = identity.policy.expect("policy");
         assert_eq!(policy.value["mode"], "deny-all", "annotations come last");
-        assert!(policy.source.contains("pod-annotations"), "{}", policy.source);
+        assert!(
+            policy.source.contains("pod-annotations"),
+            "{}",
+            policy.source
+        );
     }
 
     #[test]
@@ -169,6 +173,9 @@ mod tests {
         let error = Identity::gather(Some("boxfence.policy={mode"), &conf(Value::Null))
             .expect_err("not JSON");
         assert_eq!(error.code(), 7);
-        assert!(error.to_string().starts_with("CNI_ARGS boxfence.policy:"), "{error}");
+        assert!(
+            error.to_string().starts_with("CNI_ARGS boxfence.policy:"),
+            "{error}"
+        );
     }
 }

@@ -7,7 +7,9 @@ fn main() {
     let outcome = match std::io::stdin().read_to_end(&mut stdin) {
         Ok(_) => boxfence_cni::invoke(|name| std::env::var(name).ok(), &stdin),
         Err(error) => boxfence_cni::Outcome {
-            stdout: Some(boxfence_cni::CniError::Io(format!("reading stdin: {error}")).to_json("1.1.0")),
+            stdout: Some(
+                boxfence_cni::CniError::Io(format!("reading stdin: {error}")).to_json("1.1.0"),
+            ),
             status: 1,
         },
     };

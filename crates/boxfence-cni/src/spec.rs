@@ -78,8 +78,7 @@ impl Env {
             if !per_container {
                 return Ok(String::new());
             }
-            present(name)
-                .ok_or_else(|| CniError::InvalidEnvironment(format!("{name} is not set")))
+            present(name).ok_or_else(|| CniError::InvalidEnvironment(format!("{name} is not set")))
         };
         let container_id = required("CNI_CONTAINERID")?;
         if per_container && !is_container_id(&container_id) {

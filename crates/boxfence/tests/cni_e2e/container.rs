@@ -57,7 +57,10 @@ impl Container {
         let own = std::fs::read_link("/proc/self/ns/net").expect("own netns");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::fs::read_link(&netns).ok().as_ref() == Some(&own) {
-            assert!(std::time::Instant::now() < deadline, "unshare did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare did not start"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         Self {
@@ -105,7 +108,15 @@ impl Container {
     /// exit code N (7: refused, 6: unresolved).
     pub(crate) fn curl(&self, url: &str) -> String {
         let out = self.exec(&[
-            "curl", "-sk", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url,
+            "curl",
+            "-sk",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            url,
         ]);
         match out.status.code() {
             Some(0) => String::from_utf8_lossy(&out.stdout).into_owned(),
