@@ -6,6 +6,7 @@
 
 mod container;
 mod enforcement;
+mod podman;
 mod restart;
 mod spec;
 
