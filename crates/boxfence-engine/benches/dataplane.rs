@@ -291,6 +291,7 @@ impl Rig {
             id: id.into(),
             addresses: self.pool.allocate(&used).expect("free address"),
             guest: None,
+            attachment: None,
         }
     }
 

@@ -151,6 +151,7 @@ impl Rig {
             id: id.into(),
             addresses,
             guest: None,
+            attachment: None,
         };
         let policy = self.effective(&spec, box_policy, app_policies);
         self.runtime

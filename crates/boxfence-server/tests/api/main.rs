@@ -17,4 +17,5 @@ mod persistence;
 mod policies;
 mod sdk;
 mod support;
+mod unix_socket;
 mod validation;
