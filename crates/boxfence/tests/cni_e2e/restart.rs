@@ -35,8 +35,30 @@ fn attach_by_path_and_bad_requests() {
     assert_eq!(jailer.curl("http://104.17.0.5/"), "200");
     assert_ne!(jailer.curl("http://198.51.100.10/"), "200");
     let id = machine["id"].as_str().expect("id");
-    let check = daemon.ok("GET", &format!("/v1/apps/jail/machines/{id}/check"), "");
+    let check_path = format!("/v1/apps/jail/machines/{id}/check");
+    let check = daemon.ok("GET", &check_path, "");
     assert_eq!(check["enforced"], true);
+
+    // Its link deleted behind the daemon's back: CHECK says so, and a
+    // restart makes the link anew in the namespace it still holds.
+    let deleted = daemon
+        .lab
+        .host_exec(["ip", "link", "del", &format!("bf-{id}")])
+        .expect("ip link del");
+    assert!(deleted.status.success(), "{deleted:?}");
+    let (status, diverged) = daemon.api("GET", &check_path, None);
+    assert_eq!(status, 409, "{diverged}");
+    assert!(diverged.to_string().contains("is missing"), "{diverged}");
+    assert_ne!(
+        jailer.curl("http://104.17.0.5/"),
+        "200",
+        "no link, no way out"
+    );
+    daemon.kill();
+    daemon.spawn();
+    assert_eq!(daemon.ok("GET", &check_path, "")["enforced"], true);
+    assert_eq!(jailer.curl("http://104.17.0.5/"), "200", "repaired");
+    assert_ne!(jailer.curl("http://198.51.100.10/"), "200");
 
     let refused = |attach: serde_json::Value, status: u16, says: &str| {
         let body = json!({"attach": attach});
