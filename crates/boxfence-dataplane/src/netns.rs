@@ -56,17 +56,10 @@ pub(crate) fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-/// Makes a network namespace and binds it at [`path`]`(name)`; runs
-/// `inside` in it, on the thread that made it (a socket it opens
-/// stays in the namespace). Returns the namespace, open, and what
-/// `inside` returned. A namespace already at `path` is an error and left
-/// alone; anything else that fails leaves nothing behind.
-pub(crate) fn add<T: Send>(
-    name: &str,
-    inside: impl FnOnce() -> T + Send,
-) -> Result<(File, T), NetnsError> {
-    let path = &path(name);
-    let shown = path.display();
+/// Makes the empty file at [`path`]`(name)` a namespace is bound on, in
+/// the shared `/run/netns`; one that is there already is an error.
+fn anchor(name: &str) -> Result<PathBuf, NetnsError> {
+    let path = path(name);
     let dir = Path::new(NETNS_DIR);
     std::fs::create_dir_all(dir).map_err(io_call(format!("mkdir {NETNS_DIR}")))?;
     share(dir)?;
@@ -76,8 +69,22 @@ pub(crate) fn add<T: Send>(
         .write(true)
         .create_new(true)
         .mode(0o000)
-        .open(path)
-        .map_err(io_call(format!("create {shown}")))?;
+        .open(&path)
+        .map_err(io_call(format!("create {}", path.display())))?;
+    Ok(path)
+}
+
+/// Makes a network namespace and binds it at [`path`]`(name)`; runs
+/// `inside` in it, on the thread that made it (a socket it opens
+/// stays in the namespace). Returns the namespace, open, and what
+/// `inside` returned. A namespace already at `path` is an error and left
+/// alone; anything else that fails leaves nothing behind.
+pub(crate) fn add<T: Send>(
+    name: &str,
+    inside: impl FnOnce() -> T + Send,
+) -> Result<(File, T), NetnsError> {
+    let path = &anchor(name)?;
+    let shown = path.display();
     let made = std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -113,18 +120,8 @@ pub(crate) fn bind<T: Send>(
     source: &Path,
     inside: impl FnOnce() -> T + Send,
 ) -> Result<(File, T), NetnsError> {
-    let path = &path(name);
+    let path = &anchor(name)?;
     let shown = path.display();
-    let dir = Path::new(NETNS_DIR);
-    std::fs::create_dir_all(dir).map_err(io_call(format!("mkdir {NETNS_DIR}")))?;
-    share(dir)?;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o000)
-        .open(path)
-        .map_err(io_call(format!("create {shown}")))?;
     let made = mount(
         Some(source),
         path,

@@ -202,7 +202,7 @@ async fn metadata_updates_are_optimistic() {
 }
 
 #[tokio::test]
-async fn a_machine_keeps_its_size() {
+async fn a_machine_keeps_its_size_and_attachment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path()).await;
     store.create_app("web").await.expect("create app");
@@ -210,28 +210,6 @@ async fn a_machine_keeps_its_size() {
         cpus: 2,
         memory_mb: 768,
     };
-    let sized = boxfence_store::NewMachine {
-        guest: Some(guest),
-        ..machine("m1", "web", 2, BoxPolicy::AllowAll)
-    };
-    store.insert_machine(&sized).await.expect("insert");
-    store
-        .insert_machine(&machine("m2", "web", 3, BoxPolicy::AllowAll))
-        .await
-        .expect("insert");
-    store.close().await;
-    let store = open(dir.path()).await;
-    let m1 = store.machine("m1").await.expect("read").expect("exists");
-    assert_eq!(m1.machine.guest, Some(guest));
-    let m2 = store.machine("m2").await.expect("read").expect("exists");
-    assert_eq!(m2.machine.guest, None, "no size asked, none kept");
-}
-
-#[tokio::test]
-async fn an_attached_machine_keeps_its_attachment() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(dir.path()).await;
-    store.create_app("web").await.expect("create app");
     let attachment = boxfence_store::Attachment {
         kind: boxfence_store::AttachKind::Cni,
         container_id: Some("c0ffee".into()),
@@ -243,11 +221,12 @@ async fn an_attached_machine_keeps_its_attachment() {
             "fd00:b0f::1".parse().expect("ipv6"),
         ),
     };
-    let attached = boxfence_store::NewMachine {
+    let sized = boxfence_store::NewMachine {
+        guest: Some(guest),
         attached: Some(attachment.clone()),
         ..machine("m1", "web", 2, BoxPolicy::AllowAll)
     };
-    store.insert_machine(&attached).await.expect("insert");
+    store.insert_machine(&sized).await.expect("insert");
     store
         .insert_machine(&machine("m2", "web", 3, BoxPolicy::AllowAll))
         .await
@@ -255,7 +234,9 @@ async fn an_attached_machine_keeps_its_attachment() {
     store.close().await;
     let store = open(dir.path()).await;
     let m1 = store.machine("m1").await.expect("read").expect("exists");
+    assert_eq!(m1.machine.guest, Some(guest));
     assert_eq!(m1.machine.attached, Some(attachment));
     let m2 = store.machine("m2").await.expect("read").expect("exists");
+    assert_eq!(m2.machine.guest, None, "no size asked, none kept");
     assert_eq!(m2.machine.attached, None, "a box boxfence made");
 }

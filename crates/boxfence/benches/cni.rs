@@ -13,9 +13,8 @@
 //! namespace (prints why and exits 0 otherwise). Knob: `BF_BENCH_CNI`
 //! (200), the ADD/DEL pairs per plugin. Results: BENCHMARKS.md.
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -24,6 +23,10 @@ use serde_json::{Value, json};
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "../tests/cni_e2e/plugin.rs"]
+mod plugin;
+
+use plugin::run_plugin;
 use support::Daemon;
 
 /// The reference plugins' directory (Debian).
@@ -31,27 +34,15 @@ const CNI_PLUGINS: &str = "/usr/lib/cni";
 
 /// Runs `plugin` with `command` for `netns`; panics unless it succeeds.
 fn run(plugin: &Path, command: &str, container: &str, netns: &str, conf: &Value) -> Duration {
+    let env = [
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", container),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", CNI_PLUGINS),
+    ];
     let started = Instant::now();
-    let mut child = Command::new(plugin)
-        .env_clear()
-        .envs([
-            ("CNI_COMMAND", command),
-            ("CNI_CONTAINERID", container),
-            ("CNI_NETNS", netns),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", CNI_PLUGINS),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("plugin runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(conf.to_string().as_bytes())
-        .expect("configuration");
-    let out = child.wait_with_output().expect("plugin ends");
+    let out = run_plugin(plugin, &env, &conf.to_string());
     let took = started.elapsed();
     assert!(
         out.status.success(),

@@ -1,16 +1,16 @@
 //! The API on a unix socket: a peer the kernel says is root or an
 //! allowed user is the operator without a token; the same request over
-//! TCP needs one. Attach requests are checked like every body.
+//! TCP needs one.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::MetadataExt as _;
 
-use crate::support::{Daemon, Options, assert_error};
+use crate::support::{Daemon, Options};
 
 /// `GET path` over the unix socket at `socket`, without a token: status
 /// and body.
@@ -65,65 +65,4 @@ async fn local_peers_need_no_token_on_the_unix_socket() {
     assert_eq!(mode & 0o777, 0o660, "only its owner and group may connect");
     let (status, _, _) = daemon.raw(Method::GET, "/v1/apps", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "TCP still needs a token");
-}
-
-#[tokio::test]
-async fn attach_requests_name_the_field_and_the_rule() {
-    let daemon = Daemon::start().await;
-    daemon.create_app("web").await;
-    let cases = [
-        (json!({"attach": {"netns": "relative"}}), "attach.netns"),
-        (json!({"attach": {"ifname": "eth0"}}), "attach.netns"),
-        (
-            json!({"attach": {"netns": "/nonexistent/ns"}}),
-            "attach.netns",
-        ),
-        (
-            json!({"attach": {"netns": "/etc/hostname"}}),
-            "attach.netns",
-        ),
-        (
-            json!({"attach": {"netns": "/proc/self/ns/net"}}),
-            "attach.netns",
-        ),
-        (
-            json!({"attach": {"netns": "/x", "ifname": "a/b"}}),
-            "attach.ifname",
-        ),
-        (
-            json!({"attach": {"netns": "/x", "ifname": "much-too-long-name"}}),
-            "attach.ifname",
-        ),
-        (
-            json!({"attach": {"netns": "/x", "kind": "podman"}}),
-            "attach.kind",
-        ),
-        (
-            json!({"attach": {"netns": "/x", "kind": "cni"}}),
-            "attach.container_id",
-        ),
-        (
-            json!({"attach": {"netns": "/x", "container_id": "c1"}}),
-            "attach.container_id",
-        ),
-        (
-            json!({"attach": {"netns": "/x", "colour": "red"}}),
-            "attach.colour",
-        ),
-    ];
-    for (body, field) in cases {
-        let answer = daemon
-            .call(Method::POST, "/v1/apps/web/machines", Some(body))
-            .await;
-        assert_error(
-            &answer,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            Some(field),
-        );
-    }
-    let (_, machines) = daemon
-        .call(Method::GET, "/v1/apps/web/machines", None)
-        .await;
-    assert_eq!(machines, json!([]), "nothing was stored");
 }

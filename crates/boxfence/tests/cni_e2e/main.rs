@@ -6,13 +6,12 @@
 
 mod container;
 mod enforcement;
+mod plugin;
 mod podman;
 mod restart;
 mod spec;
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use serde_json::{Value, json};
 
@@ -57,20 +56,7 @@ fn plugin_binary() -> PathBuf {
 /// test's environment), `stdin` as the configuration. Returns the exit
 /// status and what it printed (null for nothing).
 pub(crate) fn invoke(env: &[(&str, &str)], stdin: &str) -> (i32, Value) {
-    let mut child = std::process::Command::new(plugin_binary())
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("plugin runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("configuration written");
-    let out = child.wait_with_output().expect("plugin ends");
+    let out = plugin::run_plugin(&plugin_binary(), env, stdin);
     let text = String::from_utf8_lossy(&out.stdout);
     let printed = if text.trim().is_empty() {
         Value::Null
