@@ -97,7 +97,9 @@ impl<'a> Podman<'a> {
             std::fs::create_dir_all(rootfs.join(dir)).expect("mkdir");
         }
         std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static installed");
-        for applet in ["sh", "sleep", "nc", "ip", "nslookup", "awk", "grep"] {
+        for applet in [
+            "sh", "sleep", "nc", "ip", "nslookup", "awk", "grep", "timeout",
+        ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
         }
         let tar = self.dir.path().join("image.tar");
@@ -253,8 +255,45 @@ fn podman_containers_on_a_boxfence_network() {
         "address not allowed"
     );
 
+    // A live change cuts a container's open connection: `hold` talks to
+    // the lab's echo server on port 9000 (no policy selects it yet) for
+    // up to 20 s; the change allows port 80 only.
+    podman.start("hold", "IgnoreUnknown=1");
+    std::thread::scope(|scope| {
+        // `nc N`: nc's status; 143 when `timeout` ended it (uncut).
+        let talk = "(while :; do echo one; sleep 0.2; done) \\
+                    | (timeout 20 nc 198.51.100.10 9000 >/dev/null; echo \"nc $?\")";
+        let held =
+            scope.spawn(|| podman.run(&["exec", "hold", "timeout", "25", "sh", "-c", talk], &[]));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !daemon
+            .lab
+            .host_exec(["conntrack", "-L", "-p", "tcp", "--dport", "9000"])
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("ESTABLISHED"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no connection to the echo server"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        daemon.ok(
+            "POST",
+            "/v1/apps/web/network_policies",
+            r#"{"name": "web-only", "selector": {"all": true}, "rules": [{"action": "allow",
+                "direction": "egress", "ports": [{"protocol": "tcp", "port": 80}]}]}"#,
+        );
+        let out = held.join().expect("held connection");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let status = stdout.lines().find_map(|line| line.strip_prefix("nc "));
+        assert!(
+            status.is_some_and(|status| status != "143"),
+            "the connection was cut, not timed out: {out:?}"
+        );
+    });
+
     // podman rm leaves nothing behind.
-    podman.ok(&["rm", "-f", "-t", "0", "web1", "agent"], &[]);
+    podman.ok(&["rm", "-f", "-t", "0", "web1", "agent", "hold"], &[]);
     assert!(attached_machines(&daemon, "web").is_empty());
     assert!(box_links(&daemon).is_empty(), "{:?}", box_links(&daemon));
     assert!(
