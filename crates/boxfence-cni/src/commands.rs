@@ -200,10 +200,11 @@ fn gc(daemon: &Daemon, conf: &NetConf) -> Result<(), CniError> {
                 .to_owned(),
             attached["ifname"].as_str().unwrap_or_default().to_owned(),
         );
-        if ours && !valid.contains(&key) {
-            if let Err(error) = delete(daemon, conf, machine) {
-                errors.push(error.to_string());
-            }
+        if ours
+            && !valid.contains(&key)
+            && let Err(error) = delete(daemon, conf, machine)
+        {
+            errors.push(error.to_string());
         }
     }
     if errors.is_empty() {

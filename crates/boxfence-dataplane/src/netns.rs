@@ -56,10 +56,19 @@ pub(crate) fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-/// Makes the empty file at [`path`]`(name)` a namespace is bound on, in
-/// the shared `/run/netns`; one that is there already is an error.
-fn anchor(name: &str) -> Result<PathBuf, NetnsError> {
-    let path = path(name);
+/// Makes a network namespace, or takes `made` (a new, empty one the
+/// caller made, e.g. owned by a box's user namespace), and binds it at
+/// [`path`]`(name)`; runs `inside` in it, on the thread that entered it
+/// (a socket it opens stays in the namespace). Returns the namespace,
+/// open, and what `inside` returned. A namespace already at `path` is an
+/// error and left alone; anything else that fails leaves nothing behind.
+pub(crate) fn add<T: Send>(
+    name: &str,
+    made: Option<File>,
+    inside: impl FnOnce() -> T + Send,
+) -> Result<(File, T), NetnsError> {
+    let path = &path(name);
+    let shown = path.display();
     let dir = Path::new(NETNS_DIR);
     std::fs::create_dir_all(dir).map_err(io_call(format!("mkdir {NETNS_DIR}")))?;
     share(dir)?;
@@ -69,26 +78,18 @@ fn anchor(name: &str) -> Result<PathBuf, NetnsError> {
         .write(true)
         .create_new(true)
         .mode(0o000)
-        .open(&path)
-        .map_err(io_call(format!("create {}", path.display())))?;
-    Ok(path)
-}
-
-/// Makes a network namespace and binds it at [`path`]`(name)`; runs
-/// `inside` in it, on the thread that made it (a socket it opens
-/// stays in the namespace). Returns the namespace, open, and what
-/// `inside` returned. A namespace already at `path` is an error and left
-/// alone; anything else that fails leaves nothing behind.
-pub(crate) fn add<T: Send>(
-    name: &str,
-    inside: impl FnOnce() -> T + Send,
-) -> Result<(File, T), NetnsError> {
-    let path = &anchor(name)?;
-    let shown = path.display();
+        .open(path)
+        .map_err(io_call(format!("create {shown}")))?;
     let made = std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                unshare(CloneFlags::CLONE_NEWNET).map_err(call("unshare(CLONE_NEWNET)"))?;
+                match &made {
+                    Some(netns) => setns(netns, CloneFlags::CLONE_NEWNET)
+                        .map_err(call("setns(CLONE_NEWNET) into the given namespace"))?,
+                    None => {
+                        unshare(CloneFlags::CLONE_NEWNET).map_err(call("unshare(CLONE_NEWNET)"))?;
+                    }
+                }
                 mount(
                     Some(THREAD_NETNS),
                     path,
@@ -102,49 +103,6 @@ pub(crate) fn add<T: Send>(
             })
             .join()
             .unwrap_or_else(|_| Err(NetnsError::Panicked(shown.to_string())))
-    });
-    if made.is_err() {
-        let _ = remove(name);
-    }
-    made
-}
-
-/// Binds the existing network namespace at `source` (a runtime's
-/// `/proc/<pid>/ns/net` or bind mount) at [`path`]`(name)` too, so it
-/// stays while boxfence holds it, and runs `inside` in it. Returns the
-/// namespace, open, and what `inside` returned. Anything at `path`
-/// already is an error and left alone; a `source` that is no network
-/// namespace is an error and leaves nothing behind.
-pub(crate) fn bind<T: Send>(
-    name: &str,
-    source: &Path,
-    inside: impl FnOnce() -> T + Send,
-) -> Result<(File, T), NetnsError> {
-    let path = &anchor(name)?;
-    let shown = path.display();
-    let made = mount(
-        Some(source),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(call(format!("bind {} on {shown}", source.display())))
-    .and_then(|()| File::open(path).map_err(io_call(format!("open {shown}"))))
-    .and_then(|netns| {
-        // Entering it proves it is a network namespace (setns refuses
-        // any other file).
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    setns(&netns, CloneFlags::CLONE_NEWNET)
-                        .map_err(call(format!("setns({shown}, CLONE_NEWNET)")))?;
-                    Ok(inside())
-                })
-                .join()
-                .unwrap_or_else(|_| Err(NetnsError::Panicked(shown.to_string())))
-        })
-        .map(|value| (netns, value))
     });
     if made.is_err() {
         let _ = remove(name);

@@ -328,6 +328,7 @@ impl Bench {
             addresses,
             guest: None,
             attachment: None,
+            image: None,
         };
         let policy = json!({"mode": "custom", "allowedDomains": ["*.bench.lab"],
             "allowedCidrs": [format!("{UPSTREAM_V4}/32")]});

@@ -92,6 +92,7 @@ pub(crate) fn connection_event(
             policy_id,
             policy_name,
             rule_index,
+            ..
         } = finding.reason
         {
             event.policy_id = policy_id.map(str::to_owned);
@@ -281,6 +282,7 @@ mod tests {
             dst: Some(dst),
             dport: Some(dport),
             domain: None,
+            claimed: None,
             layer: None,
             reason: "test".into(),
             policy_id: None,

@@ -16,6 +16,7 @@ pub mod flowlog;
 pub mod host;
 mod linux;
 mod metrics;
+mod name_check;
 mod set_writer;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -56,6 +57,9 @@ pub struct MachineSpec {
     /// The foreign network namespace it is attached to; none: the engine
     /// makes its namespace and its sandbox.
     pub attachment: Option<Attachment>,
+    /// The image of its root (a name in the host's image store); none:
+    /// the default root.
+    pub image: Option<String>,
 }
 
 /// A network namespace someone else made (a container runtime), that a
@@ -129,6 +133,9 @@ pub enum EngineError {
     /// (what a check found, each problem named).
     #[error("not enforced as stored: {0}")]
     Diverged(String),
+    /// The machine names an image this host's image store does not have.
+    #[error("no image `{0}` on this host (boxfence image import)")]
+    NoSuchImage(String),
     /// The kernel lacks a feature the data plane cannot work without.
     #[error(transparent)]
     Unsupported(#[from] boxfence_dataplane::features::MissingFeature),
@@ -201,6 +208,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Every flow event from now on, of every machine.
     fn subscribe_flows(&self) -> Option<tokio::sync::broadcast::Receiver<FlowEvent>> {
         None
+    }
+
+    /// Whether this host can make a machine from `image` (an engine
+    /// without images refuses nothing here: its create fails instead).
+    fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        let _ = image;
+        Ok(())
     }
 
     /// Whether the data plane's services work now; if not, a sentence per

@@ -121,6 +121,7 @@ pub(crate) fn spec(stored: &StoredMachine) -> MachineSpec {
         id: stored.machine.id.clone(),
         addresses: crate::machines::addresses(stored),
         guest: stored.machine.guest,
+        image: stored.machine.image.clone(),
         attachment: stored
             .machine
             .attached

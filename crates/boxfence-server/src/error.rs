@@ -202,6 +202,7 @@ impl From<EngineError> for ApiError {
         match error {
             EngineError::Unavailable(_) => Self::NoDataPlane(error.to_string()),
             EngineError::Diverged(_) => Self::Conflict(error.to_string()),
+            EngineError::NoSuchImage(_) => Self::NotFound(error.to_string()),
             EngineError::NoSuchMachine(_)
             | EngineError::Kernel(_)
             | EngineError::Exec(_)

@@ -33,6 +33,7 @@ pub(crate) struct MachineRequest {
     pub(crate) guest: GuestRequest,
     /// A foreign network namespace to attach instead of making one.
     pub(crate) attach: Option<AttachRequest>,
+    pub(crate) image: Option<String>,
 }
 
 pub(crate) fn addresses(machine: &StoredMachine) -> MachineAddresses {
@@ -70,6 +71,7 @@ impl AppState {
             addresses: vec![stored.machine.ipv4.into(), stored.machine.ipv6.into()],
         };
         EffectivePolicy::combine(&machine, compiled, Arc::clone(&self.blocked))
+            .with_name_check(self.name_check)
     }
 
     /// Recomputes and enforces the effective policy of every machine of
@@ -145,6 +147,7 @@ impl AppState {
                 ipv6: addresses.ipv6,
                 guest: Some(request.guest.or(self.default_guest)),
                 attached: attached.clone(),
+                image: request.image.clone(),
             };
             match self.store.insert_machine(&machine).await {
                 Err(StoreError::AddressInUse) if attempts < ALLOCATION_ATTEMPTS => attempts += 1,

@@ -153,6 +153,9 @@ pub(crate) struct VerdictSchema {
     reason: String,
     /// Each checked layer's finding, in order.
     findings: Vec<serde_json::Value>,
+    /// The name check a domain-authorised TCP flow meets (issue 19), e.g.
+    /// `name check: TLS SNI or HTTP Host must match api.github.com`.
+    name_check: Option<String>,
     /// Limits the user should know about (e.g. CDNs behind a domain).
     caveats: Option<Vec<String>>,
 }
@@ -209,6 +212,10 @@ pub(crate) struct MachineConfigBody {
     metadata: Option<BTreeMap<String, String>>,
     /// Its size; each part defaults to the daemon's `[runtime]`.
     guest: Option<GuestBody>,
+    /// The image of its root, in the host's image store (`boxfence image
+    /// import`); `:latest` where no tag is given. Absent: the default
+    /// root, a read-only view of the host's system directories.
+    image: Option<String>,
 }
 
 /// A machine's size.
@@ -254,6 +261,9 @@ pub(crate) struct CreateBoxBody {
     app: Option<String>,
     /// Its size; each part defaults to the daemon's `[runtime]`.
     guest: Option<BoxGuestBody>,
+    /// The image of its root, in the host's image store; absent: the
+    /// default root.
+    image: Option<String>,
 }
 
 /// A command to run in a machine.

@@ -9,8 +9,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "guest", include_str!("../migrations/0002_guest.sql")),
     (
         3,
+        "oci_images",
+        include_str!("../migrations/0003_oci_images.sql"),
+    ),
+    (
+        4,
         "cni_attached",
-        include_str!("../migrations/0003_cni_attached.sql"),
+        include_str!("../migrations/0004_cni_attached.sql"),
     ),
 ];
 

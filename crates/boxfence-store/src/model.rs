@@ -56,6 +56,8 @@ pub struct NewMachine {
     pub ipv6: Ipv6Addr,
     /// Its size (none for machines stored before sizes were kept).
     pub guest: Option<Guest>,
+    /// Its image; none: the default root.
+    pub image: Option<String>,
     /// The network namespace it was attached to, when someone else made
     /// that (a container runtime); none for boxes boxfence made.
     pub attached: Option<Attachment>,

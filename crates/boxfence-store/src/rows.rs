@@ -75,6 +75,7 @@ pub(crate) fn machine(row: &SqliteRow) -> Result<StoredMachine, StoreError> {
             ipv4: ipv4.parse().map_err(|e| StoreError::corrupt("ipv4", e))?,
             ipv6: ipv6.parse().map_err(|e| StoreError::corrupt("ipv6", e))?,
             guest: guest(row)?,
+            image: row.try_get("image")?,
             attached: attached(row)?,
         },
         version: row.try_get("version")?,

@@ -202,7 +202,7 @@ async fn metadata_updates_are_optimistic() {
 }
 
 #[tokio::test]
-async fn a_machine_keeps_its_size_and_attachment() {
+async fn a_machine_keeps_its_size_image_and_attachment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path()).await;
     store.create_app("web").await.expect("create app");
@@ -223,6 +223,7 @@ async fn a_machine_keeps_its_size_and_attachment() {
     };
     let sized = boxfence_store::NewMachine {
         guest: Some(guest),
+        image: Some("busybox:1.36".into()),
         attached: Some(attachment.clone()),
         ..machine("m1", "web", 2, BoxPolicy::AllowAll)
     };
@@ -235,8 +236,10 @@ async fn a_machine_keeps_its_size_and_attachment() {
     let store = open(dir.path()).await;
     let m1 = store.machine("m1").await.expect("read").expect("exists");
     assert_eq!(m1.machine.guest, Some(guest));
+    assert_eq!(m1.machine.image.as_deref(), Some("busybox:1.36"));
     assert_eq!(m1.machine.attached, Some(attachment));
     let m2 = store.machine("m2").await.expect("read").expect("exists");
     assert_eq!(m2.machine.guest, None, "no size asked, none kept");
+    assert_eq!(m2.machine.image, None);
     assert_eq!(m2.machine.attached, None, "a box boxfence made");
 }

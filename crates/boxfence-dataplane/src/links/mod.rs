@@ -8,6 +8,7 @@
 //! process dumps every link of its namespace when it starts, so with
 //! 1,000 boxes each one cost about 8 ms.
 
+use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
@@ -126,16 +127,19 @@ impl LinkConfig {
     /// on failure; a namespace or host-side link of the same name that was
     /// already there is left alone.
     pub fn create(&self, host: &HostNetns, link: &BoxLink) -> Result<(), LinkError> {
-        host.in_netns(|| {
-            let name = self.netns(&link.id);
-            // The box side's socket is opened in the new namespace.
-            let (netns, inside) =
-                netns::add(&name, RtSocket::open).map_err(|source| LinkError::Netns {
-                    netns: name.clone(),
-                    source,
-                })?;
-            self.veth_into(link, &BoxSide::default(), &netns, inside, Bound::Undo)
-        })?
+        self.create_in(host, link, None)
+    }
+
+    /// [`LinkConfig::create`] in `made`, a new and empty network
+    /// namespace the caller made (a box's namespace owned by its user
+    /// namespace), or in a new one.
+    pub fn create_in(
+        &self,
+        host: &HostNetns,
+        link: &BoxLink,
+        made: Option<File>,
+    ) -> Result<(), LinkError> {
+        self.bind_and_link(host, link, made, &BoxSide::default())
     }
 
     /// Attaches the existing network namespace at `source` as the box's:
@@ -150,10 +154,29 @@ impl LinkConfig {
         side: &BoxSide,
         source: &Path,
     ) -> Result<(), LinkError> {
+        let namespace = File::open(source).map_err(|error| LinkError::Netns {
+            netns: self.netns(&link.id),
+            source: NetnsError::Call {
+                op: format!("open {}", source.display()),
+                source: error,
+            },
+        })?;
+        self.bind_and_link(host, link, Some(namespace), side)
+    }
+
+    /// Binds the box's namespace (`made`, or a new one) and makes its link.
+    fn bind_and_link(
+        &self,
+        host: &HostNetns,
+        link: &BoxLink,
+        made: Option<File>,
+        side: &BoxSide,
+    ) -> Result<(), LinkError> {
         host.in_netns(|| {
             let name = self.netns(&link.id);
+            // The box side's socket is opened in the namespace.
             let (netns, inside) =
-                netns::bind(&name, source, RtSocket::open).map_err(|source| LinkError::Netns {
+                netns::add(&name, made, RtSocket::open).map_err(|source| LinkError::Netns {
                     netns: name.clone(),
                     source,
                 })?;
@@ -381,15 +404,28 @@ impl LinkConfig {
     }
 
     /// Makes the box's namespace and link anew when either is gone (what
-    /// is left of them is removed first); true when it did.
-    pub fn repair(&self, host: &HostNetns, link: &BoxLink) -> Result<bool, LinkError> {
+    /// is left of them is removed first), in the namespace `make` gives
+    /// (see [`LinkConfig::create_in`]); true when it did.
+    pub fn repair(
+        &self,
+        host: &HostNetns,
+        link: &BoxLink,
+        make: impl FnOnce() -> std::io::Result<Option<File>>,
+    ) -> Result<bool, LinkError> {
         let device =
             host.in_netns(|| RtSocket::open().and_then(|mut s| s.ifindex(&link.ifname)))?;
         if device.is_ok() && self.exists(&link.id) {
             return Ok(false);
         }
         let _ = self.delete(host, link);
-        self.create(host, link).map(|()| true)
+        let made = make().map_err(|source| LinkError::Netns {
+            netns: self.netns(&link.id),
+            source: NetnsError::Call {
+                op: "make the box's namespace".into(),
+                source,
+            },
+        })?;
+        self.create_in(host, link, made).map(|()| true)
     }
 }
 

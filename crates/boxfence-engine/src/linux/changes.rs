@@ -41,13 +41,35 @@ impl LinuxEngine {
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
         let link = self.link(machine)?;
-        let mut state = self.lock_to_change();
-        if state.links.contains_key(&machine.id) {
+        if self.lock().links.contains_key(&machine.id) {
             return Err(EngineError::Kernel(format!(
                 "machine {} exists",
                 machine.id
             )));
         }
+        // Made before the lock (a process of its own, which no change
+        // waits for). The server never creates one id twice at once.
+        let netns = match machine.attachment {
+            // Its namespace is the runtime's.
+            Some(_) => None,
+            None => self.box_netns(&link)?,
+        };
+        let created = self.create_locked(machine, policy, &link, netns);
+        if created.is_err() && machine.attachment.is_none() {
+            let _ = self.stop_sandbox(&link.id);
+        }
+        created
+    }
+
+    fn create_locked(
+        &self,
+        machine: &MachineSpec,
+        policy: &EffectivePolicy,
+        link: &BoxLink,
+        netns: Option<std::fs::File>,
+    ) -> Result<(), EngineError> {
+        let link = link.clone();
+        let mut state = self.lock_to_change();
         self.write_resolv_conf(&machine.id)?;
         let host = &self.config.host;
         let batch = state.ruleset.upsert_boxes(&[(link.clone(), policy)]);
@@ -58,7 +80,7 @@ impl LinuxEngine {
                 &attachment.side(&machine.addresses),
                 &attachment.netns,
             ),
-            None => self.link_config.create(host, &link),
+            None => self.link_config.create_in(host, &link, netns),
         };
         let (linked, ruled) = if self.paths.links_before_table() {
             // The kernel hooks a chain (older kernels) or a flowtable only
@@ -216,6 +238,15 @@ impl LinuxEngine {
         // Links first: older kernels hook a device chain, and every kernel
         // a flowtable, only on a device that exists. A new link's traffic
         // is refused as unproved until its chain is there.
+        // (An attached box's namespace is its runtime's: kept as it is.)
+        let remade = links
+            .values()
+            .filter(|link| !attached.contains_key(&link.id) && !self.has_userns(&link.id));
+        for link in remade {
+            if let Err(error) = self.link_config.delete(host, link) {
+                errors.push(error.to_string());
+            }
+        }
         errors.extend(self.repair_links(links.values(), &attached));
         // The whole table is replaced in one transaction: no moment where
         // a box is less restricted than its policy.
@@ -258,7 +289,9 @@ impl LinuxEngine {
                         self.link_config
                             .repair_attached(host, link, &attachment.side(&addresses))
                     }
-                    None => self.link_config.repair(host, link),
+                    None => self.link_config.repair(host, link, || {
+                        self.box_netns(link).map_err(std::io::Error::other)
+                    }),
                 }
                 .map_err(kernel)
             });
