@@ -143,7 +143,7 @@ impl<'a> Podman<'a> {
 
     /// Whether an HTTP GET from container `name` to `host` (a name,
     /// resolved by busybox's own resolver, or an address) on `port` gets
-    /// a 200. (busybox's `wget` crashes in Debian 12's static build; `nc`
+    /// a 200, asking for `host` (the SNI/Host check judges it). (busybox's `wget` crashes in Debian 12's static build; `nc`
     /// and `nslookup` work.)
     fn reaches(&self, name: &str, host: &str, port: u16) -> bool {
         self.run(
@@ -168,7 +168,7 @@ impl<'a> Podman<'a> {
 const FETCH: &str = "h=\"$1\"\n\
     case \"$h\" in *[a-z]*) h=$(nslookup -type=a \"$h\" | awk '/^Name:/{n=1} n&&/^Address: /{a=$2} END{print a}');; esac\n\
     [ -n \"$h\" ] || exit 6\n\
-    printf 'GET / HTTP/1.0\\r\\nHost: test\\r\\n\\r\\n' | nc -w 5 \"$h\" \"$2\" | grep -q ' 200 '\n";
+    printf 'GET / HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' \"$1\" | nc -w 5 \"$h\" \"$2\" | grep -q ' 200 '\n";
 
 impl Drop for Podman<'_> {
     fn drop(&mut self) {
