@@ -3,26 +3,17 @@
 //! `crates/boxfence/tests/cni_e2e`, which runs this binary, built with
 //! this test.)
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use serde_json::Value;
 
+// The daemon's CNI tests run the plugin the same way.
+#[path = "../../boxfence/tests/cni_e2e/plugin.rs"]
+mod plugin;
+
 fn invoke(env: &[(&str, &str)], stdin: &str) -> (i32, Value) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boxfence-cni"))
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("plugin runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("stdin written");
-    let out = child.wait_with_output().expect("plugin ends");
+    let plugin = Path::new(env!("CARGO_BIN_EXE_boxfence-cni"));
+    let out = plugin::run_plugin(plugin, env, stdin);
     let printed = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), printed)
 }
