@@ -23,7 +23,7 @@ pub mod ruleset;
 
 pub use command::{CommandError, HostNetns};
 pub use netlink::socket::SocketError;
-pub use netns::NetnsError;
+pub use netns::{NetnsError, identity as netns_identity};
 pub use nfnl::NfnlError;
 pub use rtnetlink::RtnlError;
 

@@ -110,6 +110,15 @@ pub(crate) fn add<T: Send>(
     made
 }
 
+/// The identity of the namespace at `path`: the device and inode of its
+/// nsfs file, which stay the namespace's for its life (a path that names
+/// another namespace later, a reused pid's, has another inode).
+pub fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
+}
+
 /// Unbinds and removes the namespace `name`; what is already gone is
 /// fine. The kernel frees the namespace once nothing else holds it.
 pub(crate) fn remove(name: &str) -> Result<(), NetnsError> {

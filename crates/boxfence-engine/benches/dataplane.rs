@@ -292,6 +292,7 @@ impl Rig {
             id: id.into(),
             addresses: self.pool.allocate(&used).expect("free address"),
             guest: None,
+            attachment: None,
             image: None,
         }
     }

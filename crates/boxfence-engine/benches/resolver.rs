@@ -327,6 +327,7 @@ impl Bench {
             id: BOX_ID.into(),
             addresses,
             guest: None,
+            attachment: None,
             image: None,
         };
         let policy = json!({"mode": "custom", "allowedDomains": ["*.bench.lab"],

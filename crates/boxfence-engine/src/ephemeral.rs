@@ -126,6 +126,7 @@ impl EphemeralRun {
             Arc::clone(&self.always_blocked),
         );
         let spec = MachineSpec {
+            attachment: None,
             id: id.clone(),
             addresses,
             guest: self.guest,

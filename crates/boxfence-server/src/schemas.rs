@@ -180,6 +180,28 @@ pub(crate) struct CreateMachineBody {
     config: Option<MachineConfigBody>,
     /// The box policy; default `allow-all`.
     network_policy: Option<BoxPolicySchema>,
+    /// Attach an existing network namespace (a container runtime's)
+    /// instead of making one: the machine gets its link, addresses and
+    /// routes there, and no sandbox (exec answers 409).
+    attach: Option<AttachBody>,
+}
+
+/// A network namespace to attach.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AttachBody {
+    /// Absolute path of the namespace: `/proc/<pid>/ns/net` or a bind
+    /// mount of one.
+    netns: String,
+    /// The interface made inside it; default `eth0`.
+    #[schema(max_length = 15, min_length = 1)]
+    ifname: Option<String>,
+    /// `netns` (default) or `cni` (the CNI plugin, with `container_id`).
+    #[schema(pattern = "^(netns|cni)$")]
+    kind: Option<String>,
+    /// The runtime's container id (`cni` only).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,256}$")]
+    container_id: Option<String>,
 }
 
 /// A machine's configuration.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use boxfence_engine::{AddressPool, Engine, MachineSpec};
+use boxfence_engine::{AddressPool, Engine};
 use boxfence_policy::{AlwaysBlocked, Cidr, ExemptionError, Guest};
 use boxfence_store::{Store, StoreError};
 
@@ -140,6 +140,7 @@ impl AppState {
     /// Hands every stored machine with its effective policy to the engine,
     /// which makes the data plane match.
     pub(crate) async fn reconcile(&self) -> Result<usize, crate::error::ApiError> {
+        self.forget_gone_attachments().await?;
         let machines = self.store.machines(None).await?;
         let mut desired = Vec::with_capacity(machines.len());
         let mut by_app: HashMap<String, Vec<_>> = HashMap::new();
@@ -153,12 +154,7 @@ impl AppState {
             let compiled = self.compiled_policies(&app).await?;
             for machine in machines {
                 desired.push((
-                    MachineSpec {
-                        id: machine.machine.id.clone(),
-                        addresses: crate::machines::addresses(machine),
-                        guest: machine.machine.guest,
-                        image: machine.machine.image.clone(),
-                    },
+                    crate::attach::spec(machine),
                     self.effective(machine, &compiled),
                 ));
             }

@@ -12,6 +12,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "oci_images",
         include_str!("../migrations/0003_oci_images.sql"),
     ),
+    (
+        4,
+        "cni_attached",
+        include_str!("../migrations/0004_cni_attached.sql"),
+    ),
 ];
 
 /// A migrator over [`MIGRATIONS`].

@@ -12,7 +12,7 @@ use boxfence_store::SqliteStore;
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::config::{
-    Config, ConfigFile, CreateFile, ExecFile, KernelFile, NameCheckSetting, NetworkFile,
+    ApiFile, Config, ConfigFile, CreateFile, ExecFile, KernelFile, NameCheckSetting, NetworkFile,
     ResolverFile, RuntimeFile,
 };
 use crate::{CliError, data_plane};
@@ -128,6 +128,11 @@ pub(crate) struct ServeArgs {
     /// The box init binary [default: /usr/bin/catatonit].
     #[arg(long, value_name = "PATH")]
     box_init: Option<std::path::PathBuf>,
+    /// Serve the API on this unix socket too, to root and the users and
+    /// groups of `[api] unix_socket_uids` and `unix_socket_gids` without a
+    /// token (the CNI plugin's way in) [default: none].
+    #[arg(long, value_name = "PATH")]
+    unix_socket: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -180,6 +185,10 @@ impl ServeArgs {
                 uid_base: self.uid_base,
                 init: self.box_init,
             },
+            api: ApiFile {
+                unix_socket: self.unix_socket,
+                ..ApiFile::default()
+            },
         };
         Ok(file.resolve(flags)?)
     }
@@ -229,8 +238,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         .map_err(|error| CliError::Io(error.to_string()))?;
     // The daemon outlives its stdout (a closed pipe must not stop it).
     let _ = writeln!(std::io::stdout(), "boxfence listening on http://{address}");
+    if let Some(socket) = &config.unix_socket {
+        let _ = writeln!(
+            std::io::stdout(),
+            "boxfence listening on unix:{}",
+            socket.path.display()
+        );
+    }
     server
-        .serve(listener, shutdown_signal())
+        .serve_with_unix(listener, config.unix_socket.clone(), shutdown_signal())
         .await
         .map_err(|error| CliError::Io(error.to_string()))?;
     store.close().await;

@@ -22,7 +22,7 @@ use boxfence_resolver::directory::Directory;
 use crate::dns::{SetWriter, new_directory};
 use crate::flowlog::FlowLog;
 use crate::metrics::EngineMetrics;
-use crate::{AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
+use crate::{AddressPool, Attachment, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
 
 mod changes;
 mod flows;
@@ -84,6 +84,8 @@ struct State {
     flows: HashMap<String, (u64, Vec<Entry>)>,
     /// Bumped by every call that may change the table (`lock_to_change`).
     generation: u64,
+    /// The boxes on namespaces someone else made, by id.
+    attached: HashMap<String, Attachment>,
 }
 
 impl State {
@@ -218,6 +220,7 @@ impl LinuxEngine {
                 links: BTreeMap::new(),
                 flows: HashMap::new(),
                 generation: 0,
+                attached: HashMap::new(),
             }),
             directory: new_directory(),
             flow_log: Arc::default(),
@@ -259,8 +262,10 @@ impl LinuxEngine {
         let mut state = self.lock();
         let host = &self.config.host;
         let mut errors = Vec::new();
+        let attached = std::mem::take(&mut state.attached);
         for link in std::mem::take(&mut state.links).values() {
             if let Ok(sandboxes) = &self.sandboxes
+                && !attached.contains_key(&link.id)
                 && let Err(error) = sandboxes.delete(&self.link_config.netns(&link.id))
             {
                 errors.push(error.to_string());
@@ -460,6 +465,10 @@ impl Engine for SharedLinuxEngine {
             engine.link(&spec)
         })
         .await?;
+        if machine.attachment.is_some() {
+            // Its processes are the runtime's: no sandbox.
+            return Ok(());
+        }
         let engine = Arc::clone(&self.0);
         let shape = machine.clone();
         let started = on_own_thread("boxfence-create", move || {
@@ -481,8 +490,13 @@ impl Engine for SharedLinuxEngine {
 
     async fn delete_machine(&self, id: &str) -> Result<(), EngineError> {
         let (engine, owned) = (Arc::clone(&self.0), id.to_owned());
-        // Its processes end before its network does.
-        let stopped = on_own_thread("boxfence-delete", move || engine.stop_sandbox(&owned)).await;
+        // Its processes end before its network does (an attached box's
+        // are the runtime's).
+        let stopped = if self.0.is_attached(id) {
+            Ok(())
+        } else {
+            on_own_thread("boxfence-delete", move || engine.stop_sandbox(&owned)).await
+        };
         let id = id.to_owned();
         change(&self.0, move |engine| engine.delete_blocking(&id)).await?;
         stopped
@@ -516,6 +530,7 @@ impl Engine for SharedLinuxEngine {
         let engine = Arc::clone(&self.0);
         let links: Vec<_> = machines
             .iter()
+            .filter(|(machine, _)| machine.attachment.is_none())
             .filter_map(|(machine, _)| Some((self.0.link(machine).ok()?, machine.clone())))
             .collect();
         errors.extend(
@@ -529,6 +544,13 @@ impl Engine for SharedLinuxEngine {
         } else {
             Err(EngineError::Sandbox(errors.join("; ")))
         }
+    }
+
+    async fn check_machine(&self, id: &str) -> Result<(), EngineError> {
+        let (engine, id) = (Arc::clone(&self.0), id.to_owned());
+        // On the watchdog's thread: a reading of the table takes long at
+        // 1,000 boxes, and changes must not wait behind it.
+        self.0.checks.run(move || engine.check_blocking(&id)).await
     }
 
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError> {

@@ -244,6 +244,7 @@ impl Rig {
             id: id.into(),
             addresses,
             guest: None,
+            attachment: None,
             image: image.map(str::to_owned),
         };
         let policy = self.effective(&spec, box_policy, app_policies);

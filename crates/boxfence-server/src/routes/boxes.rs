@@ -99,6 +99,7 @@ pub(crate) async fn create(
             metadata,
             network_policy,
             guest,
+            attach: None,
             image,
         })
         .await;

@@ -18,4 +18,5 @@ mod persistence;
 mod policies;
 mod sdk;
 mod support;
+mod unix_socket;
 mod validation;

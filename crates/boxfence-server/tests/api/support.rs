@@ -10,7 +10,7 @@ use boxfence_engine::{
     AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec, Unavailable,
 };
 use boxfence_policy::{BoxLayer, Cidr, EffectivePolicy};
-use boxfence_server::{Limits, Server, ServerConfig};
+use boxfence_server::{Limits, Server, ServerConfig, UnixSocket};
 use boxfence_store::SqliteStore;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -184,6 +184,9 @@ pub(crate) struct Options {
     pub(crate) body_limit: Option<usize>,
     pub(crate) no_data_plane: bool,
     pub(crate) limits: Option<Limits>,
+    /// Serve on a unix socket too, `api.sock` in the daemon's directory,
+    /// letting in these users besides root.
+    pub(crate) unix_socket_uids: Option<Vec<u32>>,
 }
 
 impl Default for Options {
@@ -194,6 +197,7 @@ impl Default for Options {
             body_limit: None,
             no_data_plane: false,
             limits: None,
+            unix_socket_uids: None,
         }
     }
 }
@@ -256,9 +260,14 @@ impl Daemon {
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel();
+        let unix = options.unix_socket_uids.map(|uids| UnixSocket {
+            path: dir.path().join("api.sock"),
+            uids,
+            gids: Vec::new(),
+        });
         let task = tokio::spawn(async move {
             server
-                .serve(listener, async {
+                .serve_with_unix(listener, unix, async {
                     let _ = stopped.await;
                 })
                 .await

@@ -42,5 +42,6 @@ pub(crate) fn machine(
         ipv6: format!("fd00:b0f::{last_octet}").parse().expect("ipv6"),
         guest: None,
         image: None,
+        attached: None,
     }
 }

@@ -11,9 +11,11 @@ use boxfence_server::{ExecLimits, Limits};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 
+pub(crate) use api::ApiFile;
 pub(crate) use kernel::{KernelFile, KernelSettings};
 pub(crate) use runtime::RuntimeFile;
 
+mod api;
 mod kernel;
 mod runtime;
 
@@ -80,6 +82,8 @@ pub(crate) struct Config {
     pub(crate) kernel: KernelSettings,
     /// How boxes' containers are made (`[runtime]`).
     pub(crate) runtime: boxfence_engine::SandboxConfig,
+    /// The API's unix socket, if any (`[api]`).
+    pub(crate) unix_socket: Option<boxfence_server::UnixSocket>,
 }
 
 /// The `[resolver]` section.
@@ -149,6 +153,8 @@ pub(crate) struct ConfigFile {
     pub(crate) kernel: KernelFile,
     #[serde(default)]
     pub(crate) runtime: RuntimeFile,
+    #[serde(default)]
+    pub(crate) api: ApiFile,
 }
 
 /// The `[exec]` section as written.
@@ -234,6 +240,7 @@ impl ConfigFile {
             .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
         // `boxfence run` and `boxfence image` use the daemon's store.
         runtime.images = Some(state_dir.join("images"));
+        let unix_socket = api::resolve_api(overrides.api, self.api);
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
                 Some(listen) => listen,
@@ -282,6 +289,7 @@ impl ConfigFile {
             limits,
             kernel,
             runtime,
+            unix_socket,
         })
     }
 }
