@@ -13,6 +13,7 @@ mod netlink;
 mod netns;
 pub mod nflog;
 mod nfnl;
+pub mod nfqueue;
 pub mod nft;
 pub mod nft_netlink;
 pub mod nft_watch;
@@ -22,7 +23,7 @@ pub mod ruleset;
 
 pub use command::{CommandError, HostNetns};
 pub use netlink::socket::SocketError;
-pub use netns::NetnsError;
+pub use netns::{NetnsError, identity as netns_identity};
 pub use nfnl::NfnlError;
 pub use rtnetlink::RtnlError;
 

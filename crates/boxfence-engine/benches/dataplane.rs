@@ -251,6 +251,7 @@ impl Rig {
             mark: MARK,
             always_blocked: blocked.intervals(),
             flowtable_uplinks: None,
+            name_check: None,
         };
         let engine = runtime
             .block_on(async { LinuxEngine::start(config) })
@@ -291,6 +292,8 @@ impl Rig {
             id: id.into(),
             addresses: self.pool.allocate(&used).expect("free address"),
             guest: None,
+            attachment: None,
+            image: None,
         }
     }
 

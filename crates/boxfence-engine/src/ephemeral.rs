@@ -35,6 +35,10 @@ pub struct EphemeralRun {
     pub sandbox: crate::SandboxConfig,
     /// Upstream DNS servers of the built-in resolver.
     pub upstreams: Vec<SocketAddr>,
+    /// The box's size; none: the configured one.
+    pub guest: Option<boxfence_policy::Guest>,
+    /// The image of its root; none: the default root.
+    pub image: Option<String>,
     /// The command.
     pub request: ExecRequest,
 }
@@ -82,6 +86,8 @@ impl EphemeralRun {
             resolver_port: 53,
             host: HostNetns::current(),
             avoid: Vec::new(),
+            // A queue of its own beside the daemon's.
+            name_check: u16::try_from(slot()).ok().map(|slot| 1000 + slot),
         };
         let engine = LinuxEngine::start(config)?;
         let result = engine
@@ -120,13 +126,18 @@ impl EphemeralRun {
             Arc::clone(&self.always_blocked),
         );
         let spec = MachineSpec {
+            attachment: None,
             id: id.clone(),
             addresses,
-            guest: None,
+            guest: self.guest,
+            image: self.image.clone(),
         };
+        if let Some(image) = &spec.image {
+            engine.check_image(image)?;
+        }
         engine.create_blocking(&spec, &policy)?;
         // The same sandbox as a daemon's box (shutdown removes it).
-        engine.start_sandbox(&engine.link(&spec)?, None)?;
+        engine.start_sandbox(&engine.link(&spec)?, &spec)?;
         engine.exec_blocking(&id, &self.request)
     }
 }

@@ -16,16 +16,21 @@ pub mod flowlog;
 pub mod host;
 mod linux;
 mod metrics;
+mod name_check;
 mod set_writer;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use boxfence_dataplane::links::BoxSide;
 use boxfence_policy::{EffectivePolicy, FlowEvent, HostReport};
 use serde::{Deserialize, Serialize};
 
 pub use address_pool::{AddressPool, PoolError};
+pub use boxfence_dataplane::links::box_mac;
+pub use boxfence_dataplane::netns_identity;
 pub use dns::{QUERY_RATE_PER_BOX, ResolverHandle};
 pub use ephemeral::{EphemeralRun, run_pool};
 pub use linux::{LinuxConfig, LinuxEngine, SandboxConfig, SharedLinuxEngine};
@@ -49,6 +54,36 @@ pub struct MachineSpec {
     pub addresses: MachineAddresses,
     /// Its size; none: the configured default.
     pub guest: Option<boxfence_policy::Guest>,
+    /// The foreign network namespace it is attached to; none: the engine
+    /// makes its namespace and its sandbox.
+    pub attachment: Option<Attachment>,
+    /// The image of its root (a name in the host's image store); none:
+    /// the default root.
+    pub image: Option<String>,
+}
+
+/// A network namespace someone else made (a container runtime), that a
+/// machine enforces the layers on: it gets the box's link, addresses and
+/// routes, and no sandbox (its processes are the runtime's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Where the namespace is (`/proc/<pid>/ns/net`, a bind mount); read
+    /// only when the machine is made.
+    pub netns: PathBuf,
+    /// The name of the box side's interface in it.
+    pub ifname: String,
+}
+
+impl Attachment {
+    /// The box side of the machine's link: named as asked, with a
+    /// hardware address derived from its IPv4 address, which the runtime
+    /// is told.
+    pub fn side(&self, addresses: &MachineAddresses) -> BoxSide {
+        BoxSide {
+            ifname: Some(self.ifname.clone()),
+            mac: Some(box_mac(addresses.ipv4)),
+        }
+    }
 }
 
 /// A command to run inside a machine.
@@ -94,6 +129,13 @@ pub enum EngineError {
     /// runtime missing, say).
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// The kernel does not hold what the engine enforces for a machine
+    /// (what a check found, each problem named).
+    #[error("not enforced as stored: {0}")]
+    Diverged(String),
+    /// The machine names an image this host's image store does not have.
+    #[error("no image `{0}` on this host (boxfence image import)")]
+    NoSuchImage(String),
     /// The kernel lacks a feature the data plane cannot work without.
     #[error(transparent)]
     Unsupported(#[from] boxfence_dataplane::features::MissingFeature),
@@ -124,6 +166,14 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         machines: &[(MachineSpec, EffectivePolicy)],
     ) -> Result<(), EngineError>;
+
+    /// Checks, without changing anything, that the kernel holds what the
+    /// engine enforces for the machine: its link on both sides, its
+    /// addresses, and the ruleset as the model has it.
+    async fn check_machine(&self, id: &str) -> Result<(), EngineError> {
+        let _ = id;
+        Err(EngineError::Unavailable("no data plane to check".into()))
+    }
 
     /// Runs a command inside the machine.
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError>;
@@ -158,6 +208,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Every flow event from now on, of every machine.
     fn subscribe_flows(&self) -> Option<tokio::sync::broadcast::Receiver<FlowEvent>> {
         None
+    }
+
+    /// Whether this host can make a machine from `image` (an engine
+    /// without images refuses nothing here: its create fails instead).
+    fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        let _ = image;
+        Ok(())
     }
 
     /// Whether the data plane's services work now; if not, a sentence per

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+mod attach;
 mod auth;
 mod body;
 mod error;
@@ -39,7 +40,7 @@ pub use auth::{Caller, MintedToken};
 pub use body::DEFAULT_BODY_LIMIT;
 pub use error::ApiError;
 pub use ids::ID_LEN;
-pub use listen::ConnectionLimits;
+pub use listen::{ConnectionLimits, UnixSocket};
 pub use routes::boxes::DEFAULT_APP;
 pub use state::{ServerConfig, StartError};
 
@@ -90,8 +91,39 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_with_unix(listener, None, shutdown).await
+    }
+
+    /// [`Server::serve`], and the same API on `unix` too when given (bound
+    /// before this returns its first connection; an error binding it is
+    /// returned at once).
+    pub async fn serve_with_unix(
+        self,
+        listener: TcpListener,
+        unix: Option<UnixSocket>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let limits = self.state.connection_limits;
-        listen::serve(listener, self.router(), limits, shutdown).await
+        let Some(socket) = unix else {
+            return listen::serve(listener, self.router(), limits, shutdown).await;
+        };
+        let unix = listen::UnixAcceptor {
+            listener: socket.bind()?,
+            socket,
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let (tcp, local) = tokio::join!(
+            listen::serve(listener, self.router(), limits, until(stopped.clone())),
+            listen::serve(unix, self.router(), limits, until(stopped)),
+        );
+        tcp.and(local)
     }
 }
 
@@ -125,6 +157,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/apps/{app}/machines/{id}/metadata",
             patch(machine_routes::patch_metadata),
+        )
+        .route(
+            "/v1/apps/{app}/machines/{id}/check",
+            get(machine_routes::check),
         )
         .route(
             "/v1/apps/{app}/machines/{id}/exec",

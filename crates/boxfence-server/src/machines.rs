@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use boxfence_engine::{EngineError, ExecOutput, ExecRequest, MachineAddresses, MachineSpec};
+use boxfence_engine::{EngineError, ExecOutput, ExecRequest, MachineAddresses};
 use boxfence_policy::{
     BoxPolicy, CompiledAppPolicy, Diagnostics, EffectivePolicy, Flow, GuestRequest, JsonPath,
     Machine, read_metadata,
@@ -13,6 +13,7 @@ use boxfence_policy::{
 use boxfence_store::{NewMachine, StoreError, StoredMachine};
 use serde_json::{Map, Value};
 
+use crate::attach::{AttachRequest, refuse_exec, spec};
 use crate::error::ApiError;
 use crate::ids::{is_id, new_id};
 use crate::state::AppState;
@@ -30,6 +31,9 @@ pub(crate) struct MachineRequest {
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) network_policy: BoxPolicy,
     pub(crate) guest: GuestRequest,
+    /// A foreign network namespace to attach instead of making one.
+    pub(crate) attach: Option<AttachRequest>,
+    pub(crate) image: Option<String>,
 }
 
 pub(crate) fn addresses(machine: &StoredMachine) -> MachineAddresses {
@@ -67,6 +71,7 @@ impl AppState {
             addresses: vec![stored.machine.ipv4.into(), stored.machine.ipv6.into()],
         };
         EffectivePolicy::combine(&machine, compiled, Arc::clone(&self.blocked))
+            .with_name_check(self.name_check)
     }
 
     /// Recomputes and enforces the effective policy of every machine of
@@ -121,6 +126,10 @@ impl AppState {
         // than queued ahead of the app's other changes.
         let _slot = self.admission.create(&request.app)?;
         let _app = self.lock_app(&request.app).await;
+        let attached = match request.attach {
+            Some(attach) => Some(self.prepare_attachment(attach).await?),
+            None => None,
+        };
         let id = new_id();
         let name = request.name.unwrap_or_else(|| id.clone());
         let mut attempts = 0;
@@ -137,6 +146,8 @@ impl AppState {
                 ipv4: addresses.ipv4,
                 ipv6: addresses.ipv6,
                 guest: Some(request.guest.or(self.default_guest)),
+                attached: attached.clone(),
+                image: request.image.clone(),
             };
             match self.store.insert_machine(&machine).await {
                 Err(StoreError::AddressInUse) if attempts < ALLOCATION_ATTEMPTS => attempts += 1,
@@ -144,14 +155,9 @@ impl AppState {
             }
         };
         let compiled = self.compiled_policies(&request.app).await?;
-        let spec = MachineSpec {
-            id: id.clone(),
-            addresses: addresses(&stored),
-            guest: stored.machine.guest,
-        };
         if let Err(error) = self
             .engine
-            .create_machine(&spec, &self.effective(&stored, &compiled))
+            .create_machine(&spec(&stored), &self.effective(&stored, &compiled))
             .await
         {
             if let Err(store_error) = self.store.delete_machine(&id).await {
@@ -253,13 +259,8 @@ impl AppState {
             return Ok(());
         };
         let compiled = self.compiled_policies(&stored.machine.app).await?;
-        let spec = MachineSpec {
-            id: id.to_owned(),
-            addresses: addresses(&stored),
-            guest: stored.machine.guest,
-        };
         self.engine
-            .create_machine(&spec, &self.effective(&stored, &compiled))
+            .create_machine(&spec(&stored), &self.effective(&stored, &compiled))
             .await?;
         Ok(())
     }
@@ -270,6 +271,7 @@ impl AppState {
         machine: &StoredMachine,
         request: &ExecRequest,
     ) -> Result<ExecOutput, ApiError> {
+        refuse_exec(machine)?;
         let _slot = self
             .admission
             .exec(&machine.machine.app, &machine.machine.id)?;

@@ -15,7 +15,7 @@ use crate::routes::{apps, boxes, flows, host, machines, policies};
         apps::create, apps::list, apps::show, apps::delete, apps::mint_token,
         policies::apply, policies::list, policies::list_slash, policies::show, policies::delete,
         machines::create, machines::list, machines::show, machines::patch_metadata,
-        machines::delete, machines::exec, machines::evaluate,
+        machines::delete, machines::check, machines::exec, machines::evaluate,
         boxes::create, boxes::show, boxes::set_network_policy, boxes::exec, boxes::delete,
         flows::machine_flows, flows::box_flows, flows::metrics,
         flows::machine_flow_log, flows::box_flow_log,

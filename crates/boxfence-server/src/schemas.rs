@@ -153,6 +153,9 @@ pub(crate) struct VerdictSchema {
     reason: String,
     /// Each checked layer's finding, in order.
     findings: Vec<serde_json::Value>,
+    /// The name check a domain-authorised TCP flow meets (issue 19), e.g.
+    /// `name check: TLS SNI or HTTP Host must match api.github.com`.
+    name_check: Option<String>,
     /// Limits the user should know about (e.g. CDNs behind a domain).
     caveats: Option<Vec<String>>,
 }
@@ -177,6 +180,28 @@ pub(crate) struct CreateMachineBody {
     config: Option<MachineConfigBody>,
     /// The box policy; default `allow-all`.
     network_policy: Option<BoxPolicySchema>,
+    /// Attach an existing network namespace (a container runtime's)
+    /// instead of making one: the machine gets its link, addresses and
+    /// routes there, and no sandbox (exec answers 409).
+    attach: Option<AttachBody>,
+}
+
+/// A network namespace to attach.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AttachBody {
+    /// Absolute path of the namespace: `/proc/<pid>/ns/net` or a bind
+    /// mount of one.
+    netns: String,
+    /// The interface made inside it; default `eth0`.
+    #[schema(max_length = 15, min_length = 1)]
+    ifname: Option<String>,
+    /// `netns` (default) or `cni` (the CNI plugin, with `container_id`).
+    #[schema(pattern = "^(netns|cni)$")]
+    kind: Option<String>,
+    /// The runtime's container id (`cni` only).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,256}$")]
+    container_id: Option<String>,
 }
 
 /// A machine's configuration.
@@ -187,6 +212,10 @@ pub(crate) struct MachineConfigBody {
     metadata: Option<BTreeMap<String, String>>,
     /// Its size; each part defaults to the daemon's `[runtime]`.
     guest: Option<GuestBody>,
+    /// The image of its root, in the host's image store (`boxfence image
+    /// import`); `:latest` where no tag is given. Absent: the default
+    /// root, a read-only view of the host's system directories.
+    image: Option<String>,
 }
 
 /// A machine's size.
@@ -232,6 +261,9 @@ pub(crate) struct CreateBoxBody {
     app: Option<String>,
     /// Its size; each part defaults to the daemon's `[runtime]`.
     guest: Option<BoxGuestBody>,
+    /// The image of its root, in the host's image store; absent: the
+    /// default root.
+    image: Option<String>,
 }
 
 /// A command to run in a machine.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use boxfence_engine::{AddressPool, Engine, MachineSpec};
+use boxfence_engine::{AddressPool, Engine};
 use boxfence_policy::{AlwaysBlocked, Cidr, ExemptionError, Guest};
 use boxfence_store::{Store, StoreError};
 
@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// A machine's size where its request names none (`[runtime]`).
     pub default_guest: Guest,
+    /// Whether names of domain-authorised flows are checked (issue 19;
+    /// `[network] name_check`): explain reports the check.
+    pub name_check: bool,
 }
 
 impl ServerConfig {
@@ -44,6 +47,7 @@ impl ServerConfig {
             connection_limits: ConnectionLimits::default(),
             limits: Limits::default(),
             default_guest: boxfence_policy::guest::DEFAULT,
+            name_check: true,
         }
     }
 }
@@ -71,6 +75,8 @@ pub(crate) struct AppState {
     pub(crate) admission: Admission,
     /// A machine's size where its request names none.
     pub(crate) default_guest: Guest,
+    /// Whether names of domain-authorised flows are checked.
+    pub(crate) name_check: bool,
     /// One lock per app: changes that recompute an app's effective
     /// policies run one at a time, each reading the store after the
     /// previous one's apply, so the kernel never ends on a stale state.
@@ -113,6 +119,7 @@ impl AppState {
             connection_limits: config.connection_limits,
             admission: Admission::new(config.limits),
             default_guest: config.default_guest,
+            name_check: config.name_check,
             app_locks: Mutex::new(HashMap::new()),
         };
         Ok((state, generated))
@@ -133,6 +140,7 @@ impl AppState {
     /// Hands every stored machine with its effective policy to the engine,
     /// which makes the data plane match.
     pub(crate) async fn reconcile(&self) -> Result<usize, crate::error::ApiError> {
+        self.forget_gone_attachments().await?;
         let machines = self.store.machines(None).await?;
         let mut desired = Vec::with_capacity(machines.len());
         let mut by_app: HashMap<String, Vec<_>> = HashMap::new();
@@ -146,11 +154,7 @@ impl AppState {
             let compiled = self.compiled_policies(&app).await?;
             for machine in machines {
                 desired.push((
-                    MachineSpec {
-                        id: machine.machine.id.clone(),
-                        addresses: crate::machines::addresses(machine),
-                        guest: machine.machine.guest,
-                    },
+                    crate::attach::spec(machine),
                     self.effective(machine, &compiled),
                 ));
             }

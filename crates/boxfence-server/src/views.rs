@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use boxfence_policy::{BoxPolicy, Diagnostic};
-use boxfence_store::{App, StoredMachine, StoredPolicy};
+use boxfence_store::{App, AttachKind, Attachment, StoredMachine, StoredPolicy};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -47,6 +47,9 @@ pub(crate) struct MachineConfigView {
     /// have the daemon's default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) guest: Option<GuestView>,
+    /// Its image (absent: the default root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) image: Option<String>,
 }
 
 /// A machine's size (Machines API).
@@ -91,6 +94,62 @@ pub(crate) struct MachineView {
     pub(crate) created_at: String,
     /// RFC 3339.
     pub(crate) updated_at: String,
+    /// The network namespace someone else made that it is attached to
+    /// (absent for machines boxfence made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) attached: Option<AttachedView>,
+}
+
+/// What an attached machine is attached to.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AttachedView {
+    /// `cni` (a CNI plugin's ADD) or `netns` (attached by path).
+    pub(crate) kind: &'static str,
+    /// The runtime's container id (`cni` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) container_id: Option<String>,
+    /// The namespace's path as given.
+    pub(crate) netns: String,
+    /// The interface inside it.
+    pub(crate) ifname: String,
+    /// That interface's hardware address.
+    pub(crate) mac: String,
+    /// The gateways of its default routes, and its DNS servers (the
+    /// built-in resolver).
+    pub(crate) gateways: AddressesView,
+}
+
+impl AttachedView {
+    fn new(attached: Attachment, ipv4: std::net::Ipv4Addr) -> Self {
+        let mac = boxfence_engine::box_mac(ipv4)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        Self {
+            kind: match attached.kind {
+                AttachKind::Cni => "cni",
+                AttachKind::Netns => "netns",
+            },
+            container_id: attached.container_id,
+            netns: attached.netns,
+            ifname: attached.ifname,
+            mac,
+            gateways: AddressesView {
+                ipv4: attached.gateways.0.to_string(),
+                ipv6: attached.gateways.1.to_string(),
+            },
+        }
+    }
+}
+
+/// A check's answer: the kernel enforces what is stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Checked {
+    /// The machine.
+    pub(crate) id: String,
+    /// Always true (a difference answers 409).
+    pub(crate) enforced: bool,
 }
 
 impl From<StoredMachine> for MachineView {
@@ -107,12 +166,16 @@ impl From<StoredMachine> for MachineView {
                     cpus: guest.cpus,
                     memory_mb: guest.memory_mb,
                 }),
+                image: machine.image,
             },
             network_policy: machine.network_policy,
             addresses: AddressesView {
                 ipv4: machine.ipv4.to_string(),
                 ipv6: machine.ipv6.to_string(),
             },
+            attached: machine
+                .attached
+                .map(|attached| AttachedView::new(attached, machine.ipv4)),
             created_at: stored.created_at,
             updated_at: stored.updated_at,
         }
@@ -140,6 +203,9 @@ pub(crate) struct BoxView {
     /// Its size (absent for boxes made before sizes were kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) guest: Option<BoxGuestView>,
+    /// Its image (absent: the default root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) image: Option<String>,
     /// The box's addresses.
     pub(crate) addresses: AddressesView,
     /// RFC 3339.
@@ -162,6 +228,7 @@ impl From<StoredMachine> for BoxView {
                 cpus: guest.cpus,
                 memory_mb: guest.memory_mb,
             }),
+            image: machine.image,
             addresses: AddressesView {
                 ipv4: machine.ipv4.to_string(),
                 ipv6: machine.ipv6.to_string(),

@@ -22,7 +22,9 @@ use async_trait::async_trait;
 use boxfence_policy::{AppPolicy, BoxPolicy};
 
 pub use error::StoreError;
-pub use model::{App, NewMachine, NewToken, StoredMachine, StoredPolicy, StoredToken};
+pub use model::{
+    App, AttachKind, Attachment, NewMachine, NewToken, StoredMachine, StoredPolicy, StoredToken,
+};
 pub use sqlite::{DEFAULT_DATABASE, SqliteStore};
 pub use time::{format_unix, now_rfc3339};
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use boxfence_policy::{AppPolicy, BoxPolicy, Guest};
+use serde::{Deserialize, Serialize};
 
 /// A namespace for machines and app policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,42 @@ pub struct NewMachine {
     pub ipv6: Ipv6Addr,
     /// Its size (none for machines stored before sizes were kept).
     pub guest: Option<Guest>,
+    /// Its image; none: the default root.
+    pub image: Option<String>,
+    /// The network namespace it was attached to, when someone else made
+    /// that (a container runtime); none for boxes boxfence made.
+    pub attached: Option<Attachment>,
+}
+
+/// Who asked for an attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachKind {
+    /// A CNI plugin's ADD, for a container.
+    Cni,
+    /// `POST .../machines` with a namespace's path.
+    Netns,
+}
+
+/// A machine's foreign network namespace, as attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Who asked.
+    pub kind: AttachKind,
+    /// The runtime's container id (CNI only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// The path the namespace was given by (`/proc/<pid>/ns/net`, a
+    /// runtime's bind mount): when it no longer names the same namespace,
+    /// the namespace's owner is gone.
+    pub netns: String,
+    /// The namespace's identity when attached: device and inode of its
+    /// nsfs file.
+    pub netns_id: (u64, u64),
+    /// The interface inside the namespace.
+    pub ifname: String,
+    /// The gateways its routes go through (the host side's addresses).
+    pub gateways: (Ipv4Addr, Ipv6Addr),
 }
 
 /// A machine as stored.

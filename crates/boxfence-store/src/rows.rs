@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::StoreError;
-use crate::model::{App, NewMachine, StoredMachine, StoredPolicy};
+use crate::model::{App, Attachment, NewMachine, StoredMachine, StoredPolicy};
 
 pub(crate) fn app(row: &SqliteRow) -> Result<App, StoreError> {
     Ok(App {
@@ -50,6 +50,13 @@ fn guest(row: &SqliteRow) -> Result<Option<Guest>, StoreError> {
     })
 }
 
+/// The attachment, for a machine on a foreign network namespace.
+fn attached(row: &SqliteRow) -> Result<Option<Attachment>, StoreError> {
+    let text: Option<String> = row.try_get("attached")?;
+    text.map(|text| serde_json::from_str(&text).map_err(|e| StoreError::corrupt("attachment", e)))
+        .transpose()
+}
+
 pub(crate) fn machine(row: &SqliteRow) -> Result<StoredMachine, StoreError> {
     let metadata: String = row.try_get("metadata")?;
     let network_policy: String = row.try_get("network_policy")?;
@@ -68,6 +75,8 @@ pub(crate) fn machine(row: &SqliteRow) -> Result<StoredMachine, StoreError> {
             ipv4: ipv4.parse().map_err(|e| StoreError::corrupt("ipv4", e))?,
             ipv6: ipv6.parse().map_err(|e| StoreError::corrupt("ipv6", e))?,
             guest: guest(row)?,
+            image: row.try_get("image")?,
+            attached: attached(row)?,
         },
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,

@@ -25,7 +25,8 @@ use crate::time::now_rfc3339;
 pub const DEFAULT_DATABASE: &str = "sqlite://./boxfence.db";
 
 const MACHINE_COLUMNS: &str = "id, app, name, runtime, metadata, network_policy, ipv4, ipv6, \
-                               guest_cpus, guest_memory_mb, version, created_at, updated_at";
+                               guest_cpus, guest_memory_mb, image, attached, version, \
+                               created_at, updated_at";
 
 /// [`Store`] on SQLite.
 #[derive(Debug, Clone)]
@@ -270,11 +271,17 @@ impl Store for SqliteStore {
         let now = now_rfc3339();
         let metadata = json("metadata", &machine.metadata)?;
         let network_policy = json("network policy", &machine.network_policy)?;
+        let attached = machine
+            .attached
+            .as_ref()
+            .map(|attached| json("attachment", attached))
+            .transpose()?;
         self.write(async |tx| {
             query(
                 "INSERT INTO machines (id, app, name, runtime, metadata, network_policy, ipv4, \
-                 ipv6, guest_cpus, guest_memory_mb, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)",
+                 ipv6, guest_cpus, guest_memory_mb, image, attached, version, created_at, \
+                 updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13)",
             )
             .bind(&machine.id)
             .bind(&machine.app)
@@ -286,6 +293,8 @@ impl Store for SqliteStore {
             .bind(machine.ipv6.to_string())
             .bind(machine.guest.map(|guest| i64::from(guest.cpus)))
             .bind(machine.guest.map(|guest| i64::from(guest.memory_mb)))
+            .bind(machine.image.as_deref())
+            .bind(&attached)
             .bind(&now)
             .execute(tx)
             .await

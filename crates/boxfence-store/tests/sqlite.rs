@@ -202,7 +202,7 @@ async fn metadata_updates_are_optimistic() {
 }
 
 #[tokio::test]
-async fn a_machine_keeps_its_size() {
+async fn a_machine_keeps_its_size_image_and_attachment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path()).await;
     store.create_app("web").await.expect("create app");
@@ -210,8 +210,21 @@ async fn a_machine_keeps_its_size() {
         cpus: 2,
         memory_mb: 768,
     };
+    let attachment = boxfence_store::Attachment {
+        kind: boxfence_store::AttachKind::Cni,
+        container_id: Some("c0ffee".into()),
+        netns: "/run/netns/cni-1234".into(),
+        netns_id: (4, 4026532000),
+        ifname: "eth0".into(),
+        gateways: (
+            std::net::Ipv4Addr::new(10, 200, 0, 1),
+            "fd00:b0f::1".parse().expect("ipv6"),
+        ),
+    };
     let sized = boxfence_store::NewMachine {
         guest: Some(guest),
+        image: Some("busybox:1.36".into()),
+        attached: Some(attachment.clone()),
         ..machine("m1", "web", 2, BoxPolicy::AllowAll)
     };
     store.insert_machine(&sized).await.expect("insert");
@@ -223,6 +236,10 @@ async fn a_machine_keeps_its_size() {
     let store = open(dir.path()).await;
     let m1 = store.machine("m1").await.expect("read").expect("exists");
     assert_eq!(m1.machine.guest, Some(guest));
+    assert_eq!(m1.machine.image.as_deref(), Some("busybox:1.36"));
+    assert_eq!(m1.machine.attached, Some(attachment));
     let m2 = store.machine("m2").await.expect("read").expect("exists");
     assert_eq!(m2.machine.guest, None, "no size asked, none kept");
+    assert_eq!(m2.machine.image, None);
+    assert_eq!(m2.machine.attached, None, "a box boxfence made");
 }

@@ -21,7 +21,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::rule::{IpFamily, Rule};
-use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, Writer};
+use crate::netlink::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, Writer};
 
 const NLM_F_EXCL: u16 = 0x200;
 
@@ -86,14 +86,24 @@ impl Request {
         self.writer.bytes()
     }
 
-    /// `ip link add <name> type veth peer name <peer> netns <netns>`:
-    /// the peer is made right in the namespace open at `netns_fd`.
-    pub(crate) fn add_veth(&mut self, name: &str, peer: &str, netns_fd: RawFd, netns: &str) {
+    /// `ip link add <name> type veth peer name <peer> netns <netns>
+    /// [address <mac>]`: the peer is made right in the namespace open at
+    /// `netns_fd`, with `mac` when given (else a random one).
+    pub(crate) fn add_veth(
+        &mut self,
+        name: &str,
+        (peer, mac): (&str, Option<[u8; 6]>),
+        netns_fd: RawFd,
+        netns: &str,
+    ) {
         let label = format!("link add {name} type veth peer name {peer} netns {netns}");
         // The caller keeps the descriptor open until the request is
         // answered.
         let mut peer = Dev::named(peer).message();
         peer.attributes.push(LinkAttribute::NetNsFd(netns_fd));
+        if let Some(mac) = mac {
+            peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
         let mut link = Dev::named(name).message();
         link.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Veth),
@@ -159,6 +169,15 @@ impl Request {
             RouteNetlinkMessage::GetLink(Dev::named(name).message()),
             0,
             label,
+        );
+    }
+
+    /// `ip addr show`: every address of the namespace.
+    pub(crate) fn get_addresses(&mut self) {
+        self.push(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+            "addr show".to_owned(),
         );
     }
 

@@ -22,6 +22,8 @@ use crate::netlink::socket::{Family, Socket, SocketError};
 
 /// `RTM_NEWLINK`: a link, as an answer to `RTM_GETLINK` describes it.
 const RTM_NEWLINK: u16 = 16;
+/// `RTM_NEWADDR`: an address, as an answer to `RTM_GETADDR` describes it.
+const RTM_NEWADDR: u16 = 20;
 
 /// Why an rtnetlink request failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,29 @@ impl RtSocket {
         ifindex.ok_or(RtnlError::Socket(SocketError::Malformed(
             "no link in the answer to RTM_GETLINK",
         )))
+    }
+
+    /// Every address of the namespace, with its link's index.
+    pub(crate) fn addresses(&mut self) -> Result<Vec<(u32, std::net::IpAddr)>, RtnlError> {
+        use netlink_packet_core::Parseable as _;
+        use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+        let mut request = Request::new(self.socket.next_seq());
+        request.get_addresses();
+        let mut found = Vec::new();
+        let outcomes = self.exchange(&request, |reply| {
+            if reply.kind == RTM_NEWADDR {
+                let message = AddressMessage::parse(reply.payload)
+                    .map_err(|_| SocketError::Malformed("bad ifaddrmsg in RTM_NEWADDR"))?;
+                let address = message.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(ip),
+                    _ => None,
+                });
+                found.extend(address.map(|ip| (message.header.index, *ip)));
+            }
+            Ok(())
+        })?;
+        outcomes.into_iter().collect::<Result<(), _>>()?;
+        Ok(found)
     }
 
     /// Sends `request`, waits for all its answers (other replies go to

@@ -19,6 +19,7 @@ use crate::testing::ScratchNetns;
 fn model(uplinks: &[&str]) -> Ruleset {
     let mut ruleset = Ruleset::new(TableConfig {
         uplinks: uplinks.iter().map(|u| (*u).to_owned()).collect(),
+        name_check: Some(super::NameCheck::new(3, config().mark)),
         ..config()
     });
     let custom = json!({"mode": "custom", "allowedDomains": ["api.github.com"],

@@ -2,14 +2,14 @@
 //! flows the new policies deny) and reconcile, each one transaction of the
 //! table under the engine's lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
 use boxfence_dataplane::ruleset::{BoxLink, Ruleset};
 use boxfence_policy::EffectivePolicy;
 
 use super::{LinuxEngine, kernel};
-use crate::{EngineError, MachineSpec};
+use crate::{Attachment, EngineError, MachineAddresses, MachineSpec};
 
 impl LinuxEngine {
     pub(crate) fn link(&self, machine: &MachineSpec) -> Result<BoxLink, EngineError> {
@@ -41,22 +41,53 @@ impl LinuxEngine {
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
         let link = self.link(machine)?;
-        let mut state = self.lock_to_change();
-        if state.links.contains_key(&machine.id) {
+        if self.lock().links.contains_key(&machine.id) {
             return Err(EngineError::Kernel(format!(
                 "machine {} exists",
                 machine.id
             )));
         }
+        // Made before the lock (a process of its own, which no change
+        // waits for). The server never creates one id twice at once.
+        let netns = match machine.attachment {
+            // Its namespace is the runtime's.
+            Some(_) => None,
+            None => self.box_netns(&link)?,
+        };
+        let created = self.create_locked(machine, policy, &link, netns);
+        if created.is_err() && machine.attachment.is_none() {
+            let _ = self.stop_sandbox(&link.id);
+        }
+        created
+    }
+
+    fn create_locked(
+        &self,
+        machine: &MachineSpec,
+        policy: &EffectivePolicy,
+        link: &BoxLink,
+        netns: Option<std::fs::File>,
+    ) -> Result<(), EngineError> {
+        let link = link.clone();
+        let mut state = self.lock_to_change();
         self.write_resolv_conf(&machine.id)?;
         let host = &self.config.host;
         let batch = state.ruleset.upsert_boxes(&[(link.clone(), policy)]);
+        let make_link = || match &machine.attachment {
+            Some(attachment) => self.link_config.attach(
+                host,
+                &link,
+                &attachment.side(&machine.addresses),
+                &attachment.netns,
+            ),
+            None => self.link_config.create_in(host, &link, netns),
+        };
         let (linked, ruled) = if self.paths.links_before_table() {
             // The kernel hooks a chain (older kernels) or a flowtable only
             // on a device that exists. Until the chain is there, what the
             // box sends is refused as unproved (`from_box`), and nothing
             // runs in it yet anyway.
-            match self.link_config.create(host, &link) {
+            match make_link() {
                 Ok(()) => (Ok(()), state.commit(&batch)),
                 Err(error) => (Err(error), Err("not tried: the link failed".to_owned())),
             }
@@ -65,7 +96,7 @@ impl LinuxEngine {
             // and nothing runs in the box before this returns: the link
             // and the rules are made side by side.
             std::thread::scope(|scope| {
-                let linking = scope.spawn(|| self.link_config.create(host, &link));
+                let linking = scope.spawn(make_link);
                 let ruled = state.commit(&batch);
                 let linked = linking
                     .join()
@@ -94,6 +125,11 @@ impl LinuxEngine {
         // flows went when its previous owner was deleted).
         state.flows.insert(machine.id.clone(), (0, Vec::new()));
         state.links.insert(machine.id.clone(), link);
+        if let Some(attachment) = &machine.attachment {
+            state
+                .attached
+                .insert(machine.id.clone(), attachment.clone());
+        }
         Ok(())
     }
 
@@ -104,6 +140,7 @@ impl LinuxEngine {
             .remove(id)
             .ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
         state.flows.remove(id);
+        state.attached.remove(id);
         let host = &self.config.host;
         let mut errors = Vec::new();
         if let Some(batch) = state.ruleset.remove_box(id)
@@ -175,9 +212,13 @@ impl LinuxEngine {
         let mut state = self.lock_to_change();
         let host = &self.config.host;
         let mut links = BTreeMap::new();
+        let mut attached = HashMap::new();
         let mut boxes = Vec::new();
         for (machine, policy) in machines {
             let link = self.link(machine)?;
+            if let Some(attachment) = &machine.attachment {
+                attached.insert(machine.id.clone(), attachment.clone());
+            }
             links.insert(link.id.clone(), link.clone());
             boxes.push((link, policy));
         }
@@ -197,7 +238,16 @@ impl LinuxEngine {
         // Links first: older kernels hook a device chain, and every kernel
         // a flowtable, only on a device that exists. A new link's traffic
         // is refused as unproved until its chain is there.
-        errors.extend(self.repair_links(links.values()));
+        // (An attached box's namespace is its runtime's: kept as it is.)
+        let remade = links
+            .values()
+            .filter(|link| !attached.contains_key(&link.id) && !self.has_userns(&link.id));
+        for link in remade {
+            if let Err(error) = self.link_config.delete(host, link) {
+                errors.push(error.to_string());
+            }
+        }
+        errors.extend(self.repair_links(links.values(), &attached));
         // The whole table is replaced in one transaction: no moment where
         // a box is less restricted than its policy.
         let mut ruleset = Ruleset::new(state.ruleset.config().clone());
@@ -210,6 +260,7 @@ impl LinuxEngine {
         self.directory.forget_written();
         self.publish(&boxes)?;
         state.links = links;
+        state.attached = attached;
         if errors.is_empty() {
             Ok(())
         } else {
@@ -218,14 +269,31 @@ impl LinuxEngine {
     }
 
     /// Makes anew each box link whose namespace or device is gone (with
-    /// its resolv.conf); returns what failed.
-    pub(super) fn repair_links<'a>(&self, links: impl Iterator<Item = &'a BoxLink>) -> Vec<String> {
+    /// its resolv.conf; an attached box's namespace is never made anew,
+    /// only its link); returns what failed.
+    pub(super) fn repair_links<'a>(
+        &self,
+        links: impl Iterator<Item = &'a BoxLink>,
+        attached: &HashMap<String, Attachment>,
+    ) -> Vec<String> {
         let mut errors = Vec::new();
+        let host = &self.config.host;
         for link in links {
             let repaired = self.write_resolv_conf(&link.id).and_then(|()| {
-                self.link_config
-                    .repair(&self.config.host, link)
-                    .map_err(kernel)
+                match attached.get(&link.id) {
+                    Some(attachment) => {
+                        let addresses = MachineAddresses {
+                            ipv4: link.ipv4,
+                            ipv6: link.ipv6,
+                        };
+                        self.link_config
+                            .repair_attached(host, link, &attachment.side(&addresses))
+                    }
+                    None => self.link_config.repair(host, link, || {
+                        self.box_netns(link).map_err(std::io::Error::other)
+                    }),
+                }
+                .map_err(kernel)
             });
             if let Err(error) = repaired {
                 errors.push(error.to_string());
@@ -250,5 +318,44 @@ impl LinuxEngine {
             })
             .filter(|id| !keep.contains_key(id))
             .collect()
+    }
+}
+
+impl LinuxEngine {
+    /// What differs between the kernel and the model for box `id`: its
+    /// link on both sides, its addresses, the ruleset.
+    pub(super) fn check_blocking(&self, id: &str) -> Result<(), EngineError> {
+        let (link, side) = {
+            let state = self.lock();
+            let link = state
+                .links
+                .get(id)
+                .cloned()
+                .ok_or_else(|| EngineError::NoSuchMachine(id.to_owned()))?;
+            let addresses = MachineAddresses {
+                ipv4: link.ipv4,
+                ipv6: link.ipv6,
+            };
+            let side = state
+                .attached
+                .get(id)
+                .map(|attachment| attachment.side(&addresses))
+                .unwrap_or_default();
+            (link, side)
+        };
+        let mut problems = self.link_config.problems(&self.config.host, &link, &side);
+        if let Some(what) = self.table_difference()? {
+            problems.push(format!("ruleset: {what}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Diverged(problems.join("; ")))
+        }
+    }
+
+    /// Whether box `id` lives in a namespace someone else made.
+    pub(super) fn is_attached(&self, id: &str) -> bool {
+        self.lock().attached.contains_key(id)
     }
 }

@@ -13,7 +13,7 @@ use boxfence_dataplane::features::{FastPath, Feature, KernelFeatures, Paths};
 use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::nft_watch::NftWatch;
 use boxfence_dataplane::routing::FailClosedRouting;
-use boxfence_dataplane::ruleset::{Batch, BoxLink, Ruleset, TableConfig};
+use boxfence_dataplane::ruleset::{Batch, BoxLink, NameCheck, Ruleset, TableConfig};
 use boxfence_policy::{AlwaysBlocked, EffectivePolicy, FlowEvent};
 
 use boxfence_dataplane::nft_netlink::NftSocket;
@@ -22,7 +22,7 @@ use boxfence_resolver::directory::Directory;
 use crate::dns::{SetWriter, new_directory};
 use crate::flowlog::FlowLog;
 use crate::metrics::EngineMetrics;
-use crate::{AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
+use crate::{AddressPool, Attachment, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec};
 
 mod changes;
 mod flows;
@@ -65,6 +65,10 @@ pub struct LinuxConfig {
     /// fallbacks run instead (tests force each fallback this way, and
     /// `[network] flowtable = false` avoids the flowtable).
     pub avoid: Vec<Feature>,
+    /// The NFQUEUE that name checks of domain-authorised flows use (issue
+    /// 19), unique among the engines of the namespace; `None`: names are
+    /// not checked (`[network] name_check = "off"`).
+    pub name_check: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -80,6 +84,8 @@ struct State {
     flows: HashMap<String, (u64, Vec<Entry>)>,
     /// Bumped by every call that may change the table (`lock_to_change`).
     generation: u64,
+    /// The boxes on namespaces someone else made, by id.
+    attached: HashMap<String, Attachment>,
 }
 
 impl State {
@@ -110,6 +116,9 @@ pub struct LinuxEngine {
     pub(crate) log_allowed: Mutex<std::collections::HashSet<String>>,
     /// Set once the new-connection reader runs.
     pub(crate) new_flow_reader: std::sync::OnceLock<()>,
+    /// Whether the name checker is bound to its queue, or asked to leave
+    /// it (a test of the checker being down).
+    pub(crate) name_checker: crate::name_check::CheckerState,
     /// The boxes' containers, or why there can be none.
     sandboxes: Result<boxfence_sandbox::Sandboxes, String>,
     /// The ctnetlink socket that cuts flows (used under the state lock).
@@ -159,6 +168,9 @@ impl LinuxEngine {
             always_blocked: config.always_blocked.intervals(),
             flowtable_uplinks: (paths.forwarding == FastPath::Flowtable)
                 .then(|| present(&config.host, &config.uplinks).unwrap_or_default()),
+            name_check: config
+                .name_check
+                .map(|queue| NameCheck::new(queue, config.mark)),
         };
         let link_config = LinkConfig {
             netns_prefix: config.netns_prefix.clone(),
@@ -189,10 +201,13 @@ impl LinuxEngine {
                 .map_err(kernel)?;
         }
         let conntrack = Conntrack::open_in(&config.host).map_err(kernel)?;
+        let images =
+            (config.sandbox.images.clone()).unwrap_or_else(|| config.state_dir.join("images"));
         let sandboxes = boxfence_sandbox::Sandboxes::new(
             config.sandbox.runtime,
             &config.state_dir.join("sandbox"),
             &config.sandbox.init,
+            &images,
         )
         .map_err(|e| e.to_string());
         let engine = Arc::new(Self {
@@ -205,6 +220,7 @@ impl LinuxEngine {
                 links: BTreeMap::new(),
                 flows: HashMap::new(),
                 generation: 0,
+                attached: HashMap::new(),
             }),
             directory: new_directory(),
             flow_log: Arc::default(),
@@ -212,6 +228,7 @@ impl LinuxEngine {
             resolver: std::sync::OnceLock::new(),
             log_allowed: Mutex::default(),
             new_flow_reader: std::sync::OnceLock::new(),
+            name_checker: crate::name_check::CheckerState::default(),
             sandboxes,
             conntrack: Mutex::new(conntrack),
             watch: Mutex::new(Watch::new(nft)),
@@ -225,6 +242,14 @@ impl LinuxEngine {
             .install(&engine.config.host)
             .map_err(kernel)?;
         engine.spawn_packet_log().map_err(kernel)?;
+        if let Some(marks) = engine
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.ruleset.config().name_check)
+        {
+            engine.spawn_name_checker(marks).map_err(kernel)?;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(watchdog(Arc::downgrade(&engine)));
         }
@@ -237,8 +262,10 @@ impl LinuxEngine {
         let mut state = self.lock();
         let host = &self.config.host;
         let mut errors = Vec::new();
+        let attached = std::mem::take(&mut state.attached);
         for link in std::mem::take(&mut state.links).values() {
             if let Ok(sandboxes) = &self.sandboxes
+                && !attached.contains_key(&link.id)
                 && let Err(error) = sandboxes.delete(&self.link_config.netns(&link.id))
             {
                 errors.push(error.to_string());
@@ -387,6 +414,14 @@ impl LinuxEngine {
         f()
     }
 
+    /// `policy` as this engine enforces it: names are checked iff its
+    /// configuration says so, whatever the caller assumed.
+    pub fn as_enforced(&self, policy: &EffectivePolicy) -> EffectivePolicy {
+        policy
+            .clone()
+            .with_name_check(self.config.name_check.is_some())
+    }
+
     /// Addresses in use by boxes this engine runs.
     pub fn used_addresses(&self) -> HashSet<IpAddr> {
         self.lock()
@@ -421,22 +456,33 @@ impl Engine for SharedLinuxEngine {
         machine: &MachineSpec,
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
-        let (spec, policy) = (machine.clone(), policy.clone());
+        if let Some(image) = &machine.image {
+            self.0.check_image(image)?;
+        }
+        let (spec, policy) = (machine.clone(), self.0.as_enforced(policy));
         let link = change(&self.0, move |engine| {
             engine.create_blocking(&spec, &policy)?;
             engine.link(&spec)
         })
         .await?;
+        if machine.attachment.is_some() {
+            // Its processes are the runtime's: no sandbox.
+            return Ok(());
+        }
         let engine = Arc::clone(&self.0);
-        let guest = machine.guest;
+        let shape = machine.clone();
         let started = on_own_thread("boxfence-create", move || {
-            engine.start_sandbox(&link, guest)
+            engine.start_sandbox(&link, &shape)
         })
         .await;
         if let Err(error) = started {
-            // No box without its sandbox: its network goes too.
+            // No box without its sandbox: its namespaces and network go too.
             let id = machine.id.clone();
-            let _ = change(&self.0, move |engine| engine.delete_blocking(&id)).await;
+            let _ = change(&self.0, move |engine| {
+                let _ = engine.stop_sandbox(&id);
+                engine.delete_blocking(&id)
+            })
+            .await;
             return Err(error);
         }
         Ok(())
@@ -444,15 +490,20 @@ impl Engine for SharedLinuxEngine {
 
     async fn delete_machine(&self, id: &str) -> Result<(), EngineError> {
         let (engine, owned) = (Arc::clone(&self.0), id.to_owned());
-        // Its processes end before its network does.
-        let stopped = on_own_thread("boxfence-delete", move || engine.stop_sandbox(&owned)).await;
+        // Its processes end before its network does (an attached box's
+        // are the runtime's).
+        let stopped = if self.0.is_attached(id) {
+            Ok(())
+        } else {
+            on_own_thread("boxfence-delete", move || engine.stop_sandbox(&owned)).await
+        };
         let id = id.to_owned();
         change(&self.0, move |engine| engine.delete_blocking(&id)).await?;
         stopped
     }
 
     async fn apply(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
-        let policies = policies.to_vec();
+        let policies: Vec<_> = policies.iter().map(|p| self.0.as_enforced(p)).collect();
         change(&self.0, move |engine| engine.apply_blocking(&policies)).await
     }
 
@@ -471,12 +522,16 @@ impl Engine for SharedLinuxEngine {
             Ok(engine.remove_stale_sandboxes(&keep))
         })
         .await?;
-        let owned = machines.to_vec();
+        let owned: Vec<_> = machines
+            .iter()
+            .map(|(machine, policy)| (machine.clone(), self.0.as_enforced(policy)))
+            .collect();
         change(&self.0, move |engine| engine.reconcile_blocking(&owned)).await?;
         let engine = Arc::clone(&self.0);
         let links: Vec<_> = machines
             .iter()
-            .filter_map(|(machine, _)| Some((self.0.link(machine).ok()?, machine.guest)))
+            .filter(|(machine, _)| machine.attachment.is_none())
+            .filter_map(|(machine, _)| Some((self.0.link(machine).ok()?, machine.clone())))
             .collect();
         errors.extend(
             on_own_thread("boxfence-reconcile", move || {
@@ -489,6 +544,13 @@ impl Engine for SharedLinuxEngine {
         } else {
             Err(EngineError::Sandbox(errors.join("; ")))
         }
+    }
+
+    async fn check_machine(&self, id: &str) -> Result<(), EngineError> {
+        let (engine, id) = (Arc::clone(&self.0), id.to_owned());
+        // On the watchdog's thread: a reading of the table takes long at
+        // 1,000 boxes, and changes must not wait behind it.
+        self.0.checks.run(move || engine.check_blocking(&id)).await
     }
 
     async fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, EngineError> {
@@ -523,6 +585,10 @@ impl Engine for SharedLinuxEngine {
 
     fn health(&self) -> Result<(), Vec<String>> {
         self.0.health()
+    }
+
+    fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        self.0.check_image(image)
     }
 
     fn host_report(&self) -> boxfence_policy::HostReport {

@@ -116,6 +116,20 @@ impl LinuxEngine {
     }
 
     fn compare(&self, watch: &mut Watch) -> Result<Comparison, EngineError> {
+        match self.difference(watch)? {
+            Reading::Intact => Ok(Comparison::Intact),
+            Reading::Busy => Ok(Comparison::Busy),
+            Reading::Differs(what, mut state) => {
+                eprintln!("boxfence: the nftables table is not the engine's: {what}; restoring it");
+                self.restore(&mut state)?;
+                Ok(Comparison::Repaired)
+            }
+        }
+    }
+
+    /// The first difference between the table and the model, if any
+    /// (with the engine's lock, still held, to repair it under).
+    fn difference(&self, watch: &mut Watch) -> Result<Reading<'_>, EngineError> {
         let (generation, model) = {
             let state = self.lock();
             let cached = matches!(&watch.expected, Some((at, _)) if *at == state.generation);
@@ -129,20 +143,20 @@ impl LinuxEngine {
         }
         // Read without the lock, so API changes never wait.
         let found = watch.nft.list_table(&self.config.table);
-        let mut state = self.lock();
+        let state = self.lock();
         if state.generation != generation {
             // The engine changed the table meanwhile (a set the dump was
             // reading may be gone): next time.
-            return Ok(Comparison::Busy);
+            return Ok(Reading::Busy);
         }
         let Some((_, expected)) = &watch.expected else {
-            return Ok(Comparison::Busy);
+            return Ok(Reading::Busy);
         };
         let what = match found.map_err(kernel)? {
             Some(found) => {
                 let differences = expected.differences(&found);
                 let Some(first) = differences.first() else {
-                    return Ok(Comparison::Intact);
+                    return Ok(Reading::Intact);
                 };
                 match differences.len() - 1 {
                     0 => first.to_string(),
@@ -151,9 +165,24 @@ impl LinuxEngine {
             }
             None => "the table is gone".to_owned(),
         };
-        eprintln!("boxfence: the nftables table is not the engine's: {what}; restoring it");
-        self.restore(&mut state)?;
-        Ok(Comparison::Repaired)
+        Ok(Reading::Differs(what, state))
+    }
+
+    /// The first difference between the table and the model, if any,
+    /// repairing nothing (the watchdog does). Tries again while the
+    /// engine's own changes overlap the reading.
+    pub(super) fn table_difference(&self) -> Result<Option<String>, EngineError> {
+        let mut watch = self.watch();
+        for _ in 0..READ_ATTEMPTS {
+            match self.difference(&mut watch)? {
+                Reading::Intact => return Ok(None),
+                Reading::Differs(what, _) => return Ok(Some(what)),
+                Reading::Busy => {}
+            }
+        }
+        Ok(Some(format!(
+            "the table changed during each of {READ_ATTEMPTS} readings"
+        )))
     }
 
     /// Re-applies the whole ruleset; the learned addresses go with the old
@@ -167,7 +196,7 @@ impl LinuxEngine {
         if self.paths.links_before_table() {
             // The table hooks chains (or a flowtable) only on devices that
             // exist here: a box link someone deleted is made again first.
-            let errors = self.repair_links(state.links.values());
+            let errors = self.repair_links(state.links.values(), &state.attached);
             if !errors.is_empty() {
                 return Err(EngineError::Kernel(errors.join("; ")));
             }
@@ -177,6 +206,19 @@ impl LinuxEngine {
         self.directory.forget_written();
         Ok(())
     }
+}
+
+/// How often a check reads the table while the engine changes it.
+const READ_ATTEMPTS: usize = 5;
+
+/// The table against the model.
+enum Reading<'a> {
+    /// As the model says.
+    Intact,
+    /// Different: the first difference, with the engine's lock.
+    Differs(String, std::sync::MutexGuard<'a, State>),
+    /// The engine changed the table during the reading: no verdict.
+    Busy,
 }
 
 /// What one reading of the table found.

@@ -14,6 +14,7 @@ mod icmp;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;
+mod name_check;
 mod protocols;
 mod races;
 mod resolver;
@@ -39,6 +40,7 @@ fn main() {
         races::TESTS,
         resolver_flood::OWN_TESTS,
         flowtable::OWN_TESTS,
+        name_check::TESTS,
     ]
     .concat();
     let fallback_names: Vec<(String, rig::Test)> = fallbacks::pick(&shared);

@@ -57,6 +57,8 @@ struct EngineSetup {
     avoid: Vec<Feature>,
     /// Uplinks configured besides the lab's (which need not exist).
     more_uplinks: Vec<String>,
+    /// Whether the engine checks names.
+    name_check: bool,
 }
 
 /// What sets a rig apart from the usual one.
@@ -104,6 +106,19 @@ impl Rig {
         Self::build(Options {
             setup: EngineSetup {
                 avoid,
+                ..EngineSetup::default()
+            },
+            ..Options::default()
+        })
+    }
+
+    /// A rig whose engine checks the names of domain-authorised flows
+    /// (issue 19; the other rigs keep the old behaviour, which their
+    /// tests of line protocols on domain-authorised flows need).
+    pub(crate) fn with_name_check() -> Self {
+        Self::build(Options {
+            setup: EngineSetup {
+                name_check: true,
                 ..EngineSetup::default()
             },
             ..Options::default()
@@ -194,6 +209,7 @@ impl Rig {
         LinuxConfig {
             avoid: setup.avoid.clone(),
             uplinks: [usual.uplinks.clone(), setup.more_uplinks.clone()].concat(),
+            name_check: setup.name_check.then_some(19),
             ..usual
         }
     }
@@ -211,12 +227,25 @@ impl Rig {
         box_policy: Value,
         app_policies: &[Value],
     ) -> MachineSpec {
+        self.create_from(id, box_policy, app_policies, None)
+    }
+
+    /// [`Self::create`] with its root from `image` (in the engine's store).
+    pub(crate) fn create_from(
+        &self,
+        id: &str,
+        box_policy: Value,
+        app_policies: &[Value],
+        image: Option<&str>,
+    ) -> MachineSpec {
         let used: HashSet<_> = self.engine.used_addresses();
         let addresses = self.pool.allocate(&used).expect("free address");
         let spec = MachineSpec {
             id: id.into(),
             addresses,
             guest: None,
+            attachment: None,
+            image: image.map(str::to_owned),
         };
         let policy = self.effective(&spec, box_policy, app_policies);
         self.runtime
@@ -269,7 +298,13 @@ impl Rig {
     /// What curl in the box gets from `url`: the HTTP status, or
     /// `err<curl exit code>`.
     pub(crate) fn curl(&self, spec: &MachineSpec, url: &str) -> String {
-        curl_on(&self.runtime, &self.engine, spec, url)
+        self.curl_with(spec, &[url])
+    }
+
+    /// [`Self::curl`] with more arguments (the URL among them); later
+    /// ones win (`-m 3`).
+    pub(crate) fn curl_with(&self, spec: &MachineSpec, args: &[&str]) -> String {
+        curl_on(&self.runtime, &self.engine, spec, args)
     }
 
     pub(crate) fn host(&self, argv: &[&str]) -> Output {
@@ -369,9 +404,9 @@ pub(crate) fn curl_on(
     runtime: &tokio::runtime::Runtime,
     engine: &Arc<LinuxEngine>,
     spec: &MachineSpec,
-    url: &str,
+    args: &[&str],
 ) -> String {
-    let argv = [
+    let mut argv = vec![
         "curl",
         "-sk",
         "-m",
@@ -380,8 +415,8 @@ pub(crate) fn curl_on(
         "/dev/null",
         "-w",
         "%{http_code}",
-        url,
     ];
+    argv.extend_from_slice(args);
     let out = exec_on(runtime, engine, spec, &argv, Duration::from_secs(20));
     if out.exit_code == 126 || out.exit_code == 127 {
         eprintln!("exec failed: {}", out.stderr);

@@ -20,6 +20,7 @@ pub(crate) fn lab_sandbox() -> boxfence_engine::SandboxConfig {
             tmp_mb: 64,
         },
         uid_base: 1 << 20,
+        images: None,
     }
 }
 
@@ -51,5 +52,8 @@ pub(crate) fn lab_config(lab: &Lab, host: HostNetns) -> LinuxConfig {
         resolver_port: 53,
         host,
         avoid: Vec::new(),
+        // Most tests speak line protocols on domain-authorised flows; the
+        // name-check tests turn it on (`Rig::with_name_check`).
+        name_check: None,
     }
 }

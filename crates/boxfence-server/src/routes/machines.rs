@@ -14,12 +14,13 @@ use boxfence_policy::{
 use serde_json::Value;
 
 use super::apps::visible_app;
+use crate::attach::read_attach;
 use crate::auth::Caller;
 use crate::body::{JsonBody, NAME_RULE, is_name};
 use crate::error::{ApiError, ErrorBody};
 use crate::machines::MachineRequest;
 use crate::state::AppState;
-use crate::views::{Deleted, ExecView, MachineView, WithWarnings};
+use crate::views::{Checked, Deleted, ExecView, MachineView, WithWarnings};
 
 /// How long a command may run when the request does not say (at most
 /// the configured `[exec] max_timeout`).
@@ -102,6 +103,29 @@ pub(crate) fn read_box_policy(
     }
 }
 
+/// Reads an image reference at `path` of a larger body (none: the
+/// default root): valid, and in this host's image store.
+pub(crate) fn read_image(
+    state: &AppState,
+    value: Option<(&Value, JsonPath)>,
+    out: &mut Diagnostics,
+) -> Option<Option<String>> {
+    let Some((value, path)) = value else {
+        return Some(None);
+    };
+    let Some(name) = value.as_str().and_then(boxfence_policy::image::normalize) else {
+        out.push(&path, format!("must be {}", boxfence_policy::image::RULE));
+        return None;
+    };
+    match state.engine.check_image(&name) {
+        Ok(()) => Some(Some(name)),
+        Err(error) => {
+            out.push(&path, error.to_string());
+            None
+        }
+    }
+}
+
 /// Prefixes warnings from a nested policy with its field.
 pub(crate) fn nested_warnings(
     policy: &BoxPolicy,
@@ -139,30 +163,38 @@ pub(crate) async fn create(
     let request = ObjectReader::new(
         &body,
         &root,
-        &["name", "config", "network_policy"],
+        &["name", "config", "network_policy", "attach"],
         &mut out,
     )
     .and_then(|object| {
         let name = object.string("name", is_name, NAME_RULE, &mut out);
-        let (metadata, guest) = match object.optional("config") {
-            None => (Some(Default::default()), Some(GuestRequest::default())),
-            Some((config, path)) => {
-                match ObjectReader::new(config, &path, &["metadata", "guest"], &mut out) {
-                    None => (None, None),
-                    Some(config) => (
-                        match config.optional("metadata") {
-                            None => Some(Default::default()),
-                            Some((value, path)) => read_metadata(value, &path, &mut out),
-                        },
-                        match config.optional("guest") {
-                            None => Some(GuestRequest::default()),
-                            Some((value, path)) => read_guest(value, &path, "memory_mb", &mut out),
-                        },
-                    ),
-                }
-            }
+        let fields = ["metadata", "guest", "image"];
+        let (metadata, guest, image) = match object.optional("config") {
+            None => (
+                Some(Default::default()),
+                Some(GuestRequest::default()),
+                Some(None),
+            ),
+            Some((config, path)) => match ObjectReader::new(config, &path, &fields, &mut out) {
+                None => (None, None, None),
+                Some(config) => (
+                    match config.optional("metadata") {
+                        None => Some(Default::default()),
+                        Some((value, path)) => read_metadata(value, &path, &mut out),
+                    },
+                    match config.optional("guest") {
+                        None => Some(GuestRequest::default()),
+                        Some((value, path)) => read_guest(value, &path, "memory_mb", &mut out),
+                    },
+                    read_image(&state, config.optional("image"), &mut out),
+                ),
+            },
         };
         let network_policy = read_box_policy(object.optional("network_policy"), &mut out);
+        let attach = match object.optional("attach") {
+            None => Some(None),
+            Some((value, path)) => read_attach(value, &path, &mut out).map(Some),
+        };
         Some(MachineRequest {
             app: app.clone(),
             name,
@@ -170,6 +202,8 @@ pub(crate) async fn create(
             metadata: metadata?,
             network_policy: network_policy?,
             guest: guest?,
+            attach: attach?,
+            image: image?,
         })
     });
     let request = out.finish(request)?;
@@ -259,6 +293,27 @@ pub(crate) async fn delete(
     let machine = state.find_machine(Some(&app), &id).await?;
     state.delete_machine(&machine).await?;
     Ok(Json(Deleted::new(id)))
+}
+
+/// Check that the kernel enforces what is stored for the machine: its
+/// link on both sides, its addresses, the ruleset (what a CNI CHECK
+/// asks). 409 names each difference.
+#[utoipa::path(get, path = "/v1/apps/{app}/machines/{id}/check", tag = "machines",
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
+           ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
+    responses((status = 200, body = Checked), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 500, body = ErrorBody),
+              (status = 501, body = ErrorBody)))]
+pub(crate) async fn check(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<Json<Checked>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let machine = state.find_machine(Some(&app), &id).await?;
+    state.engine.check_machine(&machine.machine.id).await?;
+    Ok(Json(Checked { id, enforced: true }))
 }
 
 /// Run a command in the machine.

@@ -10,13 +10,16 @@ use boxfence_engine::{
     AddressPool, Engine, EngineError, ExecOutput, ExecRequest, MachineSpec, Unavailable,
 };
 use boxfence_policy::{BoxLayer, Cidr, EffectivePolicy};
-use boxfence_server::{Limits, Server, ServerConfig};
+use boxfence_server::{Limits, Server, ServerConfig, UnixSocket};
 use boxfence_store::SqliteStore;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub(crate) const ADMIN: &str = "test-admin-token";
+
+/// The images the recording engine's host has.
+pub(crate) const IMAGES: [&str; 2] = ["busybox:latest", "busybox:1.36"];
 
 /// What the engine was last told about one machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub(crate) struct Enforced {
     pub(crate) box_mode: &'static str,
     /// The size it was created with (none after a reconcile or apply).
     pub(crate) guest: Option<boxfence_policy::Guest>,
+    /// The image it was created from (none after a reconcile or apply).
+    pub(crate) image: Option<String>,
 }
 
 fn summary(policy: &EffectivePolicy) -> Enforced {
@@ -38,6 +43,7 @@ fn summary(policy: &EffectivePolicy) -> Enforced {
             BoxLayer::Custom(_) => "custom",
         },
         guest: None,
+        image: None,
     }
 }
 
@@ -102,6 +108,7 @@ impl Engine for RecordingEngine {
             machine.id.clone(),
             Enforced {
                 guest: machine.guest,
+                image: machine.image.clone(),
                 ..summary(policy)
             },
         );
@@ -152,6 +159,14 @@ impl Engine for RecordingEngine {
         })
     }
 
+    fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        if IMAGES.contains(&image) {
+            Ok(())
+        } else {
+            Err(EngineError::NoSuchImage(image.to_owned()))
+        }
+    }
+
     fn health(&self) -> Result<(), Vec<String>> {
         let problems = self.problems.lock().expect("lock").clone();
         if problems.is_empty() {
@@ -169,6 +184,9 @@ pub(crate) struct Options {
     pub(crate) body_limit: Option<usize>,
     pub(crate) no_data_plane: bool,
     pub(crate) limits: Option<Limits>,
+    /// Serve on a unix socket too, `api.sock` in the daemon's directory,
+    /// letting in these users besides root.
+    pub(crate) unix_socket_uids: Option<Vec<u32>>,
 }
 
 impl Default for Options {
@@ -179,6 +197,7 @@ impl Default for Options {
             body_limit: None,
             no_data_plane: false,
             limits: None,
+            unix_socket_uids: None,
         }
     }
 }
@@ -241,9 +260,14 @@ impl Daemon {
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel();
+        let unix = options.unix_socket_uids.map(|uids| UnixSocket {
+            path: dir.path().join("api.sock"),
+            uids,
+            gids: Vec::new(),
+        });
         let task = tokio::spawn(async move {
             server
-                .serve(listener, async {
+                .serve_with_unix(listener, unix, async {
                     let _ = stopped.await;
                 })
                 .await

@@ -85,6 +85,44 @@ async fn bad_bodies_name_the_field_and_the_rule() {
             json!({"network_policy": {"mode": "deny-all", "allowedCidrs": ["1.1.1.1"]}}),
             "network_policy.allowedCidrs",
         ),
+        (json!({"attach": {"netns": "relative"}}), "attach.netns"),
+        (json!({"attach": {"ifname": "eth0"}}), "attach.netns"),
+        (
+            json!({"attach": {"netns": "/nonexistent/ns"}}),
+            "attach.netns",
+        ),
+        (
+            json!({"attach": {"netns": "/etc/hostname"}}),
+            "attach.netns",
+        ),
+        (
+            json!({"attach": {"netns": "/proc/self/ns/net"}}),
+            "attach.netns",
+        ),
+        (
+            json!({"attach": {"netns": "/x", "ifname": "a/b"}}),
+            "attach.ifname",
+        ),
+        (
+            json!({"attach": {"netns": "/x", "ifname": "much-too-long-name"}}),
+            "attach.ifname",
+        ),
+        (
+            json!({"attach": {"netns": "/x", "kind": "podman"}}),
+            "attach.kind",
+        ),
+        (
+            json!({"attach": {"netns": "/x", "kind": "cni"}}),
+            "attach.container_id",
+        ),
+        (
+            json!({"attach": {"netns": "/x", "container_id": "c1"}}),
+            "attach.container_id",
+        ),
+        (
+            json!({"attach": {"netns": "/x", "colour": "red"}}),
+            "attach.colour",
+        ),
     ];
     for (body, field) in machine_cases {
         let answer = daemon

@@ -11,9 +11,11 @@ use boxfence_server::{ExecLimits, Limits};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 
+pub(crate) use api::ApiFile;
 pub(crate) use kernel::{KernelFile, KernelSettings};
 pub(crate) use runtime::RuntimeFile;
 
+mod api;
 mod kernel;
 mod runtime;
 
@@ -80,6 +82,8 @@ pub(crate) struct Config {
     pub(crate) kernel: KernelSettings,
     /// How boxes' containers are made (`[runtime]`).
     pub(crate) runtime: boxfence_engine::SandboxConfig,
+    /// The API's unix socket, if any (`[api]`).
+    pub(crate) unix_socket: Option<boxfence_server::UnixSocket>,
 }
 
 /// The `[resolver]` section.
@@ -114,6 +118,19 @@ pub(crate) struct NetworkConfig {
     pub(crate) state_dir: std::path::PathBuf,
     /// False: serve the API only (machine work answers 501).
     pub(crate) data_plane: bool,
+    /// Whether domain-authorised TCP flows must claim an allowed name
+    /// (TLS SNI, HTTP Host) and HTTP/3 to them is refused (issue 19).
+    pub(crate) name_check: bool,
+}
+
+/// `[network] name_check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NameCheckSetting {
+    /// Names are checked (the default).
+    On,
+    /// The behaviour before issue 19: a domain authorises addresses only.
+    Off,
 }
 
 /// The file as written: every key optional.
@@ -136,6 +153,8 @@ pub(crate) struct ConfigFile {
     pub(crate) kernel: KernelFile,
     #[serde(default)]
     pub(crate) runtime: RuntimeFile,
+    #[serde(default)]
+    pub(crate) api: ApiFile,
 }
 
 /// The `[exec]` section as written.
@@ -179,6 +198,8 @@ pub(crate) struct NetworkFile {
     pub(crate) data_plane: Option<bool>,
     /// False: no flowtable fast path (the kernel feature is avoided).
     pub(crate) flowtable: Option<bool>,
+    /// `"off"`: names of domain-authorised flows are not checked.
+    pub(crate) name_check: Option<NameCheckSetting>,
 }
 
 impl ConfigFile {
@@ -212,7 +233,14 @@ impl ConfigFile {
         if flowtable == Some(false) && !kernel.avoid.contains(&Feature::Flowtable) {
             kernel.avoid.push(Feature::Flowtable);
         }
-        let runtime = runtime::resolve_runtime(overrides.runtime, self.runtime)?;
+        let mut runtime = runtime::resolve_runtime(overrides.runtime, self.runtime)?;
+        let state_dir = network
+            .state_dir
+            .or(self.network.state_dir)
+            .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        // `boxfence run` and `boxfence image` use the daemon's store.
+        runtime.images = Some(state_dir.join("images"));
+        let unix_socket = api::resolve_api(overrides.api, self.api);
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
                 Some(listen) => listen,
@@ -249,19 +277,19 @@ impl ConfigFile {
                     .netns_prefix
                     .or(self.network.netns_prefix)
                     .unwrap_or_else(|| DEFAULT_NETNS_PREFIX.to_owned()),
-                state_dir: network
-                    .state_dir
-                    .or(self.network.state_dir)
-                    .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+                state_dir,
                 data_plane: network
                     .data_plane
                     .or(self.network.data_plane)
                     .unwrap_or(true),
+                name_check: network.name_check.or(self.network.name_check)
+                    != Some(NameCheckSetting::Off),
             },
             resolver,
             limits,
             kernel,
             runtime,
+            unix_socket,
         })
     }
 }

@@ -58,20 +58,26 @@ impl Daemon {
     /// A daemon with its database at `database` (default: in the lab's
     /// work directory).
     pub(crate) fn start_with_database(database: Option<&Path>) -> Self {
-        Self::start_with(database, "")
+        Self::start_with(database, |_| String::new())
     }
 
     /// A daemon with `extra` added to its config file (sections after
     /// `[network]`).
     pub(crate) fn start_with_config(extra: &str) -> Self {
+        Self::start_with(None, |_| extra.to_owned())
+    }
+
+    /// A daemon with what `extra` makes of its lab added to its config
+    /// file (sections after `[network]`).
+    pub(crate) fn start_with_config_for(extra: impl FnOnce(&Lab) -> String) -> Self {
         Self::start_with(None, extra)
     }
 
-    fn start_with(database: Option<&Path>, extra: &str) -> Self {
+    fn start_with(database: Option<&Path>, extra: impl FnOnce(&Lab) -> String) -> Self {
         let lab = Lab::new().expect("lab comes up");
         let dns = LabDns::start(&lab, 60).expect("lab DNS");
         lab.route_to_host("10.200.0.0/16").expect("route to boxes");
-        write_config(&lab, database, extra);
+        write_config(&lab, database, &extra(&lab));
         let daemon = Self {
             child: Mutex::new(None),
             _dns: dns,
@@ -106,13 +112,7 @@ impl Daemon {
 
     /// The daemon's soft and hard open-file limits.
     pub(crate) fn open_file_limits(&self) -> (String, String) {
-        let pid = self
-            .child
-            .lock()
-            .expect("lock")
-            .as_ref()
-            .expect("daemon runs")
-            .id();
+        let pid = self.pid();
         let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
         let line = limits
             .lines()
@@ -120,6 +120,16 @@ impl Daemon {
             .expect("open-file limit listed");
         let mut values = line.split_whitespace().map(str::to_owned);
         (values.next().expect("soft"), values.next().expect("hard"))
+    }
+
+    /// The running daemon's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .expect("daemon runs")
+            .id()
     }
 
     /// SIGKILL, as a crash would.
