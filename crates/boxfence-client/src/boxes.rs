@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::ClientError;
-use crate::types::{Applied, BoxInfo, Deleted, ExecOutput, ExecRequest};
+use crate::types::{Applied, BoxGuest, BoxInfo, Deleted, ExecOutput, ExecRequest};
 
 /// What to create a box with (all optional).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -28,6 +28,13 @@ pub struct BoxOptions {
     /// The app; default `default` (or the app of an app token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// Its size; each part left out is the daemon's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<BoxGuest>,
+    /// The image of its root, in the host's image store; default: a
+    /// read-only view of the host's system directories.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// A box: a sandbox with its own network policy.

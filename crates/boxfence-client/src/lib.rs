@@ -26,6 +26,6 @@ pub use boxfence_policy;
 pub use client::{Client, DEFAULT_URL};
 pub use error::{ApiErrorBody, ClientError};
 pub use types::{
-    Addresses, AppInfo, Applied, BoxInfo, Deleted, Evaluation, ExecOutput, ExecRequest,
-    MachineConfig, MachineInfo, NewMachine, PolicyInfo, TokenInfo,
+    Addresses, AppInfo, Applied, BoxGuest, BoxInfo, Deleted, Evaluation, ExecOutput, ExecRequest,
+    MachineConfig, MachineGuest, MachineInfo, NewMachine, PolicyInfo, TokenInfo,
 };

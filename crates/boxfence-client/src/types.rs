@@ -54,6 +54,36 @@ pub struct MachineConfig {
     /// Metadata that selectors match.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Its size; in a request, each part left out is the daemon's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<MachineGuest>,
+    /// The image of its root, in the host's image store; none: the
+    /// default root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// A machine's size (Machines API: `memory_mb`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineGuest {
+    /// CPUs' worth of time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Memory in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+}
+
+/// A box's size (Box API: `memoryMb`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BoxGuest {
+    /// CPUs' worth of time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Memory in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
 }
 
 /// A machine (Machines API view).
@@ -110,6 +140,12 @@ pub struct BoxInfo {
     pub network_policy: BoxPolicy,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
+    /// Its size.
+    #[serde(default)]
+    pub guest: Option<BoxGuest>,
+    /// Its image; none: the default root.
+    #[serde(default)]
+    pub image: Option<String>,
     /// Addresses.
     pub addresses: Addresses,
     /// RFC 3339.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sched::{CloneFlags, unshare};
+use nix::sched::{CloneFlags, setns, unshare};
 
 /// Where named namespaces are bound, as `ip netns` has it.
 pub(crate) const NETNS_DIR: &str = "/run/netns";
@@ -56,13 +56,15 @@ pub(crate) fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-/// Makes a network namespace and binds it at [`path`]`(name)`; runs
-/// `inside` in it, on the thread that made it (a socket it opens
-/// stays in the namespace). Returns the namespace, open, and what
-/// `inside` returned. A namespace already at `path` is an error and left
-/// alone; anything else that fails leaves nothing behind.
+/// Makes a network namespace, or takes `made` (a new, empty one the
+/// caller made, e.g. owned by a box's user namespace), and binds it at
+/// [`path`]`(name)`; runs `inside` in it, on the thread that entered it
+/// (a socket it opens stays in the namespace). Returns the namespace,
+/// open, and what `inside` returned. A namespace already at `path` is an
+/// error and left alone; anything else that fails leaves nothing behind.
 pub(crate) fn add<T: Send>(
     name: &str,
+    made: Option<File>,
     inside: impl FnOnce() -> T + Send,
 ) -> Result<(File, T), NetnsError> {
     let path = &path(name);
@@ -81,7 +83,13 @@ pub(crate) fn add<T: Send>(
     let made = std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                unshare(CloneFlags::CLONE_NEWNET).map_err(call("unshare(CLONE_NEWNET)"))?;
+                match &made {
+                    Some(netns) => setns(netns, CloneFlags::CLONE_NEWNET)
+                        .map_err(call("setns(CLONE_NEWNET) into the given namespace"))?,
+                    None => {
+                        unshare(CloneFlags::CLONE_NEWNET).map_err(call("unshare(CLONE_NEWNET)"))?;
+                    }
+                }
                 mount(
                     Some(THREAD_NETNS),
                     path,

@@ -303,6 +303,7 @@ impl Rig {
             id: id.into(),
             addresses: self.pool.allocate(&used).expect("free address"),
             guest: None,
+            image: None,
         }
     }
 

@@ -327,6 +327,7 @@ impl Bench {
             id: BOX_ID.into(),
             addresses,
             guest: None,
+            image: None,
         };
         let policy = json!({"mode": "custom", "allowedDomains": ["*.bench.lab"],
             "allowedCidrs": [format!("{UPSTREAM_V4}/32")]});

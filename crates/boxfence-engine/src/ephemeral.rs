@@ -35,6 +35,10 @@ pub struct EphemeralRun {
     pub sandbox: crate::SandboxConfig,
     /// Upstream DNS servers of the built-in resolver.
     pub upstreams: Vec<SocketAddr>,
+    /// The box's size; none: the configured one.
+    pub guest: Option<boxfence_policy::Guest>,
+    /// The image of its root; none: the default root.
+    pub image: Option<String>,
     /// The command.
     pub request: ExecRequest,
 }
@@ -124,11 +128,15 @@ impl EphemeralRun {
         let spec = MachineSpec {
             id: id.clone(),
             addresses,
-            guest: None,
+            guest: self.guest,
+            image: self.image.clone(),
         };
+        if let Some(image) = &spec.image {
+            engine.check_image(image)?;
+        }
         engine.create_blocking(&spec, &policy)?;
         // The same sandbox as a daemon's box (shutdown removes it).
-        engine.start_sandbox(&engine.link(&spec)?, None)?;
+        engine.start_sandbox(&engine.link(&spec)?, &spec)?;
         engine.exec_blocking(&id, &self.request)
     }
 }

@@ -50,6 +50,9 @@ pub struct MachineSpec {
     pub addresses: MachineAddresses,
     /// Its size; none: the configured default.
     pub guest: Option<boxfence_policy::Guest>,
+    /// The image of its root (a name in the host's image store); none:
+    /// the default root.
+    pub image: Option<String>,
 }
 
 /// A command to run inside a machine.
@@ -95,6 +98,9 @@ pub enum EngineError {
     /// runtime missing, say).
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// The machine names an image this host's image store does not have.
+    #[error("no image `{0}` on this host (boxfence image import)")]
+    NoSuchImage(String),
     /// The kernel lacks a feature the data plane cannot work without.
     #[error(transparent)]
     Unsupported(#[from] boxfence_dataplane::features::MissingFeature),
@@ -159,6 +165,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Every flow event from now on, of every machine.
     fn subscribe_flows(&self) -> Option<tokio::sync::broadcast::Receiver<FlowEvent>> {
         None
+    }
+
+    /// Whether this host can make a machine from `image` (an engine
+    /// without images refuses nothing here: its create fails instead).
+    fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        let _ = image;
+        Ok(())
     }
 
     /// Whether the data plane's services work now; if not, a sentence per

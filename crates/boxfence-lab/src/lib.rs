@@ -38,6 +38,7 @@ mod root;
 mod seal;
 mod servers;
 mod small_fs;
+mod speed;
 mod tls;
 mod topology;
 
@@ -54,3 +55,4 @@ pub use lab::Lab;
 pub use reply::ServerReply;
 pub use root::require_root;
 pub use small_fs::SmallFs;
+pub use speed::emulated;

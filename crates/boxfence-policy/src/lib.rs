@@ -17,6 +17,7 @@ mod flow;
 mod flow_event;
 pub mod guest;
 mod host;
+pub mod image;
 pub mod matchers;
 mod name_check;
 mod ports;

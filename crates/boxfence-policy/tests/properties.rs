@@ -867,11 +867,11 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                         flow.domain = name
                             .map(|name| name.resolve(&patterns))
                             .map(|name| if name.is_empty() { "a.b".into() } else { name });
-                        if let (Some(_), Some(spot)) = (flow.ip, in_block) {
-                            if !blocks.is_empty() {
-                                let net = blocks[spot.block.index(blocks.len())];
-                                flow.ip = Some(inside(net, spot.offset, spot.from_end));
-                            }
+                        if let (Some(_), Some(spot)) = (flow.ip, in_block)
+                            && !blocks.is_empty()
+                        {
+                            let net = blocks[spot.block.index(blocks.len())];
+                            flow.ip = Some(inside(net, spot.offset, spot.from_end));
                         }
                         flow
                     })
@@ -983,10 +983,11 @@ fn reference_evaluate(scenario: &Scenario, flow: &Flow) -> Result<(), Layer> {
     let ip_in = |nets: &[IpNet]| flow.ip.is_some_and(|ip| in_any(nets, ip));
 
     // 1. Anti-spoofing: a packet from the box carries one of its addresses.
-    if let Some(source) = flow.source.filter(|_| egress) {
-        if source != ip(OWN_V4) && source != ip(OWN_V6) {
-            return Err(Layer::AntiSpoof);
-        }
+    if let Some(source) = flow.source.filter(|_| egress)
+        && source != ip(OWN_V4)
+        && source != ip(OWN_V6)
+    {
+        return Err(Layer::AntiSpoof);
     }
 
     // 2. Always-blocked ranges (egress), minus the operator's exemptions.

@@ -18,8 +18,9 @@ pub const INIT_IN_BOX: &str = "/dev/.boxfence-init";
 
 /// Capabilities of the box's root, valid only in its own user namespace
 /// and its own files: owning, changing ids and modes, signalling its own
-/// processes. None of them reaches the network namespace (owned by the
-/// host) nor anything outside the box.
+/// processes. None is a network capability, so the box's root can change
+/// nothing of its network namespace (which its user namespace owns, see
+/// [`crate::userns`]), and none reaches anything outside the box.
 pub const CAPABILITIES: [&str; 8] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -64,13 +65,32 @@ pub struct BoxSpec {
     pub limits: Limits,
     /// Its generated /etc files.
     pub etc: GeneratedEtc,
+    /// The image of its root; none: the default root (the host's system
+    /// directories, read-only).
+    pub image: Option<String>,
 }
 
-/// Writes the bundle of `spec` into `dir` (config.json, rootfs, files),
-/// with the host's `init` binary mounted at [`INIT_IN_BOX`].
-pub fn write(dir: &Path, spec: &BoxSpec, init: &Path) -> std::io::Result<()> {
+/// Writes the bundle of `spec` into `dir` (config.json, rootfs, files):
+/// the container joins the user namespace pinned at `userns` and the
+/// network namespace it owns, with the host's `init` binary mounted at
+/// [`INIT_IN_BOX`]. Its root is an overlay of the image's `layers`
+/// (bottom first) where it has an image.
+pub fn write(
+    dir: &Path,
+    spec: &BoxSpec,
+    userns: &Path,
+    layers: Option<&[PathBuf]>,
+    init: &Path,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut mounts = rootfs::prepare(&dir.join("rootfs"), &dir.join("files"), &spec.etc)?;
+    let rootfs = dir.join("rootfs");
+    let mut mounts = match layers {
+        Some(layers) => {
+            rootfs::prepare_image(&rootfs, &dir.join("top"), layers, &spec.etc)?;
+            Vec::new()
+        }
+        None => rootfs::prepare(&rootfs, &dir.join("files"), &spec.etc)?,
+    };
     mounts.extend(box_mounts(spec, init));
     let config = Spec {
         oci_version: crate::spec::OCI_VERSION,
@@ -84,7 +104,7 @@ pub fn write(dir: &Path, spec: &BoxSpec, init: &Path) -> std::io::Result<()> {
         },
         hostname: spec.etc.hostname.clone(),
         mounts,
-        linux: linux(spec),
+        linux: linux(spec, userns),
     };
     let json = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("config.json"), json)
@@ -104,10 +124,14 @@ pub fn process(args: Vec<String>, cwd: String) -> Process {
     }
 }
 
-fn linux(spec: &BoxSpec) -> Linux {
+fn linux(spec: &BoxSpec, userns: &Path) -> Linux {
     let new = |kind: &str| Namespace {
         kind: kind.to_owned(),
         path: None,
+    };
+    let joined = |kind: &str, path: &Path| Namespace {
+        kind: kind.to_owned(),
+        path: Some(path.to_string_lossy().into_owned()),
     };
     let limits = spec.limits;
     const PERIOD_US: u64 = 100_000;
@@ -115,16 +139,13 @@ fn linux(spec: &BoxSpec) -> Linux {
         uid_mappings: vec![spec.uids.mapping()],
         gid_mappings: vec![spec.uids.mapping()],
         namespaces: vec![
-            new("user"),
+            joined("user", userns),
             new("pid"),
             new("mount"),
             new("ipc"),
             new("uts"),
             new("cgroup"),
-            Namespace {
-                kind: "network".into(),
-                path: Some(spec.netns.to_string_lossy().into_owned()),
-            },
+            joined("network", &spec.netns),
         ],
         cgroups_path: format!("/boxfence/{}", spec.id),
         resources: Resources {

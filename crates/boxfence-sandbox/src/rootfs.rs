@@ -9,7 +9,10 @@
 //! (owned by the host's root) is not writable.
 
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::spec::Mount;
 
@@ -81,10 +84,60 @@ pub fn prepare(rootfs: &Path, files: &Path, etc: &GeneratedEtc) -> std::io::Resu
         touch(&rootfs.join(&destination[1..]))?;
         mounts.push(read_only_bind(&source.to_string_lossy(), &destination));
     }
-    for dir in ["proc", "dev", "tmp", "run", "var/tmp"] {
+    for dir in MOUNT_POINTS {
         std::fs::create_dir_all(rootfs.join(dir))?;
     }
     Ok(mounts)
+}
+
+/// Mount points every box root has (its kernel filesystems and scratch
+/// space are mounted there).
+const MOUNT_POINTS: [&str; 6] = ["proc", "dev", "tmp", "run", "var/tmp", "etc"];
+
+/// The root of a box with an image: a read-only overlay at `rootfs` of
+/// the image's `layers` (bottom first) under `top`, the box's own layer,
+/// which holds the mount points and the generated resolv.conf, hostname
+/// and hosts (the image keeps its own users and groups). Nothing is
+/// written to the shared layers; the box writes only to its tmpfs.
+pub fn prepare_image(
+    rootfs: &Path,
+    top: &Path,
+    layers: &[PathBuf],
+    etc: &GeneratedEtc,
+) -> std::io::Result<()> {
+    for dir in MOUNT_POINTS {
+        std::fs::create_dir_all(top.join(dir))?;
+    }
+    for (name, text) in generated(etc).into_iter().take(3) {
+        std::fs::write(top.join("etc").join(name), text)?;
+    }
+    std::fs::create_dir_all(rootfs)?;
+    let mut lower = top.to_string_lossy().into_owned();
+    for layer in layers.iter().rev() {
+        let layer = layer.to_string_lossy();
+        // Overlay's option syntax has no escape for these.
+        if layer.contains([',', ':']) {
+            return Err(std::io::Error::other(format!("layer path {layer}")));
+        }
+        lower.push(':');
+        lower.push_str(&layer);
+    }
+    mount(
+        Some("overlay"),
+        rootfs,
+        Some("overlay"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("lowerdir={lower}").as_str()),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Unmounts a box root's overlay, if it has one.
+pub fn unmount(rootfs: &Path) -> std::io::Result<()> {
+    match umount2(rootfs, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+        Err(errno) => Err(errno.into()),
+    }
 }
 
 /// Shows host `path` at `destination`: a symlink as the same symlink, a
@@ -136,7 +189,8 @@ pub fn read_only_bind(source: &str, destination: &str) -> Mount {
 }
 
 /// The /etc files written for the box: its resolver, its own name, and
-/// a passwd and group naming only root and nobody (the host's users stay
+/// (for the default root only: the first three are an image box's) a
+/// passwd and group naming only root and nobody (the host's users stay
 /// unknown to it).
 fn generated(etc: &GeneratedEtc) -> [(&'static str, Vec<u8>); 5] {
     let name = &etc.hostname;

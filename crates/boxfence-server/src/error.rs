@@ -201,6 +201,7 @@ impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match error {
             EngineError::Unavailable(_) => Self::NoDataPlane(error.to_string()),
+            EngineError::NoSuchImage(_) => Self::NotFound(error.to_string()),
             EngineError::NoSuchMachine(_)
             | EngineError::Kernel(_)
             | EngineError::Exec(_)

@@ -30,6 +30,7 @@ pub(crate) struct MachineRequest {
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) network_policy: BoxPolicy,
     pub(crate) guest: GuestRequest,
+    pub(crate) image: Option<String>,
 }
 
 pub(crate) fn addresses(machine: &StoredMachine) -> MachineAddresses {
@@ -138,6 +139,7 @@ impl AppState {
                 ipv4: addresses.ipv4,
                 ipv6: addresses.ipv6,
                 guest: Some(request.guest.or(self.default_guest)),
+                image: request.image.clone(),
             };
             match self.store.insert_machine(&machine).await {
                 Err(StoreError::AddressInUse) if attempts < ALLOCATION_ATTEMPTS => attempts += 1,
@@ -149,6 +151,7 @@ impl AppState {
             id: id.clone(),
             addresses: addresses(&stored),
             guest: stored.machine.guest,
+            image: stored.machine.image.clone(),
         };
         if let Err(error) = self
             .engine
@@ -258,6 +261,7 @@ impl AppState {
             id: id.to_owned(),
             addresses: addresses(&stored),
             guest: stored.machine.guest,
+            image: stored.machine.image.clone(),
         };
         self.engine
             .create_machine(&spec, &self.effective(&stored, &compiled))

@@ -190,6 +190,10 @@ pub(crate) struct MachineConfigBody {
     metadata: Option<BTreeMap<String, String>>,
     /// Its size; each part defaults to the daemon's `[runtime]`.
     guest: Option<GuestBody>,
+    /// The image of its root, in the host's image store (`boxfence image
+    /// import`); `:latest` where no tag is given. Absent: the default
+    /// root, a read-only view of the host's system directories.
+    image: Option<String>,
 }
 
 /// A machine's size.
@@ -235,6 +239,9 @@ pub(crate) struct CreateBoxBody {
     app: Option<String>,
     /// Its size; each part defaults to the daemon's `[runtime]`.
     guest: Option<BoxGuestBody>,
+    /// The image of its root, in the host's image store; absent: the
+    /// default root.
+    image: Option<String>,
 }
 
 /// A command to run in a machine.

@@ -157,6 +157,7 @@ impl AppState {
                         id: machine.machine.id.clone(),
                         addresses: crate::machines::addresses(machine),
                         guest: machine.machine.guest,
+                        image: machine.machine.image.clone(),
                     },
                     self.effective(machine, &compiled),
                 ));

@@ -47,6 +47,9 @@ pub(crate) struct MachineConfigView {
     /// have the daemon's default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) guest: Option<GuestView>,
+    /// Its image (absent: the default root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) image: Option<String>,
 }
 
 /// A machine's size (Machines API).
@@ -107,6 +110,7 @@ impl From<StoredMachine> for MachineView {
                     cpus: guest.cpus,
                     memory_mb: guest.memory_mb,
                 }),
+                image: machine.image,
             },
             network_policy: machine.network_policy,
             addresses: AddressesView {
@@ -140,6 +144,9 @@ pub(crate) struct BoxView {
     /// Its size (absent for boxes made before sizes were kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) guest: Option<BoxGuestView>,
+    /// Its image (absent: the default root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) image: Option<String>,
     /// The box's addresses.
     pub(crate) addresses: AddressesView,
     /// RFC 3339.
@@ -162,6 +169,7 @@ impl From<StoredMachine> for BoxView {
                 cpus: guest.cpus,
                 memory_mb: guest.memory_mb,
             }),
+            image: machine.image,
             addresses: AddressesView {
                 ipv4: machine.ipv4.to_string(),
                 ipv6: machine.ipv6.to_string(),

@@ -7,6 +7,11 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "guest", include_str!("../migrations/0002_guest.sql")),
+    (
+        3,
+        "oci_images",
+        include_str!("../migrations/0003_oci_images.sql"),
+    ),
 ];
 
 /// A migrator over [`MIGRATIONS`].

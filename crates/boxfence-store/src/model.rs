@@ -55,6 +55,8 @@ pub struct NewMachine {
     pub ipv6: Ipv6Addr,
     /// Its size (none for machines stored before sizes were kept).
     pub guest: Option<Guest>,
+    /// Its image; none: the default root.
+    pub image: Option<String>,
 }
 
 /// A machine as stored.

@@ -68,6 +68,7 @@ pub(crate) fn machine(row: &SqliteRow) -> Result<StoredMachine, StoreError> {
             ipv4: ipv4.parse().map_err(|e| StoreError::corrupt("ipv4", e))?,
             ipv6: ipv6.parse().map_err(|e| StoreError::corrupt("ipv6", e))?,
             guest: guest(row)?,
+            image: row.try_get("image")?,
         },
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,

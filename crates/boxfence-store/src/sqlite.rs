@@ -25,7 +25,7 @@ use crate::time::now_rfc3339;
 pub const DEFAULT_DATABASE: &str = "sqlite://./boxfence.db";
 
 const MACHINE_COLUMNS: &str = "id, app, name, runtime, metadata, network_policy, ipv4, ipv6, \
-                               guest_cpus, guest_memory_mb, version, created_at, updated_at";
+                               guest_cpus, guest_memory_mb, image, version, created_at, updated_at";
 
 /// [`Store`] on SQLite.
 #[derive(Debug, Clone)]
@@ -273,8 +273,8 @@ impl Store for SqliteStore {
         self.write(async |tx| {
             query(
                 "INSERT INTO machines (id, app, name, runtime, metadata, network_policy, ipv4, \
-                 ipv6, guest_cpus, guest_memory_mb, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)",
+                 ipv6, guest_cpus, guest_memory_mb, image, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12)",
             )
             .bind(&machine.id)
             .bind(&machine.app)
@@ -286,6 +286,7 @@ impl Store for SqliteStore {
             .bind(machine.ipv6.to_string())
             .bind(machine.guest.map(|guest| i64::from(guest.cpus)))
             .bind(machine.guest.map(|guest| i64::from(guest.memory_mb)))
+            .bind(machine.image.as_deref())
             .bind(&now)
             .execute(tx)
             .await

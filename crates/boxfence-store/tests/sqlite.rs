@@ -202,7 +202,7 @@ async fn metadata_updates_are_optimistic() {
 }
 
 #[tokio::test]
-async fn a_machine_keeps_its_size() {
+async fn a_machine_keeps_its_size_and_image() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path()).await;
     store.create_app("web").await.expect("create app");
@@ -212,6 +212,7 @@ async fn a_machine_keeps_its_size() {
     };
     let sized = boxfence_store::NewMachine {
         guest: Some(guest),
+        image: Some("busybox:1.36".into()),
         ..machine("m1", "web", 2, BoxPolicy::AllowAll)
     };
     store.insert_machine(&sized).await.expect("insert");
@@ -223,6 +224,8 @@ async fn a_machine_keeps_its_size() {
     let store = open(dir.path()).await;
     let m1 = store.machine("m1").await.expect("read").expect("exists");
     assert_eq!(m1.machine.guest, Some(guest));
+    assert_eq!(m1.machine.image.as_deref(), Some("busybox:1.36"));
     let m2 = store.machine("m2").await.expect("read").expect("exists");
     assert_eq!(m2.machine.guest, None, "no size asked, none kept");
+    assert_eq!(m2.machine.image, None);
 }

@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use boxfence_client::{Box, BoxOptions, ExecRequest};
+use boxfence_client::{Box, BoxGuest, BoxOptions, ExecRequest};
 use boxfence_policy::BoxPolicy;
 
-use crate::input::{json_arg, json_file, pairs};
+use crate::input::{ShapeArgs, json_arg, json_file, pairs};
 use crate::machines::exec_result;
 use crate::{CliError, Context, output};
 
@@ -25,6 +25,9 @@ pub(crate) enum BoxCommand {
         /// The app (default `default`, or the app token's).
         #[arg(long, short)]
         app: Option<String>,
+        /// Its size and image.
+        #[command(flatten)]
+        shape: ShapeArgs,
     },
     /// Show a box with its network policy.
     Show {
@@ -94,6 +97,7 @@ pub(crate) async fn run(command: BoxCommand, context: &Context) -> Result<ExitCo
             policy,
             metadata,
             app,
+            shape,
         } => {
             let network_policy = policy
                 .map(|text| parse_policy(&json_arg(&text)?, "--policy"))
@@ -103,6 +107,11 @@ pub(crate) async fn run(command: BoxCommand, context: &Context) -> Result<ExitCo
                 network_policy,
                 metadata: pairs(&metadata)?,
                 app,
+                guest: Some(BoxGuest {
+                    cpus: shape.cpus,
+                    memory_mb: shape.memory_mb,
+                }),
+                image: shape.image()?,
             };
             let sandbox = Box::create(&client, options).await?;
             output::warnings(sandbox.warnings());
@@ -120,7 +129,7 @@ pub(crate) async fn run(command: BoxCommand, context: &Context) -> Result<ExitCo
             sandbox.update_network_policy(policy).await?;
             output::warnings(sandbox.warnings());
             context.print(sandbox.network_policy(), || {
-                println!("box {id}: {}", output::compact(sandbox.network_policy()));
+                output::outln!("box {id}: {}", output::compact(sandbox.network_policy()));
             })?;
         }
         BoxCommand::Exec {
@@ -140,7 +149,7 @@ pub(crate) async fn run(command: BoxCommand, context: &Context) -> Result<ExitCo
         BoxCommand::Rm { id } => {
             Box::get(&client, &id).await?.delete().await?;
             context.print(&serde_json::json!({"id": id, "deleted": true}), || {
-                println!("deleted box {id}");
+                output::outln!("deleted box {id}");
             })?;
         }
     }

@@ -53,14 +53,14 @@ pub(crate) async fn run(args: ExplainArgs, context: &Context) -> Result<(), CliE
             .layer
             .as_deref()
             .map_or_else(String::new, |layer| format!(" by {layer}"));
-        println!(
+        output::outln!(
             "{}{layer}: {}",
             verdict.verdict.to_uppercase(),
             verdict.reason
         );
         for finding in &verdict.findings {
             let allowed = finding["allowed"].as_bool().unwrap_or(false);
-            println!(
+            output::outln!(
                 "  {:<15} {}  {}",
                 finding["layer"].as_str().unwrap_or_default(),
                 if allowed { "allow" } else { "deny " },
@@ -71,7 +71,7 @@ pub(crate) async fn run(args: ExplainArgs, context: &Context) -> Result<(), CliE
             println!("{name_check}");
         }
         for caveat in &verdict.caveats {
-            println!("note: {caveat}");
+            output::outln!("note: {caveat}");
         }
     })
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use boxfence_client::Client;
+use boxfence_policy::{GuestRequest, guest, image};
 use serde_json::Value;
 
 use crate::CliError;
@@ -64,4 +65,48 @@ pub(crate) fn pairs(items: &[String]) -> Result<BTreeMap<String, String>, CliErr
                 .ok_or_else(|| CliError::Usage(format!("`{item}` is not key=value")))
         })
         .collect()
+}
+
+/// A box's size and image, as `run`, `machine create` and `box create`
+/// take them.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ShapeArgs {
+    /// CPUs' worth of time (1-64) [default: the daemon's `[runtime] cpus`].
+    #[arg(long, value_parser = within(guest::CPUS))]
+    pub(crate) cpus: Option<u32>,
+    /// Memory in MiB (32-262144) [default: `[runtime] memory_mb`].
+    #[arg(long = "memory-mb", value_parser = within(guest::MEMORY_MB))]
+    pub(crate) memory_mb: Option<u32>,
+    /// The image of the box's root, from the host's image store
+    /// (`boxfence image import`); `:latest` where no tag is given
+    /// [default: a read-only view of the host's system directories].
+    #[arg(long)]
+    pub(crate) image: Option<String>,
+}
+
+impl ShapeArgs {
+    /// The size asked for.
+    pub(crate) fn guest(&self) -> GuestRequest {
+        GuestRequest {
+            cpus: self.cpus,
+            memory_mb: self.memory_mb,
+        }
+    }
+
+    /// The image, normalised, if one was given.
+    pub(crate) fn image(&self) -> Result<Option<String>, CliError> {
+        self.image
+            .as_deref()
+            .map(|given| {
+                image::normalize(given).ok_or_else(|| {
+                    CliError::Usage(format!("--image {given}: must be {}", image::RULE))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// A flag's parser for sizes in `range` (a request's bounds).
+fn within(range: std::ops::RangeInclusive<u32>) -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(i64::from(*range.start())..=i64::from(*range.end()))
 }

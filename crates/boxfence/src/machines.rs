@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use boxfence_client::{ExecRequest, MachineConfig, MachineInfo, NewMachine};
+use boxfence_client::{ExecRequest, MachineConfig, MachineGuest, MachineInfo, NewMachine};
 use boxfence_policy::BoxPolicy;
 
-use crate::input::{json_arg, pairs};
+use crate::input::{ShapeArgs, json_arg, pairs};
 use crate::{CliError, Context, output};
 
 #[derive(Debug, clap::Subcommand)]
@@ -24,6 +24,9 @@ pub(crate) enum MachineCommand {
         /// Box policy as JSON, or `@FILE` (default allow-all).
         #[arg(long, value_name = "JSON|@FILE")]
         policy: Option<String>,
+        /// Its size and image.
+        #[command(flatten)]
+        shape: ShapeArgs,
     },
     /// List the app's machines.
     Ls {
@@ -82,7 +85,7 @@ pub(crate) fn exec_result(
     result: &boxfence_client::ExecOutput,
 ) -> Result<ExitCode, CliError> {
     context.print(result, || {
-        print!("{}", result.stdout);
+        output::out!("{}", result.stdout);
         eprint!("{}", result.stderr);
     })?;
     Ok(ExitCode::from(u8::try_from(result.exit_code).unwrap_or(1)))
@@ -96,6 +99,7 @@ pub(crate) async fn run(command: MachineCommand, context: &Context) -> Result<Ex
             name,
             metadata,
             policy,
+            shape,
         } => {
             let network_policy = policy
                 .map(|text| {
@@ -108,6 +112,11 @@ pub(crate) async fn run(command: MachineCommand, context: &Context) -> Result<Ex
                 name,
                 config: MachineConfig {
                     metadata: pairs(&metadata)?,
+                    guest: Some(MachineGuest {
+                        cpus: shape.cpus,
+                        memory_mb: shape.memory_mb,
+                    }),
+                    image: shape.image()?,
                 },
                 network_policy,
             };
@@ -139,7 +148,7 @@ pub(crate) async fn run(command: MachineCommand, context: &Context) -> Result<Ex
         MachineCommand::Rm { app, id } => {
             client.delete_machine(&app, &id).await?;
             context.print(&serde_json::json!({"id": id, "deleted": true}), || {
-                println!("deleted machine {id}");
+                output::outln!("deleted machine {id}");
             })?;
         }
         MachineCommand::Exec {

@@ -4,10 +4,12 @@
 
 mod apps;
 mod boxes;
+mod claim;
 mod config;
 mod data_plane;
 mod doctor;
 mod explain;
+mod images;
 mod input;
 mod logs;
 mod machines;
@@ -66,6 +68,10 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Run one command in an ephemeral box, without a daemon (needs root).
     Run(run::RunArgs),
+    /// Manage the host's images, which boxes' roots are made from (as
+    /// root, on the daemon's host).
+    #[command(subcommand)]
+    Image(images::ImageCommand),
     /// Report what the host offers boxfence (kernel features, each part's
     /// path, prerequisites) and check the host settings it relies on (run
     /// as root on the daemon's host); exits with 1 when a required feature
@@ -90,6 +96,9 @@ pub(crate) enum CliError {
     /// The daemon could not start.
     #[error("{0}")]
     Start(#[from] boxfence_server::StartError),
+    /// Another daemon holds this one's state.
+    #[error(transparent)]
+    Claimed(#[from] claim::ClaimError),
     /// The database could not be opened.
     #[error("{0}")]
     Store(#[from] boxfence_store::StoreError),
@@ -142,11 +151,8 @@ fn main() -> ExitCode {
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "boxfence", &mut script);
-        // A closed pipe (e.g. `| head`) is not worth a panic.
-        return match std::io::Write::write_all(&mut std::io::stdout(), &script) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        };
+        output::out!("{}", String::from_utf8_lossy(&script));
+        return ExitCode::SUCCESS;
     }
     init_logging(cli.log_format);
     if let Command::Doctor(args) = &cli.command {
@@ -154,6 +160,15 @@ fn main() -> ExitCode {
             output::print_error(&error);
             ExitCode::FAILURE
         });
+    }
+    if let Command::Image(command) = cli.command {
+        return images::run(command, cli.output.json).map_or_else(
+            |error| {
+                output::print_error(&error);
+                ExitCode::FAILURE
+            },
+            |()| ExitCode::SUCCESS,
+        );
     }
     if let Command::Run(args) = cli.command {
         // Blocking and single-purpose: no async runtime needed.
@@ -188,7 +203,10 @@ fn main() -> ExitCode {
             Command::Boxes(command) => boxes::run(command, &context).await,
             Command::Explain(args) => explain::run(args, &context).await.and(success),
             Command::Logs(args) => logs::run(args, &context).await.and(success),
-            Command::Completions { .. } | Command::Run(_) | Command::Doctor(_) => success,
+            Command::Completions { .. }
+            | Command::Run(_)
+            | Command::Image(_)
+            | Command::Doctor(_) => success,
         }
     });
     result.unwrap_or_else(|error| {

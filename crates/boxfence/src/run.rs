@@ -33,6 +33,9 @@ pub(crate) struct RunArgs {
     /// The interface to masquerade out of [default: any but boxes'].
     #[arg(long, value_name = "IFACE")]
     uplink: Option<String>,
+    /// The box's size and image.
+    #[command(flatten)]
+    shape: crate::input::ShapeArgs,
     /// Seconds the command may run.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
@@ -56,14 +59,21 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         .iter()
         .map(|ip| std::net::SocketAddr::new(*ip, 53))
         .collect();
+    let image = args.shape.image()?;
+    let sandbox = crate::config::ConfigFile::default()
+        .resolve(crate::config::ConfigFile::default())?
+        .runtime;
     let run = EphemeralRun {
+        guest: Some(args.shape.guest().or(boxfence_policy::Guest {
+            cpus: sandbox.limits.cpus,
+            memory_mb: sandbox.limits.memory_mb,
+        })),
+        image,
         box_policy,
         app_policies,
         always_blocked: Arc::new(always_blocked),
         uplinks: args.uplink.into_iter().collect(),
-        sandbox: crate::config::ConfigFile::default()
-            .resolve(crate::config::ConfigFile::default())?
-            .runtime,
+        sandbox,
         upstreams: data_plane::upstreams(&configured),
         request: ExecRequest {
             command: args.command,
@@ -72,7 +82,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         },
     };
     let output = run.run().map_err(|e| CliError::Io(e.to_string()))?;
-    print!("{}", output.stdout);
+    crate::output::out!("{}", output.stdout);
     eprint!("{}", output.stderr);
     Ok(ExitCode::from(u8::try_from(output.exit_code).unwrap_or(1)))
 }

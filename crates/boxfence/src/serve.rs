@@ -1,5 +1,6 @@
 //! `boxfence serve`: the daemon.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -202,8 +203,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
         cpus: config.runtime.limits.cpus,
         memory_mb: config.runtime.limits.memory_mb,
     };
-    // Held for the daemon's lifetime: dropping it stops the resolver.
-    let (engine, _resolver) = data_plane::start(
+    // Held for the daemon's lifetime.
+    let (engine, _held) = data_plane::start(
         &config.network,
         &config.resolver,
         &config.kernel,
@@ -211,11 +212,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     )?;
     let server = Server::start(server_config, Arc::new(store.clone()), engine).await?;
     if let Some(token) = &server.generated_admin_token {
-        // Shown this once; the store keeps only its hash.
-        println!(
+        // Shown this once; the store keeps only its hash, so a token that
+        // cannot be shown is an error, not a warning.
+        writeln!(
+            std::io::stdout(),
             "generated admin token (shown once, store it now):\n  {}",
             token.text
-        );
+        )
+        .map_err(|error| CliError::Io(format!("cannot show the generated admin token: {error}")))?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -223,7 +227,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     let address = listener
         .local_addr()
         .map_err(|error| CliError::Io(error.to_string()))?;
-    println!("boxfence listening on http://{address}");
+    // The daemon outlives its stdout (a closed pipe must not stop it).
+    let _ = writeln!(std::io::stdout(), "boxfence listening on http://{address}");
     server
         .serve(listener, shutdown_signal())
         .await

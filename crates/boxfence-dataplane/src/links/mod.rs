@@ -8,6 +8,7 @@
 //! process dumps every link of its namespace when it starts, so with
 //! 1,000 boxes each one cost about 8 ms.
 
+use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
@@ -92,11 +93,23 @@ impl LinkConfig {
     /// on failure; a namespace or host-side link of the same name that was
     /// already there is left alone.
     pub fn create(&self, host: &HostNetns, link: &BoxLink) -> Result<(), LinkError> {
+        self.create_in(host, link, None)
+    }
+
+    /// [`LinkConfig::create`] in `made`, a new and empty network
+    /// namespace the caller made (a box's namespace owned by its user
+    /// namespace), or in a new one.
+    pub fn create_in(
+        &self,
+        host: &HostNetns,
+        link: &BoxLink,
+        made: Option<File>,
+    ) -> Result<(), LinkError> {
         host.in_netns(|| {
             let name = self.netns(&link.id);
             // The box side's socket is opened in the new namespace.
             let (netns, inside) =
-                netns::add(&name, RtSocket::open).map_err(|source| LinkError::Netns {
+                netns::add(&name, made, RtSocket::open).map_err(|source| LinkError::Netns {
                     netns: name.clone(),
                     source,
                 })?;
@@ -209,15 +222,28 @@ impl LinkConfig {
     }
 
     /// Makes the box's namespace and link anew when either is gone (what
-    /// is left of them is removed first); true when it did.
-    pub fn repair(&self, host: &HostNetns, link: &BoxLink) -> Result<bool, LinkError> {
+    /// is left of them is removed first), in the namespace `make` gives
+    /// (see [`LinkConfig::create_in`]); true when it did.
+    pub fn repair(
+        &self,
+        host: &HostNetns,
+        link: &BoxLink,
+        make: impl FnOnce() -> std::io::Result<Option<File>>,
+    ) -> Result<bool, LinkError> {
         let device =
             host.in_netns(|| RtSocket::open().and_then(|mut s| s.ifindex(&link.ifname)))?;
         if device.is_ok() && self.exists(&link.id) {
             return Ok(false);
         }
         let _ = self.delete(host, link);
-        self.create(host, link).map(|()| true)
+        let made = make().map_err(|source| LinkError::Netns {
+            netns: self.netns(&link.id),
+            source: NetnsError::Call {
+                op: "make the box's namespace".into(),
+                source,
+            },
+        })?;
+        self.create_in(host, link, made).map(|()| true)
     }
 }
 

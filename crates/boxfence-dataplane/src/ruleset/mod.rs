@@ -300,6 +300,30 @@ impl Ruleset {
         batch
     }
 
+    /// Takes `present` as the uplinks the flowtable holds: the kernel
+    /// drops a device that goes from its flowtable by itself, and one that
+    /// comes (or comes back) is added in place, its box flows offloaded
+    /// from then on. Returns the batch that adds those that came (empty
+    /// when uplinks only went), or `None` when nothing changed or there
+    /// is no flowtable.
+    pub fn follow_uplinks(&mut self, present: Vec<String>) -> Option<Batch> {
+        let held = self.config.flowtable_uplinks.as_mut()?;
+        if *held == present {
+            return None;
+        }
+        let came: Vec<String> = present
+            .iter()
+            .filter(|uplink| !held.contains(uplink))
+            .cloned()
+            .collect();
+        *held = present;
+        let mut batch = Batch::new(&self.config.table);
+        if !came.is_empty() {
+            batch.push(base::flowtable(came));
+        }
+        Some(batch)
+    }
+
     /// Adds the box's link to the flowtable, if there is one (in place:
     /// the flows it holds stay).
     fn join_flowtable(&self, link: &BoxLink, batch: &mut Batch) {

@@ -41,13 +41,31 @@ impl LinuxEngine {
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
         let link = self.link(machine)?;
-        let mut state = self.lock_to_change();
-        if state.links.contains_key(&machine.id) {
+        if self.lock().links.contains_key(&machine.id) {
             return Err(EngineError::Kernel(format!(
                 "machine {} exists",
                 machine.id
             )));
         }
+        // Made before the lock (a process of its own, which no change
+        // waits for). The server never creates one id twice at once.
+        let netns = self.box_netns(&link)?;
+        let created = self.create_locked(machine, policy, &link, netns);
+        if created.is_err() {
+            let _ = self.stop_sandbox(&link.id);
+        }
+        created
+    }
+
+    fn create_locked(
+        &self,
+        machine: &MachineSpec,
+        policy: &EffectivePolicy,
+        link: &BoxLink,
+        netns: Option<std::fs::File>,
+    ) -> Result<(), EngineError> {
+        let link = link.clone();
+        let mut state = self.lock_to_change();
         self.write_resolv_conf(&machine.id)?;
         let host = &self.config.host;
         let batch = state.ruleset.upsert_boxes(&[(link.clone(), policy)]);
@@ -56,7 +74,7 @@ impl LinuxEngine {
             // on a device that exists. Until the chain is there, what the
             // box sends is refused as unproved (`from_box`), and nothing
             // runs in it yet anyway.
-            match self.link_config.create(host, &link) {
+            match self.link_config.create_in(host, &link, netns) {
                 Ok(()) => (Ok(()), state.commit(&batch)),
                 Err(error) => (Err(error), Err("not tried: the link failed".to_owned())),
             }
@@ -65,7 +83,7 @@ impl LinuxEngine {
             // and nothing runs in the box before this returns: the link
             // and the rules are made side by side.
             std::thread::scope(|scope| {
-                let linking = scope.spawn(|| self.link_config.create(host, &link));
+                let linking = scope.spawn(|| self.link_config.create_in(host, &link, netns));
                 let ruled = state.commit(&batch);
                 let linked = linking
                     .join()
@@ -197,6 +215,11 @@ impl LinuxEngine {
         // Links first: older kernels hook a device chain, and every kernel
         // a flowtable, only on a device that exists. A new link's traffic
         // is refused as unproved until its chain is there.
+        for link in links.values().filter(|link| !self.has_userns(&link.id)) {
+            if let Err(error) = self.link_config.delete(host, link) {
+                errors.push(error.to_string());
+            }
+        }
         errors.extend(self.repair_links(links.values()));
         // The whole table is replaced in one transaction: no moment where
         // a box is less restricted than its policy.
@@ -224,7 +247,9 @@ impl LinuxEngine {
         for link in links {
             let repaired = self.write_resolv_conf(&link.id).and_then(|()| {
                 self.link_config
-                    .repair(&self.config.host, link)
+                    .repair(&self.config.host, link, || {
+                        self.box_netns(link).map_err(std::io::Error::other)
+                    })
                     .map_err(kernel)
             });
             if let Err(error) = repaired {

@@ -130,10 +130,10 @@ pub struct LinuxEngine {
     checks: Worker,
 }
 
-/// The uplinks that exist in `host`: a flowtable refuses a device that
-/// is not there (an uplink that comes later forwards its box flows
-/// through the hooks until the daemon restarts).
-fn present(host: &HostNetns, uplinks: &[String]) -> Vec<String> {
+/// The uplinks that exist in `host`, or `None` when it cannot be
+/// entered: a flowtable refuses a device that is not there (one that comes
+/// later joins at the watchdog's next check, see `follow_uplinks`).
+fn present(host: &HostNetns, uplinks: &[String]) -> Option<Vec<String>> {
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
     host.in_netns(|| {
         uplinks
@@ -142,7 +142,7 @@ fn present(host: &HostNetns, uplinks: &[String]) -> Vec<String> {
             .cloned()
             .collect::<Vec<_>>()
     })
-    .unwrap_or_default()
+    .ok()
 }
 
 impl LinuxEngine {
@@ -165,7 +165,7 @@ impl LinuxEngine {
             mark: config.mark,
             always_blocked: config.always_blocked.intervals(),
             flowtable_uplinks: (paths.forwarding == FastPath::Flowtable)
-                .then(|| present(&config.host, &config.uplinks)),
+                .then(|| present(&config.host, &config.uplinks).unwrap_or_default()),
             name_check: config
                 .name_check
                 .map(|queue| NameCheck::new(queue, config.mark)),
@@ -199,10 +199,13 @@ impl LinuxEngine {
                 .map_err(kernel)?;
         }
         let conntrack = Conntrack::open_in(&config.host).map_err(kernel)?;
+        let images =
+            (config.sandbox.images.clone()).unwrap_or_else(|| config.state_dir.join("images"));
         let sandboxes = boxfence_sandbox::Sandboxes::new(
             config.sandbox.runtime,
             &config.state_dir.join("sandbox"),
             &config.sandbox.init,
+            &images,
         )
         .map_err(|e| e.to_string());
         let engine = Arc::new(Self {
@@ -448,6 +451,9 @@ impl Engine for SharedLinuxEngine {
         machine: &MachineSpec,
         policy: &EffectivePolicy,
     ) -> Result<(), EngineError> {
+        if let Some(image) = &machine.image {
+            self.0.check_image(image)?;
+        }
         let (spec, policy) = (machine.clone(), self.0.as_enforced(policy));
         let link = change(&self.0, move |engine| {
             engine.create_blocking(&spec, &policy)?;
@@ -455,15 +461,19 @@ impl Engine for SharedLinuxEngine {
         })
         .await?;
         let engine = Arc::clone(&self.0);
-        let guest = machine.guest;
+        let shape = machine.clone();
         let started = on_own_thread("boxfence-create", move || {
-            engine.start_sandbox(&link, guest)
+            engine.start_sandbox(&link, &shape)
         })
         .await;
         if let Err(error) = started {
-            // No box without its sandbox: its network goes too.
+            // No box without its sandbox: its namespaces and network go too.
             let id = machine.id.clone();
-            let _ = change(&self.0, move |engine| engine.delete_blocking(&id)).await;
+            let _ = change(&self.0, move |engine| {
+                let _ = engine.stop_sandbox(&id);
+                engine.delete_blocking(&id)
+            })
+            .await;
             return Err(error);
         }
         Ok(())
@@ -506,7 +516,7 @@ impl Engine for SharedLinuxEngine {
         let engine = Arc::clone(&self.0);
         let links: Vec<_> = machines
             .iter()
-            .filter_map(|(machine, _)| Some((self.0.link(machine).ok()?, machine.guest)))
+            .filter_map(|(machine, _)| Some((self.0.link(machine).ok()?, machine.clone())))
             .collect();
         errors.extend(
             on_own_thread("boxfence-reconcile", move || {
@@ -553,6 +563,10 @@ impl Engine for SharedLinuxEngine {
 
     fn health(&self) -> Result<(), Vec<String>> {
         self.0.health()
+    }
+
+    fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        self.0.check_image(image)
     }
 
     fn host_report(&self) -> boxfence_policy::HostReport {

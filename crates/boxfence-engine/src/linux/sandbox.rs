@@ -4,17 +4,16 @@
 //! per container, which one app's creates must not add to another's
 //! policy changes).
 
+use std::fs::File;
 use std::path::PathBuf;
 
-use boxfence_dataplane::HostNetns;
 use boxfence_dataplane::ruleset::BoxLink;
-use boxfence_policy::Guest;
 use boxfence_sandbox::{
-    BoxSpec, GeneratedEtc, Limits, RuntimeKind, Sandboxes, UidRange, uids::RANGE_SIZE,
+    BoxSpec, GeneratedEtc, ImageError, Limits, RuntimeKind, Sandboxes, UidRange,
 };
 
 use super::LinuxEngine;
-use crate::{EngineError, ExecOutput, ExecRequest};
+use crate::{EngineError, ExecOutput, ExecRequest, MachineSpec};
 
 /// How boxes' containers are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +26,8 @@ pub struct SandboxConfig {
     pub limits: Limits,
     /// Box uid ranges are `uid_base + zone × 65,536`.
     pub uid_base: u32,
+    /// The image store; none: `<state_dir>/images`.
+    pub images: Option<PathBuf>,
 }
 
 impl LinuxEngine {
@@ -44,29 +45,61 @@ impl LinuxEngine {
         self.link_config.netns(id)
     }
 
-    /// Makes the box's container in its network namespace and starts its
-    /// init, of size `guest` or the configured one.
+    /// The box's host uid range.
+    fn uids(&self, link: &BoxLink) -> Result<UidRange, EngineError> {
+        UidRange::for_zone(self.config.sandbox.uid_base, link.zone).map_err(sandbox)
+    }
+
+    /// A new network namespace for the box, owned by its user namespace
+    /// (made now), for the data plane to wire; the container joins both.
+    /// Without a runtime, none: the box's create fails at its container.
+    pub(crate) fn box_netns(&self, link: &BoxLink) -> Result<Option<File>, EngineError> {
+        let Ok(sandboxes) = self.sandboxes() else {
+            return Ok(None);
+        };
+        sandboxes
+            .namespaces(&self.container(&link.id), self.uids(link)?)
+            .map(Some)
+            .map_err(sandbox)
+    }
+
+    /// Whether the box's network namespace is one the container can join:
+    /// owned by the box's pinned user namespace (a box made before user
+    /// namespaces owned them, or whose pin is gone, is made anew).
+    pub(crate) fn has_userns(&self, id: &str) -> bool {
+        self.sandboxes()
+            .map_or(true, |sandboxes| sandboxes.has_userns(&self.container(id)))
+    }
+
+    /// Whether this host's image store has `image`.
+    pub(crate) fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        if self.sandboxes()?.images().has(image) {
+            Ok(())
+        } else {
+            Err(EngineError::NoSuchImage(image.to_owned()))
+        }
+    }
+
+    /// Makes the box's container in its namespaces and starts its init,
+    /// of the machine's size (or the configured one) and from its image
+    /// (or the default root).
     pub(crate) fn start_sandbox(
         &self,
         link: &BoxLink,
-        guest: Option<Guest>,
+        machine: &MachineSpec,
     ) -> Result<(), EngineError> {
         let sandboxes = self.sandboxes()?;
         let config = &self.config.sandbox;
-        let uids = UidRange::for_zone(config.uid_base, link.zone).map_err(sandbox)?;
+        let uids = self.uids(link)?;
+        // Its namespaces were made with it (`box_netns`), ping range
+        // included (see `boxfence_sandbox::userns`).
         let netns = self.link_config.netns_path(&link.id);
-        // ICMP echo sockets for the box's own gids only, so ping works
-        // without CAP_NET_RAW and the policy judges it.
-        let range = format!("{} {}", uids.first, uids.first + (RANGE_SIZE - 1));
-        HostNetns::at(&netns)
-            .sysctl("net/ipv4/ping_group_range", &range)
-            .map_err(sandbox)?;
         let resolv = self.config.state_dir.join(&link.id).join("resolv.conf");
         let spec = BoxSpec {
             id: self.container(&link.id),
             netns,
             uids,
-            limits: guest.map_or(config.limits, |guest| Limits {
+            limits: machine.guest.map_or(config.limits, |guest| Limits {
                 cpus: guest.cpus,
                 memory_mb: guest.memory_mb,
                 ..config.limits
@@ -75,8 +108,14 @@ impl LinuxEngine {
                 resolv_conf: std::fs::read(&resolv).map_err(sandbox)?,
                 hostname: link.id.clone(),
             },
+            image: machine.image.clone(),
         };
-        sandboxes.create(&spec).map_err(sandbox)
+        match sandboxes.create(&spec) {
+            Err(boxfence_sandbox::SandboxError::Image(ImageError::NotFound(name))) => {
+                Err(EngineError::NoSuchImage(name))
+            }
+            other => other.map_err(sandbox),
+        }
     }
 
     /// Ends the box's processes and removes its container.
@@ -87,13 +126,18 @@ impl LinuxEngine {
     }
 
     /// After a restart, before the network is reconciled: removes the
-    /// containers of boxes the store no longer has (their processes end
-    /// before their network goes). Returns what failed.
+    /// containers of boxes the store no longer has, and of boxes without
+    /// a user namespace (their network is made anew); their processes end
+    /// before their network goes. Returns what failed.
     pub(crate) fn remove_stale_sandboxes(&self, keep: &[String]) -> Vec<String> {
         let Ok(sandboxes) = self.sandboxes() else {
             return Vec::new();
         };
-        let keep: Vec<String> = keep.iter().map(|id| self.container(id)).collect();
+        let keep: Vec<String> = keep
+            .iter()
+            .map(|id| self.container(id))
+            .filter(|id| sandboxes.has_userns(id))
+            .collect();
         let prefix = &self.config.netns_prefix;
         sandboxes
             .ids()
@@ -107,18 +151,18 @@ impl LinuxEngine {
     /// After a restart, once the network is reconciled: keeps each box's
     /// running container and makes the missing ones anew. Returns what
     /// failed.
-    pub(crate) fn ensure_sandboxes(&self, links: &[(BoxLink, Option<Guest>)]) -> Vec<String> {
+    pub(crate) fn ensure_sandboxes(&self, links: &[(BoxLink, MachineSpec)]) -> Vec<String> {
         let sandboxes = match self.sandboxes() {
             Ok(sandboxes) => sandboxes,
             Err(_) if links.is_empty() => return Vec::new(),
             Err(error) => return vec![error.to_string()],
         };
         let mut errors = Vec::new();
-        for (link, guest) in links {
-            if !sandboxes.is_running(&self.container(&link.id)) {
-                if let Err(error) = self.start_sandbox(link, *guest) {
-                    errors.push(error.to_string());
-                }
+        for (link, machine) in links {
+            if !sandboxes.is_running(&self.container(&link.id))
+                && let Err(error) = self.start_sandbox(link, machine)
+            {
+                errors.push(error.to_string());
             }
         }
         errors

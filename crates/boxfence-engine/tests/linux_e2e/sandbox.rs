@@ -1,6 +1,6 @@
 //! What a box command sees of the host's filesystem: its programs, and
-//! none of its state. Until boxes run in an OCI runtime (issue 13) this is
-//! the exec helper's own root; afterwards, the same test guards it.
+//! none of its state; a box from an image sees the image, and its
+//! network policy holds as for any box.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixListener;
@@ -8,10 +8,16 @@ use std::os::unix::net::UnixListener;
 use super::rig::*;
 
 /// This module's tests, in the order they run.
-pub(crate) const TESTS: &[(&str, Test)] = &[(
-    "no_host_unix_socket_is_reachable_from_a_box",
-    no_host_unix_socket_is_reachable_from_a_box,
-)];
+pub(crate) const TESTS: &[(&str, Test)] = &[
+    (
+        "no_host_unix_socket_is_reachable_from_a_box",
+        no_host_unix_socket_is_reachable_from_a_box,
+    ),
+    (
+        "a_box_from_an_image_is_enforced_like_any_other",
+        a_box_from_an_image_is_enforced_like_any_other,
+    ),
+];
 
 /// Host directories where services keep sockets.
 const SOCKET_DIRS: [&str; 10] = [
@@ -97,4 +103,41 @@ fn no_host_unix_socket_is_reachable_from_a_box(rig: &Rig) {
         &["sh", "-c", "touch /usr/x || touch /etc/x || echo read-only"],
     );
     assert_eq!(write.stdout.trim(), "read-only", "{write:?}");
+}
+
+fn a_box_from_an_image_is_enforced_like_any_other(rig: &Rig) {
+    use boxfence_sandbox::image::testing;
+    let store = boxfence_sandbox::ImageStore::open(&rig.engine_config().state_dir.join("images"));
+    let source = rig.engine_config().state_dir.join("e2e-image");
+    testing::oci_layout(&source, "busybox:e2e");
+    let imported = store.import(&source, |n| n.map(str::to_owned));
+    let _ = std::fs::remove_dir_all(&source);
+    imported.expect("imported");
+    let policy = json!({"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]});
+    let b = rig.create_from("image1", policy, &[], Some("busybox:e2e"));
+    let root = rig.exec(&b, &["ls", "/"]);
+    assert_eq!(
+        root.stdout, "bin\ndev\netc\nproc\nrun\ntmp\nvar\n",
+        "{root:?}"
+    );
+    // busybox's nc: its static wget needs the name service even for an
+    // address (it crashes without /etc/nsswitch.conf's libraries).
+    let get = |ip: std::net::Ipv4Addr| {
+        let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 80 | head -1");
+        rig.exec(&b, &["sh", "-c", &script])
+    };
+    let allowed = get(CDN_OUTSIDE_DENIED_V4);
+    assert!(allowed.stdout.starts_with("HTTP/1."), "{allowed:?}");
+    let denied = get(SERVER_V4);
+    assert_eq!(denied.stdout, "", "{denied:?}");
+    assert!(
+        denied.stderr.contains("refused"),
+        "rejected at once: {denied:?}"
+    );
+    let in_use = store.remove("busybox:e2e").expect_err("in use");
+    assert!(in_use.to_string().contains("in use by 1 box"), "{in_use}");
+    rig.runtime
+        .block_on(SharedLinuxEngine(Arc::clone(&rig.engine)).delete_machine(&b.id))
+        .expect("deleted");
+    store.remove("busybox:e2e").expect("free after delete");
 }

@@ -20,6 +20,7 @@ pub(crate) fn lab_sandbox() -> boxfence_engine::SandboxConfig {
             tmp_mb: 64,
         },
         uid_base: 1 << 20,
+        images: None,
     }
 }
 

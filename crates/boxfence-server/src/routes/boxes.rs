@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use boxfence_policy::{BoxPolicy, Diagnostics, GuestRequest, JsonPath, read_guest, read_metadata};
 use boxfence_store::{StoreError, StoredMachine};
 
-use super::machines::{nested_warnings, read_box_policy, read_exec};
+use super::machines::{nested_warnings, read_box_policy, read_exec, read_image};
 use crate::auth::Caller;
 use crate::body::{APP_NAME_RULE, JsonBody, NAME_RULE, is_app_name, is_name};
 use crate::error::{ApiError, ErrorBody};
@@ -47,7 +47,14 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<WithWarnings<BoxView>>), ApiError> {
     let mut out = Diagnostics::default();
-    let fields = ["runtime", "networkPolicy", "metadata", "app", "guest"];
+    let fields = [
+        "runtime",
+        "networkPolicy",
+        "metadata",
+        "app",
+        "guest",
+        "image",
+    ];
     let parsed =
         ObjectReader::new(&body, &JsonPath::root(), &fields, &mut out).and_then(|object| {
             let runtime = object.string("runtime", is_name, NAME_RULE, &mut out);
@@ -62,26 +69,29 @@ pub(crate) async fn create(
                 None => Some(GuestRequest::default()),
                 Some((value, path)) => read_guest(value, &path, "memoryMb", &mut out),
             };
-            Some((app, runtime, metadata?, network_policy?, guest?))
+            let image = read_image(&state, object.optional("image"), &mut out);
+            Some((app, runtime, metadata?, network_policy?, guest?, image?))
         });
-    let (app, runtime, metadata, network_policy, guest) = out.finish(parsed)?;
+    let (app, runtime, metadata, network_policy, guest, image) = out.finish(parsed)?;
     let app = match (app, &caller) {
         (Some(app), _) => app,
         (None, Caller::App(own)) => own.clone(),
         (None, Caller::Admin) => DEFAULT_APP.to_owned(),
     };
     caller.check_app(&app)?;
+    let mut created_default = false;
     if state.store.app(&app).await?.is_none() {
         if app != DEFAULT_APP {
             return Err(ApiError::NotFound(format!("app {app} not found")));
         }
         match state.store.create_app(DEFAULT_APP).await {
-            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Ok(_) => created_default = true,
+            Err(StoreError::Conflict(_)) => {}
             Err(error) => return Err(error.into()),
         }
     }
     let warnings = nested_warnings(&network_policy, &state, "networkPolicy");
-    let machine = state
+    let created = state
         .create_machine(MachineRequest {
             app,
             name: None,
@@ -89,8 +99,17 @@ pub(crate) async fn create(
             metadata,
             network_policy,
             guest,
+            image,
         })
-        .await?;
+        .await;
+    if created.is_err() && created_default {
+        // A refused create leaves nothing behind. The delete refuses if a
+        // concurrent create put a machine in the app meanwhile.
+        if let Err(error) = state.store.delete_app(DEFAULT_APP, false).await {
+            tracing::debug!(%error, "the app {DEFAULT_APP} stays");
+        }
+    }
+    let machine = created?;
     Ok((
         StatusCode::CREATED,
         Json(WithWarnings {

@@ -102,6 +102,29 @@ pub(crate) fn read_box_policy(
     }
 }
 
+/// Reads an image reference at `path` of a larger body (none: the
+/// default root): valid, and in this host's image store.
+pub(crate) fn read_image(
+    state: &AppState,
+    value: Option<(&Value, JsonPath)>,
+    out: &mut Diagnostics,
+) -> Option<Option<String>> {
+    let Some((value, path)) = value else {
+        return Some(None);
+    };
+    let Some(name) = value.as_str().and_then(boxfence_policy::image::normalize) else {
+        out.push(&path, format!("must be {}", boxfence_policy::image::RULE));
+        return None;
+    };
+    match state.engine.check_image(&name) {
+        Ok(()) => Some(Some(name)),
+        Err(error) => {
+            out.push(&path, error.to_string());
+            None
+        }
+    }
+}
+
 /// Prefixes warnings from a nested policy with its field.
 pub(crate) fn nested_warnings(
     policy: &BoxPolicy,
@@ -144,23 +167,27 @@ pub(crate) async fn create(
     )
     .and_then(|object| {
         let name = object.string("name", is_name, NAME_RULE, &mut out);
-        let (metadata, guest) = match object.optional("config") {
-            None => (Some(Default::default()), Some(GuestRequest::default())),
-            Some((config, path)) => {
-                match ObjectReader::new(config, &path, &["metadata", "guest"], &mut out) {
-                    None => (None, None),
-                    Some(config) => (
-                        match config.optional("metadata") {
-                            None => Some(Default::default()),
-                            Some((value, path)) => read_metadata(value, &path, &mut out),
-                        },
-                        match config.optional("guest") {
-                            None => Some(GuestRequest::default()),
-                            Some((value, path)) => read_guest(value, &path, "memory_mb", &mut out),
-                        },
-                    ),
-                }
-            }
+        let fields = ["metadata", "guest", "image"];
+        let (metadata, guest, image) = match object.optional("config") {
+            None => (
+                Some(Default::default()),
+                Some(GuestRequest::default()),
+                Some(None),
+            ),
+            Some((config, path)) => match ObjectReader::new(config, &path, &fields, &mut out) {
+                None => (None, None, None),
+                Some(config) => (
+                    match config.optional("metadata") {
+                        None => Some(Default::default()),
+                        Some((value, path)) => read_metadata(value, &path, &mut out),
+                    },
+                    match config.optional("guest") {
+                        None => Some(GuestRequest::default()),
+                        Some((value, path)) => read_guest(value, &path, "memory_mb", &mut out),
+                    },
+                    read_image(&state, config.optional("image"), &mut out),
+                ),
+            },
         };
         let network_policy = read_box_policy(object.optional("network_policy"), &mut out);
         Some(MachineRequest {
@@ -170,6 +197,7 @@ pub(crate) async fn create(
             metadata: metadata?,
             network_policy: network_policy?,
             guest: guest?,
+            image: image?,
         })
     });
     let request = out.finish(request)?;

@@ -9,6 +9,7 @@ mod conformance;
 mod guest;
 mod health;
 mod host;
+mod images;
 mod limits;
 mod machines;
 mod metrics;

@@ -37,6 +37,7 @@ async fn the_sdk_covers_the_machines_api() {
                 name: Some("api".into()),
                 config: MachineConfig {
                     metadata: BTreeMap::from([("role".into(), "web".into())]),
+                    ..MachineConfig::default()
                 },
                 network_policy: Some(BoxPolicy::AllowAll),
             },

@@ -18,6 +18,9 @@ use tokio::sync::oneshot;
 
 pub(crate) const ADMIN: &str = "test-admin-token";
 
+/// The images the recording engine's host has.
+pub(crate) const IMAGES: [&str; 2] = ["busybox:latest", "busybox:1.36"];
+
 /// What the engine was last told about one machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Enforced {
@@ -27,6 +30,8 @@ pub(crate) struct Enforced {
     pub(crate) box_mode: &'static str,
     /// The size it was created with (none after a reconcile or apply).
     pub(crate) guest: Option<boxfence_policy::Guest>,
+    /// The image it was created from (none after a reconcile or apply).
+    pub(crate) image: Option<String>,
 }
 
 fn summary(policy: &EffectivePolicy) -> Enforced {
@@ -38,6 +43,7 @@ fn summary(policy: &EffectivePolicy) -> Enforced {
             BoxLayer::Custom(_) => "custom",
         },
         guest: None,
+        image: None,
     }
 }
 
@@ -102,6 +108,7 @@ impl Engine for RecordingEngine {
             machine.id.clone(),
             Enforced {
                 guest: machine.guest,
+                image: machine.image.clone(),
                 ..summary(policy)
             },
         );
@@ -150,6 +157,14 @@ impl Engine for RecordingEngine {
             stdout: format!("{}\n", request.command[1..].join(" ")),
             stderr: String::new(),
         })
+    }
+
+    fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        if IMAGES.contains(&image) {
+            Ok(())
+        } else {
+            Err(EngineError::NoSuchImage(image.to_owned()))
+        }
     }
 
     fn health(&self) -> Result<(), Vec<String>> {

@@ -41,5 +41,6 @@ pub(crate) fn machine(
         ipv4: std::net::Ipv4Addr::new(10, 200, 0, last_octet),
         ipv6: format!("fd00:b0f::{last_octet}").parse().expect("ipv6"),
         guest: None,
+        image: None,
     }
 }

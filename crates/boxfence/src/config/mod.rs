@@ -227,7 +227,13 @@ impl ConfigFile {
         if flowtable == Some(false) && !kernel.avoid.contains(&Feature::Flowtable) {
             kernel.avoid.push(Feature::Flowtable);
         }
-        let runtime = runtime::resolve_runtime(overrides.runtime, self.runtime)?;
+        let mut runtime = runtime::resolve_runtime(overrides.runtime, self.runtime)?;
+        let state_dir = network
+            .state_dir
+            .or(self.network.state_dir)
+            .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        // `boxfence run` and `boxfence image` use the daemon's store.
+        runtime.images = Some(state_dir.join("images"));
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
                 Some(listen) => listen,
@@ -264,10 +270,7 @@ impl ConfigFile {
                     .netns_prefix
                     .or(self.network.netns_prefix)
                     .unwrap_or_else(|| DEFAULT_NETNS_PREFIX.to_owned()),
-                state_dir: network
-                    .state_dir
-                    .or(self.network.state_dir)
-                    .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+                state_dir,
                 data_plane: network
                     .data_plane
                     .or(self.network.data_plane)

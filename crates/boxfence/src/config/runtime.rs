@@ -111,6 +111,8 @@ pub(super) fn resolve_runtime(
             .unwrap_or_else(|| DEFAULT_INIT.into()),
         limits,
         uid_base,
+        // The daemon's `<state_dir>/images`, set with the state directory.
+        images: None,
     })
 }
 
