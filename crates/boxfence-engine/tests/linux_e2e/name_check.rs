@@ -25,6 +25,10 @@ pub(crate) const TESTS: &[(&str, OwnRigTest)] = &[
         "name_check_down_stalls_domain_flows_and_spares_cidr_flows",
         name_check_down_stalls_domain_flows_and_spares_cidr_flows,
     ),
+    (
+        "name_check_without_nfqueue_refuses_to_start",
+        name_check_without_nfqueue_refuses_to_start,
+    ),
 ];
 
 /// The lab's shared address: registry.npmjs.org, github.com,
@@ -340,4 +344,32 @@ fn name_check_down_stalls_domain_flows_and_spares_cidr_flows() {
         "200",
         "new flows pass once the checker is back"
     );
+}
+
+/// On a kernel without NFQUEUE (here: avoided, as the probe reports a
+/// missing one the same way) an engine that checks names does not start:
+/// every domain-authorised flow would stall. The error says what is
+/// missing, why, and how to do without.
+fn name_check_without_nfqueue_refuses_to_start() {
+    let lab = Lab::new().expect("lab comes up");
+    let config = LinuxConfig {
+        avoid: vec![Feature::Nfqueue],
+        name_check: Some(19),
+        ..crate::lab_config::lab_config(&lab, HostNetns::at(lab.host_netns_path()))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let Err(error) = runtime.block_on(async { LinuxEngine::start(config) }) else {
+        panic!("an engine that checks names started without NFQUEUE");
+    };
+    let text = error.to_string();
+    for part in [
+        "nfqueue",
+        "name_check = \"off\"",
+        "avoided by the configuration",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
 }
