@@ -9,7 +9,10 @@
 //! `bulk` (iperf3 throughput), `update` (policy update latency, one box),
 //! `boxes` (create/delete, 1,000 boxes, app-wide update); `attrib` (only
 //! when named: connection rate with the fail-closed routing rules and a
-//! mark-only table, to split the cost). Knobs: `BF_BENCH_RUNS` (3),
+//! mark-only table, to split the cost), `names` (only when named: the
+//! engine checks names, issue 19; connection rate and bulk throughput of
+//! HTTP flows checked by name, the same flows authorised by a CIDR, and
+//! no ruleset). Knobs: `BF_BENCH_RUNS` (3),
 //! `BF_BENCH_SECS` (5), `BF_BENCH_BOXES` (1000), `BF_BENCH_UPDATES` (200),
 //! `BF_BENCH_DELETES` (100 timed deletes), `BF_BENCH_NICE` (`0`: keep the
 //! default priority), `BF_BENCH_PERF` (a directory: `perf record -a -g`
@@ -67,6 +70,8 @@ const CPS_SERVERS: usize = 2;
 mod lab_config;
 #[path = "dataplane_parts/logcost.rs"]
 mod logcost;
+#[path = "dataplane_parts/names.rs"]
+mod names;
 use lab_config::lab_config;
 
 fn main() {
@@ -94,7 +99,9 @@ fn main() {
         println!("priority: nice -10 for the benchmark's threads: {reniced}\n");
     }
 
-    let rig = Rig::new();
+    // Names are checked only for the section that measures the check
+    // (the others measure the kernel path of CIDR and learned flows).
+    let rig = Rig::new(sections.contains(&"names"));
     if wants("cps") || wants("bulk") || sections.contains(&"attrib") {
         // Threads and programs started from here on inherit the CPU: the
         // load generators, the servers, and so the packets' softirq work.
@@ -117,6 +124,9 @@ fn main() {
     }
     if wants("update") {
         single_box_updates(&rig, &knobs, "u1", "one box on the host");
+    }
+    if sections.contains(&"names") {
+        names::name_check_cost(&rig, &knobs);
     }
     if wants("logcost") {
         logcost::logging_cost(&rig, &knobs);
@@ -216,7 +226,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new() -> Self {
+    fn new(name_check: bool) -> Self {
         let started = Instant::now();
         let lab = Lab::new().expect("lab comes up");
         enter_checked(lab.host_netns_path());
@@ -235,6 +245,7 @@ impl Rig {
                 .filter(|name| !name.is_empty())
                 .map(|name| Feature::from_name(name).expect("BF_BENCH_AVOID: feature names"))
                 .collect(),
+            name_check: name_check.then_some(19),
             ..lab_config(&lab, HostNetns::current())
         };
         let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));

@@ -37,11 +37,14 @@ pub enum Feature {
     /// `flow add` from the forward hook, whose devices are added and
     /// removed in place.
     Flowtable,
+    /// NFQUEUE from nf_tables: `nft_compat` with the `xt_NFQUEUE` target,
+    /// and a queue bound over nfnetlink_queue.
+    Nfqueue,
 }
 
 impl Feature {
     /// Every feature, in report order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::InetIngress,
         Self::Ctnetlink,
         Self::Nflog,
@@ -49,6 +52,7 @@ impl Feature {
         Self::DestroyElement,
         Self::ElementTimeoutUpdate,
         Self::Flowtable,
+        Self::Nfqueue,
     ];
 
     /// Its name in logs, reports and configuration (`[kernel] avoid`).
@@ -61,6 +65,7 @@ impl Feature {
             Self::DestroyElement => "destroy_element",
             Self::ElementTimeoutUpdate => "element_timeout_update",
             Self::Flowtable => "flowtable",
+            Self::Nfqueue => "nfqueue",
         }
     }
 
@@ -89,6 +94,9 @@ impl Feature {
             Self::Flowtable => {
                 "established box flows are forwarded by a software flowtable, their packets skipping the hooks (else every packet passes them)"
             }
+            Self::Nfqueue => {
+                "name checks: the first data of a flow a domain authorised goes to the checker, which compares its TLS SNI or HTTP Host with the policy (needed while [network] name_check is on; name_check = \"off\" does without, and lets any name through on an authorised address)"
+            }
         }
     }
 
@@ -103,6 +111,8 @@ impl Feature {
             // Flowtables came in 4.16; adding and removing devices of an
             // existing one, which boxes coming and going need, in 5.8.
             Self::Flowtable => "5.8",
+            // nft_compat; the NFQUEUE target's revision 3 is older.
+            Self::Nfqueue => "3.13",
         }
     }
 
@@ -198,20 +208,31 @@ impl KernelFeatures {
     /// The first required feature that is missing (or avoided: the
     /// configuration cannot wish a required feature away), if any.
     pub fn require(&self) -> Result<(), MissingFeature> {
-        for feature in Feature::ALL.into_iter().filter(|f| f.required()) {
-            let answer = match self.found.get(&feature) {
-                Some(Presence::Found) => continue,
-                Some(Presence::Missing(answer)) => answer.clone(),
-                Some(Presence::Avoided) => "avoided by the configuration".to_owned(),
-                None => "not probed".to_owned(),
-            };
-            return Err(MissingFeature {
-                feature,
-                release: self.release.clone(),
-                answer,
-            });
-        }
-        Ok(())
+        Feature::ALL
+            .into_iter()
+            .filter(|f| f.required())
+            .try_for_each(|f| self.require_one(f))
+    }
+
+    /// With name checks on, NFQUEUE is required too: without it no
+    /// domain-authorised flow could pass (fail closed), so the daemon
+    /// refuses to start instead.
+    pub fn require_for_name_check(&self) -> Result<(), MissingFeature> {
+        self.require_one(Feature::Nfqueue)
+    }
+
+    fn require_one(&self, feature: Feature) -> Result<(), MissingFeature> {
+        let answer = match self.found.get(&feature) {
+            Some(Presence::Found) => return Ok(()),
+            Some(Presence::Missing(answer)) => answer.clone(),
+            Some(Presence::Avoided) => "avoided by the configuration".to_owned(),
+            None => "not probed".to_owned(),
+        };
+        Err(MissingFeature {
+            feature,
+            release: self.release.clone(),
+            answer,
+        })
     }
 
     /// The path each part of the data plane takes on this kernel.

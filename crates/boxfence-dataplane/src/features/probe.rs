@@ -82,6 +82,7 @@ fn try_each() -> BTreeMap<Feature, Presence> {
         Feature::DestroyElement,
         Feature::ElementTimeoutUpdate,
         Feature::Flowtable,
+        Feature::Nfqueue,
     ];
     let socket = NftSocket::open().and_then(|mut socket| {
         let base = [
@@ -128,7 +129,32 @@ fn try_each() -> BTreeMap<Feature, Presence> {
         Feature::Flowtable,
         presence(flowtable_on_loopback(&mut socket)),
     );
+    found.insert(Feature::Nfqueue, presence(nfqueue(&mut socket)));
     found
+}
+
+/// A rule that queues, as name checks write it (the kernel loads
+/// `nft_compat` and `xt_NFQUEUE` or refuses), and a reader bound to that
+/// queue (nfnetlink_queue).
+fn nfqueue(socket: &mut NftSocket) -> Result<(), String> {
+    const QUEUE: u16 = 7;
+    socket
+        .apply(
+            TABLE,
+            &[
+                Command::AddChain("queue".into()),
+                Command::AddRule {
+                    chain: "queue".into(),
+                    rule: Rule::then(Vec::new(), vec![Statement::Queue(QUEUE)]),
+                },
+            ],
+        )
+        .map_err(|error| {
+            format!("a rule with the NFQUEUE target (nft_compat, xt_NFQUEUE): {error}")
+        })?;
+    crate::nfqueue::Nfqueue::bind(QUEUE)
+        .map(drop)
+        .map_err(|error| format!("binding a queue (nfnetlink_queue): {error}"))
 }
 
 /// A flowtable on loopback fed from a forward chain, as the fast path

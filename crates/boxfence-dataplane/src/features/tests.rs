@@ -63,6 +63,29 @@ fn a_missing_required_feature_is_named_with_why_and_since_when() {
 }
 
 #[test]
+fn nfqueue_is_required_only_with_name_checks() {
+    let features = with(&[(
+        Feature::Nfqueue,
+        Presence::Missing("No such file or directory".into()),
+    )]);
+    assert!(features.require().is_ok(), "name checks off: not needed");
+    let error = features
+        .require_for_name_check()
+        .expect_err("name checks need it");
+    assert_eq!(error.feature, Feature::Nfqueue);
+    let text = error.to_string();
+    for part in [
+        "nfqueue",
+        "TLS SNI",
+        "name_check = \"off\"",
+        "No such file or directory",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+    assert!(with(&[]).require_for_name_check().is_ok());
+}
+
+#[test]
 fn a_required_feature_cannot_be_avoided() {
     let features = with(&[(Feature::Nflog, Presence::Avoided)]);
     let error = features.require().expect_err("nflog is required");

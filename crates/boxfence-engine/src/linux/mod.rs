@@ -153,6 +153,9 @@ impl LinuxEngine {
     pub fn start(config: LinuxConfig) -> Result<Arc<Self>, EngineError> {
         let features = KernelFeatures::probe(&config.avoid).map_err(kernel)?;
         features.require()?;
+        if config.name_check.is_some() {
+            features.require_for_name_check()?;
+        }
         let paths = features.paths();
         let gateways = config.pool.gateways();
         let table = TableConfig {

@@ -74,6 +74,9 @@ pub(super) type Outcome = Option<u32>;
 pub(super) struct Flows {
     pending: HashMap<Key, Pending>,
     judged: HashMap<Key, Settled>,
+    /// When old judgements were last forgotten: a sweep of the whole map
+    /// per packet would make a busy checker slower with every flow.
+    swept: Option<Instant>,
 }
 
 impl Flows {
@@ -130,7 +133,13 @@ impl Flows {
     /// Flows held longer than `patience` (judged as saying nothing), and
     /// forgets old judgements.
     pub(super) fn overdue(&mut self, patience: Duration) -> Vec<Judged> {
-        self.judged.retain(|_, s| s.at.elapsed() < REMEMBER);
+        if self
+            .swept
+            .is_none_or(|at| at.elapsed() > Duration::from_secs(1))
+        {
+            self.judged.retain(|_, s| s.at.elapsed() < REMEMBER);
+            self.swept = Some(Instant::now());
+        }
         self.pending
             .iter()
             .filter(|(_, p)| p.since.elapsed() > patience)
