@@ -42,9 +42,20 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
     let kept = rig.create("keep1", policy.clone(), &[]);
     let stale = rig.create("stale1", json!({"mode": "allow-all"}), &[]);
     // A process of the box's machine, which a restart must not end.
-    let started = rig.exec(&kept, &["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"]);
+    let background = "sleep 1000 >/dev/null 2>&1 & echo $!";
+    let started = rig.exec(&kept, &["sh", "-c", background]);
     let pid = started.stdout.trim().to_owned();
     assert!(!pid.is_empty(), "{started:?}");
+    // A box whose network namespace is lost while the daemon is down: its
+    // container, cut off in the old one, is made anew with the network.
+    let lost = rig.create("lost1", json!({"mode": "allow-all"}), &[]);
+    let lost_pid = rig
+        .exec(&lost, &["sh", "-c", background])
+        .stdout
+        .trim()
+        .to_owned();
+    let unbound = rig.host(&["ip", "netns", "delete", &netns_name(rig, &lost)]);
+    assert!(unbound.status.success(), "{unbound:?}");
     // A second engine starts as a restarted daemon would: the table left
     // behind keeps enforcing until reconcile replaces it.
     let config = rig.engine_config();
@@ -55,27 +66,11 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
         "still enforced after restart"
     );
     let effective = rig.effective(&kept, policy, &[]);
-    rig.runtime
-        .block_on(SharedLinuxEngine(Arc::clone(&restarted)).reconcile(&[(kept.clone(), effective)]))
-        .expect("reconciles");
-    assert!(
-        !rig.box_netns(&stale).exists(),
-        "a box the store no longer has is removed"
-    );
-    assert!(rig.box_netns(&kept).exists(), "a stored box is adopted");
-    assert_eq!(
-        rig.curl(&kept, &format!("http://{CDN_OUTSIDE_DENIED_V4}/")),
-        "200"
-    );
-    assert_eq!(rig.curl(&kept, &format!("http://{SERVER_V4}/")), REFUSED);
-    // The box's container was kept, not made anew: its process lives.
-    let alive = rig.exec(
-        &kept,
-        &["sh", "-c", &format!("kill -0 {pid} && echo alive")],
-    );
-    assert_eq!(alive.stdout, "alive\n", "{alive:?}");
-    // The stale box's container and user namespace went with its network;
-    // delete after the restart removes the kept box's just as well.
+    let lost_policy = rig.effective(&lost, json!({"mode": "allow-all"}), &[]);
+    let stored = [(kept.clone(), effective), (lost.clone(), lost_policy)];
+    // The first engine, still alive in this test (not in a real restart),
+    // would restore its own model (the stale box too) when its watchdog
+    // next ran: it waits on its lock until the stale box is checked gone.
     let sandbox = config.state_dir.join("sandbox");
     let leftovers = |spec: &MachineSpec| {
         let container = restarted.netns_path(&spec.id);
@@ -89,13 +84,51 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
         .filter(|path| path.exists())
         .collect::<Vec<_>>()
     };
-    assert_eq!(leftovers(&stale), Vec::<PathBuf>::new());
+    rig.engine.while_locked(|| {
+        rig.runtime
+            .block_on(SharedLinuxEngine(Arc::clone(&restarted)).reconcile(&stored))
+            .expect("reconciles");
+        assert!(
+            !rig.box_netns(&stale).exists(),
+            "a box the store no longer has is removed"
+        );
+        // Its container and user namespace went with its network.
+        assert_eq!(leftovers(&stale), Vec::<PathBuf>::new());
+    });
+    let remade = rig.exec(
+        &lost,
+        &["sh", "-c", &format!("kill -0 {lost_pid} || echo new")],
+    );
+    assert_eq!(remade.stdout, "new\n", "a new container: {remade:?}");
+    assert_eq!(rig.curl(&lost, &format!("http://{SERVER_V4}/")), "200");
+    assert!(rig.box_netns(&kept).exists(), "a stored box is adopted");
+    assert_eq!(
+        rig.curl(&kept, &format!("http://{CDN_OUTSIDE_DENIED_V4}/")),
+        "200"
+    );
+    assert_eq!(rig.curl(&kept, &format!("http://{SERVER_V4}/")), REFUSED);
+    // The box's container was kept, not made anew: its process lives;
+    // delete after the restart removes its container just as well.
+    let alive = rig.exec(
+        &kept,
+        &["sh", "-c", &format!("kill -0 {pid} && echo alive")],
+    );
+    assert_eq!(alive.stdout, "alive\n", "{alive:?}");
     assert_eq!(leftovers(&kept).len(), 3, "the kept box has all three");
     rig.runtime
         .block_on(SharedLinuxEngine(Arc::clone(&restarted)).delete_machine(&kept.id))
         .expect("deleted after the restart");
     assert_eq!(leftovers(&kept), Vec::<PathBuf>::new());
     assert!(!rig.box_netns(&kept).exists());
+}
+
+/// The name of the box's network namespace.
+fn netns_name(rig: &Rig, spec: &MachineSpec) -> String {
+    let path = rig.box_netns(spec);
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .expect("a name")
+        .to_owned()
 }
 
 fn altered_rules_are_repaired(rig: &Rig) {
