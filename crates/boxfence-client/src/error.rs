@@ -15,7 +15,7 @@ pub enum ClientError {
         body: ApiErrorBody,
     },
     /// The server could not be reached or the answer not read.
-    #[error("cannot talk to the boxfence server: {0}")]
+    #[error("cannot talk to the boxfence server: {}", causes(.0))]
     Http(#[from] reqwest::Error),
     /// The answer was not what the API documents.
     #[error("unexpected answer from the server: {0}")]
@@ -45,4 +45,22 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// An error and its causes, outermost first: reqwest's own message
+/// ("error sending request for url ...") hides why, e.g. "Connection
+/// refused".
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // hyper repeats its inner error in its own message at times.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -192,6 +192,10 @@ pub struct Evaluation {
     /// Each checked layer's finding.
     #[serde(default)]
     pub findings: Vec<Value>,
+    /// The name check a domain-authorised flow meets: `name check: TLS
+    /// SNI or HTTP Host must match api.github.com`.
+    #[serde(default)]
+    pub name_check: Option<String>,
     /// Limits to know about.
     #[serde(default)]
     pub caveats: Vec<String>,

@@ -13,6 +13,7 @@ mod netlink;
 mod netns;
 pub mod nflog;
 mod nfnl;
+pub mod nfqueue;
 pub mod nft;
 pub mod nft_netlink;
 pub mod nft_watch;

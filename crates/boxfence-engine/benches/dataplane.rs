@@ -251,6 +251,7 @@ impl Rig {
             mark: MARK,
             always_blocked: blocked.intervals(),
             flowtable_uplinks: None,
+            name_check: None,
         };
         let engine = runtime
             .block_on(async { LinuxEngine::start(config) })

@@ -86,6 +86,8 @@ impl EphemeralRun {
             resolver_port: 53,
             host: HostNetns::current(),
             avoid: Vec::new(),
+            // A queue of its own beside the daemon's.
+            name_check: u16::try_from(slot()).ok().map(|slot| 1000 + slot),
         };
         let engine = LinuxEngine::start(config)?;
         let result = engine

@@ -92,6 +92,7 @@ pub(crate) fn connection_event(
             policy_id,
             policy_name,
             rule_index,
+            ..
         } = finding.reason
         {
             event.policy_id = policy_id.map(str::to_owned);
@@ -281,6 +282,7 @@ mod tests {
             dst: Some(dst),
             dport: Some(dport),
             domain: None,
+            claimed: None,
             layer: None,
             reason: "test".into(),
             policy_id: None,
@@ -310,25 +312,37 @@ mod tests {
     fn a_flood_is_bounded_and_says_how_much_it_suppressed() {
         let log = FlowLog::default();
         let mut live = log.subscribe();
+        let started = Instant::now();
         for port in 0..5000u16 {
             let (e, k) = event("m1", port);
             log.record(e, Some(k));
         }
-        let kept = log.history("m1", None, None, usize::MAX);
-        assert_eq!(
-            kept.len(),
-            usize::try_from(EVENTS_PER_SECOND_PER_BOX * 2).expect("small"),
-            "the burst"
+        // What the flow log holds: events admitted, and how many were
+        // suppressed between them.
+        let count = || {
+            let history = log.history("m1", None, None, usize::MAX);
+            let suppressed: u64 = history.iter().filter_map(|e| e.suppressed).sum();
+            let admitted = history
+                .iter()
+                .filter(|e| e.kind != FlowEventKind::Suppressed)
+                .count();
+            (u64::try_from(admitted).expect("small"), suppressed)
+        };
+        // The burst, plus what the rate refilled while the loop ran (on a
+        // loaded machine the loop takes long enough to earn some).
+        let refilled = started.elapsed().as_secs_f64() * f64::from(EVENTS_PER_SECOND_PER_BOX);
+        let burst = u64::from(EVENTS_PER_SECOND_PER_BOX * 2);
+        let (admitted, _) = count();
+        assert!(
+            (burst..=burst + refilled.ceil() as u64).contains(&admitted),
+            "the burst: {admitted} admitted, {refilled:.1} refilled"
         );
         std::thread::sleep(Duration::from_millis(100));
         let (e, k) = event("m1", 6000);
         log.record(e, Some(k));
-        let kept = log.history("m1", None, None, usize::MAX);
-        let suppressed = kept
-            .iter()
-            .find(|e| e.kind == FlowEventKind::Suppressed)
-            .expect("a suppressed event");
-        assert_eq!(suppressed.suppressed, Some(5000 - 40));
+        let (admitted, suppressed) = count();
+        assert!(suppressed > 0, "the suppressed are reported");
+        assert_eq!(admitted + suppressed, 5001, "every event is told of");
         assert!(live.try_recv().is_ok(), "the live stream got events");
         let (e, k) = event("m2", 1);
         log.record(e, Some(k));

@@ -16,6 +16,7 @@ pub mod flowlog;
 pub mod host;
 mod linux;
 mod metrics;
+mod name_check;
 mod set_writer;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

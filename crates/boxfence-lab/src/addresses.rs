@@ -69,6 +69,8 @@ pub const HTTPS_PORT: u16 = 443;
 /// UDP echo: every datagram comes back unchanged, from the address it was
 /// sent to.
 pub const UDP_ECHO_PORT: u16 = 5353;
+/// UDP echo on HTTP/3's port, as a QUIC server's address would answer.
+pub const QUIC_ECHO_PORT: u16 = 443;
 /// TCP "hold" server: keeps a connection open and echoes each line, so a
 /// test can see an established flow get cut later.
 pub const HOLD_PORT: u16 = 9000;

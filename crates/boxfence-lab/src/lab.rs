@@ -191,6 +191,22 @@ impl Lab {
         exec::output(&mut self.internet.command(argv))
     }
 
+    /// What curl in the internet namespace gets from `url` within 3 s: the
+    /// HTTP status, or `err<curl's exit code>` when it got no answer.
+    ///
+    /// # Errors
+    ///
+    /// When curl cannot be started.
+    pub fn internet_curl(&self, url: &str) -> Result<String, LabError> {
+        let options = "curl -s -m 3 -o /dev/null -w %{http_code}".split(' ');
+        let out = self.internet_exec(options.chain([url]))?;
+        Ok(if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        } else {
+            format!("err{}", out.status.code().unwrap_or(-1))
+        })
+    }
+
     /// Starts a long-running program (the daemon) in the lab host, with
     /// stdin closed and stdout/stderr inherited; use [`Lab::host_command`]
     /// for anything else. Teardown kills it if it still runs.

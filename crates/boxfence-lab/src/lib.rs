@@ -38,14 +38,15 @@ mod root;
 mod seal;
 mod servers;
 mod small_fs;
+mod speed;
 mod tls;
 mod topology;
 
 pub use addresses::{
     CDN_INSIDE_DENIED_V4, CDN_OUTSIDE_DENIED_V4, DNS_V4, DNS_V6, GATEWAY_V4, GATEWAY_V6, HOLD_PORT,
     HTTP_ALT_PORT, HTTP_PORT, HTTPS_PORT, INTERNET_LINK, LAB_HOST_V4, LAB_HOST_V6, OTHER_V4,
-    SERVER_ADDRS, SERVER_LINK, SERVER_V4, SERVER_V6, TCP_PORTS, UDP_ECHO_PORT, UPLINK,
-    UPLINK_PREFIX_V4, UPLINK_PREFIX_V6,
+    QUIC_ECHO_PORT, SERVER_ADDRS, SERVER_LINK, SERVER_V4, SERVER_V6, TCP_PORTS, UDP_ECHO_PORT,
+    UPLINK, UPLINK_PREFIX_V4, UPLINK_PREFIX_V6,
 };
 pub use delayed_dns::DelayedDns;
 pub use dns::{DNS_RECORDS, LabDns};
@@ -54,3 +55,4 @@ pub use lab::Lab;
 pub use reply::ServerReply;
 pub use root::require_root;
 pub use small_fs::SmallFs;
+pub use speed::emulated;

@@ -11,7 +11,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::addresses::{
-    HOLD_PORT, HTTP_ALT_PORT, HTTP_PORT, HTTPS_PORT, SERVER_ADDRS, TCP_PORTS, UDP_ECHO_PORT,
+    HOLD_PORT, HTTP_ALT_PORT, HTTP_PORT, HTTPS_PORT, QUIC_ECHO_PORT, SERVER_ADDRS, TCP_PORTS,
+    UDP_ECHO_PORT,
 };
 use crate::netns::NetNs;
 use crate::{LabError, exec};
@@ -68,6 +69,7 @@ impl Servers {
             ("--http", HTTP_ALT_PORT),
             ("--https", HTTPS_PORT),
             ("--udp", UDP_ECHO_PORT),
+            ("--udp", QUIC_ECHO_PORT),
             ("--hold", HOLD_PORT),
         ] {
             argv.extend([flag.to_owned(), port.to_string()]);

@@ -167,6 +167,10 @@ pub struct EffectivePolicy {
     pub box_layer: BoxLayer,
     /// The app policies that select the machine, in name order.
     pub app_policies: Vec<Arc<CompiledAppPolicy>>,
+    /// Whether a TCP flow that only a domain authorised must claim an
+    /// allowed name (TLS SNI, HTTP `Host`) and HTTP/3 to it is refused
+    /// (the operator's `[network] name_check`; on unless turned off).
+    pub name_check: bool,
 }
 
 impl EffectivePolicy {
@@ -189,7 +193,13 @@ impl EffectivePolicy {
             always_blocked,
             box_layer: BoxLayer::compile(&machine.network_policy),
             app_policies: selected,
+            name_check: true,
         }
+    }
+
+    /// This policy with name checks on or off.
+    pub fn with_name_check(self, name_check: bool) -> Self {
+        Self { name_check, ..self }
     }
 
     /// [`combine`](Self::combine) for policies not compiled yet.

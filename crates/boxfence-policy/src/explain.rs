@@ -13,6 +13,7 @@ use crate::blocked::{BlockCheck, BlockedBlock};
 use crate::domain::DomainPattern;
 use crate::effective::{BoxLayer, CompiledRule, EffectivePolicy};
 use crate::flow::Flow;
+use crate::name_check;
 use crate::ports::Protocol;
 
 /// The layers of DESIGN.md 1.5, in the order they are checked.
@@ -29,6 +30,11 @@ pub enum Layer {
     BoxPolicy,
     /// The app policies that select the machine.
     AppPolicy,
+    /// The name a TLS ClientHello claims (SNI) on a flow a domain
+    /// authorised; also HTTP/3 to such an address.
+    Sni,
+    /// The `Host` of a plain HTTP request on a flow a domain authorised.
+    Host,
 }
 
 impl Layer {
@@ -39,6 +45,8 @@ impl Layer {
             Self::AlwaysBlocked => "always_blocked",
             Self::BoxPolicy => "box_policy",
             Self::AppPolicy => "app_policy",
+            Self::Sni => "sni",
+            Self::Host => "host",
         }
     }
 }
@@ -106,6 +114,10 @@ pub enum Reason<'p> {
         policy_name: &'p str,
         /// The index of the rule in the policy's `rules`.
         rule_index: usize,
+        /// The rule's domain pattern that matched, when only a domain
+        /// matched (not a port-only rule, not one of its `cidrs`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        domain: Option<&'p DomainPattern>,
     },
     /// App policies have rules for this direction, and none matches.
     NoRuleMatched {
@@ -114,13 +126,27 @@ pub enum Reason<'p> {
         /// How many rules were checked.
         rules: usize,
     },
+    /// HTTP/3 (QUIC) to an address a domain authorised, while names are
+    /// checked: its name cannot be read in the kernel's path, so clients
+    /// must fall back to TCP.
+    QuicRefused,
 }
 
-impl Reason<'_> {
+impl<'p> Reason<'p> {
     /// A caveat a user should read with this reason, if any.
     pub fn caveat(&self) -> Option<&'static str> {
-        matches!(self, Self::AllowedDomain { .. })
-            .then_some("a domain authorises addresses: other sites sharing those addresses (a CDN) are reachable too")
+        self.domain()
+            .map(|_| "a domain authorises addresses: other sites sharing those addresses (a CDN) are reachable too")
+    }
+
+    /// The domain pattern that let the flow through this layer, if only a
+    /// domain did.
+    pub fn domain(&self) -> Option<&'p DomainPattern> {
+        match self {
+            Self::AllowedDomain { pattern } => Some(pattern),
+            Self::RuleMatched { domain, .. } => *domain,
+            _ => None,
+        }
     }
 }
 
@@ -168,6 +194,9 @@ impl fmt::Display for Reason<'_> {
                 "app policy: none of {rules} {} rules matches (default deny)",
                 direction.as_str()
             ),
+            Self::QuicRefused => f.write_str(
+                "HTTP/3 (QUIC, udp 443) to an address a domain authorised is refused while names are checked; clients fall back to TCP",
+            ),
         }
     }
 }
@@ -188,7 +217,10 @@ pub struct Finding<'p> {
 /// allocates nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict<'p> {
-    findings: [Option<Finding<'p>>; 4],
+    findings: [Option<Finding<'p>>; 5],
+    /// The patterns the name the flow claims (TLS SNI, HTTP `Host`) must
+    /// match, one per layer a domain authorised it in.
+    names: [Option<&'p DomainPattern>; 2],
 }
 
 impl<'p> Verdict<'p> {
@@ -211,6 +243,12 @@ impl<'p> Verdict<'p> {
     pub fn denied_by(&self) -> Option<Layer> {
         self.deciding().filter(|f| !f.allowed).map(|f| f.layer)
     }
+
+    /// The patterns the name the flow claims must match when it is allowed
+    /// only by domains and names are checked; none otherwise.
+    pub fn required_names(&self) -> impl Iterator<Item = &'p DomainPattern> + '_ {
+        self.names.iter().flatten().copied()
+    }
 }
 
 impl Serialize for Verdict<'_> {
@@ -222,9 +260,12 @@ impl Serialize for Verdict<'_> {
             layer: Option<Layer>,
             reason: String,
             findings: Vec<&'a Finding<'p>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name_check: Option<String>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             caveats: Vec<&'static str>,
         }
+        let name_check = name_check::describe(self.required_names());
         Wire {
             verdict: if self.allowed() { "allow" } else { "deny" },
             layer: self.denied_by(),
@@ -233,7 +274,12 @@ impl Serialize for Verdict<'_> {
                 .map(|f| f.reason.to_string())
                 .unwrap_or_default(),
             findings: self.findings().collect(),
-            caveats: self.findings().filter_map(|f| f.reason.caveat()).collect(),
+            // Checked names close the gap the caveat is about.
+            caveats: match name_check {
+                Some(_) => Vec::new(),
+                None => self.findings().filter_map(|f| f.reason.caveat()).collect(),
+            },
+            name_check,
         }
         .serialize(serializer)
     }
@@ -294,7 +340,8 @@ impl<'p, 'f> Evaluation<'p, 'f> {
 
     fn run(&self) -> Verdict<'p> {
         let mut verdict = Verdict {
-            findings: [None; 4],
+            findings: [None; 5],
+            names: [None; 2],
         };
         // In layer order; a layer after a denial is never consulted.
         let checks: [&dyn Fn() -> Option<Finding<'p>>; 4] = [
@@ -306,7 +353,17 @@ impl<'p, 'f> Evaluation<'p, 'f> {
         for (slot, check) in verdict.findings.iter_mut().zip(checks) {
             *slot = check();
             if slot.is_some_and(|f| !f.allowed) {
-                break;
+                return verdict;
+            }
+        }
+        if self.policy.name_check && self.direction == Direction::Egress {
+            let names = name_check::required_names(verdict.findings().copied());
+            match name_check::transport_rule(self.transport, names) {
+                name_check::Transport::Unchecked => {}
+                name_check::Transport::Checked => verdict.names = names,
+                name_check::Transport::Refused => {
+                    verdict.findings[4] = Some(deny(Layer::Sni, Reason::QuicRefused));
+                }
             }
         }
         verdict
@@ -366,39 +423,52 @@ impl<'p, 'f> Evaluation<'p, 'f> {
     fn app_layer(&self) -> Finding<'p> {
         let layer = Layer::AppPolicy;
         let mut rules = 0;
+        // A rule that matches without a domain decides before one that
+        // needs the name: whether the name is checked does not depend on
+        // the order of rules.
+        let mut by_domain = None;
         for (policy, rule) in self.policy.app_rules(self.direction) {
             rules += 1;
-            if self.rule_matches(rule) {
-                return allow(
-                    layer,
-                    Reason::RuleMatched {
-                        policy_id: policy.id.as_deref(),
-                        policy_name: &policy.name,
-                        rule_index: rule.index,
-                    },
-                );
+            let Some(domain) = self.rule_matches(rule) else {
+                continue;
+            };
+            let matched = Reason::RuleMatched {
+                policy_id: policy.id.as_deref(),
+                policy_name: &policy.name,
+                rule_index: rule.index,
+                domain,
+            };
+            if domain.is_none() {
+                return allow(layer, matched);
             }
+            by_domain = by_domain.or(Some(matched));
         }
         let direction = self.direction;
-        if rules == 0 {
-            allow(layer, Reason::NoRules { direction })
-        } else {
-            deny(layer, Reason::NoRuleMatched { direction, rules })
+        match by_domain {
+            Some(matched) => allow(layer, matched),
+            None if rules == 0 => allow(layer, Reason::NoRules { direction }),
+            None => deny(layer, Reason::NoRuleMatched { direction, rules }),
         }
     }
 
-    fn rule_matches(&self, rule: &CompiledRule) -> bool {
+    /// Whether `rule` matches the flow: `Some(None)` by its ports alone
+    /// or one of its `cidrs`, `Some(Some(pattern))` only by a domain.
+    fn rule_matches(&self, rule: &'p CompiledRule) -> Option<Option<&'p DomainPattern>> {
         let ports = match (&rule.ports, self.transport) {
             (Some(ports), Some((protocol, port))) => ports.contains(protocol, port),
             _ => true,
         };
-        let peers = rule.peers.as_ref().is_none_or(|peers| {
-            self.ip.is_some_and(|ip| peers.cidrs.contains(ip))
-                || self
-                    .domain
-                    .is_some_and(|name| peers.domains.lookup(name).is_some())
-        });
-        ports && peers
+        if !ports {
+            return None;
+        }
+        let Some(peers) = &rule.peers else {
+            return Some(None);
+        };
+        if self.ip.is_some_and(|ip| peers.cidrs.contains(ip)) {
+            return Some(None);
+        }
+        let pattern = self.domain.and_then(|name| peers.domains.lookup(name))?;
+        Some(Some(pattern))
     }
 }
 

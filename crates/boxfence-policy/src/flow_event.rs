@@ -56,6 +56,10 @@ pub struct FlowEvent {
     /// The name asked, or the name the destination was learned from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// The name the flow claimed (TLS SNI, HTTP Host), when a name check
+    /// refused it; `domain` is then the name its address was learned from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<String>,
     /// The layer that decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<Layer>,
@@ -98,6 +102,7 @@ impl FlowEvent {
             dst: None,
             dport: None,
             domain: None,
+            claimed: None,
             layer: None,
             reason,
             policy_id: None,

@@ -19,6 +19,7 @@ pub mod guest;
 mod host;
 pub mod image;
 pub mod matchers;
+mod name_check;
 mod ports;
 mod reader;
 
@@ -39,5 +40,6 @@ pub use host::{
     BinaryReport, CgroupVersion, FeatureReport, FeatureStatus, Forwarding, HostReport, PathReport,
     UplinkReport,
 };
+pub use name_check::{Claim, NameCheck, QUIC_PORT, check_name, refusal};
 pub use ports::{PortRange, PortRule, Protocol};
 pub use reader::{MAX_LIST_ENTRIES, ObjectReader};

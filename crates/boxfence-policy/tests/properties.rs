@@ -867,11 +867,11 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                         flow.domain = name
                             .map(|name| name.resolve(&patterns))
                             .map(|name| if name.is_empty() { "a.b".into() } else { name });
-                        if let (Some(_), Some(spot)) = (flow.ip, in_block) {
-                            if !blocks.is_empty() {
-                                let net = blocks[spot.block.index(blocks.len())];
-                                flow.ip = Some(inside(net, spot.offset, spot.from_end));
-                            }
+                        if let (Some(_), Some(spot)) = (flow.ip, in_block)
+                            && !blocks.is_empty()
+                        {
+                            let net = blocks[spot.block.index(blocks.len())];
+                            flow.ip = Some(inside(net, spot.offset, spot.from_end));
                         }
                         flow
                     })
@@ -983,10 +983,11 @@ fn reference_evaluate(scenario: &Scenario, flow: &Flow) -> Result<(), Layer> {
     let ip_in = |nets: &[IpNet]| flow.ip.is_some_and(|ip| in_any(nets, ip));
 
     // 1. Anti-spoofing: a packet from the box carries one of its addresses.
-    if let Some(source) = flow.source.filter(|_| egress) {
-        if source != ip(OWN_V4) && source != ip(OWN_V6) {
-            return Err(Layer::AntiSpoof);
-        }
+    if let Some(source) = flow.source.filter(|_| egress)
+        && source != ip(OWN_V4)
+        && source != ip(OWN_V6)
+    {
+        return Err(Layer::AntiSpoof);
     }
 
     // 2. Always-blocked ranges (egress), minus the operator's exemptions.
@@ -999,6 +1000,7 @@ fn reference_evaluate(scenario: &Scenario, flow: &Flow) -> Result<(), Layer> {
     }
 
     // 3. Box policy: deny-all denies both ways; otherwise egress only.
+    let mut by_domain = false;
     match &scenario.box_policy {
         ModelBox::DenyAll => return Err(Layer::BoxPolicy),
         ModelBox::AllowAll => {}
@@ -1017,6 +1019,7 @@ fn reference_evaluate(scenario: &Scenario, flow: &Flow) -> Result<(), Layer> {
             if default_deny && !allowed {
                 return Err(Layer::BoxPolicy);
             }
+            by_domain = default_deny && !ip_in(allowed_cidrs);
         }
     }
 
@@ -1035,6 +1038,18 @@ fn reference_evaluate(scenario: &Scenario, flow: &Flow) -> Result<(), Layer> {
     };
     if !rules.is_empty() && !rules.iter().any(matches) {
         return Err(Layer::AppPolicy);
+    }
+    let without_domain = |rule: &&ModelRule| {
+        rule.ports
+            .as_ref()
+            .is_none_or(|ports| ports_allow(ports, flow.protocol, flow.port))
+            && ((rule.cidrs.is_empty() && rule.domains.is_empty()) || ip_in(&rule.cidrs))
+    };
+    by_domain |= !rules.is_empty() && !rules.iter().any(without_domain);
+    // 5. Issue 19: HTTP/3 to an address only a domain authorised is
+    //    refused (names are checked by default).
+    if egress && by_domain && flow.protocol == Protocol::Udp && flow.port == Some(443) {
+        return Err(Layer::Sni);
     }
     Ok(())
 }

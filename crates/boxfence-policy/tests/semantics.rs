@@ -466,6 +466,7 @@ fn rule_1_8_a_verdict_names_the_policy_and_rule_that_decided() {
         policy_id,
         policy_name,
         rule_index,
+        ..
     }) = verdict.deciding().map(|f| f.reason)
     else {
         panic!("{verdict:?}")
@@ -478,6 +479,15 @@ fn rule_1_8_a_verdict_names_the_policy_and_rule_that_decided() {
     assert_eq!(json["verdict"], "allow");
     assert_eq!(json["findings"][0]["layer"], "box_policy");
     assert_eq!(json["findings"][1]["reason"]["policy_name"], "web");
+    assert_eq!(
+        json["name_check"],
+        "name check: TLS SNI or HTTP Host must match api.github.com and api.github.com",
+        "checked names close the CDN gap: {json}"
+    );
+    assert!(json.get("caveats").is_none(), "{json}");
+    let unchecked = effective.clone().with_name_check(false);
+    let json = serde_json::to_value(evaluate(&unchecked, &flow)).expect("serializes");
+    assert!(json.get("name_check").is_none(), "{json}");
     assert!(
         json["caveats"][0]
             .as_str()

@@ -78,10 +78,10 @@ impl Authenticator {
         store: &dyn Store,
         token: &str,
     ) -> Result<Option<Caller>, StoreError> {
-        if let Some(expected) = &self.configured_admin {
-            if bool::from(hash_bytes(token).ct_eq(expected)) {
-                return Ok(Some(Caller::Admin));
-            }
+        if let Some(expected) = &self.configured_admin
+            && bool::from(hash_bytes(token).ct_eq(expected))
+        {
+            return Ok(Some(Caller::Admin));
         }
         let Some((id, secret)) = token
             .strip_prefix("bf_")

@@ -68,6 +68,7 @@ impl AppState {
             addresses: vec![stored.machine.ipv4.into(), stored.machine.ipv6.into()],
         };
         EffectivePolicy::combine(&machine, compiled, Arc::clone(&self.blocked))
+            .with_name_check(self.name_check)
     }
 
     /// Recomputes and enforces the effective policy of every machine of

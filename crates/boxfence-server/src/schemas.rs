@@ -153,6 +153,9 @@ pub(crate) struct VerdictSchema {
     reason: String,
     /// Each checked layer's finding, in order.
     findings: Vec<serde_json::Value>,
+    /// The name check a domain-authorised TCP flow meets (issue 19), e.g.
+    /// `name check: TLS SNI or HTTP Host must match api.github.com`.
+    name_check: Option<String>,
     /// Limits the user should know about (e.g. CDNs behind a domain).
     caveats: Option<Vec<String>>,
 }

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// A machine's size where its request names none (`[runtime]`).
     pub default_guest: Guest,
+    /// Whether names of domain-authorised flows are checked (issue 19;
+    /// `[network] name_check`): explain reports the check.
+    pub name_check: bool,
 }
 
 impl ServerConfig {
@@ -44,6 +47,7 @@ impl ServerConfig {
             connection_limits: ConnectionLimits::default(),
             limits: Limits::default(),
             default_guest: boxfence_policy::guest::DEFAULT,
+            name_check: true,
         }
     }
 }
@@ -71,6 +75,8 @@ pub(crate) struct AppState {
     pub(crate) admission: Admission,
     /// A machine's size where its request names none.
     pub(crate) default_guest: Guest,
+    /// Whether names of domain-authorised flows are checked.
+    pub(crate) name_check: bool,
     /// One lock per app: changes that recompute an app's effective
     /// policies run one at a time, each reading the store after the
     /// previous one's apply, so the kernel never ends on a stale state.
@@ -113,6 +119,7 @@ impl AppState {
             connection_limits: config.connection_limits,
             admission: Admission::new(config.limits),
             default_guest: config.default_guest,
+            name_check: config.name_check,
             app_locks: Mutex::new(HashMap::new()),
         };
         Ok((state, generated))

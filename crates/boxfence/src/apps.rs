@@ -36,7 +36,7 @@ pub(crate) async fn run(command: AppCommand, context: &Context) -> Result<(), Cl
     match command {
         AppCommand::Create { name } => {
             let app = client.create_app(&name).await?;
-            context.print(&app, || println!("created app {}", app.app_name))
+            context.print(&app, || output::outln!("created app {}", app.app_name))
         }
         AppCommand::Show { name } => {
             let app = client.app(&name).await?;
@@ -60,13 +60,13 @@ pub(crate) async fn run(command: AppCommand, context: &Context) -> Result<(), Cl
         AppCommand::Rm { name, force } => {
             client.delete_app(&name, force).await?;
             context.print(&serde_json::json!({"id": name, "deleted": true}), || {
-                println!("deleted app {name}")
+                output::outln!("deleted app {name}")
             })
         }
         AppCommand::Token { name } => {
             let token = client.mint_token(&name).await?;
             context.print(&token, || {
-                println!("{}", token.token);
+                output::outln!("{}", token.token);
                 eprintln!(
                     "(token for app {}; shown once, stored only hashed)",
                     token.app_name

@@ -129,7 +129,7 @@ pub(crate) async fn run(command: BoxCommand, context: &Context) -> Result<ExitCo
             sandbox.update_network_policy(policy).await?;
             output::warnings(sandbox.warnings());
             context.print(sandbox.network_policy(), || {
-                println!("box {id}: {}", output::compact(sandbox.network_policy()));
+                output::outln!("box {id}: {}", output::compact(sandbox.network_policy()));
             })?;
         }
         BoxCommand::Exec {
@@ -149,7 +149,7 @@ pub(crate) async fn run(command: BoxCommand, context: &Context) -> Result<ExitCo
         BoxCommand::Rm { id } => {
             Box::get(&client, &id).await?.delete().await?;
             context.print(&serde_json::json!({"id": id, "deleted": true}), || {
-                println!("deleted box {id}");
+                output::outln!("deleted box {id}");
             })?;
         }
     }

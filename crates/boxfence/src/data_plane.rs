@@ -18,25 +18,34 @@ use boxfence_resolver::TcpLimits;
 use boxfence_resolver::answer::TtlLimits;
 
 use crate::CliError;
+use crate::claim::Claim;
 use crate::config::{KernelSettings, NetworkConfig, ResolverSettings};
 use boxfence_engine::SandboxConfig;
 
 /// Upstream DNS servers each get this long before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What must live as long as the engine serves: its resolver (dropped,
+/// it stops) and the claim on its state (released last).
+#[derive(Default)]
+pub(crate) struct Held {
+    _resolver: Option<ResolverHandle>,
+    _claim: Option<Claim>,
+}
+
 /// Starts the data plane for `network`, its resolver per `resolver`,
-/// avoiding the kernel features `kernel` names; the resolver handle must
-/// be kept alive while the engine serves. Fails on a kernel that lacks a
-/// feature boxfence cannot work without, naming it.
+/// avoiding the kernel features `kernel` names. Fails on a kernel that
+/// lacks a feature boxfence cannot work without, naming it, and when
+/// another daemon holds the state directory or namespace prefix.
 pub(crate) fn start(
     network: &NetworkConfig,
     resolver: &ResolverSettings,
     kernel: &KernelSettings,
     sandbox: &SandboxConfig,
-) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
-    let (engine, resolver) = start_engine(network, resolver, kernel, sandbox)?;
+) -> Result<(Arc<dyn Engine>, Held), CliError> {
+    let (engine, held) = start_engine(network, resolver, kernel, sandbox)?;
     log_host(&engine.host_report());
-    Ok((engine, resolver))
+    Ok((engine, held))
 }
 
 fn start_engine(
@@ -44,7 +53,7 @@ fn start_engine(
     resolver: &ResolverSettings,
     kernel: &KernelSettings,
     sandbox: &SandboxConfig,
-) -> Result<(Arc<dyn Engine>, Option<ResolverHandle>), CliError> {
+) -> Result<(Arc<dyn Engine>, Held), CliError> {
     let without = if !network.data_plane {
         Some("this daemon runs without a data plane (data_plane = false)")
     } else if !nix::unistd::geteuid().is_root() {
@@ -54,8 +63,11 @@ fn start_engine(
     };
     if let Some(why) = without {
         let reason = format!("{why}; apps and policies work, machines cannot be created");
-        return Ok((Arc::new(Unavailable { reason }), None));
+        return Ok((Arc::new(Unavailable { reason }), Held::default()));
     }
+    // Before anything is touched: the engine removes the namespaces with
+    // its prefix that it does not know, and another daemon's are not its.
+    let claim = Claim::take(&network.state_dir, &network.netns_prefix)?;
     let pool = AddressPool {
         ipv4: network.ipv4_pool,
         ipv6: network.ipv6_pool,
@@ -77,8 +89,16 @@ fn start_engine(
             },
         )
         .map_err(|e| CliError::Io(format!("resolver: {e}")))?;
-    Ok((Arc::new(SharedLinuxEngine(engine)), Some(resolver)))
+    let held = Held {
+        _resolver: Some(resolver),
+        _claim: Some(claim),
+    };
+    Ok((Arc::new(SharedLinuxEngine(engine)), held))
 }
+
+/// The NFQUEUE of the daemon's name checks (`boxfence run` engines take
+/// queues from 1000 on).
+const NAME_CHECK_QUEUE: u16 = 19;
 
 /// The engine configuration of a daemon on this host.
 fn linux_config(
@@ -109,6 +129,7 @@ fn linux_config(
         resolver_port: 53,
         host: boxfence_dataplane::HostNetns::current(),
         avoid: avoid.to_vec(),
+        name_check: network.name_check.then_some(NAME_CHECK_QUEUE),
     })
 }
 

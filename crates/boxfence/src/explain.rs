@@ -53,22 +53,25 @@ pub(crate) async fn run(args: ExplainArgs, context: &Context) -> Result<(), CliE
             .layer
             .as_deref()
             .map_or_else(String::new, |layer| format!(" by {layer}"));
-        println!(
+        output::outln!(
             "{}{layer}: {}",
             verdict.verdict.to_uppercase(),
             verdict.reason
         );
         for finding in &verdict.findings {
             let allowed = finding["allowed"].as_bool().unwrap_or(false);
-            println!(
+            output::outln!(
                 "  {:<15} {}  {}",
                 finding["layer"].as_str().unwrap_or_default(),
                 if allowed { "allow" } else { "deny " },
                 output::compact(&finding["reason"])
             );
         }
+        if let Some(name_check) = &verdict.name_check {
+            println!("{name_check}");
+        }
         for caveat in &verdict.caveats {
-            println!("note: {caveat}");
+            output::outln!("note: {caveat}");
         }
     })
 }

@@ -62,7 +62,7 @@ fn print_event(event: &FlowEvent, json: bool) -> Result<(), CliError> {
     if json {
         return output::json_line(event);
     }
-    println!(
+    output::outln!(
         "{} {} {}",
         output::timestamp(event.time_ms),
         event.machine_id,

@@ -85,7 +85,7 @@ pub(crate) fn exec_result(
     result: &boxfence_client::ExecOutput,
 ) -> Result<ExitCode, CliError> {
     context.print(result, || {
-        print!("{}", result.stdout);
+        output::out!("{}", result.stdout);
         eprint!("{}", result.stderr);
     })?;
     Ok(ExitCode::from(u8::try_from(result.exit_code).unwrap_or(1)))
@@ -148,7 +148,7 @@ pub(crate) async fn run(command: MachineCommand, context: &Context) -> Result<Ex
         MachineCommand::Rm { app, id } => {
             client.delete_machine(&app, &id).await?;
             context.print(&serde_json::json!({"id": id, "deleted": true}), || {
-                println!("deleted machine {id}");
+                output::outln!("deleted machine {id}");
             })?;
         }
         MachineCommand::Exec {

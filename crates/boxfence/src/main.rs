@@ -4,6 +4,7 @@
 
 mod apps;
 mod boxes;
+mod claim;
 mod config;
 mod data_plane;
 mod doctor;
@@ -95,6 +96,9 @@ pub(crate) enum CliError {
     /// The daemon could not start.
     #[error("{0}")]
     Start(#[from] boxfence_server::StartError),
+    /// Another daemon holds this one's state.
+    #[error(transparent)]
+    Claimed(#[from] claim::ClaimError),
     /// The database could not be opened.
     #[error("{0}")]
     Store(#[from] boxfence_store::StoreError),
@@ -147,11 +151,8 @@ fn main() -> ExitCode {
     if let Command::Completions { shell } = cli.command {
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut Cli::command(), "boxfence", &mut script);
-        // A closed pipe (e.g. `| head`) is not worth a panic.
-        return match std::io::Write::write_all(&mut std::io::stdout(), &script) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        };
+        output::out!("{}", String::from_utf8_lossy(&script));
+        return ExitCode::SUCCESS;
     }
     init_logging(cli.log_format);
     if let Command::Doctor(args) = &cli.command {

@@ -1,20 +1,49 @@
 //! What the client subcommands print: tables for people, JSON for
 //! scripts, and errors with the server's message and details.
 
+use std::fmt;
+use std::io::{self, Write};
+
 use serde::Serialize;
 
 use crate::CliError;
 
+/// `println!` for the client subcommands, through [`stdout`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+/// `print!` for the client subcommands, through [`stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!($($arg)*)) };
+}
+pub(crate) use {out, outln};
+
+/// Writes to stdout. A reader that went away (`boxfence ... | head -1`)
+/// ends the process quietly and successfully, as tools such as `head`
+/// expect: it asked for no more. (Rust ignores SIGPIPE, so `println!`
+/// would panic there.) Not for the daemon, which must outlive its stdout.
+pub(crate) fn stdout(text: fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: cannot write to stdout: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Prints `value` as pretty JSON.
 pub(crate) fn json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Io(e.to_string()))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
 /// Prints rows under a header, columns aligned.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) {
-    print!("{}", table_text(header, rows));
+    out!("{}", table_text(header, rows));
 }
 
 /// Rows under a header, columns aligned, one line each.
@@ -44,7 +73,7 @@ pub(crate) fn table_text(header: &[&str], rows: &[Vec<String>]) -> String {
 pub(crate) fn fields(pairs: &[(&str, String)]) {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in pairs {
-        println!("{key:<width$}  {value}");
+        outln!("{key:<width$}  {value}");
     }
 }
 
@@ -78,7 +107,7 @@ pub(crate) fn metadata(map: &std::collections::BTreeMap<String, String>) -> Stri
 
 /// Prints `value` as one line of JSON.
 pub(crate) fn json_line<T: Serialize>(value: &T) -> Result<(), CliError> {
-    println!("{}", compact(value));
+    outln!("{}", compact(value));
     Ok(())
 }
 

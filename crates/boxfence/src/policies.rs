@@ -65,7 +65,7 @@ pub(crate) async fn run(command: PolicyCommand, context: &Context) -> Result<(),
             output::warnings(&applied.warnings);
             context.print(&applied, || {
                 let policy = &applied.value.policy;
-                println!(
+                output::outln!(
                     "applied policy {} ({})",
                     policy.name,
                     policy.id.as_deref().unwrap_or_default()
@@ -87,7 +87,7 @@ pub(crate) async fn run(command: PolicyCommand, context: &Context) -> Result<(),
         PolicyCommand::Rm { app, id } => {
             client.delete_policy(&app, &id).await?;
             context.print(&serde_json::json!({"id": id, "deleted": true}), || {
-                println!("deleted policy {id}");
+                output::outln!("deleted policy {id}");
             })
         }
     }

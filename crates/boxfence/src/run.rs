@@ -82,7 +82,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         },
     };
     let output = run.run().map_err(|e| CliError::Io(e.to_string()))?;
-    print!("{}", output.stdout);
+    crate::output::out!("{}", output.stdout);
     eprint!("{}", output.stderr);
     Ok(ExitCode::from(u8::try_from(output.exit_code).unwrap_or(1)))
 }

@@ -1,5 +1,6 @@
 //! `boxfence serve`: the daemon.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use boxfence_store::SqliteStore;
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::config::{
-    Config, ConfigFile, CreateFile, ExecFile, KernelFile, NetworkFile, ResolverFile, RuntimeFile,
+    Config, ConfigFile, CreateFile, ExecFile, KernelFile, NameCheckSetting, NetworkFile,
+    ResolverFile, RuntimeFile,
 };
 use crate::{CliError, data_plane};
 
@@ -81,6 +83,11 @@ pub(crate) struct ServeArgs {
     /// flowtable = false`.
     #[arg(long)]
     no_flowtable: bool,
+    /// Do not check the names (TLS SNI, HTTP Host) of flows a domain
+    /// authorised, nor refuse HTTP/3 to them; config `[network]
+    /// name_check = "off"`.
+    #[arg(long)]
+    no_name_check: bool,
     /// Execs running at once on this host; more answer 429 [default: 64].
     #[arg(long, value_name = "N")]
     exec_max_concurrent: Option<usize>,
@@ -145,6 +152,7 @@ impl ServeArgs {
                 state_dir: self.state_dir,
                 data_plane: self.no_data_plane.then_some(false),
                 flowtable: self.no_flowtable.then_some(false),
+                name_check: self.no_name_check.then_some(NameCheckSetting::Off),
             },
             resolver: ResolverFile {
                 query_rate_per_box: self.query_rate_per_box,
@@ -190,12 +198,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     server_config.admin_token = config.admin_token.clone();
     server_config.body_limit = config.body_limit;
     server_config.limits = config.limits;
+    server_config.name_check = config.network.name_check;
     server_config.default_guest = boxfence_policy::Guest {
         cpus: config.runtime.limits.cpus,
         memory_mb: config.runtime.limits.memory_mb,
     };
-    // Held for the daemon's lifetime: dropping it stops the resolver.
-    let (engine, _resolver) = data_plane::start(
+    // Held for the daemon's lifetime.
+    let (engine, _held) = data_plane::start(
         &config.network,
         &config.resolver,
         &config.kernel,
@@ -203,11 +212,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     )?;
     let server = Server::start(server_config, Arc::new(store.clone()), engine).await?;
     if let Some(token) = &server.generated_admin_token {
-        // Shown this once; the store keeps only its hash.
-        println!(
+        // Shown this once; the store keeps only its hash, so a token that
+        // cannot be shown is an error, not a warning.
+        writeln!(
+            std::io::stdout(),
             "generated admin token (shown once, store it now):\n  {}",
             token.text
-        );
+        )
+        .map_err(|error| CliError::Io(format!("cannot show the generated admin token: {error}")))?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -215,7 +227,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
     let address = listener
         .local_addr()
         .map_err(|error| CliError::Io(error.to_string()))?;
-    println!("boxfence listening on http://{address}");
+    // The daemon outlives its stdout (a closed pipe must not stop it).
+    let _ = writeln!(std::io::stdout(), "boxfence listening on http://{address}");
     server
         .serve(listener, shutdown_signal())
         .await

@@ -75,6 +75,23 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Runs a client command whose stdout is a pipe that nobody reads any
+    /// more, as in `boxfence ... | head -1` once `head` has its line.
+    fn run_into_closed_pipe(&self, args: &[&str]) -> Output {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        Command::new(BIN)
+            .args(args)
+            .env("BOXFENCE_URL", &self.url)
+            .env("BOXFENCE_TOKEN", ADMIN)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("client output")
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -249,6 +266,47 @@ fn completions_are_printed_for_bash() {
         .expect("run");
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("_boxfence()"));
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let daemon = Daemon::start(&[]);
+    assert!(
+        daemon
+            .run(&["app", "create", "piped"], None)
+            .status
+            .success()
+    );
+    let policy = r#"{"name": "p", "selector": {"all": true}, "rules": []}"#;
+    let out = daemon.run(&["policy", "apply", "-a", "piped", "-f", "-"], Some(policy));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for args in [
+        &["--json", "policy", "ls", "-a", "piped"][..],
+        &["policy", "ls", "-a", "piped"],
+        &["completions", "bash"],
+    ] {
+        let out = daemon.run_into_closed_pipe(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "", "{args:?} says nothing on stderr");
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_reported_with_the_cause() {
+    // A port nobody listens on: bound, then closed again.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let out = Command::new(BIN)
+        .args(["app", "ls"])
+        .env("BOXFENCE_URL", format!("http://127.0.0.1:{port}"))
+        .env("BOXFENCE_TOKEN", ADMIN)
+        .output()
+        .expect("client output");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Connection refused"), "{stderr}");
 }
 
 #[test]

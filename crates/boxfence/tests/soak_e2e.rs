@@ -177,13 +177,13 @@ impl Client<'_> {
             }
             (6, _) => {
                 let path = format!("/v1/apps/{app}/network_policies");
-                if let (200, Value::Array(list)) = self.daemon.api("GET", &path, None) {
-                    if let Some(policy) = list.first() {
-                        let name = policy["name"].as_str().expect("name").to_owned();
-                        let id = policy["id"].as_str().expect("id");
-                        let outcome = self.write("DELETE", &format!("{path}/{id}"), "");
-                        self.model.apply(format!("policy {name}"), None, &outcome);
-                    }
+                if let (200, Value::Array(list)) = self.daemon.api("GET", &path, None)
+                    && let Some(policy) = list.first()
+                {
+                    let name = policy["name"].as_str().expect("name").to_owned();
+                    let id = policy["id"].as_str().expect("id");
+                    let outcome = self.write("DELETE", &format!("{path}/{id}"), "");
+                    self.model.apply(format!("policy {name}"), None, &outcome);
                 }
             }
             (7, _) => {

@@ -123,6 +123,33 @@ fn scrub(value: &mut Value) {
     }
 }
 
+/// Waits up to 30 s until the host side's link-local address has passed
+/// duplicate address detection, which is when its local route appears:
+/// natively both boxes are snapshotted long before (about a second), but
+/// in an emulated VM one box's address had passed it and the other's not.
+fn wait_for_dad(host: &HostNetns, ifname: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = host
+            .run("ip", &["-j", "-6", "addr", "show", "dev", ifname], None)
+            .expect("ip -j addr");
+        let json: Value = serde_json::from_str(&out).expect("ip json");
+        let addresses = json[0]["addr_info"].as_array().cloned().unwrap_or_default();
+        let link_local_done = addresses.iter().any(|a| {
+            a["local"].as_str().is_some_and(|l| l.starts_with("fe80:"))
+                && a.get("tentative").is_none()
+        });
+        if link_local_done {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ifname}: no link-local address out of DAD after 30 s: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Everything `ip` shows of one box: the host side's link, addresses and
 /// routes, the box namespace's, the host side's `src_valid_mark` and
 /// eth0's `addr_gen_mode`.
@@ -171,6 +198,8 @@ fn create_matches_the_ip_batches_and_delete_leaves_nothing() {
 
     create_with_ip(&old, &old_host, &link);
     new.create(&new_host, &link).expect("create");
+    wait_for_dad(&old_host, &link.ifname);
+    wait_for_dad(&new_host, &link.ifname);
 
     let expected = snapshot(&old, &old_host, &link);
     let got = snapshot(&new, &new_host, &link);

@@ -1,5 +1,5 @@
 //! The one netlink socket layer every family uses (nf_tables, ctnetlink,
-//! NFLOG, rtnetlink): opening in a namespace, buffer sizing, sequence
+//! NFLOG, NFQUEUE, rtnetlink): opening in a namespace, buffer sizing, sequence
 //! numbers, sending, and the receive-and-acknowledge loop. Families
 //! encode and decode their own messages and add their own error context.
 
@@ -14,7 +14,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
-use super::{NLMSG_DONE, NLMSG_ERROR, Received, messages};
+use super::{NLM_F_ACK, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, Received, Writer, messages};
 use crate::HostNetns;
 
 /// How long a request waits for the kernel's answers.
@@ -316,6 +316,26 @@ impl Socket {
             Some(Err(errno)) => Err(SocketError::Refused(errno)),
             None => Err(SocketError::Malformed("no answer")),
         }
+    }
+
+    /// Sends one netfilter configuration message `kind` for `res_id` (an
+    /// NFLOG group, an NFQUEUE number) with one attribute, and waits for
+    /// the kernel's acknowledgement.
+    pub(crate) fn configure(
+        &mut self,
+        kind: u16,
+        res_id: u16,
+        attribute: u16,
+        payload: &[u8],
+    ) -> Result<(), SocketError> {
+        let build = |seq| {
+            let mut writer = Writer::with_capacity(32);
+            let start = writer.begin_message(kind, NLM_F_REQUEST | NLM_F_ACK, seq, 0, res_id);
+            writer.put(attribute, payload);
+            writer.end_message(start);
+            writer.into_bytes()
+        };
+        self.request(build, |_| Ok(()))
     }
 
     /// Waits (up to a second, see [`Socket::listener`]) for the next

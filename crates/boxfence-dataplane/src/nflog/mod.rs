@@ -9,7 +9,7 @@ mod packet;
 use std::ffi::CStr;
 
 use crate::netlink::socket::{Family, Socket, SocketError};
-use crate::netlink::{self, NFGENMSG_LEN, NLM_F_ACK, NLM_F_REQUEST, Writer};
+use crate::netlink::{self, NFGENMSG_LEN};
 
 pub use packet::parse;
 
@@ -113,16 +113,9 @@ impl NflogReader {
         attribute: u16,
         payload: &[u8],
     ) -> Result<(), NflogError> {
-        let build = |seq| {
-            let mut writer = Writer::with_capacity(32);
-            let kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
-            let start = writer.begin_message(kind, NLM_F_REQUEST | NLM_F_ACK, seq, 0, group);
-            writer.put(attribute, payload);
-            writer.end_message(start);
-            writer.into_bytes()
-        };
+        let kind = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
         self.socket
-            .request(build, |_| Ok(()))
+            .configure(kind, group, attribute, payload)
             .map_err(|source| NflogError::Configure {
                 step,
                 group,

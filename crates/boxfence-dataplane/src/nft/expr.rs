@@ -29,6 +29,10 @@ pub const META_L4PROTO: u32 = 16;
 
 /// `NFT_CT_STATE`.
 pub const CT_STATE: u32 = 0;
+/// `NFT_CT_DIRECTION`.
+pub const CT_DIRECTION: u32 = 1;
+/// `NFT_CT_MARK`.
+pub const CT_MARK: u32 = 3;
 /// `NFT_CT_ZONE`.
 pub const CT_ZONE: u32 = 17;
 /// `IP_CT_DIR_ORIGINAL`.
@@ -324,6 +328,16 @@ pub enum Expr {
     },
     /// `masq`.
     Masquerade,
+    /// An xtables target run by nf_tables (`nft_compat`): its name,
+    /// revision and the target's own info structure.
+    XtTarget {
+        /// The target, e.g. `NFQUEUE`.
+        name: String,
+        /// Its revision.
+        rev: u32,
+        /// Its info, padded to 8 bytes as the kernel dumps it.
+        info: Vec<u8>,
+    },
     /// `flow_offload`: adds the packet's flow to a flowtable.
     FlowOffload {
         /// The flowtable.

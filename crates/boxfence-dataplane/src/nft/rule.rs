@@ -114,6 +114,16 @@ pub enum Match {
     },
     /// `meta mark & <mask> == 0`: none of these bits is set.
     MarkClear(u32),
+    /// `meta mark & <mask> != 0`: one of these bits is set.
+    MarkAny(u32),
+    /// `ct mark & <mask> == 0`: the flow has none of these bits.
+    CtMarkClear(u32),
+    /// `ct mark & <mask> != 0`: the flow has one of these bits.
+    CtMarkAny(u32),
+    /// `ct direction original`: the packet goes the way the flow started.
+    CtOriginal,
+    /// `tcp flags & syn == syn`: a TCP packet that opens a connection.
+    TcpSyn,
 }
 
 /// `NF_CT_STATE_INVALID_BIT`.
@@ -152,6 +162,13 @@ pub enum Statement {
     Mark(u32),
     /// `meta mark set meta mark | <bits>`.
     MarkOr(u32),
+    /// `ct mark set ct mark | <bits>`.
+    CtMarkOr(u32),
+    /// `ct mark set ct mark & ~<bits>` (nft writes the mask itself).
+    CtMarkClear(u32),
+    /// `queue num <num>`: the packet goes to user space, and with no
+    /// reader bound to the queue it is dropped (no `bypass`: fail closed).
+    Queue(u16),
     /// `counter`: an anonymous counter.
     Counter,
     /// `limit rate <per_second>/second burst <burst> packets`: the rule

@@ -179,6 +179,11 @@ fn match_text(m: &Match) -> String {
             format!("{} {{ {} }}", ifname_word(*interface), names.join(", "))
         }
         Match::MarkClear(mask) => format!("meta mark & {mask:#x} == 0"),
+        Match::MarkAny(mask) => format!("meta mark & {mask:#x} != 0"),
+        Match::CtMarkClear(mask) => format!("ct mark & {mask:#x} == 0"),
+        Match::CtMarkAny(mask) => format!("ct mark & {mask:#x} != 0"),
+        Match::CtOriginal => "ct direction original".to_owned(),
+        Match::TcpSyn => "tcp flags & syn == syn".to_owned(),
     }
 }
 
@@ -187,6 +192,9 @@ fn statement_text(statement: &Statement) -> String {
         Statement::OriginalZone(zone) => format!("ct original zone set {zone}"),
         Statement::Mark(mark) => format!("meta mark set {mark:#010x}"),
         Statement::MarkOr(bits) => format!("meta mark set meta mark | {bits:#x}"),
+        Statement::CtMarkOr(bits) => format!("ct mark set ct mark | {bits:#x}"),
+        Statement::CtMarkClear(bits) => format!("ct mark set ct mark & {:#x}", !bits),
+        Statement::Queue(num) => format!("queue num {num}"),
         Statement::Counter => "counter".to_owned(),
         Statement::Limit { per_second, burst } => {
             format!("limit rate {per_second}/second burst {burst} packets")

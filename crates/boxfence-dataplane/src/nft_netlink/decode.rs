@@ -196,6 +196,11 @@ fn expr(name: &str, a: &Attrs<'_>) -> Option<Expr> {
                 flags: a.be32(7).unwrap_or(0),
             }
         }
+        "target" => Expr::XtTarget {
+            name: a.string(1)?,
+            rev: a.be32(2)?,
+            info: a.get(3)?.to_vec(),
+        },
         "flow_offload" => Expr::FlowOffload {
             flowtable: a.string(1)?,
         },

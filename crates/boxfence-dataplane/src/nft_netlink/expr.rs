@@ -193,6 +193,11 @@ pub(super) fn write_exprs(
                 }
             }),
             Expr::Masquerade => expression(w, "masq", |_| {}),
+            Expr::XtTarget { name, rev, info } => expression(w, "target", |w| {
+                w.put_strz(1, name); // NFTA_TARGET_NAME
+                w.put_be32(2, *rev); // NFTA_TARGET_REV
+                w.put(3, info); // NFTA_TARGET_INFO
+            }),
             Expr::FlowOffload { flowtable } => expression(w, "flow_offload", |w| {
                 w.put_strz(1, flowtable); // NFTA_FLOW_TABLE_NAME
             }),

@@ -184,6 +184,9 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
             Rule::verdict(goto(DENY_BOX)),
         ],
     );
+    if let Some(name_check) = &config.name_check {
+        name_check.render(batch);
+    }
     base_chains(config, batch);
     if config.flowtable_uplinks.is_some() {
         batch.upsert(&Object::base_chain(
@@ -219,18 +222,17 @@ fn offload_rules(config: &TableConfig) -> Vec<Rule> {
     [Interface::Input, Interface::Output]
         .into_iter()
         .map(|interface| {
-            Rule::then(
-                vec![
-                    Match::Ifname {
-                        interface,
-                        name: format!("{}*", config.ifname_prefix),
-                        equal: true,
-                    },
-                    Match::CtState(CT_ESTABLISHED),
-                    Match::L4protoIn(vec![TCP, UDP]),
-                ],
-                vec![Statement::FlowOffload(FLOWTABLE.into())],
-            )
+            let mut matches = vec![
+                Match::Ifname {
+                    interface,
+                    name: format!("{}*", config.ifname_prefix),
+                    equal: true,
+                },
+                Match::CtState(CT_ESTABLISHED),
+                Match::L4protoIn(vec![TCP, UDP]),
+            ];
+            matches.extend(config.name_check.map(|n| n.offload_condition()));
+            Rule::then(matches, vec![Statement::FlowOffload(FLOWTABLE.into())])
         })
         .collect()
 }
@@ -306,18 +308,23 @@ fn base_chains(config: &TableConfig, batch: &mut Batch) {
             ChainType::Filter,
             Hook::Prerouting,
             DSTNAT + 10,
-            vec![
-                Rule {
-                    statements: vec![Statement::MarkOr(mark)],
-                    ..Rule::when(
-                        vec![Match::CtState(CT_ESTABLISHED | CT_RELATED)],
-                        Verdict::Accept,
-                    )
-                },
-                Rule::when(vec![boxes(true)], goto("from_box")),
-                Rule::when(vec![pool4], goto("to_box")),
-                Rule::when(vec![pool6], goto("to_box")),
-            ],
+            config
+                .name_check
+                .iter()
+                .map(|n| n.dispatch())
+                .chain([
+                    Rule {
+                        statements: vec![Statement::MarkOr(mark)],
+                        ..Rule::when(
+                            vec![Match::CtState(CT_ESTABLISHED | CT_RELATED)],
+                            Verdict::Accept,
+                        )
+                    },
+                    Rule::when(vec![boxes(true)], goto("from_box")),
+                    Rule::when(vec![pool4], goto("to_box")),
+                    Rule::when(vec![pool6], goto("to_box")),
+                ])
+                .collect(),
         ),
         // Every DNS query of a box, to any address, goes to the resolver.
         // The kernel runs this chain for every new flow, so the first rule
@@ -377,7 +384,7 @@ const FILTER: i32 = 0;
 const SRCNAT: i32 = 100;
 
 /// Counts, logs (rate-limited) and then ends the flow with `verdict`.
-fn deny_rules(layer: &str, verdict: Verdict) -> Vec<Rule> {
+pub(super) fn deny_rules(layer: &str, verdict: Verdict) -> Vec<Rule> {
     vec![
         Rule::then(Vec::new(), vec![Statement::Counter]),
         Rule::then(

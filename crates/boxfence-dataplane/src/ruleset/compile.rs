@@ -7,6 +7,7 @@ use boxfence_policy::{
 };
 use ipnet::IpNet;
 
+use super::name_check::{self, NameCheck};
 use super::names::{BoxNames, PolicyNames};
 use super::objects::Object;
 use super::{BoxLink, DENY_APP, DENY_BLOCKED, DENY_BOX, OTHER_SOURCE};
@@ -15,7 +16,12 @@ use crate::nft::{Element, Family, Match, Peer, Rule, SetKind, Statement, Verdict
 /// The objects of one box: its sets, then its chains (in the order they
 /// must be created: app chains before the chains that jump to them).
 /// `mark` is the bit that says the table saw a packet.
-pub(crate) fn box_objects(link: &BoxLink, policy: &EffectivePolicy, mark: u32) -> Vec<Object> {
+pub(crate) fn box_objects(
+    link: &BoxLink,
+    policy: &EffectivePolicy,
+    mark: u32,
+    name_check: Option<NameCheck>,
+) -> Vec<Object> {
     let names = BoxNames::new(&link.id);
     let mut objects = Vec::new();
     let (denied, allowed) = match &policy.box_layer {
@@ -53,12 +59,12 @@ pub(crate) fn box_objects(link: &BoxLink, policy: &EffectivePolicy, mark: u32) -
     }
     let denied = names.set(DENIED);
     for direction in [Direction::Egress, Direction::Ingress] {
-        let rules = counted(app_layer(policy, direction), &denied);
+        let rules = counted(app_layer(policy, direction, name_check), &denied);
         objects.push(Object::chain(names.app_chain(direction), rules));
     }
     let mut egress = vec![Rule::count(names.set(NEW_OUT))];
     egress.extend(counted(
-        egress_chain(&names, policy, &deny, &allow),
+        egress_chain(&names, policy, &deny, &allow, name_check),
         &denied,
     ));
     let mut ingress = vec![Rule::count(names.set(NEW_IN))];
@@ -176,6 +182,7 @@ fn egress_chain(
     policy: &EffectivePolicy,
     deny: &[Match],
     allow: &[Match],
+    name_check: Option<NameCheck>,
 ) -> Vec<Rule> {
     let app = names.app_chain(Direction::Egress);
     let mut rules = vec![
@@ -201,8 +208,17 @@ fn egress_chain(
                 }
                 // Only `allowedDomains` ever fill the learned sets.
                 if !custom.allowed_domains.is_empty() {
+                    // Checked names: the flow is marked as one a domain
+                    // authorised, for the app layer's accept to see.
+                    let statements: Vec<Statement> = name_check
+                        .iter()
+                        .map(|n| Statement::MarkOr(n.by_box()))
+                        .collect();
                     for (family, set) in [(Family::Ipv4, "learn4"), (Family::Ipv6, "learn6")] {
-                        rules.push(Rule::when(daddr_in(family, names.set(set)), goto(&app)));
+                        rules.push(Rule {
+                            statements: statements.clone(),
+                            ..Rule::when(daddr_in(family, names.set(set)), goto(&app))
+                        });
                     }
                 }
                 rules.push(Rule::verdict(goto(DENY_BOX)));
@@ -225,8 +241,16 @@ fn ingress_chain(names: &BoxNames, policy: &EffectivePolicy) -> Vec<Rule> {
 }
 
 /// Jumps to the shared chain of each selecting policy with rules in this
-/// direction; none means the app layer is open in this direction.
-fn app_layer(policy: &EffectivePolicy, direction: Direction) -> Vec<Rule> {
+/// direction; none means the app layer is open in this direction. With
+/// checked names, egress accepts go through the name gate, and a flow
+/// that a rule matched only by a domain (and no rule otherwise) is
+/// pending.
+fn app_layer(
+    policy: &EffectivePolicy,
+    direction: Direction,
+    name_check: Option<NameCheck>,
+) -> Vec<Rule> {
+    let name_check = name_check.filter(|_| direction == Direction::Egress);
     let mut chains: Vec<String> = policy
         .app_policies
         .iter()
@@ -234,7 +258,7 @@ fn app_layer(policy: &EffectivePolicy, direction: Direction) -> Vec<Rule> {
         .map(|p| PolicyNames::new(p).chain(direction))
         .collect();
     if chains.is_empty() {
-        return vec![Rule::verdict(Verdict::Accept)];
+        return vec![Rule::verdict(accept(name_check))];
     }
     chains.sort();
     chains.dedup();
@@ -242,19 +266,43 @@ fn app_layer(policy: &EffectivePolicy, direction: Direction) -> Vec<Rule> {
         .into_iter()
         .map(|chain| Rule::verdict(Verdict::Jump(chain)))
         .collect();
+    if let Some(name_check) = name_check {
+        rules.push(Rule::when(
+            vec![Match::MarkAny(name_check.by_app())],
+            goto(name_check::PENDING),
+        ));
+    }
     rules.push(Rule::verdict(goto(DENY_APP)));
     rules
 }
 
+/// How an egress path that the app layer allows ends.
+fn accept(name_check: Option<NameCheck>) -> Verdict {
+    match name_check {
+        Some(_) => goto(name_check::GATE),
+        None => Verdict::Accept,
+    }
+}
+
 /// The shared objects of one app policy: per rule its sets, and per
 /// direction a chain that accepts what a rule matches and returns otherwise.
-pub(crate) fn policy_objects(policy: &CompiledAppPolicy) -> Vec<Object> {
+pub(crate) fn policy_objects(
+    policy: &CompiledAppPolicy,
+    name_check: Option<NameCheck>,
+) -> Vec<Object> {
     let names = PolicyNames::new(policy);
     let mut objects = Vec::new();
     for direction in [Direction::Egress, Direction::Ingress] {
+        let name_check = name_check.filter(|_| direction == Direction::Egress);
         let mut chain = Vec::new();
         for rule in policy.rules(direction) {
-            chain.extend(rule_matches(&names, direction, rule, &mut objects));
+            chain.extend(rule_matches(
+                &names,
+                direction,
+                rule,
+                name_check,
+                &mut objects,
+            ));
         }
         objects.push(Object::chain(names.chain(direction), chain));
     }
@@ -267,6 +315,7 @@ fn rule_matches(
     names: &PolicyNames,
     direction: Direction,
     rule: &CompiledRule,
+    name_check: Option<NameCheck>,
     objects: &mut Vec<Object>,
 ) -> Vec<Rule> {
     let set = |what: &str| names.rule_set(direction, rule.index, what);
@@ -291,14 +340,15 @@ fn rule_matches(
     } else {
         Peer::Source
     };
-    let peers: Vec<Option<Match>> = match &rule.peers {
-        None => vec![None],
+    // Each peer match, and whether it is by domain.
+    let peers: Vec<(Option<Match>, bool)> = match &rule.peers {
+        None => vec![(None, false)],
         Some(peers) => {
             let mut matches = Vec::new();
             for (family, suffix) in [(Family::Ipv4, "net4"), (Family::Ipv6, "net6")] {
                 if let Some((net, lookup)) = cidr_lookup(&set(suffix), family, peer, &peers.cidrs) {
                     objects.push(net);
-                    matches.push(Some(lookup));
+                    matches.push((Some(lookup), false));
                 }
             }
             // Domain peers match the addresses the resolver learned for
@@ -310,11 +360,14 @@ fn rule_matches(
                     (Family::Ipv6, SetKind::IfnameIpv6Learned, "dom6"),
                 ] {
                     objects.push(Object::set(set(suffix), kind, Vec::new()));
-                    matches.push(Some(Match::IfnameAddr {
-                        family,
-                        peer,
-                        set: set(suffix),
-                    }));
+                    matches.push((
+                        Some(Match::IfnameAddr {
+                            family,
+                            peer,
+                            set: set(suffix),
+                        }),
+                        true,
+                    ));
                 }
             }
             matches
@@ -323,9 +376,16 @@ fn rule_matches(
     ports
         .iter()
         .flat_map(|port| {
-            peers.iter().map(move |peer| {
+            peers.iter().map(move |(peer, by_domain)| {
                 let matches = port.iter().chain(peer).cloned().collect();
-                Rule::when(matches, Verdict::Accept)
+                match name_check {
+                    // Only marked: a later rule may match without a
+                    // domain, and then the name is not checked.
+                    Some(n) if *by_domain => {
+                        Rule::then(matches, vec![Statement::MarkOr(n.by_app())])
+                    }
+                    _ => Rule::when(matches, accept(name_check)),
+                }
             })
         })
         .collect()

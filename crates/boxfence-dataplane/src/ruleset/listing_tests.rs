@@ -19,6 +19,7 @@ use crate::testing::ScratchNetns;
 fn model(uplinks: &[&str]) -> Ruleset {
     let mut ruleset = Ruleset::new(TableConfig {
         uplinks: uplinks.iter().map(|u| (*u).to_owned()).collect(),
+        name_check: Some(super::NameCheck::new(3, config().mark)),
         ..config()
     });
     let custom = json!({"mode": "custom", "allowedDomains": ["api.github.com"],
@@ -332,4 +333,53 @@ fn the_flowtable_holds_the_uplinks_and_every_box_link() {
 
     let plain = model(&["eth0"]).listing().expect("lowers");
     assert!(plain.flowtables.is_empty() && !plain.chains.contains_key("forward"));
+}
+
+/// An uplink that comes after the start joins the flowtable in place and
+/// one that goes leaves the model (the kernel already dropped it), so the
+/// watchdog's listing matches the kernel's either way.
+#[test]
+fn the_flowtable_follows_the_uplinks_there_are() {
+    use crate::nft::Flowtable;
+    let mut ruleset = Ruleset::new(TableConfig {
+        flowtable_uplinks: Some(vec!["eth0".into()]),
+        ..config()
+    });
+    let devices = |ruleset: &Ruleset| {
+        ruleset.listing().expect("lowers").flowtables[FLOWTABLE]
+            .devices
+            .clone()
+    };
+    assert!(
+        ruleset.follow_uplinks(vec!["eth0".into()]).is_none(),
+        "unchanged"
+    );
+
+    let came = ruleset
+        .follow_uplinks(vec!["eth0".into(), "eth1".into()])
+        .expect("a change");
+    assert_eq!(
+        came.commands(),
+        [Command::AddFlowtable {
+            name: FLOWTABLE.into(),
+            flowtable: Flowtable {
+                priority: -10,
+                devices: vec!["eth1".into()],
+            },
+        }]
+    );
+    assert_eq!(devices(&ruleset), ["eth0", "eth1"].map(String::from).into());
+
+    let went = ruleset
+        .follow_uplinks(vec!["eth1".into()])
+        .expect("a change");
+    assert!(
+        went.is_empty(),
+        "the kernel dropped it: {:?}",
+        went.commands()
+    );
+    assert_eq!(devices(&ruleset), ["eth1"].map(String::from).into());
+
+    let mut plain = model(&["eth0"]);
+    assert!(plain.follow_uplinks(vec![]).is_none(), "no flowtable");
 }

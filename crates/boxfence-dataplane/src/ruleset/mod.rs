@@ -12,6 +12,7 @@
 
 mod base;
 mod compile;
+mod name_check;
 mod names;
 mod objects;
 
@@ -26,6 +27,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 pub use base::{FLOWTABLE, LOG_GROUP};
 pub use compile::{DENIED, NEW_IN, NEW_OUT};
 use compile::{box_objects, policy_objects};
+pub use name_check::NameCheck;
 use names::PolicyNames;
 pub use names::{box_counter, box_learned_set, rule_learned_set};
 pub use objects::Batch;
@@ -69,6 +71,8 @@ pub struct TableConfig {
     /// a flowtable on every box link and these uplinks (each must exist
     /// whenever the whole table is committed); `None`: no flowtable.
     pub flowtable_uplinks: Option<Vec<String>>,
+    /// Name checks of domain-authorised flows (issue 19); `None`: off.
+    pub name_check: Option<NameCheck>,
 }
 
 /// A box as the ruleset knows it.
@@ -205,7 +209,7 @@ impl Ruleset {
                         .policies
                         .entry(name.clone())
                         .or_insert_with(|| PolicyEntry {
-                            objects: policy_objects(compiled).into(),
+                            objects: policy_objects(compiled, self.config.name_check).into(),
                             users: 0,
                             unsure: true,
                         });
@@ -217,7 +221,7 @@ impl Ruleset {
                     names.push(name);
                 }
             }
-            let objects = box_objects(link, policy, self.config.mark);
+            let objects = box_objects(link, policy, self.config.mark, self.config.name_check);
             let old = self.boxes.get(&link.id);
             // After a failed batch (the box failed closed) the kernel holds
             // what came before it, not the model: everything goes again.
@@ -294,6 +298,30 @@ impl Ruleset {
             }
         }
         batch
+    }
+
+    /// Takes `present` as the uplinks the flowtable holds: the kernel
+    /// drops a device that goes from its flowtable by itself, and one that
+    /// comes (or comes back) is added in place, its box flows offloaded
+    /// from then on. Returns the batch that adds those that came (empty
+    /// when uplinks only went), or `None` when nothing changed or there
+    /// is no flowtable.
+    pub fn follow_uplinks(&mut self, present: Vec<String>) -> Option<Batch> {
+        let held = self.config.flowtable_uplinks.as_mut()?;
+        if *held == present {
+            return None;
+        }
+        let came: Vec<String> = present
+            .iter()
+            .filter(|uplink| !held.contains(uplink))
+            .cloned()
+            .collect();
+        *held = present;
+        let mut batch = Batch::new(&self.config.table);
+        if !came.is_empty() {
+            batch.push(base::flowtable(came));
+        }
+        Some(batch)
     }
 
     /// Adds the box's link to the flowtable, if there is one (in place:

@@ -23,6 +23,10 @@ pub(super) fn config() -> TableConfig {
         mark: 0x0100_0000,
         always_blocked: AlwaysBlocked::default().intervals(),
         flowtable_uplinks: None,
+        // nft 1.0.6 cannot write the xtables NFQUEUE target that name
+        // checks use, so the text twins leave them out; the listing tests
+        // read them back over netlink.
+        name_check: None,
     }
 }
 
@@ -387,7 +391,7 @@ fn after_a_failed_batch_the_next_update_sends_everything_again() {
 
 /// The sets a box's egress chain looks addresses up in, in order.
 fn egress_lookups(policy: &EffectivePolicy) -> Vec<String> {
-    let objects = compile::box_objects(&link("b1", 1), policy, config().mark);
+    let objects = compile::box_objects(&link("b1", 1), policy, config().mark, config().name_check);
     let Some(Object::Chain { rules, .. }) = objects
         .iter()
         .find(|o| matches!(o, Object::Chain { name, .. } if name == "b_b1_out"))
@@ -459,7 +463,7 @@ fn a_list_of_one_prefix_length_is_one_hash_probe() {
         ],
         "host addresses need no mask; /24s are masked to /24"
     );
-    let objects = compile::box_objects(&link("b1", 1), &hosts, config().mark);
+    let objects = compile::box_objects(&link("b1", 1), &hosts, config().mark, config().name_check);
     let elements = |name: &str| match objects.iter().find(|o| o.name() == name) {
         Some(Object::Set { kind, elements, .. }) => (*kind, elements.clone()),
         other => panic!("{name}: {other:?}"),

@@ -13,7 +13,7 @@ use boxfence_dataplane::features::{FastPath, Feature, KernelFeatures, Paths};
 use boxfence_dataplane::links::LinkConfig;
 use boxfence_dataplane::nft_watch::NftWatch;
 use boxfence_dataplane::routing::FailClosedRouting;
-use boxfence_dataplane::ruleset::{Batch, BoxLink, Ruleset, TableConfig};
+use boxfence_dataplane::ruleset::{Batch, BoxLink, NameCheck, Ruleset, TableConfig};
 use boxfence_policy::{AlwaysBlocked, EffectivePolicy, FlowEvent};
 
 use boxfence_dataplane::nft_netlink::NftSocket;
@@ -65,6 +65,10 @@ pub struct LinuxConfig {
     /// fallbacks run instead (tests force each fallback this way, and
     /// `[network] flowtable = false` avoids the flowtable).
     pub avoid: Vec<Feature>,
+    /// The NFQUEUE that name checks of domain-authorised flows use (issue
+    /// 19), unique among the engines of the namespace; `None`: names are
+    /// not checked (`[network] name_check = "off"`).
+    pub name_check: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -110,6 +114,9 @@ pub struct LinuxEngine {
     pub(crate) log_allowed: Mutex<std::collections::HashSet<String>>,
     /// Set once the new-connection reader runs.
     pub(crate) new_flow_reader: std::sync::OnceLock<()>,
+    /// Whether the name checker is bound to its queue, or asked to leave
+    /// it (a test of the checker being down).
+    pub(crate) name_checker: crate::name_check::CheckerState,
     /// The boxes' containers, or why there can be none.
     sandboxes: Result<boxfence_sandbox::Sandboxes, String>,
     /// The ctnetlink socket that cuts flows (used under the state lock).
@@ -123,10 +130,10 @@ pub struct LinuxEngine {
     checks: Worker,
 }
 
-/// The uplinks that exist in `host`: a flowtable refuses a device that
-/// is not there (an uplink that comes later forwards its box flows
-/// through the hooks until the daemon restarts).
-fn present(host: &HostNetns, uplinks: &[String]) -> Vec<String> {
+/// The uplinks that exist in `host`, or `None` when it cannot be
+/// entered: a flowtable refuses a device that is not there (one that comes
+/// later joins at the watchdog's next check, see `follow_uplinks`).
+fn present(host: &HostNetns, uplinks: &[String]) -> Option<Vec<String>> {
     let exists = |name: &str| nix::net::if_::if_nametoindex(name).is_ok();
     host.in_netns(|| {
         uplinks
@@ -135,7 +142,7 @@ fn present(host: &HostNetns, uplinks: &[String]) -> Vec<String> {
             .cloned()
             .collect::<Vec<_>>()
     })
-    .unwrap_or_default()
+    .ok()
 }
 
 impl LinuxEngine {
@@ -158,7 +165,10 @@ impl LinuxEngine {
             mark: config.mark,
             always_blocked: config.always_blocked.intervals(),
             flowtable_uplinks: (paths.forwarding == FastPath::Flowtable)
-                .then(|| present(&config.host, &config.uplinks)),
+                .then(|| present(&config.host, &config.uplinks).unwrap_or_default()),
+            name_check: config
+                .name_check
+                .map(|queue| NameCheck::new(queue, config.mark)),
         };
         let link_config = LinkConfig {
             netns_prefix: config.netns_prefix.clone(),
@@ -215,6 +225,7 @@ impl LinuxEngine {
             resolver: std::sync::OnceLock::new(),
             log_allowed: Mutex::default(),
             new_flow_reader: std::sync::OnceLock::new(),
+            name_checker: crate::name_check::CheckerState::default(),
             sandboxes,
             conntrack: Mutex::new(conntrack),
             watch: Mutex::new(Watch::new(nft)),
@@ -228,6 +239,14 @@ impl LinuxEngine {
             .install(&engine.config.host)
             .map_err(kernel)?;
         engine.spawn_packet_log().map_err(kernel)?;
+        if let Some(marks) = engine
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.ruleset.config().name_check)
+        {
+            engine.spawn_name_checker(marks).map_err(kernel)?;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(watchdog(Arc::downgrade(&engine)));
         }
@@ -390,6 +409,14 @@ impl LinuxEngine {
         f()
     }
 
+    /// `policy` as this engine enforces it: names are checked iff its
+    /// configuration says so, whatever the caller assumed.
+    pub fn as_enforced(&self, policy: &EffectivePolicy) -> EffectivePolicy {
+        policy
+            .clone()
+            .with_name_check(self.config.name_check.is_some())
+    }
+
     /// Addresses in use by boxes this engine runs.
     pub fn used_addresses(&self) -> HashSet<IpAddr> {
         self.lock()
@@ -427,7 +454,7 @@ impl Engine for SharedLinuxEngine {
         if let Some(image) = &machine.image {
             self.0.check_image(image)?;
         }
-        let (spec, policy) = (machine.clone(), policy.clone());
+        let (spec, policy) = (machine.clone(), self.0.as_enforced(policy));
         let link = change(&self.0, move |engine| {
             engine.create_blocking(&spec, &policy)?;
             engine.link(&spec)
@@ -462,7 +489,7 @@ impl Engine for SharedLinuxEngine {
     }
 
     async fn apply(&self, policies: &[EffectivePolicy]) -> Result<(), EngineError> {
-        let policies = policies.to_vec();
+        let policies: Vec<_> = policies.iter().map(|p| self.0.as_enforced(p)).collect();
         change(&self.0, move |engine| engine.apply_blocking(&policies)).await
     }
 
@@ -481,7 +508,10 @@ impl Engine for SharedLinuxEngine {
             Ok(engine.remove_stale_sandboxes(&keep))
         })
         .await?;
-        let owned = machines.to_vec();
+        let owned: Vec<_> = machines
+            .iter()
+            .map(|(machine, policy)| (machine.clone(), self.0.as_enforced(policy)))
+            .collect();
         change(&self.0, move |engine| engine.reconcile_blocking(&owned)).await?;
         let engine = Arc::clone(&self.0);
         let links: Vec<_> = machines

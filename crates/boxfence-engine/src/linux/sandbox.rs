@@ -160,10 +160,10 @@ impl LinuxEngine {
         let mut errors = Vec::new();
         for (link, machine) in links {
             let netns = self.link_config.netns_path(&link.id);
-            if !sandboxes.runs_in(&self.container(&link.id), &netns) {
-                if let Err(error) = self.start_sandbox(link, machine) {
-                    errors.push(error.to_string());
-                }
+            if !sandboxes.runs_in(&self.container(&link.id), &netns)
+                && let Err(error) = self.start_sandbox(link, machine)
+            {
+                errors.push(error.to_string());
             }
         }
         errors

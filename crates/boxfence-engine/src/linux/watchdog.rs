@@ -5,10 +5,11 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use boxfence_dataplane::features::FastPath;
 use boxfence_dataplane::nft::Listing;
 use boxfence_dataplane::nft_watch::NftWatch;
 
-use super::{LinuxEngine, State, kernel};
+use super::{LinuxEngine, State, kernel, present};
 use crate::EngineError;
 
 /// The watchdog's memory.
@@ -48,6 +49,7 @@ impl LinuxEngine {
     /// comparison under a twentieth of the time, since the resolver
     /// commits all the time.
     pub fn check(&self) -> Result<bool, EngineError> {
+        self.follow_uplinks()?;
         let mut watch = self.watch();
         let generation = watch.nft.generation().map_err(kernel)?;
         if watch.verified == Some(generation) {
@@ -82,6 +84,29 @@ impl LinuxEngine {
     pub fn repair(&self) -> Result<bool, EngineError> {
         let mut watch = self.watch();
         Ok(self.compare(&mut watch)? == Comparison::Repaired)
+    }
+
+    /// Keeps the flowtable on the uplinks there are now: one that came
+    /// after the start (or came back) is added in place; one that went
+    /// the kernel already dropped, and the model forgets it, or the next
+    /// comparison would call its absence an alteration and a restore
+    /// would name a device the kernel refuses.
+    fn follow_uplinks(&self) -> Result<(), EngineError> {
+        if self.paths.forwarding != FastPath::Flowtable {
+            return Ok(());
+        }
+        let Some(present) = present(&self.config.host, &self.config.uplinks) else {
+            return Ok(());
+        };
+        let mut state = self.lock();
+        let Some(batch) = state.ruleset.follow_uplinks(present) else {
+            return Ok(());
+        };
+        state.generation += 1;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        state.commit(&batch).map_err(EngineError::Kernel)
     }
 
     fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {

@@ -401,25 +401,9 @@ fn ingress_rules_and_deny_all_inbound(rig: &Rig) {
     );
     let ip = b.addresses.ipv4;
     let from_internet = |port: u16| {
-        let out = rig
-            .lab
-            .internet_exec([
-                "curl",
-                "-s",
-                "-m",
-                "3",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &format!("http://{ip}:{port}/"),
-            ])
-            .expect("curl");
-        if out.status.success() {
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        } else {
-            format!("err{}", out.status.code().unwrap_or(-1))
-        }
+        rig.lab
+            .internet_curl(&format!("http://{ip}:{port}/"))
+            .expect("curl")
     };
     std::thread::scope(|scope| {
         scope.spawn(|| {

@@ -40,10 +40,16 @@ pub(crate) const TESTS: &[(&str, Test)] = &[
     ),
 ];
 
-pub(crate) const OWN_TESTS: &[(&str, OwnRigTest)] = &[(
-    "fast_path_avoided_leaves_no_flowtable",
-    fast_path_avoided_leaves_no_flowtable,
-)];
+pub(crate) const OWN_TESTS: &[(&str, OwnRigTest)] = &[
+    (
+        "fast_path_avoided_leaves_no_flowtable",
+        fast_path_avoided_leaves_no_flowtable,
+    ),
+    (
+        "fast_path_follows_uplinks_that_come_and_go",
+        fast_path_follows_uplinks_that_come_and_go,
+    ),
+];
 
 /// Stray echoes allowed after a cut: data that arrived before it but
 /// was read a little later (under emulation the box's loop is slow).
@@ -320,4 +326,42 @@ fn fast_path_avoided_leaves_no_flowtable() {
     let out = rig.host(&["conntrack", "-L"]);
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(!listed.contains("[OFFLOAD]"), "{listed}");
+}
+
+/// An uplink configured but absent at the start joins the flowtable at
+/// the watchdog's next check once it appears (before, it stayed out until
+/// a restart), and leaves the model when it goes (the kernel drops it by
+/// itself), so the comparison finds the table intact both times instead
+/// of restoring a table that names a device the kernel refuses.
+fn fast_path_follows_uplinks_that_come_and_go() {
+    let test = "fast_path_follows_uplinks_that_come_and_go";
+    let rig = Rig::with_uplink_to_come("late0");
+    if !has_flowtables(&rig, test) {
+        return;
+    }
+    let devices = || {
+        let out = rig.host(&["nft", "list", "flowtables", "inet"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!devices().contains("late0"), "{}", devices());
+    for step in [
+        &["ip", "link", "add", "late0", "type", "dummy"][..],
+        &["ip", "link", "set", "late0", "up"],
+    ] {
+        let out = rig.host(step);
+        assert!(out.status.success(), "{step:?}: {out:?}");
+    }
+    rig.engine.check().expect("check runs");
+    assert!(devices().contains("late0"), "joined: {}", devices());
+    assert!(!rig.engine.repair().expect("compares"), "intact");
+
+    let out = rig.host(&["ip", "link", "del", "late0"]);
+    assert!(out.status.success(), "{out:?}");
+    rig.engine.check().expect("check runs");
+    assert!(!devices().contains("late0"), "gone: {}", devices());
+    assert!(
+        !rig.engine.repair().expect("compares"),
+        "a gone uplink is no alteration"
+    );
 }

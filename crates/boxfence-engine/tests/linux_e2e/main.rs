@@ -14,6 +14,7 @@ mod icmp;
 #[path = "../support/lab_config.rs"]
 mod lab_config;
 mod lifecycle;
+mod name_check;
 mod protocols;
 mod races;
 mod resolver;
@@ -35,7 +36,13 @@ fn main() {
         flowtable::TESTS,
     ]
     .concat();
-    let own = [races::TESTS, flowtable::OWN_TESTS].concat();
+    let own = [
+        races::TESTS,
+        resolver_flood::OWN_TESTS,
+        flowtable::OWN_TESTS,
+        name_check::TESTS,
+    ]
+    .concat();
     let fallback_names: Vec<(String, rig::Test)> = fallbacks::pick(&shared);
     let tests: Vec<(&str, Case)> = shared
         .into_iter()

@@ -15,14 +15,45 @@ pub(crate) const TESTS: &[(&str, Test)] = &[
         a_tcp_flood_of_one_box_spares_the_others,
     ),
     (
-        "a_udp_flood_of_one_box_spares_the_others",
-        a_udp_flood_of_one_box_spares_the_others,
-    ),
-    (
         "destroyed_sockets_are_survived_or_bound_again",
         destroyed_sockets_are_survived_or_bound_again,
     ),
 ];
+
+/// This module's tests that build their own rig.
+pub(crate) const OWN_TESTS: &[(&str, OwnRigTest)] = &[(
+    "a_udp_flood_of_one_box_spares_the_others",
+    a_udp_flood_of_one_box_spares_the_others,
+)];
+
+/// What the flooding box must reach for the flood to count as one.
+struct FloodTarget {
+    /// TCP connections it opens in 6 s (the per-box cap is 16).
+    connections: u64,
+    /// The rig's per-box query rate, which the UDP flood must pass.
+    query_rate: u32,
+}
+
+impl FloodTarget {
+    /// Natively a box's Python opens well over 1,000 connections in 6 s
+    /// and sends queries faster than the engine's rate. Emulated
+    /// ([`boxfence_lab::emulated`]) it
+    /// opened 452-669 and never passed that rate, so there the flood must
+    /// open 300 (still 18 times the cap) and pass a rate of 200 a second.
+    fn here() -> Self {
+        if boxfence_lab::emulated() {
+            Self {
+                connections: 300,
+                query_rate: 200,
+            }
+        } else {
+            Self {
+                connections: 1000,
+                query_rate: boxfence_engine::QUERY_RATE_PER_BOX,
+            }
+        }
+    }
+}
 
 /// How long a box's query (as dig times it) or a policy change may take
 /// while another box floods before the test calls it stalled. The usual:
@@ -188,7 +219,7 @@ fn a_tcp_flood_of_one_box_spares_the_others(rig: &Rig) {
         .collect();
     eprintln!("the flood opened {} connections", counts[0]);
     assert!(
-        counts[0] > 1000,
+        counts[0] > FloodTarget::here().connections,
         "the flood opened {} connections",
         counts[0]
     );
@@ -198,7 +229,9 @@ fn a_tcp_flood_of_one_box_spares_the_others(rig: &Rig) {
     );
 }
 
-fn a_udp_flood_of_one_box_spares_the_others(rig: &Rig) {
+fn a_udp_flood_of_one_box_spares_the_others() {
+    let query_rate = FloodTarget::here().query_rate;
+    let rig = &Rig::with_query_rate(query_rate);
     let flooder = rig.create("uflood", json!({"mode": "deny-all"}), &[]);
     let quiet = rig.create(
         "uquiet",
@@ -210,7 +243,7 @@ fn a_udp_flood_of_one_box_spares_the_others(rig: &Rig) {
     let refused = resolver_metric(rig, "boxfence_resolver_refused_total");
     let flood = exec_in_background(rig, &flooder, &["python3", "-c", UDP_FLOOD, "6"]);
     // Past the box's burst: the flood is refused by the rate limit.
-    let burst = 2.0 * f64::from(boxfence_engine::QUERY_RATE_PER_BOX);
+    let burst = 2.0 * f64::from(query_rate);
     wait_for("the flood to pass the box's rate", || {
         resolver_metric(rig, "boxfence_resolver_refused_total") > refused + burst
     });
@@ -246,19 +279,25 @@ fn destroyed_sockets_are_survived_or_bound_again(rig: &Rig) {
     // sockets are bound again.
     let killed = rig.host(&["ss", "-K", "-t", "-l", "sport = :53"]);
     assert!(killed.status.success(), "{killed:?}");
+    // Down lasts the second before the resolver binds again: natively
+    // always seen; under emulation the test's thread once went unscheduled
+    // for longer (5.10, a loaded host), so there a counted restart (down,
+    // then bound again) stands in for a missed look.
+    let restarts = || resolver_metric(rig, "boxfence_resolver_restarts_total");
     wait_for("health to say the resolver is down", || {
-        engine.health().is_err()
+        engine.health().is_err() || (boxfence_lab::emulated() && restarts() >= 1.0)
     });
-    let problems = engine.health().expect_err("down");
-    assert!(
-        problems[0].starts_with("resolver: not serving"),
-        "{problems:?}"
-    );
+    if let Err(problems) = engine.health() {
+        assert!(
+            problems[0].starts_with("resolver: not serving"),
+            "{problems:?}"
+        );
+    }
     wait_for("the resolver to serve again", || engine.health().is_ok());
     assert!(resolves("+notcp") && resolves("+tcp"), "served again");
     // One restart, or two: `ss -K` destroys the IPv4 and the IPv6 listener
     // one after the other, and on a slow (emulated) host the second went
     // after the resolver had bound both again (seen on Linux 5.10).
-    let restarts = resolver_metric(rig, "boxfence_resolver_restarts_total");
+    let restarts = restarts();
     assert!((1.0..=2.0).contains(&restarts), "{restarts} restarts");
 }

@@ -45,36 +45,115 @@ pub(crate) struct Rig {
     pub(crate) lab: Lab,
     pub(crate) pool: AddressPool,
     pub(crate) blocked: Arc<AlwaysBlocked>,
-    /// The kernel features its engine avoids.
+    /// How its engine is configured beyond the lab's defaults.
+    setup: EngineSetup,
+}
+
+/// What sets a rig's engine apart from the usual one (kept for an engine
+/// restarted on the rig).
+#[derive(Clone, Default)]
+struct EngineSetup {
+    /// The kernel features the engine avoids.
     avoid: Vec<Feature>,
+    /// Uplinks configured besides the lab's (which need not exist).
+    more_uplinks: Vec<String>,
+    /// Whether the engine checks names.
+    name_check: bool,
+}
+
+/// What sets a rig apart from the usual one.
+struct Options {
+    /// Whether the resolver's upstream holds every answer this long.
+    upstream_delay: Option<Duration>,
+    setup: EngineSetup,
+    /// Queries per second the resolver allows each box.
+    query_rate: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            upstream_delay: None,
+            setup: EngineSetup::default(),
+            query_rate: boxfence_engine::QUERY_RATE_PER_BOX,
+        }
+    }
 }
 
 impl Rig {
     pub(crate) fn new() -> Self {
-        Self::build(None, Vec::new())
+        Self::build(Options::default())
     }
 
     /// A rig whose resolver asks a slow upstream, which holds every
     /// answer of the lab's DNS for `delay`.
     pub(crate) fn with_slow_upstream(delay: Duration) -> Self {
-        Self::build(Some(delay), Vec::new())
+        Self::build(Options {
+            upstream_delay: Some(delay),
+            ..Options::default()
+        })
     }
 
     /// A rig whose engine uses none of the optional kernel features: every
     /// fallback path runs, as on the oldest kernels supported.
     pub(crate) fn with_fallbacks() -> Self {
         let optional = Feature::ALL.into_iter().filter(|f| !f.required());
-        Self::build(None, optional.collect())
+        Self::avoiding(optional.collect())
     }
 
     /// A rig whose engine avoids `avoid` (their fallbacks run).
     pub(crate) fn avoiding(avoid: Vec<Feature>) -> Self {
-        Self::build(None, avoid)
+        Self::build(Options {
+            setup: EngineSetup {
+                avoid,
+                ..EngineSetup::default()
+            },
+            ..Options::default()
+        })
     }
 
-    fn build(upstream_delay: Option<Duration>, avoid: Vec<Feature>) -> Self {
+    /// A rig whose engine checks the names of domain-authorised flows
+    /// (issue 19; the other rigs keep the old behaviour, which their
+    /// tests of line protocols on domain-authorised flows need).
+    pub(crate) fn with_name_check() -> Self {
+        Self::build(Options {
+            setup: EngineSetup {
+                name_check: true,
+                ..EngineSetup::default()
+            },
+            ..Options::default()
+        })
+    }
+
+    /// A rig whose engine is also told of uplink `name`, which the lab
+    /// does not have.
+    pub(crate) fn with_uplink_to_come(name: &str) -> Self {
+        Self::build(Options {
+            setup: EngineSetup {
+                more_uplinks: vec![name.to_owned()],
+                ..EngineSetup::default()
+            },
+            ..Options::default()
+        })
+    }
+
+    /// A rig whose resolver lets each box send `rate` queries per second
+    /// (the engine's default is [`boxfence_engine::QUERY_RATE_PER_BOX`]).
+    pub(crate) fn with_query_rate(rate: u32) -> Self {
+        Self::build(Options {
+            query_rate: rate,
+            ..Options::default()
+        })
+    }
+
+    fn build(options: Options) -> Self {
+        let Options {
+            upstream_delay,
+            setup,
+            query_rate,
+        } = options;
         let lab = Lab::new().expect("lab comes up");
-        let config = Self::config(&lab, avoid.clone());
+        let config = Self::config(&lab, &setup);
         let (pool, blocked) = (config.pool, Arc::clone(&config.always_blocked));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -107,7 +186,7 @@ impl Rig {
                 upstreams,
                 Duration::from_secs(2),
                 ttl,
-                boxfence_engine::QUERY_RATE_PER_BOX,
+                query_rate,
                 TcpLimits::default(),
             )
             .expect("resolver starts");
@@ -120,22 +199,25 @@ impl Rig {
             lab,
             pool,
             blocked,
-            avoid,
+            setup,
         }
     }
 
-    /// The engine configuration for `lab`, avoiding `avoid`.
-    fn config(lab: &Lab, avoid: Vec<Feature>) -> LinuxConfig {
+    /// The engine configuration for `lab` with `setup`.
+    fn config(lab: &Lab, setup: &EngineSetup) -> LinuxConfig {
+        let usual = lab_config(lab, HostNetns::at(lab.host_netns_path()));
         LinuxConfig {
-            avoid,
-            ..lab_config(lab, HostNetns::at(lab.host_netns_path()))
+            avoid: setup.avoid.clone(),
+            uplinks: [usual.uplinks.clone(), setup.more_uplinks.clone()].concat(),
+            name_check: setup.name_check.then_some(19),
+            ..usual
         }
     }
 
     /// The configuration of this rig's engine, for another engine on it
     /// (a restarted daemon).
     pub(crate) fn engine_config(&self) -> LinuxConfig {
-        Self::config(&self.lab, self.avoid.clone())
+        Self::config(&self.lab, &self.setup)
     }
 
     /// Creates box `id` with a box policy and app policies.
@@ -209,41 +291,19 @@ impl Rig {
         argv: &[&str],
         limit: Duration,
     ) -> ExecOutput {
-        let request = ExecRequest {
-            command: argv.iter().map(|s| (*s).to_owned()).collect(),
-            stdin: None,
-            timeout: Some(limit),
-        };
-        self.runtime
-            .block_on(SharedLinuxEngine(Arc::clone(&self.engine)).exec(&spec.id, &request))
-            .expect("exec runs")
+        exec_on(&self.runtime, &self.engine, spec, argv, limit)
     }
 
     /// What curl in the box gets from `url`: the HTTP status, or
     /// `err<curl exit code>`.
     pub(crate) fn curl(&self, spec: &MachineSpec, url: &str) -> String {
-        let out = self.exec(
-            spec,
-            &[
-                "curl",
-                "-sk",
-                "-m",
-                "5",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                url,
-            ],
-        );
-        if out.exit_code == 126 || out.exit_code == 127 {
-            eprintln!("exec failed: {}", out.stderr);
-        }
-        if out.exit_code == 0 {
-            out.stdout
-        } else {
-            format!("err{}", out.exit_code)
-        }
+        self.curl_with(spec, &[url])
+    }
+
+    /// [`Self::curl`] with more arguments (the URL among them); later
+    /// ones win (`-m 3`).
+    pub(crate) fn curl_with(&self, spec: &MachineSpec, args: &[&str]) -> String {
+        curl_on(&self.runtime, &self.engine, spec, args)
     }
 
     pub(crate) fn host(&self, argv: &[&str]) -> Output {
@@ -316,4 +376,53 @@ pub(crate) fn events_until(
 pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Runs `argv` in box `spec` through `engine`, blocking on `runtime` (on
+/// which the watchdog of an engine started there runs meanwhile).
+pub(crate) fn exec_on(
+    runtime: &tokio::runtime::Runtime,
+    engine: &Arc<LinuxEngine>,
+    spec: &MachineSpec,
+    argv: &[&str],
+    limit: Duration,
+) -> ExecOutput {
+    let request = ExecRequest {
+        command: argv.iter().map(|s| (*s).to_owned()).collect(),
+        stdin: None,
+        timeout: Some(limit),
+    };
+    runtime
+        .block_on(SharedLinuxEngine(Arc::clone(engine)).exec(&spec.id, &request))
+        .expect("exec runs")
+}
+
+/// What curl in box `spec`, run through `engine`, gets from `url`: the
+/// HTTP status, or `err<curl exit code>`.
+pub(crate) fn curl_on(
+    runtime: &tokio::runtime::Runtime,
+    engine: &Arc<LinuxEngine>,
+    spec: &MachineSpec,
+    args: &[&str],
+) -> String {
+    let mut argv = vec![
+        "curl",
+        "-sk",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+    ];
+    argv.extend_from_slice(args);
+    let out = exec_on(runtime, engine, spec, &argv, Duration::from_secs(20));
+    if out.exit_code == 126 || out.exit_code == 127 {
+        eprintln!("exec failed: {}", out.stderr);
+    }
+    if out.exit_code == 0 {
+        out.stdout
+    } else {
+        format!("err{}", out.exit_code)
+    }
 }

@@ -52,5 +52,8 @@ pub(crate) fn lab_config(lab: &Lab, host: HostNetns) -> LinuxConfig {
         resolver_port: 53,
         host,
         avoid: Vec::new(),
+        // Most tests speak line protocols on domain-authorised flows; the
+        // name-check tests turn it on (`Rig::with_name_check`).
+        name_check: None,
     }
 }

@@ -79,17 +79,19 @@ pub(crate) async fn create(
         (None, Caller::Admin) => DEFAULT_APP.to_owned(),
     };
     caller.check_app(&app)?;
+    let mut created_default = false;
     if state.store.app(&app).await?.is_none() {
         if app != DEFAULT_APP {
             return Err(ApiError::NotFound(format!("app {app} not found")));
         }
         match state.store.create_app(DEFAULT_APP).await {
-            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Ok(_) => created_default = true,
+            Err(StoreError::Conflict(_)) => {}
             Err(error) => return Err(error.into()),
         }
     }
     let warnings = nested_warnings(&network_policy, &state, "networkPolicy");
-    let machine = state
+    let created = state
         .create_machine(MachineRequest {
             app,
             name: None,
@@ -99,7 +101,15 @@ pub(crate) async fn create(
             guest,
             image,
         })
-        .await?;
+        .await;
+    if created.is_err() && created_default {
+        // A refused create leaves nothing behind. The delete refuses if a
+        // concurrent create put a machine in the app meanwhile.
+        if let Err(error) = state.store.delete_app(DEFAULT_APP, false).await {
+            tracing::debug!(%error, "the app {DEFAULT_APP} stays");
+        }
+    }
+    let machine = created?;
     Ok((
         StatusCode::CREATED,
         Json(WithWarnings {

@@ -199,6 +199,12 @@ async fn without_a_data_plane_machine_work_answers_501() {
         "no_data_plane",
         None,
     );
+    let (status, _) = daemon.call(Method::GET, "/v1/apps/default", None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the refused box left no app `default` behind"
+    );
     // Policies need no data plane while no machine exists.
     let (status, _) = daemon
         .call(

@@ -114,6 +114,19 @@ pub(crate) struct NetworkConfig {
     pub(crate) state_dir: std::path::PathBuf,
     /// False: serve the API only (machine work answers 501).
     pub(crate) data_plane: bool,
+    /// Whether domain-authorised TCP flows must claim an allowed name
+    /// (TLS SNI, HTTP Host) and HTTP/3 to them is refused (issue 19).
+    pub(crate) name_check: bool,
+}
+
+/// `[network] name_check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NameCheckSetting {
+    /// Names are checked (the default).
+    On,
+    /// The behaviour before issue 19: a domain authorises addresses only.
+    Off,
 }
 
 /// The file as written: every key optional.
@@ -179,6 +192,8 @@ pub(crate) struct NetworkFile {
     pub(crate) data_plane: Option<bool>,
     /// False: no flowtable fast path (the kernel feature is avoided).
     pub(crate) flowtable: Option<bool>,
+    /// `"off"`: names of domain-authorised flows are not checked.
+    pub(crate) name_check: Option<NameCheckSetting>,
 }
 
 impl ConfigFile {
@@ -260,6 +275,8 @@ impl ConfigFile {
                     .data_plane
                     .or(self.network.data_plane)
                     .unwrap_or(true),
+                name_check: network.name_check.or(self.network.name_check)
+                    != Some(NameCheckSetting::Off),
             },
             resolver,
             limits,

@@ -138,3 +138,20 @@ fn flowtable_false_avoids_the_flowtable_feature() {
         [Feature::Flowtable]
     );
 }
+
+#[test]
+fn names_are_checked_unless_turned_off() {
+    let checked = |text: &str| {
+        let file: ConfigFile = toml::from_str(text).expect("parses");
+        file.resolve(ConfigFile::default())
+            .expect("resolves")
+            .network
+            .name_check
+    };
+    assert!(checked(""));
+    assert!(checked("[network]\nname_check = \"on\""));
+    assert!(!checked("[network]\nname_check = \"off\""));
+    let error = toml::from_str::<ConfigFile>("[network]\nname_check = \"maybe\"")
+        .expect_err("not a setting");
+    assert!(error.to_string().contains("name_check"), "{error}");
+}

@@ -110,7 +110,7 @@ pub(crate) fn run(args: &DoctorArgs, json: bool) -> Result<ExitCode, CliError> {
     if json {
         crate::output::json(&report)?;
     } else {
-        print!("{}", table::render(&report.host, &report.checks));
+        crate::output::out!("{}", table::render(&report.host, &report.checks));
     }
     Ok(if report.ok {
         ExitCode::SUCCESS

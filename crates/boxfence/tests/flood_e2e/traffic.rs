@@ -12,18 +12,20 @@ use serde_json::json;
 
 use crate::daemon::LabDaemon;
 use crate::slowloris::{closed, hold};
-use crate::{NOT_STALLED, deny_all_is_enforced_at_once, flooder_and_other};
+use crate::{deny_all_is_enforced_at_once, flooder_and_other, not_stalled};
 
 /// A DNS query for `api.github.com` (A), id 0x4242.
 const QUERY: &[u8] = b"\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\
 \x03api\x06github\x03com\x00\x00\x01\x00\x01";
 
 /// How long box `id` waits for an answer to [`QUERY`] (any DNS address is
-/// the built-in resolver); panics when none comes within `NOT_STALLED`.
+/// the built-in resolver); panics when none comes within [`not_stalled`].
 pub(crate) fn resolves(daemon: &LabDaemon, id: &str) -> Duration {
     daemon.in_box(id, || {
         let socket = UdpSocket::bind("0.0.0.0:0").expect("socket");
-        socket.set_read_timeout(Some(NOT_STALLED)).expect("timeout");
+        socket
+            .set_read_timeout(Some(not_stalled()))
+            .expect("timeout");
         let asked = Instant::now();
         socket
             .send_to(QUERY, "198.51.100.53:53")

@@ -106,13 +106,7 @@ impl Daemon {
 
     /// The daemon's soft and hard open-file limits.
     pub(crate) fn open_file_limits(&self) -> (String, String) {
-        let pid = self
-            .child
-            .lock()
-            .expect("lock")
-            .as_ref()
-            .expect("daemon runs")
-            .id();
+        let pid = self.pid();
         let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
         let line = limits
             .lines()
@@ -120,6 +114,16 @@ impl Daemon {
             .expect("open-file limit listed");
         let mut values = line.split_whitespace().map(str::to_owned);
         (values.next().expect("soft"), values.next().expect("hard"))
+    }
+
+    /// The running daemon's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .expect("daemon runs")
+            .id()
     }
 
     /// SIGKILL, as a crash would.

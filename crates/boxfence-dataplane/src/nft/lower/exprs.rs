@@ -12,6 +12,9 @@ const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 /// IANA protocol number of ICMPv6.
 const IPPROTO_ICMPV6: u8 = 58;
+/// IANA protocol number of TCP, and its SYN flag.
+const IPPROTO_TCP: u8 = 6;
+const TCP_SYN: u8 = 0x02;
 /// `NFT_LIMIT_PKTS`.
 const LIMIT_PACKETS: u32 = 0;
 /// `NFT_REJECT_TCP_RST`, `NFT_REJECT_ICMPX_UNREACH`.
@@ -142,15 +145,7 @@ impl Exprs {
                 self.payload(BASE_TRANSPORT, 0, 1, REG_1);
                 self.constant_set(one_byte_keys(TYPE_ICMP6_TYPE), bytes(types));
             }
-            Match::CtState(bits) => {
-                self.push(Expr::Ct {
-                    key: CT_STATE,
-                    dreg: REG_1,
-                    direction: None,
-                });
-                self.mask(bits.to_ne_bytes().to_vec());
-                self.cmp(CMP_NEQ, vec![0; 4]);
-            }
+            Match::CtState(bits) => self.bits(ct_load(CT_STATE), *bits, CMP_NEQ),
             Match::Ifname {
                 interface,
                 name,
@@ -182,10 +177,20 @@ impl Exprs {
                 };
                 self.constant_set(spec, elements);
             }
-            Match::MarkClear(mask) => {
-                self.meta(META_MARK);
-                self.mask(mask.to_ne_bytes().to_vec());
-                self.cmp(CMP_EQ, vec![0; 4]);
+            Match::MarkClear(mask) => self.bits(meta_load(META_MARK), *mask, CMP_EQ),
+            Match::MarkAny(mask) => self.bits(meta_load(META_MARK), *mask, CMP_NEQ),
+            Match::CtMarkClear(mask) => self.bits(ct_load(CT_MARK), *mask, CMP_EQ),
+            Match::CtMarkAny(mask) => self.bits(ct_load(CT_MARK), *mask, CMP_NEQ),
+            Match::TcpSyn => {
+                self.meta(META_L4PROTO);
+                self.cmp(CMP_EQ, vec![IPPROTO_TCP]);
+                self.payload(BASE_TRANSPORT, 13, 1, REG_1);
+                self.mask(vec![TCP_SYN]);
+                self.cmp(CMP_EQ, vec![TCP_SYN]);
+            }
+            Match::CtOriginal => {
+                self.push(ct_load(CT_DIRECTION));
+                self.cmp(CMP_EQ, vec![CT_DIR_ORIGINAL]);
             }
         }
         Ok(())
@@ -207,15 +212,20 @@ impl Exprs {
             }
             Statement::MarkOr(bits) => {
                 self.meta(META_MARK);
-                self.push(Expr::Bitwise {
-                    sreg: REG_1,
-                    dreg: REG_1,
-                    len: 4,
-                    mask: (!bits).to_ne_bytes().to_vec(),
-                    xor: bits.to_ne_bytes().to_vec(),
-                });
+                self.push(or_bits(*bits));
                 self.set_mark();
             }
+            Statement::CtMarkOr(bits) => {
+                self.push(ct_load(CT_MARK));
+                self.push(or_bits(*bits));
+                self.set_ct_mark();
+            }
+            Statement::CtMarkClear(bits) => {
+                self.push(ct_load(CT_MARK));
+                self.mask((!bits).to_ne_bytes().to_vec());
+                self.set_ct_mark();
+            }
+            Statement::Queue(num) => self.push(nfqueue_target(*num)),
             Statement::Counter => self.push(Expr::Counter),
             Statement::Limit { per_second, burst } => self.push(Expr::Limit {
                 rate: *per_second,
@@ -305,7 +315,22 @@ impl Exprs {
     }
 
     fn meta(&mut self, key: u32) {
-        self.push(Expr::Meta { key, dreg: REG_1 });
+        self.push(meta_load(key));
+    }
+
+    fn set_ct_mark(&mut self) {
+        self.push(Expr::CtSet {
+            key: CT_MARK,
+            sreg: REG_1,
+            direction: None,
+        });
+    }
+
+    /// `<load> & mask <op> 0`: some or none of the bits of a 32-bit key.
+    fn bits(&mut self, load: Expr, mask: u32, op: u32) {
+        self.push(load);
+        self.mask(mask.to_ne_bytes().to_vec());
+        self.cmp(op, vec![0; 4]);
     }
 
     fn set_mark(&mut self) {
@@ -372,6 +397,49 @@ impl Exprs {
             dreg: None,
             invert: false,
         });
+    }
+}
+
+/// `queue num <num>` as the xtables `NFQUEUE` target (revision 3: queue
+/// number, queues total, flags, in host order), which Linux has wherever
+/// `nft_compat` is, also where nf_tables' own `queue` expression is left
+/// out of the build. No `bypass` flag: without a reader the packet drops.
+fn nfqueue_target(num: u16) -> Expr {
+    let mut info = Vec::with_capacity(8);
+    info.extend_from_slice(&num.to_ne_bytes());
+    info.extend_from_slice(&1u16.to_ne_bytes());
+    info.extend_from_slice(&0u16.to_ne_bytes());
+    // The kernel keeps the structure padded to 8 bytes (`XT_ALIGN`).
+    info.extend_from_slice(&[0, 0]);
+    Expr::XtTarget {
+        name: "NFQUEUE".into(),
+        rev: 3,
+        info,
+    }
+}
+
+/// `ct load <key> => reg 1`.
+fn ct_load(key: u32) -> Expr {
+    Expr::Ct {
+        key,
+        dreg: REG_1,
+        direction: None,
+    }
+}
+
+/// `meta load <key> => reg 1`.
+fn meta_load(key: u32) -> Expr {
+    Expr::Meta { key, dreg: REG_1 }
+}
+
+/// `reg 1 = reg 1 | bits`, as nft writes it.
+fn or_bits(bits: u32) -> Expr {
+    Expr::Bitwise {
+        sreg: REG_1,
+        dreg: REG_1,
+        len: 4,
+        mask: (!bits).to_ne_bytes().to_vec(),
+        xor: bits.to_ne_bytes().to_vec(),
     }
 }
 
