@@ -336,6 +336,7 @@ impl Lab {
             Ok(left) => errors.push(LabError::Leftover(left)),
             Err(e) => errors.push(e),
         }
+        netns::unmount_under(&self.workdir);
         match std::fs::remove_dir_all(&self.workdir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -93,6 +93,7 @@ pub(crate) fn sweep_stale(fresh: &LabNames) -> Vec<LabError> {
                 // A small filesystem (`SmallFs`) of a dead test is still
                 // mounted there; EINVAL: not a mount point.
                 let _ = nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH);
+                netns::unmount_under(&entry.path());
                 if let Err(source) = std::fs::remove_dir_all(entry.path()) {
                     errors.push(LabError::Io {
                         context: "cannot remove stale lab directory",

@@ -154,3 +154,23 @@ pub(crate) fn pinned_with_prefix(prefix: &str) -> Result<Vec<PathBuf>, LabError>
     found.sort();
     Ok(found)
 }
+
+/// Unmounts whatever is mounted below `dir`, deepest first: a daemon in
+/// the lab pins its boxes' user namespaces and mounts image roots in its
+/// state directory, and a daemon killed by the test leaves them there.
+pub(crate) fn unmount_under(dir: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut below: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        // Mount points escape spaces and the like as octal; lab paths have none.
+        .map(PathBuf::from)
+        .filter(|point| point.starts_with(dir) && point != dir)
+        .collect();
+    below.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+    for point in below {
+        let _ = umount2(&point, MntFlags::MNT_DETACH);
+    }
+}

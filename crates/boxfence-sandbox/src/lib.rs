@@ -177,7 +177,20 @@ impl Sandboxes {
     /// Whether the box's container runs (after a daemon restart: found
     /// again, or to be made anew).
     pub fn is_running(&self, id: &str) -> bool {
-        matches!(self.runtime.status(id), Ok(Some(Status::Running)))
+        matches!(self.runtime.status(id), Ok(Some((Status::Running, _))))
+    }
+
+    /// Whether the box's container runs in the network namespace bound at
+    /// `netns` (one made anew while the container lived leaves it in the
+    /// old one, cut off: then it is to be made anew too).
+    pub fn runs_in(&self, id: &str, netns: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(Some((Status::Running, pid @ 1..))) = self.runtime.status(id) else {
+            return false;
+        };
+        let inode = |path: &Path| std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
+        let theirs = inode(Path::new(&format!("/proc/{pid}/ns/net")));
+        theirs.is_some() && theirs == inode(netns)
     }
 
     /// Ends every process of the box and removes its container, cgroup,

@@ -240,20 +240,23 @@ impl Runtime {
         })
     }
 
-    /// The container's status; `None` when the runtime does not know it.
-    pub fn status(&self, id: &str) -> Result<Option<Status>, RuntimeError> {
+    /// The container's status and its init's host pid (0 when it has
+    /// none); `None` when the runtime does not know it.
+    pub fn status(&self, id: &str) -> Result<Option<(Status, u32)>, RuntimeError> {
         if !self.root.join(id).exists() {
             return Ok(None);
         }
         let answer = self.checked("state", id, self.command().arg("state").arg(id))?;
         let state: serde_json::Value = serde_json::from_slice(&answer)
             .map_err(|e| RuntimeError::State(e, self.kind.name(), id.to_owned()))?;
-        Ok(Some(match state["status"].as_str() {
+        let status = match state["status"].as_str() {
             Some("created") => Status::Created,
             Some("running") => Status::Running,
             Some("stopped") => Status::Stopped,
             _ => Status::Other,
-        }))
+        };
+        let pid = state["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+        Ok(Some((status, pid.unwrap_or(0))))
     }
 
     /// Kills every process of the container and removes it (its cgroup

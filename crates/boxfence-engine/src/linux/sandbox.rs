@@ -149,8 +149,8 @@ impl LinuxEngine {
     }
 
     /// After a restart, once the network is reconciled: keeps each box's
-    /// running container and makes the missing ones anew. Returns what
-    /// failed.
+    /// container that runs in the box's network namespace and makes the
+    /// others anew. Returns what failed.
     pub(crate) fn ensure_sandboxes(&self, links: &[(BoxLink, MachineSpec)]) -> Vec<String> {
         let sandboxes = match self.sandboxes() {
             Ok(sandboxes) => sandboxes,
@@ -159,7 +159,8 @@ impl LinuxEngine {
         };
         let mut errors = Vec::new();
         for (link, machine) in links {
-            if !sandboxes.is_running(&self.container(&link.id))
+            let netns = self.link_config.netns_path(&link.id);
+            if !sandboxes.runs_in(&self.container(&link.id), &netns)
                 && let Err(error) = self.start_sandbox(link, machine)
             {
                 errors.push(error.to_string());

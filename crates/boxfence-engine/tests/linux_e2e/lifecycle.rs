@@ -42,9 +42,20 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
     let kept = rig.create("keep1", policy.clone(), &[]);
     let stale = rig.create("stale1", json!({"mode": "allow-all"}), &[]);
     // A process of the box's machine, which a restart must not end.
-    let started = rig.exec(&kept, &["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"]);
+    let background = "sleep 1000 >/dev/null 2>&1 & echo $!";
+    let started = rig.exec(&kept, &["sh", "-c", background]);
     let pid = started.stdout.trim().to_owned();
     assert!(!pid.is_empty(), "{started:?}");
+    // A box whose network namespace is lost while the daemon is down: its
+    // container, cut off in the old one, is made anew with the network.
+    let lost = rig.create("lost1", json!({"mode": "allow-all"}), &[]);
+    let lost_pid = rig
+        .exec(&lost, &["sh", "-c", background])
+        .stdout
+        .trim()
+        .to_owned();
+    let unbound = rig.host(&["ip", "netns", "delete", &netns_name(rig, &lost)]);
+    assert!(unbound.status.success(), "{unbound:?}");
     // A second engine starts as a restarted daemon would: the table left
     // behind keeps enforcing until reconcile replaces it.
     let config = rig.engine_config();
@@ -64,25 +75,29 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
         .build()
         .expect("runtime");
     let effective = rig.effective(&kept, policy, &[]);
+    let lost_policy = rig.effective(&lost, json!({"mode": "allow-all"}), &[]);
+    let stored = [(kept.clone(), effective), (lost.clone(), lost_policy)];
     runtime
-        .block_on(SharedLinuxEngine(Arc::clone(&restarted)).reconcile(&[(kept.clone(), effective)]))
+        .block_on(SharedLinuxEngine(Arc::clone(&restarted)).reconcile(&stored))
         .expect("reconciles");
     assert!(
         !rig.box_netns(&stale).exists(),
         "a box the store no longer has is removed"
     );
     assert!(rig.box_netns(&kept).exists(), "a stored box is adopted");
+    let exec = |spec: &MachineSpec, script: &str| {
+        let argv = ["sh", "-c", script];
+        exec_on(&runtime, &restarted, spec, &argv, Duration::from_secs(30))
+    };
+    let remade = exec(&lost, &format!("kill -0 {lost_pid} || echo new"));
+    assert_eq!(remade.stdout, "new\n", "a new container: {remade:?}");
+    let url = format!("http://{SERVER_V4}/");
+    assert_eq!(curl_on(&runtime, &restarted, &lost, &[&url]), "200");
     let curl = |url: &str| curl_on(&runtime, &restarted, &kept, &[url]);
     assert_eq!(curl(&format!("http://{CDN_OUTSIDE_DENIED_V4}/")), "200");
     assert_eq!(curl(&format!("http://{SERVER_V4}/")), REFUSED);
     // The box's container was kept, not made anew: its process lives.
-    let alive = exec_on(
-        &runtime,
-        &restarted,
-        &kept,
-        &["sh", "-c", &format!("kill -0 {pid} && echo alive")],
-        Duration::from_secs(30),
-    );
+    let alive = exec(&kept, &format!("kill -0 {pid} && echo alive"));
     assert_eq!(alive.stdout, "alive\n", "{alive:?}");
     // The stale box's container and user namespace went with its network;
     // delete after the restart removes the kept box's just as well.
@@ -106,6 +121,15 @@ fn restart_adopts_boxes_and_removes_stale_ones(rig: &Rig) {
         .expect("deleted after the restart");
     assert_eq!(leftovers(&kept), Vec::<PathBuf>::new());
     assert!(!rig.box_netns(&kept).exists());
+}
+
+/// The name of the box's network namespace.
+fn netns_name(rig: &Rig, spec: &MachineSpec) -> String {
+    let path = rig.box_netns(spec);
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .expect("a name")
+        .to_owned()
 }
 
 fn altered_rules_are_repaired(rig: &Rig) {
