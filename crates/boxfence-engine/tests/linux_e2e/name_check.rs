@@ -278,44 +278,6 @@ fn name_check_refuses_http3_to_domain_authorised_addresses() {
     );
 }
 
-/// Python in the internet namespace: accept one connection on port 7070,
-/// within 4 s; `accepted` or the error's name. A server's accept needs the
-/// handshake's last ACK, which carries no data.
-const ACCEPT_ONE: &str = r#"
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 7070))
-s.listen(1)
-s.settimeout(4)
-try:
-    s.accept()
-    print("accepted")
-except Exception as error:
-    print(type(error).__name__)
-"#;
-
-/// Whether a connection the box opens to an address authorised by
-/// `allowed` (and sends nothing on) is accepted by the server.
-fn handshake_reaches_server(rig: &Rig, spec: &MachineSpec, allowed: &str) -> String {
-    let server = rig
-        .lab
-        .internet_command(["python3", "-c", ACCEPT_ONE])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("server starts");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let script = format!(
-        "getent ahostsv4 {allowed} >/dev/null || exit 99; \
-         python3 -c 'import socket, time; s = socket.create_connection((\"{SHARED}\", 7070), 3); time.sleep(3)'"
-    );
-    // The box's side connects either way (the SYN/ACK comes back);
-    // what the server saw is the answer.
-    rig.exec(spec, &["sh", "-c", &script]);
-    let served = server.wait_with_output().expect("server ends");
-    String::from_utf8_lossy(&served.stdout).trim().to_owned()
-}
-
 fn name_check_down_stalls_domain_flows_and_spares_cidr_flows() {
     let rig = Rig::with_name_check();
     let policy = json!({"mode": "custom", "allowedDomains": ["registry.npmjs.org"], "allowedCidrs": ["104.17.0.0/16"]});
@@ -325,15 +287,10 @@ fn name_check_down_stalls_domain_flows_and_spares_cidr_flows() {
         (
             curl(&rig, &b, &["-m", "3", "http://registry.npmjs.org/"]),
             curl(&rig, &b, &[&format!("http://{CDN_OUTSIDE_DENIED_V4}/")]),
-            handshake_reaches_server(&rig, &b, "registry.npmjs.org"),
         )
     });
     assert!(left_and_back, "the checker left its queue and came back");
-    let (domain, cidr, handshake) = outcomes;
-    assert_eq!(
-        handshake, "accepted",
-        "segments without data stay in the kernel: the handshake completes without the checker"
-    );
+    let (domain, cidr) = outcomes;
     assert_eq!(
         domain, "err28",
         "a domain-authorised flow stalls without its checker, never passes unchecked"
