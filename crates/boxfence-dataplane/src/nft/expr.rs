@@ -15,13 +15,9 @@ pub const REG_1: u32 = 1;
 pub const REG_2: u32 = 2;
 /// `NFT_REG32_01`: the second 4 bytes of `NFT_REG_1`.
 pub const REG32_01: u32 = 9;
-/// `NFT_REG32_02`: the third 4 bytes of `NFT_REG_1`.
-pub const REG32_02: u32 = 10;
 
 /// `NFT_META_*` keys.
 pub const META_MARK: u32 = 3;
-/// `NFT_META_LEN`: the packet's length from its network header.
-pub const META_LEN: u32 = 0;
 /// `NFT_META_IIFNAME`.
 pub const META_IIFNAME: u32 = 6;
 /// `NFT_META_OIFNAME`.
@@ -87,10 +83,6 @@ pub const DATA_VERDICT: u32 = 0xffff_ff00;
 /// nft's data type ids, which nft reads back to print keys (a
 /// concatenation shifts the first by 6 bits).
 pub const TYPE_IPADDR: u32 = 7;
-/// `nf_proto`.
-pub const TYPE_NFPROTO: u32 = 2;
-/// `integer`.
-pub const TYPE_INTEGER: u32 = 4;
 /// `ipv6_addr`.
 pub const TYPE_IP6ADDR: u32 = 8;
 /// `inet_proto`.

@@ -124,11 +124,6 @@ pub enum Match {
     CtOriginal,
     /// `tcp flags & syn == syn`: a TCP packet that opens a connection.
     TcpSyn,
-    /// A TCP segment that may carry data: not one whose length is exactly
-    /// a 20-byte IPv4 or 40-byte IPv6 header and its TCP header. IP
-    /// options and IPv6 extension headers count as data (a segment is
-    /// kept only when it certainly has none).
-    TcpData,
 }
 
 /// `NF_CT_STATE_INVALID_BIT`.

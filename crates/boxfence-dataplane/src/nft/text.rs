@@ -184,19 +184,6 @@ fn match_text(m: &Match) -> String {
         Match::CtMarkAny(mask) => format!("ct mark & {mask:#x} != 0"),
         Match::CtOriginal => "ct direction original".to_owned(),
         Match::TcpSyn => "tcp flags & syn == syn".to_owned(),
-        Match::TcpData => {
-            let headers_only: Vec<String> = [("ipv4", 20), ("ipv6", 40)]
-                .iter()
-                .flat_map(|(family, header)| {
-                    (5..=15)
-                        .map(move |words| format!("{words} . {family} . {}", header + 4 * words))
-                })
-                .collect();
-            format!(
-                "meta l4proto tcp tcp doff . meta nfproto . meta length != {{ {} }}",
-                headers_only.join(", ")
-            )
-        }
     }
 }
 

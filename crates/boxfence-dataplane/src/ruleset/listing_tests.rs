@@ -71,7 +71,7 @@ fn the_expected_listing_is_what_the_full_batch_encodes() {
             .count();
         assert_eq!(
             own_sets,
-            8 + usize::from(uplinks.len() > 1) * 2,
+            7 + usize::from(uplinks.len() > 1) * 2,
             "{uplinks:?}"
         );
     }

@@ -8,17 +8,16 @@
 //!   path goes through [`GATE`] (or [`PENDING`] when an app rule matched
 //!   only by domain), which marks a TCP flow's conntrack entry
 //!   [`NameCheck::ct_pending`] and refuses HTTP/3.
-//! - While a flow is pending, each segment with data the box sends on it
-//!   goes to NFQUEUE [`NameCheck::queue`], without `bypass`:
+//! - While a flow is pending, each packet the box sends on it after the
+//!   handshake goes to NFQUEUE [`NameCheck::queue`], without `bypass`:
 //!   with no checker bound, the kernel drops it (fail closed). The
 //!   checker answers with `NF_REPEAT` and a packet mark bit, and the
 //!   packet meets [`CHECK`] again: [`NameCheck::verdict_ok`] clears the
 //!   pending bit (every later packet stays in the kernel, and the flow may
 //!   be offloaded), [`NameCheck::verdict_deny`] marks the flow
 //!   [`NameCheck::ct_denied`], and every packet of it, either way, is
-//!   answered with a TCP reset. Segments without data (bare ACKs) never
-//!   reach the queue: they pass as any packet of an established flow, and
-//!   the flow stays pending.
+//!   answered with a TCP reset. Packets without payload the checker
+//!   accepts as they are.
 
 use super::objects::Object;
 use super::{Batch, base};
@@ -153,14 +152,8 @@ impl NameCheck {
                     statements: vec![Statement::CtMarkClear(self.ct_pending())],
                     ..Rule::when(vec![Match::MarkAny(self.verdict_ok())], Verdict::Accept)
                 },
-                // Only segments that may carry data go to the checker:
-                // the bare ACKs of a pending flow stay in the kernel.
                 Rule::then(
-                    vec![
-                        Match::CtOriginal,
-                        Match::CtState(CT_ESTABLISHED),
-                        Match::TcpData,
-                    ],
+                    vec![Match::CtOriginal, Match::CtState(CT_ESTABLISHED)],
                     vec![Statement::Queue(self.queue)],
                 ),
             ],

@@ -188,7 +188,6 @@ impl Exprs {
                 self.mask(vec![TCP_SYN]);
                 self.cmp(CMP_EQ, vec![TCP_SYN]);
             }
-            Match::TcpData => self.tcp_data(),
             Match::CtOriginal => {
                 self.push(ct_load(CT_DIRECTION));
                 self.cmp(CMP_EQ, vec![CT_DIR_ORIGINAL]);
@@ -275,53 +274,6 @@ impl Exprs {
                 });
             }
         }
-    }
-
-    /// [`Match::TcpData`]: the key `tcp data offset . nfproto . length`
-    /// is none of those of a segment that is only headers. nf_tables has
-    /// no sum of two fields, so the possible sums are listed: 11 data
-    /// offsets for each family. The length is the packet's from its
-    /// network header, which the kernel trimmed to the IP length before
-    /// prerouting; a larger network header (options, extension headers)
-    /// only makes a segment look as if it carried data.
-    fn tcp_data(&mut self) {
-        self.meta(META_L4PROTO);
-        self.cmp(CMP_EQ, vec![IPPROTO_TCP]);
-        // The data offset is the high nibble of byte 12; the element
-        // keeps the byte masked, as it is in the register.
-        self.payload(BASE_TRANSPORT, 12, 1, REG_1);
-        self.mask(vec![0xf0]);
-        self.push(Expr::Meta {
-            key: META_NFPROTO,
-            dreg: REG32_01,
-        });
-        self.push(Expr::Meta {
-            key: META_LEN,
-            dreg: REG32_02,
-        });
-        let mut elements = Vec::new();
-        for (family, network_header) in [(NFPROTO_IPV4, 20u32), (NFPROTO_IPV6, 40)] {
-            for words in 5u8..=15 {
-                let mut key = vec![words << 4, 0, 0, 0, family, 0, 0, 0];
-                key.extend_from_slice(&(network_header + 4 * u32::from(words)).to_ne_bytes());
-                elements.push(RawElement::key(key));
-            }
-        }
-        elements.sort();
-        let spec = SetSpec {
-            flags: SET_ANONYMOUS | SET_CONSTANT,
-            key_type: (TYPE_INTEGER << 6 | TYPE_NFPROTO) << 6 | TYPE_INTEGER,
-            key_len: 12,
-            data: None,
-            fields: Vec::new(),
-            userdata: Vec::new(),
-        };
-        self.push(Expr::Lookup {
-            sreg: REG_1,
-            set: SetRef::Anonymous(AnonymousSet { spec, elements }),
-            dreg: None,
-            invert: true,
-        });
     }
 
     /// The family dependency of an `inet` table's address match.
