@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod addresses;
+mod curl;
 mod delayed_dns;
 mod dns;
 mod error;
@@ -48,6 +49,7 @@ pub use addresses::{
     QUIC_ECHO_PORT, SERVER_ADDRS, SERVER_LINK, SERVER_V4, SERVER_V6, TCP_PORTS, UDP_ECHO_PORT,
     UPLINK, UPLINK_PREFIX_V4, UPLINK_PREFIX_V6,
 };
+pub use curl::{CURL_STATUS, curl_outcome};
 pub use delayed_dns::DelayedDns;
 pub use dns::{DNS_RECORDS, LabDns};
 pub use error::LabError;

@@ -406,24 +406,10 @@ pub(crate) fn curl_on(
     spec: &MachineSpec,
     args: &[&str],
 ) -> String {
-    let mut argv = vec![
-        "curl",
-        "-sk",
-        "-m",
-        "5",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-    ];
-    argv.extend_from_slice(args);
+    let argv = [&boxfence_lab::CURL_STATUS[..], args].concat();
     let out = exec_on(runtime, engine, spec, &argv, Duration::from_secs(20));
     if out.exit_code == 126 || out.exit_code == 127 {
         eprintln!("exec failed: {}", out.stderr);
     }
-    if out.exit_code == 0 {
-        out.stdout
-    } else {
-        format!("err{}", out.exit_code)
-    }
+    boxfence_lab::curl_outcome(Some(out.exit_code), &out.stdout)
 }

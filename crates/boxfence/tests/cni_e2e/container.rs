@@ -107,21 +107,8 @@ impl Container {
     /// What curl inside gets from `url`: the status, or `errN` for its
     /// exit code N (7: refused, 6: unresolved).
     pub(crate) fn curl(&self, url: &str) -> String {
-        let out = self.exec(&[
-            "curl",
-            "-sk",
-            "-m",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            url,
-        ]);
-        match out.status.code() {
-            Some(0) => String::from_utf8_lossy(&out.stdout).into_owned(),
-            code => format!("err{}", code.unwrap_or(-1)),
-        }
+        let out = self.exec(&[&boxfence_lab::CURL_STATUS[..], &[url]].concat());
+        boxfence_lab::curl_outcome(out.status.code(), &String::from_utf8_lossy(&out.stdout))
     }
 
     /// `ip -j addr show` inside.
