@@ -75,6 +75,14 @@ fn name_check_lets_the_allowed_name_through_and_resets_others() {
     let rig = Rig::with_name_check();
     let policy = json!({"mode": "custom", "allowedDomains": ["registry.npmjs.org"]});
     let b = rig.create("names1", policy, &[]);
+    // Operators read the table with nft: it must list what name checks
+    // add (nft 1.0.6 aborted on a concatenation with `tcp doff`).
+    let listed = rig.host(&["nft", "list", "table", "inet", "boxfence"]);
+    assert!(
+        listed.status.success(),
+        "nft lists the table: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     let allowed = "registry.npmjs.org";
     assert_eq!(curl(&rig, &b, &["https://registry.npmjs.org/"]), "200");
     assert_reset(
