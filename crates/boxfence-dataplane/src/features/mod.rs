@@ -13,6 +13,7 @@ mod probe;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::nft::QueueBy;
 use crate::nft_netlink::{RefreshMode, RemovalMode};
 
 pub use probe::ProbeError;
@@ -37,14 +38,18 @@ pub enum Feature {
     /// `flow add` from the forward hook, whose devices are added and
     /// removed in place.
     Flowtable,
-    /// NFQUEUE from nf_tables: `nft_compat` with the `xt_NFQUEUE` target,
-    /// and a queue bound over nfnetlink_queue.
+    /// nfnetlink_queue: a reader binds a queue and answers its packets.
     Nfqueue,
+    /// nf_tables' own `queue` expression (`nft_queue`).
+    QueueExpression,
+    /// The xtables `NFQUEUE` target through `nft_compat`: how a rule
+    /// queues where `nft_queue` is left out of the build.
+    QueueTarget,
 }
 
 impl Feature {
     /// Every feature, in report order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::InetIngress,
         Self::Ctnetlink,
         Self::Nflog,
@@ -53,6 +58,8 @@ impl Feature {
         Self::ElementTimeoutUpdate,
         Self::Flowtable,
         Self::Nfqueue,
+        Self::QueueExpression,
+        Self::QueueTarget,
     ];
 
     /// Its name in logs, reports and configuration (`[kernel] avoid`).
@@ -66,6 +73,8 @@ impl Feature {
             Self::ElementTimeoutUpdate => "element_timeout_update",
             Self::Flowtable => "flowtable",
             Self::Nfqueue => "nfqueue",
+            Self::QueueExpression => "queue_expression",
+            Self::QueueTarget => "queue_target",
         }
     }
 
@@ -97,6 +106,12 @@ impl Feature {
             Self::Nfqueue => {
                 "name checks: the first data of a flow a domain authorised goes to the checker, which compares its TLS SNI or HTTP Host with the policy (needed while [network] name_check is on; name_check = \"off\" does without, and lets any name through on an authorised address)"
             }
+            Self::QueueExpression => {
+                "name checks: rules queue packets with nf_tables' own expression (else with the xtables target, queue_target; one of the two is needed while [network] name_check is on)"
+            }
+            Self::QueueTarget => {
+                "name checks: rules queue packets with the xtables NFQUEUE target where nf_tables' own queue expression is missing"
+            }
         }
     }
 
@@ -111,8 +126,10 @@ impl Feature {
             // Flowtables came in 4.16; adding and removing devices of an
             // existing one, which boxes coming and going need, in 5.8.
             Self::Flowtable => "5.8",
+            Self::Nfqueue => "2.6.14",
+            Self::QueueExpression => "3.14",
             // nft_compat; the NFQUEUE target's revision 3 is older.
-            Self::Nfqueue => "3.13",
+            Self::QueueTarget => "3.13",
         }
     }
 
@@ -214,11 +231,26 @@ impl KernelFeatures {
             .try_for_each(|f| self.require_one(f))
     }
 
-    /// With name checks on, NFQUEUE is required too: without it no
-    /// domain-authorised flow could pass (fail closed), so the daemon
-    /// refuses to start instead.
+    /// With name checks on, a queue and a way for rules to reach it are
+    /// required too: without them no domain-authorised flow could pass
+    /// (fail closed), so the daemon refuses to start instead. Missing
+    /// both ways names the preferred one, with both answers.
     pub fn require_for_name_check(&self) -> Result<(), MissingFeature> {
-        self.require_one(Feature::Nfqueue)
+        self.require_one(Feature::Nfqueue)?;
+        let by_expression = self.require_one(Feature::QueueExpression);
+        let Err(mut missing) = by_expression else {
+            return Ok(());
+        };
+        let Err(by_target) = self.require_one(Feature::QueueTarget) else {
+            return Ok(());
+        };
+        missing.answer = format!(
+            "{}; {}: {}",
+            missing.answer,
+            Feature::QueueTarget,
+            by_target.answer
+        );
+        Err(missing)
     }
 
     fn require_one(&self, feature: Feature) -> Result<(), MissingFeature> {
@@ -257,6 +289,11 @@ impl KernelFeatures {
                 FastPath::Flowtable
             } else {
                 FastPath::Hooks
+            },
+            queue: if self.has(Feature::QueueExpression) {
+                QueueBy::Expression
+            } else {
+                QueueBy::XtTarget
             },
         }
     }
@@ -297,12 +334,14 @@ pub struct Paths {
     pub refresh: RefreshMode,
     /// Forwarding established box flows.
     pub forwarding: FastPath,
+    /// Queueing packets to the name checker.
+    pub queue: QueueBy,
 }
 
 impl Paths {
     /// Each part, the path it takes and whether that is the fallback,
     /// for logs and reports.
-    pub fn describe(&self) -> [(&'static str, &'static str, bool); 4] {
+    pub fn describe(&self) -> [(&'static str, &'static str, bool); 5] {
         [
             (
                 "box link",
@@ -335,6 +374,14 @@ impl Paths {
                     FastPath::Hooks => "every packet through the hooks",
                 },
                 self.forwarding == FastPath::Hooks,
+            ),
+            (
+                "name check queue",
+                match self.queue {
+                    QueueBy::Expression => "nf_tables queue expression",
+                    QueueBy::XtTarget => "xtables NFQUEUE target through nft_compat",
+                },
+                self.queue == QueueBy::XtTarget,
             ),
         ]
     }

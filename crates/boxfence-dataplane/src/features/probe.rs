@@ -14,7 +14,8 @@ use crate::netlink::{self, NFGENMSG_LEN, NLM_F_DUMP, NLM_F_REQUEST, Writer};
 use crate::nflog::NflogReader;
 use crate::nfnl::NfnlError;
 use crate::nft::{
-    BaseChain, ChainType, Command, Flowtable, Hook, Match, Peer, Rule, SetKind, Statement, Verdict,
+    BaseChain, ChainType, Command, Flowtable, Hook, Match, Peer, QueueBy, Rule, SetKind, Statement,
+    Verdict,
 };
 use crate::nft_netlink::{ElementKey, NftSocket, RefreshMode, RemovalMode, SetElement};
 
@@ -76,13 +77,18 @@ fn try_each() -> BTreeMap<Feature, Presence> {
         presence(Conntrack::open().and_then(|mut conntrack| conntrack.entries())),
     );
     found.insert(Feature::Nflog, presence(NflogReader::open(NFLOG_GROUP)));
+    found.insert(
+        Feature::Nfqueue,
+        presence(crate::nfqueue::Nfqueue::bind(QUEUE)),
+    );
     let nft_features = [
         Feature::InetIngress,
         Feature::HookBeforeDevice,
         Feature::DestroyElement,
         Feature::ElementTimeoutUpdate,
         Feature::Flowtable,
-        Feature::Nfqueue,
+        Feature::QueueExpression,
+        Feature::QueueTarget,
     ];
     let socket = NftSocket::open().and_then(|mut socket| {
         let base = [
@@ -129,32 +135,34 @@ fn try_each() -> BTreeMap<Feature, Presence> {
         Feature::Flowtable,
         presence(flowtable_on_loopback(&mut socket)),
     );
-    found.insert(Feature::Nfqueue, presence(nfqueue(&mut socket)));
+    for (feature, by) in [
+        (Feature::QueueExpression, QueueBy::Expression),
+        (Feature::QueueTarget, QueueBy::XtTarget),
+    ] {
+        found.insert(feature, presence(queue_rule(&mut socket, by)));
+    }
     found
 }
 
-/// A rule that queues, as name checks write it (the kernel loads
-/// `nft_compat` and `xt_NFQUEUE` or refuses), and a reader bound to that
-/// queue (nfnetlink_queue).
-fn nfqueue(socket: &mut NftSocket) -> Result<(), String> {
-    const QUEUE: u16 = 7;
+/// The queue name checks bind.
+const QUEUE: u16 = 7;
+
+/// A rule that queues, as name checks write it `by` one way: the kernel
+/// loads `nft_queue`, or `nft_compat` and `xt_NFQUEUE`, or refuses.
+fn queue_rule(socket: &mut NftSocket, by: QueueBy) -> Result<(), String> {
+    let chain = format!("queue_{by:?}");
     socket
         .apply(
             TABLE,
             &[
-                Command::AddChain("queue".into()),
+                Command::AddChain(chain.clone()),
                 Command::AddRule {
-                    chain: "queue".into(),
-                    rule: Rule::then(Vec::new(), vec![Statement::Queue(QUEUE)]),
+                    chain,
+                    rule: Rule::then(Vec::new(), vec![Statement::Queue { num: QUEUE, by }]),
                 },
             ],
         )
-        .map_err(|error| {
-            format!("a rule with the NFQUEUE target (nft_compat, xt_NFQUEUE): {error}")
-        })?;
-    crate::nfqueue::Nfqueue::bind(QUEUE)
-        .map(drop)
-        .map_err(|error| format!("binding a queue (nfnetlink_queue): {error}"))
+        .map_err(|error| error.to_string())
 }
 
 /// A flowtable on loopback fed from a forward chain, as the fast path

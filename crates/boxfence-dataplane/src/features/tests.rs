@@ -15,6 +15,7 @@ fn a_kernel_with_everything_takes_the_direct_paths() {
             removal: RemovalMode::Destroy,
             refresh: RefreshMode::InPlace,
             forwarding: FastPath::Flowtable,
+            queue: QueueBy::Expression,
         }
     );
     assert!(paths.describe().iter().all(|(_, _, fallback)| !fallback));
@@ -27,7 +28,8 @@ fn each_missing_or_avoided_feature_takes_its_fallback() {
         (Feature::HookBeforeDevice, missing.clone()),
         (Feature::DestroyElement, Presence::Avoided),
         (Feature::ElementTimeoutUpdate, missing.clone()),
-        (Feature::Flowtable, missing),
+        (Feature::Flowtable, missing.clone()),
+        (Feature::QueueExpression, missing),
     ]);
     assert_eq!(
         features.paths(),
@@ -36,6 +38,7 @@ fn each_missing_or_avoided_feature_takes_its_fallback() {
             removal: RemovalMode::DeleteEach,
             refresh: RefreshMode::DeleteAndAdd,
             forwarding: FastPath::Hooks,
+            queue: QueueBy::XtTarget,
         }
     );
     assert!(features.paths().links_before_table());
@@ -85,6 +88,42 @@ fn nfqueue_is_required_only_with_name_checks() {
     assert!(with(&[]).require_for_name_check().is_ok());
 }
 
+/// Either way of queueing will do; with neither, the preferred one is
+/// named, with both kernels' answers.
+#[test]
+fn name_checks_need_one_way_to_queue() {
+    let missing = |answer: &str| Presence::Missing(answer.into());
+    let by_target = with(&[(Feature::QueueExpression, missing("ENOENT"))]);
+    assert!(by_target.require_for_name_check().is_ok());
+    assert_eq!(by_target.paths().queue, QueueBy::XtTarget);
+    let by_expression = with(&[(Feature::QueueTarget, Presence::Avoided)]);
+    assert!(by_expression.require_for_name_check().is_ok());
+    assert_eq!(by_expression.paths().queue, QueueBy::Expression);
+
+    let neither = with(&[
+        (
+            Feature::QueueExpression,
+            missing("No such file or directory"),
+        ),
+        (Feature::QueueTarget, Presence::Avoided),
+    ]);
+    assert!(neither.require().is_ok(), "name checks off: not needed");
+    let error = neither
+        .require_for_name_check()
+        .expect_err("name checks need a way");
+    assert_eq!(error.feature, Feature::QueueExpression);
+    let text = error.to_string();
+    for part in [
+        "queue_expression",
+        "queue_target",
+        "No such file or directory",
+        "avoided by the configuration",
+        "Linux 3.14",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+}
+
 #[test]
 fn a_required_feature_cannot_be_avoided() {
     let features = with(&[(Feature::Nflog, Presence::Avoided)]);
@@ -126,8 +165,10 @@ fn a_flowtable_needs_its_links_before_the_table() {
 /// alone on 5.10 and 6.1, all but the hook before its device on 6.12 (the
 /// matrix, `scripts/test-kernels`, whose Debian kernels backport none of
 /// these); the flowtable exactly when `nf_flow_table` is there (the probe
-/// loads the module where it is one). The switch that avoids a feature is
-/// honoured.
+/// loads the module where it is one). Which ways of queueing a kernel has
+/// is a choice of its build (the host lacks `nft_queue`; Debian's 5.10
+/// refuses the xtables target in an `inet` table), but every kernel here
+/// has one. The switch that avoids a feature is honoured.
 #[test]
 fn kernel_probe_finds_this_kernels_features() {
     if !running_as_root("kernel_probe_finds_this_kernels_features") {
@@ -140,9 +181,18 @@ fn kernel_probe_finds_this_kernels_features() {
         flowtables,
         "nf_flow_table there: {flowtables}; {features:?}"
     );
+    let built_in_or_not = [
+        Feature::Flowtable,
+        Feature::QueueExpression,
+        Feature::QueueTarget,
+    ];
+    assert!(
+        features.has(Feature::QueueExpression) || features.has(Feature::QueueTarget),
+        "a way to queue: {features:?}"
+    );
     for feature in Feature::ALL
         .into_iter()
-        .filter(|f| *f != Feature::Flowtable)
+        .filter(|f| !built_in_or_not.contains(f))
     {
         assert_eq!(
             features.found.get(&feature) == Some(&Presence::Found),

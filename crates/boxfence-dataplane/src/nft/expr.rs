@@ -338,6 +338,16 @@ pub enum Expr {
         /// Its info, padded to 8 bytes as the kernel dumps it.
         info: Vec<u8>,
     },
+    /// `queue`: the packet goes to user space (no flags: without a
+    /// reader it is dropped).
+    Queue {
+        /// The first queue.
+        num: u16,
+        /// How many queues from `num` on share the packets (1: one).
+        total: u16,
+        /// `NFT_QUEUE_FLAG_*`.
+        flags: u16,
+    },
     /// `flow_offload`: adds the packet's flow to a flowtable.
     FlowOffload {
         /// The flowtable.

@@ -21,8 +21,8 @@ use boxfence_policy::matchers::IpRange;
 
 pub use listing::{Difference, ListedChain, ListedFlowtable, ListedSet, Listing};
 pub use rule::{
-    CT_ESTABLISHED, CT_INVALID, CT_RELATED, Interface, MapKey, Match, Reject, Rule, Statement,
-    Verdict,
+    CT_ESTABLISHED, CT_INVALID, CT_RELATED, Interface, MapKey, Match, QueueBy, Reject, Rule,
+    Statement, Verdict,
 };
 
 /// What a set holds.

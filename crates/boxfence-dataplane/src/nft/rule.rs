@@ -168,7 +168,12 @@ pub enum Statement {
     CtMarkClear(u32),
     /// `queue num <num>`: the packet goes to user space, and with no
     /// reader bound to the queue it is dropped (no `bypass`: fail closed).
-    Queue(u16),
+    Queue {
+        /// The queue.
+        num: u16,
+        /// Which of the kernel's two ways queues it.
+        by: QueueBy,
+    },
     /// `counter`: an anonymous counter.
     Counter,
     /// `limit rate <per_second>/second burst <burst> packets`: the rule
@@ -209,6 +214,17 @@ pub enum Statement {
         /// The map.
         map: String,
     },
+}
+
+/// How a rule sends a packet to a queue: both drop it when no reader is
+/// bound, and differ only in which kernel module does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueueBy {
+    /// nf_tables' own `queue` expression (`nft_queue`).
+    Expression,
+    /// The xtables `NFQUEUE` target run through `nft_compat`, for kernels
+    /// built without `nft_queue`.
+    XtTarget,
 }
 
 /// How a rule ends.

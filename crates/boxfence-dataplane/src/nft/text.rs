@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    BaseChain, ChainType, Command, Element, Family, Hook, Interface, MapKey, Match, Peer, Reject,
-    Rule, SetKind, Statement, Verdict,
+    BaseChain, ChainType, Command, Element, Family, Hook, Interface, MapKey, Match, Peer, QueueBy,
+    Reject, Rule, SetKind, Statement, Verdict,
 };
 
 /// The set declaration inside `{ … }`.
@@ -194,7 +194,14 @@ fn statement_text(statement: &Statement) -> String {
         Statement::MarkOr(bits) => format!("meta mark set meta mark | {bits:#x}"),
         Statement::CtMarkOr(bits) => format!("ct mark set ct mark | {bits:#x}"),
         Statement::CtMarkClear(bits) => format!("ct mark set ct mark & {:#x}", !bits),
-        Statement::Queue(num) => format!("queue num {num}"),
+        Statement::Queue {
+            num,
+            by: QueueBy::Expression,
+        } => format!("queue num {num}"),
+        Statement::Queue {
+            num,
+            by: QueueBy::XtTarget,
+        } => format!("xt target \"NFQUEUE\" num {num}"),
         Statement::Counter => "counter".to_owned(),
         Statement::Limit { per_second, burst } => {
             format!("limit rate {per_second}/second burst {burst} packets")

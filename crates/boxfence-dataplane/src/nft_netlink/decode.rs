@@ -38,6 +38,10 @@ impl<'a> Attrs<'a> {
             .map(|(_, v)| *v)
     }
 
+    fn be16(&self, kind: u16) -> Option<u16> {
+        self.get(kind)?.try_into().ok().map(u16::from_be_bytes)
+    }
+
     fn be32(&self, kind: u16) -> Option<u32> {
         self.get(kind)?.try_into().ok().map(u32::from_be_bytes)
     }
@@ -200,6 +204,11 @@ fn expr(name: &str, a: &Attrs<'_>) -> Option<Expr> {
             name: a.string(1)?,
             rev: a.be32(2)?,
             info: a.get(3)?.to_vec(),
+        },
+        "queue" => Expr::Queue {
+            num: a.be16(1)?,
+            total: a.be16(2).unwrap_or(1),
+            flags: a.be16(3).unwrap_or(0),
         },
         "flow_offload" => Expr::FlowOffload {
             flowtable: a.string(1)?,

@@ -198,6 +198,11 @@ pub(super) fn write_exprs(
                 w.put_be32(2, *rev); // NFTA_TARGET_REV
                 w.put(3, info); // NFTA_TARGET_INFO
             }),
+            Expr::Queue { num, total, flags } => expression(w, "queue", |w| {
+                w.put(1, &num.to_be_bytes()); // NFTA_QUEUE_NUM
+                w.put(2, &total.to_be_bytes()); // NFTA_QUEUE_TOTAL
+                w.put(3, &flags.to_be_bytes()); // NFTA_QUEUE_FLAGS
+            }),
             Expr::FlowOffload { flowtable } => expression(w, "flow_offload", |w| {
                 w.put_strz(1, flowtable); // NFTA_FLOW_TABLE_NAME
             }),

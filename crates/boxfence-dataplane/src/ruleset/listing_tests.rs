@@ -7,19 +7,21 @@ use serde_json::json;
 
 use super::tests::{config, effective, link, web_policy};
 use super::*;
-use crate::nft::Difference;
+use crate::features::KernelFeatures;
 use crate::nft::expr::{Expr, SetRef};
+use crate::nft::{Difference, QueueBy};
 use crate::nft_netlink::dump::listing_of_batch;
 use crate::nft_netlink::{ElementKey, SetElement};
 use crate::nft_watch::NftWatch;
 use crate::testing::ScratchNetns;
 
 /// A ruleset with a custom box (lists of every kind, domains) and a
-/// deny-all one under an app policy with ports, CIDRs and domains.
-fn model(uplinks: &[&str]) -> Ruleset {
+/// deny-all one under an app policy with ports, CIDRs and domains, name
+/// checks queueing `by` one of the kernel's ways.
+fn model(uplinks: &[&str], by: QueueBy) -> Ruleset {
     let mut ruleset = Ruleset::new(TableConfig {
         uplinks: uplinks.iter().map(|u| (*u).to_owned()).collect(),
-        name_check: Some(super::NameCheck::new(3, config().mark)),
+        name_check: Some(super::NameCheck::new(3, by, config().mark)),
         ..config()
     });
     let custom = json!({"mode": "custom", "allowedDomains": ["api.github.com"],
@@ -37,11 +39,14 @@ fn model(uplinks: &[&str]) -> Ruleset {
 
 #[test]
 fn the_expected_listing_is_what_the_full_batch_encodes() {
-    for uplinks in [&[][..], &["eth0"], &["eth0", "eth1"]] {
-        let ruleset = model(uplinks);
+    let cases = [&[][..], &["eth0"], &["eth0", "eth1"]]
+        .into_iter()
+        .flat_map(|uplinks| [QueueBy::Expression, QueueBy::XtTarget].map(|by| (uplinks, by)));
+    for (uplinks, by) in cases {
+        let ruleset = model(uplinks, by);
         let expected = ruleset.listing().expect("lowers");
         let encoded = listing_of_batch("boxfence", ruleset.whole().commands()).expect("encodes");
-        assert_eq!(expected.differences(&encoded), [], "{uplinks:?}");
+        assert_eq!(expected.differences(&encoded), [], "{uplinks:?} {by:?}");
         assert_eq!(expected, encoded);
         // Not trivially: boxes, shared policies, maps with their
         // elements, rules' own sets.
@@ -77,6 +82,10 @@ fn the_expected_listing_is_what_the_full_batch_encodes() {
     }
 }
 
+fn probed_queue() -> QueueBy {
+    KernelFeatures::probe(&[]).expect("probe").paths().queue
+}
+
 /// A scratch namespace holding the model's whole table, loaded over
 /// netlink, and a socket to read it back.
 struct Loaded {
@@ -97,7 +106,8 @@ impl Loaded {
             ns,
             socket,
             watch,
-            ruleset: model(&["eth0", "eth1"]),
+            // The way this kernel queues: it refuses the other.
+            ruleset: model(&["eth0", "eth1"], probed_queue()),
         };
         loaded.restore();
         Some(loaded)
@@ -331,7 +341,9 @@ fn the_flowtable_holds_the_uplinks_and_every_box_link() {
         ["bf-bbb", "eth0"].map(String::from).into()
     );
 
-    let plain = model(&["eth0"]).listing().expect("lowers");
+    let plain = model(&["eth0"], QueueBy::Expression)
+        .listing()
+        .expect("lowers");
     assert!(plain.flowtables.is_empty() && !plain.chains.contains_key("forward"));
 }
 
@@ -380,6 +392,6 @@ fn the_flowtable_follows_the_uplinks_there_are() {
     );
     assert_eq!(devices(&ruleset), ["eth1"].map(String::from).into());
 
-    let mut plain = model(&["eth0"]);
+    let mut plain = model(&["eth0"], QueueBy::Expression);
     assert!(plain.follow_uplinks(vec![]).is_none(), "no flowtable");
 }

@@ -21,7 +21,7 @@
 
 use super::objects::Object;
 use super::{Batch, base};
-use crate::nft::{CT_ESTABLISHED, Match, Reject, Rule, Statement, Verdict};
+use crate::nft::{CT_ESTABLISHED, Match, QueueBy, Reject, Rule, Statement, Verdict};
 
 /// The chain a pending flow's packets meet first.
 pub(super) const CHECK: &str = "name_check";
@@ -46,16 +46,18 @@ const QUIC: u16 = boxfence_policy::QUIC_PORT;
 pub struct NameCheck {
     /// The NFQUEUE the checker binds.
     pub queue: u16,
+    /// How rules send packets there.
+    by: QueueBy,
     /// The table's own packet mark bit; the others are the next ones up.
     mark: u32,
 }
 
 impl NameCheck {
-    /// Name checks on `queue`, with packet mark bits above the table's
-    /// `mark` bit and conntrack mark bits at and above it. `mark` must be
-    /// a single bit below bit 27.
-    pub fn new(queue: u16, mark: u32) -> Self {
-        Self { queue, mark }
+    /// Name checks on `queue`, reached `by` the kernel's way, with packet
+    /// mark bits above the table's `mark` bit and conntrack mark bits at
+    /// and above it. `mark` must be a single bit below bit 27.
+    pub fn new(queue: u16, by: QueueBy, mark: u32) -> Self {
+        Self { queue, by, mark }
     }
 
     /// Packet mark: the box layer authorised this packet's flow by a domain.
@@ -154,7 +156,10 @@ impl NameCheck {
                 },
                 Rule::then(
                     vec![Match::CtOriginal, Match::CtState(CT_ESTABLISHED)],
-                    vec![Statement::Queue(self.queue)],
+                    vec![Statement::Queue {
+                        num: self.queue,
+                        by: self.by,
+                    }],
                 ),
             ],
         );

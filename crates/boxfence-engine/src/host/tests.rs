@@ -49,7 +49,7 @@ fn a_kernel_with_every_feature_and_an_uplink_is_ok() {
     );
     let inet = &report.features[0];
     assert!(inet.required && inet.since == "5.10" && inet.purpose.contains("anti-spoofing"));
-    assert_eq!(report.paths.len(), 4);
+    assert_eq!(report.paths.len(), 5);
     assert!(report.paths.iter().all(|p| !p.fallback), "{report:?}");
 }
 

@@ -173,7 +173,7 @@ impl LinuxEngine {
                 .then(|| present(&config.host, &config.uplinks).unwrap_or_default()),
             name_check: config
                 .name_check
-                .map(|queue| NameCheck::new(queue, config.mark)),
+                .map(|queue| NameCheck::new(queue, paths.queue, config.mark)),
         };
         let link_config = LinkConfig {
             netns_prefix: config.netns_prefix.clone(),

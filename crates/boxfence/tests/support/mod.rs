@@ -7,34 +7,45 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use boxfence_dataplane::features::Feature;
+use boxfence_dataplane::features::{Feature, KernelFeatures};
 use boxfence_lab::{Lab, LabDns};
 use serde_json::{Value, json};
 
 /// The status the host report gives `feature` on this kernel when the
 /// configuration avoids none: every feature is found on this host (Linux
 /// 6.16 or later) but the flowtable, which is there where the kernel has
-/// `nf_flow_table` (the probe loads the module where it is one).
+/// `nf_flow_table` (the probe loads the module where it is one), and the
+/// two ways of queueing, which are choices of the kernel's build (the
+/// probe's own test checks that one of them is there).
 pub(crate) fn status_here(feature: Feature) -> &'static str {
-    let flowtables = Path::new("/sys/module/nf_flow_table").exists();
-    if feature == Feature::Flowtable && !flowtables {
-        "missing"
-    } else {
-        "found"
-    }
+    let found = match feature {
+        Feature::Flowtable => Path::new("/sys/module/nf_flow_table").exists(),
+        Feature::QueueExpression | Feature::QueueTarget => probed().has(feature),
+        _ => true,
+    };
+    if found { "found" } else { "missing" }
+}
+
+fn probed() -> &'static KernelFeatures {
+    static PROBED: OnceLock<KernelFeatures> = OnceLock::new();
+    PROBED.get_or_init(|| KernelFeatures::probe(&[]).expect("the kernel probe runs"))
 }
 
 /// The parts that take their fallback on this kernel when the
-/// configuration avoids nothing: forwarding without a flowtable.
+/// configuration avoids nothing, in report order: forwarding without a
+/// flowtable, and queueing by the xtables target.
 pub(crate) fn fallbacks_here() -> Vec<&'static str> {
-    if status_here(Feature::Flowtable) == "found" {
-        Vec::new()
-    } else {
-        vec!["forwarding"]
-    }
+    [
+        (Feature::Flowtable, "forwarding"),
+        (Feature::QueueExpression, "name check queue"),
+    ]
+    .into_iter()
+    .filter(|(feature, _)| status_here(*feature) != "found")
+    .map(|(_, part)| part)
+    .collect()
 }
 
 /// The daemon's admin token.

@@ -3,7 +3,9 @@
 use ipnet::IpNet;
 
 use super::super::expr::*;
-use super::super::{Family, Interface, MapKey, Match, Peer, Reject, Rule, SetKind, Statement};
+use super::super::{
+    Family, Interface, MapKey, Match, Peer, QueueBy, Reject, Rule, SetKind, Statement,
+};
 use super::sets::{KEY_BYTEORDER, byteorder, bytes, intervals, one_byte_keys, set_spec, userdata};
 use super::{IFNAMSIZ, LowerError, address_bytes, ifname_bytes, verdict_data};
 
@@ -225,7 +227,18 @@ impl Exprs {
                 self.mask((!bits).to_ne_bytes().to_vec());
                 self.set_ct_mark();
             }
-            Statement::Queue(num) => self.push(nfqueue_target(*num)),
+            Statement::Queue {
+                num,
+                by: QueueBy::Expression,
+            } => self.push(Expr::Queue {
+                num: *num,
+                total: 1,
+                flags: 0,
+            }),
+            Statement::Queue {
+                num,
+                by: QueueBy::XtTarget,
+            } => self.push(nfqueue_target(*num)),
             Statement::Counter => self.push(Expr::Counter),
             Statement::Limit { per_second, burst } => self.push(Expr::Limit {
                 rate: *per_second,
@@ -401,9 +414,9 @@ impl Exprs {
 }
 
 /// `queue num <num>` as the xtables `NFQUEUE` target (revision 3: queue
-/// number, queues total, flags, in host order), which Linux has wherever
-/// `nft_compat` is, also where nf_tables' own `queue` expression is left
-/// out of the build. No `bypass` flag: without a reader the packet drops.
+/// number, queues total, flags, in host order), for kernels built with
+/// `nft_compat` but without nf_tables' own `queue` expression. No
+/// `bypass` flag: without a reader the packet drops.
 fn nfqueue_target(num: u16) -> Expr {
     let mut info = Vec::with_capacity(8);
     info.extend_from_slice(&num.to_ne_bytes());
