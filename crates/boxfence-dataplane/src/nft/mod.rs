@@ -15,6 +15,9 @@ pub mod lower;
 mod rule;
 mod text;
 
+#[cfg(test)]
+mod header_only_tests;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use boxfence_policy::matchers::IpRange;

@@ -124,6 +124,29 @@ pub enum Match {
     CtOriginal,
     /// `tcp flags & syn == syn`: a TCP packet that opens a connection.
     TcpSyn,
+    /// `meta nfproto ipv4 tcp doff <doff> ip length <20 + 4·doff>` (IPv6:
+    /// `ip6 length <4·doff>`): a TCP segment of `family` that certainly
+    /// carries no data, its IP length being a bare header's and its TCP
+    /// header `doff` words. IP options and IPv6 extension headers only
+    /// make a segment look longer, never shorter, so no segment with data
+    /// matches.
+    TcpHeaderOnly {
+        /// IPv4 or IPv6.
+        family: Family,
+        /// The TCP header's length in 32-bit words (5–15).
+        doff: u8,
+    },
+}
+
+/// The IP length field of a TCP segment of `family` whose header is
+/// `doff` words and that carries no data and no IP options or extension
+/// headers: IPv4's total length, IPv6's payload length.
+pub(crate) fn header_only_ip_length(family: Family, doff: u8) -> u16 {
+    let tcp = 4 * u16::from(doff);
+    match family {
+        Family::Ipv4 => 20 + tcp,
+        Family::Ipv6 => tcp,
+    }
 }
 
 /// `NF_CT_STATE_INVALID_BIT`.

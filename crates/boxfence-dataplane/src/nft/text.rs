@@ -184,6 +184,14 @@ fn match_text(m: &Match) -> String {
         Match::CtMarkAny(mask) => format!("ct mark & {mask:#x} != 0"),
         Match::CtOriginal => "ct direction original".to_owned(),
         Match::TcpSyn => "tcp flags & syn == syn".to_owned(),
+        Match::TcpHeaderOnly { family, doff } => {
+            let (nfproto, ip) = match family {
+                Family::Ipv4 => ("ipv4", "ip"),
+                Family::Ipv6 => ("ipv6", "ip6"),
+            };
+            let length = super::rule::header_only_ip_length(*family, *doff);
+            format!("meta nfproto {nfproto} tcp doff {doff} {ip} length {length}")
+        }
     }
 }
 

@@ -16,12 +16,13 @@
 //!   pending bit (every later packet stays in the kernel, and the flow may
 //!   be offloaded), [`NameCheck::verdict_deny`] marks the flow
 //!   [`NameCheck::ct_denied`], and every packet of it, either way, is
-//!   answered with a TCP reset. Packets without payload the checker
-//!   accepts as they are.
+//!   answered with a TCP reset. Segments that certainly carry no data
+//!   (bare ACKs) pass in the kernel, as the checker would pass them, and
+//!   the flow stays pending.
 
 use super::objects::Object;
 use super::{Batch, base};
-use crate::nft::{CT_ESTABLISHED, Match, QueueBy, Reject, Rule, Statement, Verdict};
+use crate::nft::{CT_ESTABLISHED, Family, Match, QueueBy, Reject, Rule, Statement, Verdict};
 
 /// The chain a pending flow's packets meet first.
 pub(super) const CHECK: &str = "name_check";
@@ -127,7 +128,7 @@ impl NameCheck {
         chain(
             batch,
             CHECK,
-            vec![
+            [
                 // A connection reopened on the tuple of a refused one (a
                 // source port used again within seconds) finds its
                 // conntrack entry: it starts pending, not refused, and
@@ -154,14 +155,17 @@ impl NameCheck {
                     statements: vec![Statement::CtMarkClear(self.ct_pending())],
                     ..Rule::when(vec![Match::MarkAny(self.verdict_ok())], Verdict::Accept)
                 },
-                Rule::then(
-                    vec![Match::CtOriginal, Match::CtState(CT_ESTABLISHED)],
-                    vec![Statement::Queue {
-                        num: self.queue,
-                        by: self.by,
-                    }],
-                ),
-            ],
+            ]
+            .into_iter()
+            .chain(header_only_accepts())
+            .chain([Rule::then(
+                vec![Match::CtOriginal, Match::CtState(CT_ESTABLISHED)],
+                vec![Statement::Queue {
+                    num: self.queue,
+                    by: self.by,
+                }],
+            )])
+            .collect(),
         );
         chain(
             batch,
@@ -193,4 +197,15 @@ impl NameCheck {
             ],
         );
     }
+}
+
+/// The bare ACKs of a pending flow (the handshake's last one, above all)
+/// stay in the kernel: they pass as the checker would pass them, and the
+/// flow stays pending. These are the TCP header sizes clients send
+/// (without options, and with timestamps); rarer ones go to the checker.
+fn header_only_accepts() -> impl Iterator<Item = Rule> {
+    [8, 5].into_iter().flat_map(|doff| {
+        [Family::Ipv4, Family::Ipv6]
+            .map(|family| Rule::when(vec![Match::TcpHeaderOnly { family, doff }], Verdict::Accept))
+    })
 }

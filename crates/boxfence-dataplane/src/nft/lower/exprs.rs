@@ -3,6 +3,7 @@
 use ipnet::IpNet;
 
 use super::super::expr::*;
+use super::super::rule::header_only_ip_length;
 use super::super::{
     Family, Interface, MapKey, Match, Peer, QueueBy, Reject, Rule, SetKind, Statement,
 };
@@ -17,6 +18,8 @@ const IPPROTO_ICMPV6: u8 = 58;
 /// IANA protocol number of TCP, and its SYN flag.
 const IPPROTO_TCP: u8 = 6;
 const TCP_SYN: u8 = 0x02;
+/// The data offset's bits of the TCP header's 13th byte.
+const TCP_DOFF: u8 = 0xf0;
 /// `NFT_LIMIT_PKTS`.
 const LIMIT_PACKETS: u32 = 0;
 /// `NFT_REJECT_TCP_RST`, `NFT_REJECT_ICMPX_UNREACH`.
@@ -189,6 +192,22 @@ impl Exprs {
                 self.payload(BASE_TRANSPORT, 13, 1, REG_1);
                 self.mask(vec![TCP_SYN]);
                 self.cmp(CMP_EQ, vec![TCP_SYN]);
+            }
+            Match::TcpHeaderOnly { family, doff } => {
+                self.nfproto(*family);
+                self.meta(META_L4PROTO);
+                self.cmp(CMP_EQ, vec![IPPROTO_TCP]);
+                self.payload(BASE_TRANSPORT, 12, 1, REG_1);
+                self.mask(vec![TCP_DOFF]);
+                self.cmp(CMP_EQ, vec![doff << 4]);
+                // IPv4's total length, IPv6's payload length.
+                let offset = match family {
+                    Family::Ipv4 => 2,
+                    Family::Ipv6 => 4,
+                };
+                self.payload(BASE_NETWORK, offset, 2, REG_1);
+                let length = header_only_ip_length(*family, *doff);
+                self.cmp(CMP_EQ, length.to_be_bytes().to_vec());
             }
             Match::CtOriginal => {
                 self.push(ct_load(CT_DIRECTION));
