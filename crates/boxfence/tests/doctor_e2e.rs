@@ -149,4 +149,35 @@ fn doctor_reports_each_kernel_feature_as_a_table_and_as_json() {
         table.contains("ok: boxfence can keep its promises"),
         "{table}"
     );
+
+    // Name checks (on by default) with neither way of queueing: a problem
+    // that names the feature; with name checks off, none.
+    for (name_check, ok) in [("on", false), ("off", true)] {
+        std::fs::write(
+            &config,
+            format!(
+                "[network]\nuplink = \"{}\"\nname_check = \"{name_check}\"\n\
+                 [kernel]\navoid = [\"queue_expression\", \"queue_target\"]\n",
+                lab.uplink()
+            ),
+        )
+        .expect("config written");
+        let out = lab
+            .host_exec([
+                BIN,
+                "--json",
+                "doctor",
+                "--config",
+                config.to_str().expect("UTF-8"),
+            ])
+            .expect("doctor runs");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(report["ok"], ok, "name_check {name_check}: {report}");
+        let problems = report["host"]["problems"].to_string();
+        assert_eq!(
+            problems.contains("queue_expression"),
+            !ok,
+            "name_check {name_check}: {problems}"
+        );
+    }
 }

@@ -2,8 +2,9 @@
 //! bulk throughput of flows that a domain authorised (their first payload
 //! goes through the checker, which reads its `Host`), beside the same
 //! flows authorised by a CIDR (never checked) and with no ruleset, in the
-//! same run. Each connection sends a request naming `bench.example` and
-//! waits for the server's answer and close.
+//! same run, and through a user-space proxy that reads the `Host` (nginx,
+//! as E2B-style platforms check names). Each connection sends a request
+//! naming `bench.example` and waits for the server's answer and close.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -22,6 +23,8 @@ use super::{
 
 /// Where the request-answering server listens (internet namespace).
 const NAMES_PORT: u16 = 7003;
+/// Where nginx listens in front of it, on the same address.
+const PROXY_PORT: u16 = 7004;
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench.example\r\n\r\n";
 /// An upload that goes on until the client stops.
 const UPLOAD: &[u8] =
@@ -43,12 +46,23 @@ pub(crate) fn name_check_cost(rig: &Rig, knobs: &Knobs) {
     );
     let cps_server = CpsServer::start(rig);
     let server = Server::start(rig);
+    let proxy = Proxy::start(rig);
     let secs = Duration::from_secs(knobs.secs);
-    assert!(
-        request_rate(&checked.netns, Duration::from_millis(300), false) > 0.0,
-        "the checked box gets answers"
-    );
-    let columns = ["checked by name", "authorised by CIDR", "no ruleset"];
+    for (what, netns, port) in [
+        ("the checked box", &checked.netns, NAMES_PORT),
+        ("the proxy", &cidr.netns, PROXY_PORT),
+    ] {
+        assert!(
+            request_rate(netns, port, Duration::from_millis(300), false) > 0.0,
+            "{what} gets answers"
+        );
+    }
+    let columns = [
+        "checked by name",
+        "authorised by CIDR",
+        "no ruleset",
+        "CIDR, through nginx",
+    ];
     for (title, unit, bulk) in [
         (
             "New HTTP connections per second (connect, request, answer, close)",
@@ -61,18 +75,23 @@ pub(crate) fn name_check_cost(rig: &Rig, knobs: &Knobs) {
             true,
         ),
     ] {
-        let mut cols: [Vec<Cell>; 3] = Default::default();
+        let mut cols: [Vec<Cell>; 4] = Default::default();
         for run in 0..knobs.runs {
-            let order = [[0, 1, 2], [1, 2, 0], [2, 0, 1]][run % 3];
-            for column in order {
-                let measure = |netns: &Path| {
+            let count = cols.len();
+            for column in (0..count).map(|i| (i + run) % count) {
+                let measure = |netns: &Path, port| {
                     flush_conntrack(rig);
-                    Cell::measure(|| request_rate(netns, secs, bulk))
+                    Cell::measure(|| request_rate(netns, port, secs, bulk))
                 };
                 let cell = match column {
-                    0 => rig.engine.while_locked(|| measure(&checked.netns)),
-                    1 => rig.engine.while_locked(|| measure(&cidr.netns)),
-                    _ => with_config(rig, &cidr, Config::NoRuleset, || measure(&cidr.netns)),
+                    0 => rig
+                        .engine
+                        .while_locked(|| measure(&checked.netns, NAMES_PORT)),
+                    1 => rig.engine.while_locked(|| measure(&cidr.netns, NAMES_PORT)),
+                    2 => with_config(rig, &cidr, Config::NoRuleset, || {
+                        measure(&cidr.netns, NAMES_PORT)
+                    }),
+                    _ => rig.engine.while_locked(|| measure(&cidr.netns, PROXY_PORT)),
                 };
                 if column == 2 {
                     // A restored table lost the learned address.
@@ -88,7 +107,10 @@ pub(crate) fn name_check_cost(rig: &Rig, knobs: &Knobs) {
             }
         }
         println!("### {title}\n");
-        println!("| run | {} |\n|---|---:|---:|---:|", columns.join(" | "));
+        println!(
+            "| run | {} |\n|---|---:|---:|---:|---:|",
+            columns.join(" | ")
+        );
         for run in 0..knobs.runs {
             let cells: Vec<String> = cols
                 .iter()
@@ -119,12 +141,15 @@ pub(crate) fn name_check_cost(rig: &Rig, knobs: &Knobs) {
             .collect();
         println!("| **median** | {} |\n", medians.join(" | "));
         println!(
-            "Median per-run ratios: checked / CIDR-authorised {:.1}%, checked / no ruleset {:.1}%, CIDR-authorised / no ruleset {:.1}%.\n",
+            "Median per-run ratios: checked / CIDR-authorised {:.1}%, checked / no ruleset {:.1}%, CIDR-authorised / no ruleset {:.1}%, through nginx / no ruleset {:.1}%, checked / through nginx {:.1}%.\n",
             ratio(0, 1),
             ratio(0, 2),
-            ratio(1, 2)
+            ratio(1, 2),
+            ratio(3, 2),
+            ratio(0, 3)
         );
     }
+    proxy.stop(rig);
     server.stop();
     cps_server.stop(rig);
     for id in ["nc", "ncc"] {
@@ -205,8 +230,70 @@ fn serve(mut stream: TcpStream) {
     }
 }
 
-/// Requests per second from the box (`bulk`: one upload's Gbit/s).
-fn request_rate(netns: &Path, duration: Duration, bulk: bool) -> f64 {
+/// nginx in the internet namespace, proxying `PROXY_PORT` to the server
+/// by the request's `Host`: the user-space baseline. It closes each client
+/// connection after the answer and streams uploads, as the direct server
+/// does.
+struct Proxy {
+    child: std::process::Child,
+    config: std::path::PathBuf,
+}
+
+impl Proxy {
+    fn start(rig: &Rig) -> Self {
+        let dir = rig.lab.workdir().join("nginx");
+        std::fs::create_dir_all(&dir).expect("nginx directory");
+        let config = dir.join("nginx.conf");
+        let dir = dir.display();
+        // Workers run as root to use the lab's work directory.
+        std::fs::write(
+            &config,
+            format!(
+                "daemon off;\nuser root;\nworker_processes auto;\npid {dir}/nginx.pid;\n\
+                 error_log {dir}/error.log;\nevents {{ worker_connections 4096; }}\n\
+                 http {{\n  access_log off;\n  keepalive_timeout 0;\n\
+                 client_body_temp_path {dir};\n  proxy_temp_path {dir};\n\
+                 upstream names {{ server {SERVER_V4}:{NAMES_PORT}; }}\n\
+                 server {{\n    listen {SERVER_V4}:{PROXY_PORT};\n\
+                 server_name bench.example;\n    client_max_body_size 0;\n\
+                 location / {{ proxy_pass http://names; proxy_http_version 1.1;\n\
+                 proxy_request_buffering off; }}\n  }}\n\
+                 server {{ listen {SERVER_V4}:{PROXY_PORT} default_server; return 421; }}\n}}\n"
+            ),
+        )
+        .expect("nginx config");
+        let child = rig
+            .lab
+            .internet_command(["nginx", "-e", "stderr", "-c"])
+            .arg(&config)
+            .spawn()
+            .expect("nginx starts (apt-get install nginx-light)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rig
+            .lab
+            .in_internet(|| TcpStream::connect((SERVER_V4, PROXY_PORT)))
+            .expect("internet namespace")
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nginx listens");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, config }
+    }
+
+    fn stop(mut self, rig: &Rig) {
+        let _ = rig
+            .lab
+            .internet_command(["nginx", "-s", "stop", "-c"])
+            .arg(&self.config)
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Requests per second from the box to the server's `port` (`bulk`: one
+/// upload's Gbit/s).
+fn request_rate(netns: &Path, port: u16, duration: Duration, bulk: bool) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let clients = if bulk { 1 } else { CPS_CLIENTS };
@@ -215,7 +302,7 @@ fn request_rate(netns: &Path, duration: Duration, bulk: bool) -> f64 {
             let (stop, done, netns) = (Arc::clone(&stop), Arc::clone(&done), netns.to_owned());
             std::thread::spawn(move || {
                 enter(&netns);
-                let target = SocketAddr::from((SERVER_V4, NAMES_PORT));
+                let target = SocketAddr::from((SERVER_V4, port));
                 while !stop.load(Ordering::Relaxed) {
                     let Ok(mut stream) =
                         TcpStream::connect_timeout(&target, Duration::from_secs(1))

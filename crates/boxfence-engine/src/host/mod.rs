@@ -24,6 +24,16 @@ pub fn gather(features: Result<&KernelFeatures, &str>, uplinks: Option<&[String]
     assemble(features, Prerequisites::read(uplinks))
 }
 
+/// Adds to `report` what name checks need (`[network] name_check` on):
+/// without a queue and a way for rules to reach it, the daemon would
+/// refuse to start.
+pub fn require_name_check(report: &mut HostReport, features: &KernelFeatures) {
+    if let Err(missing) = features.require_for_name_check() {
+        report.problems.push(missing.to_string());
+        report.ok = false;
+    }
+}
+
 /// Adds to `report` the binaries boxes need, the OCI runtime `runtime`
 /// and the box init `init`, each required: a missing one is a problem
 /// (creates would fail with a 5xx naming it).

@@ -35,8 +35,8 @@ pub(crate) struct DoctorArgs {
     /// The nftables table of the daemon to check around.
     #[arg(long, default_value = "boxfence")]
     table: String,
-    /// The daemon's config file: its `[network] uplink` and `[kernel]
-    /// avoid` are reported as the daemon would take them.
+    /// The daemon's config file: its `[network] uplink`, `name_check` and
+    /// `[kernel] avoid` are reported as the daemon would take them.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -100,6 +100,9 @@ pub(crate) fn run(args: &DoctorArgs, json: bool) -> Result<ExitCode, CliError> {
     let uplinks = crate::data_plane::uplinks(uplink);
     let mut host = host::gather(features.as_ref().map_err(String::as_str), Some(&uplinks));
     host::require_sandbox(&mut host, config.runtime.runtime, &config.runtime.init);
+    if let (Ok(features), true) = (&features, config.network.name_check) {
+        host::require_name_check(&mut host, features);
+    }
     let mut checks = vec![forwarding(host.forwarding)];
     checks.extend(after_judgement::checks(&args.table, &Host));
     let report = Report {
