@@ -62,6 +62,26 @@ pub(crate) struct ServeArgs {
     /// Directory of per-box files [default: /run/boxfence].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// The daemon's nftables table (one per daemon on a host) [default:
+    /// boxfence].
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// Prefix of boxes' host-side interface names [default: bf-].
+    #[arg(long, value_name = "PREFIX")]
+    ifname_prefix: Option<String>,
+    /// First of the four routing-rule preferences [default: 10090].
+    #[arg(long, value_name = "PREF")]
+    rule_pref: Option<u32>,
+    /// Packet mark bit of box traffic, e.g. 0x100; name checks use the
+    /// four above it [default: 0x1000000].
+    #[arg(long, value_name = "BIT", value_parser = parse_mark)]
+    mark: Option<u32>,
+    /// NFQUEUE number of name checks [default: 19].
+    #[arg(long, value_name = "N")]
+    name_check_queue: Option<u16>,
+    /// NFLOG group of denials [default: 7].
+    #[arg(long, value_name = "N")]
+    log_group: Option<u16>,
     /// DNS queries per second each box may send to the built-in resolver
     /// (bursts of twice that) [default: 2000].
     #[arg(long, value_name = "QPS")]
@@ -158,6 +178,12 @@ impl ServeArgs {
                 data_plane: self.no_data_plane.then_some(false),
                 flowtable: self.no_flowtable.then_some(false),
                 name_check: self.no_name_check.then_some(NameCheckSetting::Off),
+                table: self.table,
+                ifname_prefix: self.ifname_prefix,
+                rule_pref: self.rule_pref,
+                mark: self.mark,
+                name_check_queue: self.name_check_queue,
+                log_group: self.log_group,
             },
             resolver: ResolverFile {
                 query_rate_per_box: self.query_rate_per_box,
@@ -307,4 +333,13 @@ async fn shutdown_signal() {
         let _ = interrupt.await;
     }
     tracing::info!("shutting down");
+}
+
+/// `--mark`: hexadecimal with `0x`, else decimal.
+fn parse_mark(text: &str) -> Result<u32, String> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|error| format!("`{text}` is not a mark: {error}"))
 }

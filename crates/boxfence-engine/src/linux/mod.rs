@@ -55,8 +55,11 @@ pub struct LinuxConfig {
     pub state_dir: PathBuf,
     /// First policy-routing rule preference (eight are used).
     pub rule_pref: u32,
-    /// The mark bit of box traffic.
+    /// The mark bit of box traffic (name checks use the four above it).
     pub mark: u32,
+    /// The NFLOG group its denials are logged to, unique among the
+    /// engines of the namespace (the kernel gives a group one reader).
+    pub log_group: u16,
     /// Port of the built-in resolver.
     pub resolver_port: u16,
     /// Where the commands run (tests use a scratch namespace).
@@ -168,6 +171,7 @@ impl LinuxEngine {
             uplinks: config.uplinks.clone(),
             resolver_port: config.resolver_port,
             mark: config.mark,
+            log_group: config.log_group,
             always_blocked: config.always_blocked.intervals(),
             flowtable_uplinks: (paths.forwarding == FastPath::Flowtable)
                 .then(|| present(&config.host, &config.uplinks).unwrap_or_default()),
@@ -362,6 +366,10 @@ impl LinuxEngine {
 
     pub(crate) fn resolver_port(&self) -> u16 {
         self.config.resolver_port
+    }
+
+    pub(crate) fn log_group(&self) -> u16 {
+        self.config.log_group
     }
 
     pub(crate) fn always_blocked(&self) -> Arc<AlwaysBlocked> {
