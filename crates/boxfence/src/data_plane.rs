@@ -129,12 +129,7 @@ fn linux_config(
     pool: AddressPool,
 ) -> Result<LinuxConfig, CliError> {
     let owned = &network.owned;
-    let pools: [Cidr; 2] = [
-        ipnet::IpNet::V4(pool.ipv4).into(),
-        ipnet::IpNet::V6(pool.ipv6).into(),
-    ];
-    let always_blocked = AlwaysBlocked::with_exemptions(&network.exempt_cidrs, &pools)
-        .map_err(|e| CliError::Usage(format!("network.exempt_cidrs: {e}")))?;
+    let always_blocked = always_blocked(network)?;
     Ok(LinuxConfig {
         table: owned.table.clone(),
         netns_prefix: network.netns_prefix.clone(),
@@ -152,6 +147,17 @@ fn linux_config(
         avoid: avoid.to_vec(),
         name_check: network.name_check.then_some(owned.name_check_queue),
     })
+}
+
+/// The always-blocked ranges minus the operator's exemptions, which may
+/// not reach into the boxes' pools.
+pub(crate) fn always_blocked(network: &NetworkConfig) -> Result<AlwaysBlocked, CliError> {
+    let pools: [Cidr; 2] = [
+        ipnet::IpNet::V4(network.ipv4_pool).into(),
+        ipnet::IpNet::V6(network.ipv6_pool).into(),
+    ];
+    AlwaysBlocked::with_exemptions(&network.exempt_cidrs, &pools)
+        .map_err(|e| CliError::Usage(format!("network.exempt_cidrs: {e}")))
 }
 
 /// The configured upstreams, else the nameservers of /etc/resolv.conf.

@@ -148,6 +148,13 @@ pub(crate) struct ServeArgs {
     /// The box init binary [default: /usr/bin/catatonit].
     #[arg(long, value_name = "PATH")]
     box_init: Option<std::path::PathBuf>,
+    /// The image store [default: <state_dir>/images].
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+    /// Check the configuration (file and flags), say what it sets, and
+    /// exit: status 0 when it is valid, else the error.
+    #[arg(long)]
+    check_config: bool,
     /// Serve the API on this unix socket too, to root and the users and
     /// groups of `[api] unix_socket_uids` and `unix_socket_gids` without a
     /// token (the CNI plugin's way in) [default: none].
@@ -210,6 +217,7 @@ impl ServeArgs {
                 tmp_mb: self.tmp_mb,
                 uid_base: self.uid_base,
                 init: self.box_init,
+                images: self.images,
             },
             api: ApiFile {
                 unix_socket: self.unix_socket,
@@ -220,9 +228,14 @@ impl ServeArgs {
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT or SIGTERM (with `--check-config`, checks
+/// its configuration only).
 pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let (check, path) = (args.check_config, args.config.clone());
     let config = args.config()?;
+    if check {
+        return crate::check_config::report(&config, path.as_deref());
+    }
     raise_open_file_limit(config.resolver.tcp_connections);
     let store = SqliteStore::open(&config.database).await?;
     let mut server_config = ServerConfig::new(AddressPool {

@@ -264,7 +264,9 @@ impl ConfigFile {
             .or(self.network.state_dir)
             .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
         // `boxfence run` and `boxfence image` use the daemon's store.
-        runtime.images = Some(state_dir.join("images"));
+        runtime
+            .images
+            .get_or_insert_with(|| state_dir.join("images"));
         let unix_socket = api::resolve_api(overrides.api, self.api);
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
