@@ -59,6 +59,8 @@ pub(crate) struct Daemon {
     /// Where it is: its API port, config file, box namespace prefix and
     /// nftables table.
     place: Place,
+    /// What it runs under (e.g. `setpriv` with a service's capabilities).
+    under: Vec<String>,
     _dns: Arc<LabDns>,
     pub(crate) lab: Arc<Lab>,
 }
@@ -100,7 +102,20 @@ impl Daemon {
         Self::start_with(None, extra)
     }
 
+    /// A daemon that runs (and restarts) under the command `under`.
+    pub(crate) fn start_under(under: &[String]) -> Self {
+        Self::start_with_under(None, |_| String::new(), under)
+    }
+
     fn start_with(database: Option<&Path>, extra: impl FnOnce(&Lab) -> String) -> Self {
+        Self::start_with_under(database, extra, &[])
+    }
+
+    fn start_with_under(
+        database: Option<&Path>,
+        extra: impl FnOnce(&Lab) -> String,
+        under: &[String],
+    ) -> Self {
         let lab = Lab::new().expect("lab comes up");
         let dns = LabDns::start(&lab, 60).expect("lab DNS");
         lab.route_to_host("10.200.0.0/16").expect("route to boxes");
@@ -108,6 +123,7 @@ impl Daemon {
         let daemon = Self {
             child: Mutex::new(None),
             place: Place::usual(&lab),
+            under: under.to_vec(),
             _dns: Arc::new(dns),
             lab: Arc::new(lab),
         };
@@ -142,6 +158,7 @@ impl Daemon {
             let daemon = Self {
                 child: Mutex::new(None),
                 place,
+                under: Vec::new(),
                 _dns: Arc::clone(&dns),
                 lab: Arc::clone(&lab),
             };
@@ -158,18 +175,13 @@ impl Daemon {
     /// Starts `boxfence serve` and waits until it answers.
     pub(crate) fn spawn(&self) {
         let config = &self.place.config;
-        let child = self
-            .lab
-            .spawn_in_host([
-                // With the soft open-file limit systemd gives a service.
-                "prlimit",
-                "--nofile=1024:",
-                env!("CARGO_BIN_EXE_boxfence"),
-                "serve",
-                "--config",
-                &config.display().to_string(),
-            ])
-            .expect("daemon starts");
+        let config = config.display().to_string();
+        // With the soft open-file limit systemd gives a service.
+        let command = ["prlimit", "--nofile=1024:"]
+            .into_iter()
+            .chain(self.under.iter().map(String::as_str))
+            .chain([env!("CARGO_BIN_EXE_boxfence"), "serve", "--config", &config]);
+        let child = self.lab.spawn_in_host(command).expect("daemon starts");
         *self.child.lock().expect("lock") = Some(child);
         let deadline = Instant::now() + start_timeout();
         while self.api("GET", "/healthz", None).0 != 200 {
