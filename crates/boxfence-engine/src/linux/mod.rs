@@ -230,7 +230,9 @@ impl LinuxEngine {
                 attached: HashMap::new(),
             }),
             directory: new_directory(),
-            flow_log: Arc::default(),
+            // Kept across restarts: the last events per box, and which
+            // boxes log their allowed connections.
+            flow_log: Arc::new(FlowLog::persistent(&config.state_dir.join("flowlog"))),
             metrics: EngineMetrics::default(),
             resolver: std::sync::OnceLock::new(),
             log_allowed: Mutex::default(),
@@ -249,6 +251,7 @@ impl LinuxEngine {
             .install(&engine.config.host)
             .map_err(kernel)?;
         engine.spawn_packet_log().map_err(kernel)?;
+        engine.log_allowed_again().map_err(kernel)?;
         if let Some(marks) = engine
             .state
             .lock()

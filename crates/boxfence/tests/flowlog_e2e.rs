@@ -1,0 +1,124 @@
+//! The flow log across a restart (issue 17): the daemon keeps it under its
+//! state_dir, so a killed and restarted daemon still answers a box's last
+//! events with their reasons, and a box that logged its allowed
+//! connections still does, without being asked again. `boxfence logs`
+//! exports it as JSON lines to a file, filtered by app and by reason.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use boxfence_lab::require_root;
+use serde_json::Value;
+use support::{Daemon, REFUSED, TOKEN};
+
+/// The box's events of `verdict`, once `want` of them are there (3 s).
+fn events(daemon: &Daemon, id: &str, verdict: &str, want: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let path = format!("/v1/boxes/{id}/flows?verdict={verdict}");
+        let (status, answer) = daemon.api("GET", &path, None);
+        assert_eq!(status, 200, "{answer}");
+        let found = answer.as_array().cloned().unwrap_or_default();
+        if found.len() >= want || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_restart_keeps_the_flow_log_and_log_allowed_and_logs_exports_it_filtered() {
+    if !require_root("a_restart_keeps_the_flow_log_and_log_allowed_and_logs_exports_it_filtered") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let created = daemon.ok(
+        "POST",
+        "/v1/boxes",
+        r#"{"networkPolicy": {"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}}"#,
+    );
+    let id = created["id"].as_str().expect("box id").to_owned();
+    let exec = format!("/v1/boxes/{id}/exec");
+    assert_eq!(daemon.curl(&exec, "http://198.51.100.10/"), REFUSED);
+    daemon.ok(
+        "PUT",
+        &format!("/v1/boxes/{id}/flow-log"),
+        r#"{"logAllowed": true}"#,
+    );
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
+    let denied = events(&daemon, &id, "deny", 1);
+    let allowed = events(&daemon, &id, "allow", 1);
+    assert_eq!(
+        (denied.len(), allowed.len()),
+        (1, 1),
+        "{denied:?} {allowed:?}"
+    );
+
+    daemon.kill();
+    daemon.spawn();
+    assert_eq!(
+        events(&daemon, &id, "deny", 1),
+        denied,
+        "kept across the restart"
+    );
+    assert_eq!(
+        events(&daemon, &id, "allow", 1),
+        allowed,
+        "kept across the restart"
+    );
+    // logAllowed survived: a new allowed connection is logged unasked.
+    assert_eq!(daemon.curl(&exec, "http://104.17.0.5:8080/"), "200");
+    let allowed = events(&daemon, &id, "allow", 2);
+    assert_eq!(allowed.len(), 2, "{allowed:?}");
+    assert_eq!(allowed[1]["dport"], 8080);
+
+    // Exported: every machine of the app (a box's is `default`), those
+    // the box policy denied only, as JSON lines into a file.
+    let file = daemon.lab.workdir().join("denials.jsonl");
+    let cli = |args: &[&str]| {
+        daemon
+            .lab
+            .host_command(
+                [env!("CARGO_BIN_EXE_boxfence"), "logs"]
+                    .into_iter()
+                    .chain(args.iter().copied()),
+            )
+            .env("BOXFENCE_URL", "http://127.0.0.1:4280")
+            .env("BOXFENCE_TOKEN", TOKEN)
+            .output()
+            .expect("boxfence logs")
+    };
+    let out = cli(&[
+        "-a",
+        "default",
+        "--reason",
+        "box_policy",
+        "-o",
+        &file.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&file).expect("exported");
+    let lines: Vec<Value> = written
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{written}");
+    assert_eq!(lines[0]["dst"], "198.51.100.10");
+    assert_eq!(lines[0]["layer"], "box_policy");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A reason no event has: nothing, and it says so.
+    let out = cli(&[&id, "--reason", "no such reason"]);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no events yet"));
+}
