@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use boxfence_lab::require_root;
 use support::{Daemon, REFUSED};
 
@@ -35,16 +33,11 @@ fn two_daemons_on_one_host_each_enforce_their_own_and_survive_the_other_s_restar
         return;
     }
     let [a, b] = Daemon::side_by_side([("a", "boxfence", A), ("b", "boxfence_b", B)]);
-    let create = |daemon: &Daemon, cidr: &str| {
-        let body =
-            format!(r#"{{"networkPolicy": {{"mode": "custom", "allowedCidrs": ["{cidr}"]}}}}"#);
-        let created = daemon.ok("POST", "/v1/boxes", &body);
-        created["id"].as_str().expect("box id").to_owned()
-    };
     // Opposite policies, so that a box judged by the other daemon's
     // rules would show it.
-    let box_a = create(&a, "104.16.0.0/12");
-    let box_b = create(&b, "198.51.100.0/24");
+    let custom = |cidr: &str| format!(r#"{{"mode": "custom", "allowedCidrs": ["{cidr}"]}}"#);
+    let box_a = a.create_box(&custom("104.16.0.0/12"));
+    let box_b = b.create_box(&custom("198.51.100.0/24"));
     let exec = |id: &str| format!("/v1/boxes/{id}/exec");
     let enforced = |when: &str| {
         assert_eq!(a.curl(&exec(&box_a), "http://104.17.0.5/"), "200", "{when}");
@@ -80,7 +73,8 @@ fn two_daemons_on_one_host_each_enforce_their_own_and_survive_the_other_s_restar
     assert_eq!(b.netns_boxes(), [box_b.clone()].into());
     // Each logs its own box's denials (each reads its own NFLOG group).
     for (daemon, id, dst) in [(&a, &box_a, "198.51.100.10"), (&b, &box_b, "104.17.0.5")] {
-        let event = first_denial(daemon, id);
+        let denials = daemon.flows(id, "deny", 1);
+        let event = denials.first().expect("a denial logged");
         assert_eq!(event["dst"], dst, "{event}");
         assert_eq!(event["layer"], "box_policy", "{event}");
     }
@@ -120,8 +114,9 @@ fn two_daemons_on_one_host_each_enforce_their_own_and_survive_the_other_s_restar
     assert_eq!(table(&b), b_table, "b's table as it was");
     assert_eq!(rules().stdout, rules_before.stdout, "every rule as it was");
 
-    // A third daemon whose table and log group are a's refuses to start,
-    // naming a's pid and both settings, and touches nothing.
+    // A third daemon like b but with a's table and log group refuses to
+    // start, naming each daemon's pid and what it shares with it, and
+    // touches nothing.
     let third = a.lab.workdir().join("boxfence-c.toml");
     let text = std::fs::read_to_string(&b.place().config)
         .expect("b's config")
@@ -148,9 +143,9 @@ fn two_daemons_on_one_host_each_enforce_their_own_and_survive_the_other_s_restar
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{stderr}");
     for part in [
-        format!("another boxfence daemon (pid {})", a.pid()),
-        "network.table \"boxfence\"".into(),
-        "network.log_group 7".into(),
+        format!("pid {}: network.table \"boxfence\"", a.pid()),
+        "network.log_group 7 (theirs: 7)".into(),
+        format!("pid {}: network.ifname_prefix \"bb-\"", b.pid()),
     ] {
         assert!(stderr.contains(&part), "{part:?} in {stderr}");
     }
@@ -164,19 +159,4 @@ fn enforced_by_a(a: &Daemon, box_a: &str) {
     let exec = format!("/v1/boxes/{box_a}/exec");
     assert_eq!(a.curl(&exec, "http://104.17.0.5/"), "200", "b down");
     assert_eq!(a.curl(&exec, "http://198.51.100.10/"), REFUSED, "b down");
-}
-
-/// The first denial `daemon` logged for box `id` (within 3 s).
-fn first_denial(daemon: &Daemon, id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let (status, events) =
-            daemon.api("GET", &format!("/v1/boxes/{id}/flows?verdict=deny"), None);
-        assert_eq!(status, 200, "{events}");
-        if let Some(event) = events.as_array().and_then(|e| e.first()) {
-            return event.clone();
-        }
-        assert!(Instant::now() < deadline, "no denial logged for {id}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

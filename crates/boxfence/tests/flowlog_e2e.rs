@@ -6,26 +6,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use boxfence_lab::require_root;
 use serde_json::Value;
 use support::{Daemon, REFUSED, TOKEN};
-
-/// The box's events of `verdict`, once `want` of them are there (3 s).
-fn events(daemon: &Daemon, id: &str, verdict: &str, want: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let path = format!("/v1/boxes/{id}/flows?verdict={verdict}");
-        let (status, answer) = daemon.api("GET", &path, None);
-        assert_eq!(status, 200, "{answer}");
-        let found = answer.as_array().cloned().unwrap_or_default();
-        if found.len() >= want || Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_restart_keeps_the_flow_log_and_log_allowed_and_logs_exports_it_filtered() {
@@ -33,12 +16,7 @@ fn a_restart_keeps_the_flow_log_and_log_allowed_and_logs_exports_it_filtered() {
         return;
     }
     let daemon = Daemon::start();
-    let created = daemon.ok(
-        "POST",
-        "/v1/boxes",
-        r#"{"networkPolicy": {"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}}"#,
-    );
-    let id = created["id"].as_str().expect("box id").to_owned();
+    let id = daemon.create_box(r#"{"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}"#);
     let exec = format!("/v1/boxes/{id}/exec");
     assert_eq!(daemon.curl(&exec, "http://198.51.100.10/"), REFUSED);
     daemon.ok(
@@ -47,8 +25,8 @@ fn a_restart_keeps_the_flow_log_and_log_allowed_and_logs_exports_it_filtered() {
         r#"{"logAllowed": true}"#,
     );
     assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
-    let denied = events(&daemon, &id, "deny", 1);
-    let allowed = events(&daemon, &id, "allow", 1);
+    let denied = daemon.flows(&id, "deny", 1);
+    let allowed = daemon.flows(&id, "allow", 1);
     assert_eq!(
         (denied.len(), allowed.len()),
         (1, 1),
@@ -58,18 +36,18 @@ fn a_restart_keeps_the_flow_log_and_log_allowed_and_logs_exports_it_filtered() {
     daemon.kill();
     daemon.spawn();
     assert_eq!(
-        events(&daemon, &id, "deny", 1),
+        daemon.flows(&id, "deny", 1),
         denied,
         "kept across the restart"
     );
     assert_eq!(
-        events(&daemon, &id, "allow", 1),
+        daemon.flows(&id, "allow", 1),
         allowed,
         "kept across the restart"
     );
     // logAllowed survived: a new allowed connection is logged unasked.
     assert_eq!(daemon.curl(&exec, "http://104.17.0.5:8080/"), "200");
-    let allowed = events(&daemon, &id, "allow", 2);
+    let allowed = daemon.flows(&id, "allow", 2);
     assert_eq!(allowed.len(), 2, "{allowed:?}");
     assert_eq!(allowed[1]["dport"], 8080);
 

@@ -92,12 +92,7 @@ fn the_daemon_works_under_the_unit_s_capabilities_and_no_new_privileges() {
     assert_eq!(field("CapEff:"), expected, "{status}");
     assert_eq!(field("NoNewPrivs:"), 1, "{status}");
 
-    let created = daemon.ok(
-        "POST",
-        "/v1/boxes",
-        r#"{"networkPolicy": {"mode": "custom", "allowedDomains": ["api.github.com"]}}"#,
-    );
-    let id = created["id"].as_str().expect("box id").to_owned();
+    let id = daemon.create_box(r#"{"mode": "custom", "allowedDomains": ["api.github.com"]}"#);
     let exec = format!("/v1/boxes/{id}/exec");
     let works = |when: &str| {
         // Resolved by the resolver on port 53, its name checked through
@@ -125,13 +120,10 @@ fn the_daemon_works_under_the_unit_s_capabilities_and_no_new_privileges() {
         mask(&boxfence_sandbox::bundle::CAPABILITIES),
         "{out}"
     );
-    let (status, events) = daemon.api("GET", &format!("/v1/boxes/{id}/flows?verdict=deny"), None);
-    assert_eq!(status, 200);
+    let events = daemon.flows(&id, "deny", 1);
     assert!(
-        events
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["dst"] == "104.17.0.5")),
-        "{events}"
+        events.iter().any(|e| e["dst"] == "104.17.0.5"),
+        "{events:?}"
     );
     daemon.kill();
     daemon.spawn();

@@ -37,18 +37,16 @@ pub(crate) enum ClaimError {
         /// The holder's pid, as its lock file says.
         holder: String,
     },
-    /// A live daemon holds settings this one is configured with.
+    /// Live daemons hold settings this one is configured with.
     #[error(
-        "another boxfence daemon (pid {holder}) uses what this one is configured with: {}; \
-         give each daemon on a host its own (README: several daemons on one host)",
-        .collisions.join("; ")
+        "other boxfence daemons use what this one is configured with: {}; \
+         give each daemon on a host its own (README: Several daemons on one host)",
+        .0.join("; ")
     )]
-    Collides {
-        /// The other daemon's pid.
-        holder: String,
-        /// Each shared setting with both values.
-        collisions: Vec<String>,
-    },
+    Collides(
+        /// Per daemon, its pid and each shared setting with both values.
+        Vec<String>,
+    ),
     /// A lock or registry file could not be made, locked, read or written.
     #[error("cannot claim {path}: {source}")]
     Io {
@@ -97,11 +95,16 @@ impl Claim {
             .open(&guard_path)
             .map_err(io(&guard_path))?;
         guard.lock().map_err(io(&guard_path))?;
+        let mut collisions = Vec::new();
         for entry in std::fs::read_dir(registry).map_err(io(registry))? {
             let path = entry.map_err(io(registry))?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                check(&path, footprint)?;
+                collisions.extend(check(&path, footprint)?);
             }
+        }
+        if !collisions.is_empty() {
+            collisions.sort();
+            return Err(ClaimError::Collides(collisions));
         }
         // Unique per claim, so that tests can hold several in one process.
         static SEQUENCE: AtomicU32 = AtomicU32::new(0);
@@ -127,17 +130,18 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ClaimError {
     }
 }
 
-/// Compares `footprint` with the registry entry at `path`: a collision
-/// with a live daemon is an error, shared uids a warning; an entry no
-/// live daemon holds is removed.
-fn check(path: &Path, footprint: &Footprint) -> Result<(), ClaimError> {
+/// Compares `footprint` with the registry entry at `path`: what collides
+/// with a live daemon's (`pid N: setting (theirs: ...), ...`), none when
+/// nothing does; shared uids are a warning; an entry no live daemon holds
+/// is removed.
+fn check(path: &Path, footprint: &Footprint) -> Result<Option<String>, ClaimError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(io(path)(error)),
     };
     match file.try_lock_shared() {
-        Ok(()) => return std::fs::remove_file(path).map_err(io(path)),
+        Ok(()) => return std::fs::remove_file(path).map(|()| None).map_err(io(path)),
         Err(TryLockError::WouldBlock) => {}
         Err(TryLockError::Error(error)) => return Err(io(path)(error)),
     }
@@ -151,10 +155,10 @@ fn check(path: &Path, footprint: &Footprint) -> Result<(), ClaimError> {
         .to_owned();
     let meeting = footprint.meet(&theirs);
     if !meeting.collisions.is_empty() {
-        return Err(ClaimError::Collides {
-            holder,
-            collisions: meeting.collisions,
-        });
+        return Ok(Some(format!(
+            "pid {holder}: {}",
+            meeting.collisions.join(", ")
+        )));
     }
     if meeting.shared_uids {
         tracing::warn!(
@@ -164,7 +168,7 @@ fn check(path: &Path, footprint: &Footprint) -> Result<(), ClaimError> {
              their ranges (uid_base + zone x 65536) stay apart"
         );
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Locks `path` (made if missing) and writes this process's pid into it.
@@ -224,22 +228,28 @@ mod tests {
         lock(&path, "state_dir x".into()).expect("released with its holder");
     }
 
+    /// A registry in `dir`, a daemon with the defaults and one apart,
+    /// their state directories in `dir`.
+    fn registry_and_two(dir: &Path) -> (PathBuf, Footprint, Footprint) {
+        let mut first = footprint::tests::default_daemon();
+        first.state_dir = dir.join("a");
+        let mut second = footprint::tests::apart();
+        second.state_dir = dir.join("b");
+        (dir.join("daemons"), first, second)
+    }
+
     #[test]
     fn a_colliding_daemon_is_refused_naming_the_holder_and_each_setting() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let registry = dir.path().join("daemons");
-        let mut first = footprint::tests::default_daemon();
-        first.state_dir = dir.path().join("a");
+        let (registry, first, mut second) = registry_and_two(dir.path());
         let held = Claim::take_in(&registry, &first).expect("first");
-        let mut second = footprint::tests::apart();
-        second.state_dir = dir.path().join("b");
         second.table = first.table.clone();
         second.log_group = first.log_group;
         let error = Claim::take_in(&registry, &second).expect_err("collides");
         let text = error.to_string();
         let pid = std::process::id().to_string();
         for part in [
-            format!("pid {pid}"),
+            format!("pid {pid}: "),
             "network.table \"boxfence\"".into(),
             "network.log_group 7".into(),
         ] {
@@ -257,11 +267,7 @@ mod tests {
     #[test]
     fn daemons_apart_register_side_by_side() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let registry = dir.path().join("daemons");
-        let mut first = footprint::tests::default_daemon();
-        first.state_dir = dir.path().join("a");
-        let mut second = footprint::tests::apart();
-        second.state_dir = dir.path().join("b");
+        let (registry, first, second) = registry_and_two(dir.path());
         let _a = Claim::take_in(&registry, &first).expect("first");
         let _b = Claim::take_in(&registry, &second).expect("second");
         let entries = std::fs::read_dir(&registry).expect("registry").count();

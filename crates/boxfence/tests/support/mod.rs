@@ -266,6 +266,29 @@ impl Daemon {
         )
     }
 
+    /// Creates a box with the box policy `network_policy` (JSON); its id.
+    pub(crate) fn create_box(&self, network_policy: &str) -> String {
+        let body = format!(r#"{{"networkPolicy": {network_policy}}}"#);
+        let created = self.ok("POST", "/v1/boxes", &body);
+        created["id"].as_str().expect("box id").to_owned()
+    }
+
+    /// Box `id`'s flow log events of `verdict`, once there are `want` of
+    /// them, or what there is after 3 s.
+    pub(crate) fn flows(&self, id: &str, verdict: &str, want: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let path = format!("/v1/boxes/{id}/flows?verdict={verdict}");
+            let (status, answer) = self.api("GET", &path, None);
+            assert_eq!(status, 200, "{answer}");
+            let found = answer.as_array().cloned().unwrap_or_default();
+            if found.len() >= want || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The answer of a call that must succeed.
     pub(crate) fn ok(&self, method: &str, path: &str, body: &str) -> Value {
         let (status, answer) = self.api(method, path, Some(body));
