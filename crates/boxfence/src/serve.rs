@@ -24,7 +24,8 @@ pub(crate) struct ServeArgs {
     /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns,
     /// [resolver] query_rate_per_box, tcp_connections_per_box,
     /// tcp_connections, [exec] max_concurrent, per_app, per_box,
-    /// max_timeout, [create] per_app, [kernel] avoid).
+    /// max_timeout, [create] per_app, [kernel] avoid; README lists every
+    /// key).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address and port of the HTTP API [default: 127.0.0.1:4280].

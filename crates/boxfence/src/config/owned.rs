@@ -59,7 +59,9 @@ pub(crate) struct Owned {
 }
 
 /// `flags` over `file` over the defaults, each checked; `netns_prefix`
-/// and the pools are checked against `boxfence run`'s here too.
+/// and the pools are checked against `boxfence run`'s here too, and the
+/// uplink against the interface prefix (the table would take it for a
+/// box's link).
 pub(super) fn resolve_owned(
     flags: &NetworkFile,
     file: &NetworkFile,
@@ -116,6 +118,17 @@ pub(super) fn resolve_owned(
             "network.ifname_prefix",
             format!(
                 "`{prefix}` must be 1 to {MAX_IFNAME_PREFIX} letters, digits, `_` and `-` (a box's id takes the rest of an interface name's 15 bytes), and neither start nor start boxfence run's `{RUN_PREFIX}-`"
+            ),
+        );
+    }
+    if let Some(uplink) = (flags.uplink.as_deref())
+        .or(file.uplink.as_deref())
+        .filter(|uplink| uplink.starts_with(prefix.as_str()))
+    {
+        return bad(
+            "network.uplink",
+            format!(
+                "`{uplink}` starts with network.ifname_prefix `{prefix}`, so it would be taken for a box's link"
             ),
         );
     }
@@ -251,6 +264,7 @@ mod tests {
             ("log_group = 1000", "network.log_group"),
             ("ipv4_pool = \"10.239.7.0/24\"", "network.ipv4_pool"),
             ("ipv6_pool = \"fd00:b0f:ffff::/64\"", "network.ipv6_pool"),
+            ("uplink = \"bf-eth0\"", "network.uplink"),
         ] {
             let error = resolve(text).expect_err(text);
             assert!(error.to_string().contains(key), "{text}: {error}");
