@@ -1,11 +1,13 @@
 //! `boxfence logs`: flow log events, one line per event with the reason in
-//! words (or JSON lines with `--json`, or appended to a file with
-//! `--output`): of one machine or box, or of every machine of an app;
-//! filtered by verdict and by reason; `-f` keeps following.
+//! words (or JSON lines with `--json`, appended to a file with `--output`,
+//! or sent to syslog with `--syslog`): of one machine or box, or of every
+//! machine of an app; filtered by verdict and by reason; `-f` keeps
+//! following.
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,8 +40,13 @@ pub(crate) struct LogsArgs {
     reason: Option<String>,
     /// Append the events to FILE as JSON lines (made with mode 0600)
     /// instead of printing them.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", conflicts_with = "syslog")]
     output: Option<PathBuf>,
+    /// Send the events to the local syslog as JSON, tag `boxfence-flow`,
+    /// facility daemon, denials as warnings, the rest as info (at SOCKET,
+    /// default /dev/log).
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
+    syslog: Option<PathBuf>,
     /// At most this many past events (per machine).
     #[arg(long, default_value_t = 100)]
     limit: usize,
@@ -49,7 +56,13 @@ pub(crate) struct LogsArgs {
 enum Sink {
     Print { json: bool },
     File(std::fs::File),
+    Syslog(UnixDatagram),
 }
+
+/// Syslog's facility `daemon` and the severities used.
+const DAEMON: u8 = 3 << 3;
+const WARNING: u8 = 4;
+const INFO: u8 = 6;
 
 /// Prints the events, then (with `-f`) new ones as they come.
 pub(crate) async fn run(args: LogsArgs, context: &Context) -> Result<(), CliError> {
@@ -59,8 +72,15 @@ pub(crate) async fn run(args: LogsArgs, context: &Context) -> Result<(), CliErro
         ));
     }
     let client = context.client()?;
-    let mut sink = match &args.output {
-        Some(path) => Sink::File(
+    let mut sink = match (&args.output, &args.syslog) {
+        (_, Some(socket)) => {
+            let syslog = UnixDatagram::unbound().map_err(|e| CliError::Io(e.to_string()))?;
+            syslog.connect(socket).map_err(|e| {
+                CliError::Io(format!("cannot reach syslog at {}: {e}", socket.display()))
+            })?;
+            Sink::Syslog(syslog)
+        }
+        (Some(path), None) => Sink::File(
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -68,7 +88,7 @@ pub(crate) async fn run(args: LogsArgs, context: &Context) -> Result<(), CliErro
                 .open(path)
                 .map_err(|e| CliError::Io(format!("cannot open {}: {e}", path.display())))?,
         ),
-        None => Sink::Print { json: context.json },
+        (None, None) => Sink::Print { json: context.json },
     };
     let mut since: HashMap<String, u64> = HashMap::new();
     let mut said_nothing = false;
@@ -138,10 +158,31 @@ fn write_event(sink: &mut Sink, event: &FlowEvent) -> Result<(), CliError> {
             Ok(())
         }
         Sink::File(file) => {
-            let mut line = serde_json::to_vec(event).map_err(|e| CliError::Io(e.to_string()))?;
-            line.push(b'\n');
-            file.write_all(&line)
+            let mut line = json(event)?;
+            line.push('\n');
+            file.write_all(line.as_bytes())
                 .map_err(|e| CliError::Io(format!("cannot write the events: {e}")))
         }
+        Sink::Syslog(socket) => {
+            let severity = if event.verdict == "deny" {
+                WARNING
+            } else {
+                INFO
+            };
+            let message = format!(
+                "<{}>boxfence-flow[{}]: {}",
+                DAEMON | severity,
+                std::process::id(),
+                json(event)?
+            );
+            socket
+                .send(message.as_bytes())
+                .map(drop)
+                .map_err(|e| CliError::Io(format!("cannot send the events to syslog: {e}")))
+        }
     }
+}
+
+fn json(event: &FlowEvent) -> Result<String, CliError> {
+    serde_json::to_string(event).map_err(|e| CliError::Io(e.to_string()))
 }

@@ -2,7 +2,8 @@
 //! state_dir, so a killed and restarted daemon still answers a box's last
 //! events with their reasons, and a box that logged its allowed
 //! connections still does, without being asked again. `boxfence logs`
-//! exports it as JSON lines to a file, filtered by app and by reason.
+//! exports it as JSON lines to a file, filtered by app and by reason, and
+//! to syslog.
 
 mod support;
 
@@ -91,6 +92,35 @@ fn a_restart_keeps_the_flow_log_and_log_allowed_and_logs_exports_it_filtered() {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&file).expect("file").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    // To syslog: one message per event, facility daemon, a denial a
+    // warning (<28>), its JSON the message.
+    let socket = daemon.lab.workdir().join("syslog.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&socket).expect("a syslog socket");
+    let out = cli(&[
+        &id,
+        "--verdict",
+        "deny",
+        "--syslog",
+        &socket.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut buffer = [0; 4096];
+    syslog
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .expect("timeout");
+    let length = syslog.recv(&mut buffer).expect("a message");
+    let message = String::from_utf8_lossy(&buffer[..length]);
+    let json = message
+        .strip_prefix("<28>boxfence-flow[")
+        .and_then(|rest| rest.split_once("]: "))
+        .map(|(_, json)| json)
+        .unwrap_or_else(|| panic!("a syslog message: {message}"));
+    let sent: Value = serde_json::from_str(json).expect("JSON");
+    assert_eq!(sent["dst"], "198.51.100.10", "{message}");
     // A reason no event has: nothing, and it says so.
     let out = cli(&[&id, "--reason", "no such reason"]);
     assert!(
