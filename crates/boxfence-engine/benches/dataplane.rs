@@ -260,6 +260,7 @@ impl Rig {
             uplinks: vec![lab.uplink().into()],
             resolver_port: 53,
             mark: MARK,
+            log_group: config.log_group,
             always_blocked: blocked.intervals(),
             flowtable_uplinks: None,
             name_check: None,

@@ -18,6 +18,7 @@ impl LinuxEngine {
         if !self.machine_ids().iter().any(|known| known == id) {
             return Err(EngineError::NoSuchMachine(id.to_owned()));
         }
+        self.flow_log().set_allowed(id, on);
         {
             let mut boxes = self
                 .log_allowed
@@ -32,6 +33,24 @@ impl LinuxEngine {
         if on && self.new_flow_reader.set(()).is_ok() {
             self.spawn_new_flow_log()
                 .map_err(|e| EngineError::Kernel(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Logs the allowed connections of the boxes that logged them before
+    /// a restart (as the flow log on disk says), from the start: the boxes
+    /// are adopted later, and until then their events find no box.
+    pub(crate) fn log_allowed_again(self: &Arc<Self>) -> std::io::Result<()> {
+        let again = self.flow_log().allowed_at_open();
+        if again.is_empty() {
+            return Ok(());
+        }
+        self.log_allowed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(again);
+        if self.new_flow_reader.set(()).is_ok() {
+            self.spawn_new_flow_log()?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 
 use boxfence_dataplane::nflog::{LoggedPacket, NflogReader};
-use boxfence_dataplane::ruleset::{BoxLink, LOG_GROUP};
+use boxfence_dataplane::ruleset::BoxLink;
 use boxfence_policy::{Direction, FlowEvent, FlowEventKind, Layer, evaluate};
 use boxfence_resolver::Refusal;
 
@@ -18,13 +18,14 @@ impl LinuxEngine {
     pub(crate) fn spawn_packet_log(self: &Arc<Self>) -> std::io::Result<()> {
         let engine: Weak<Self> = Arc::downgrade(self);
         let host = self.host().clone();
+        let group = self.log_group();
         std::thread::Builder::new()
             .name("boxfence-nflog".into())
             .spawn(move || {
                 if host.enter().is_err() {
                     return;
                 }
-                let Ok(mut reader) = NflogReader::open(LOG_GROUP) else {
+                let Ok(mut reader) = NflogReader::open(group) else {
                     eprintln!("boxfence: cannot read the packet log; denials are not reported");
                     return;
                 };

@@ -43,6 +43,10 @@ pub struct EphemeralRun {
     pub request: ExecRequest,
 }
 
+/// The packet mark bit of runs: name checks use the four above it too, so
+/// a daemon's `[network] mark` stays clear of bits 16 to 20.
+pub const RUN_MARK: u32 = 1 << 16;
+
 /// The run's slot among concurrent runs.
 fn slot() -> u32 {
     std::process::id() % 1000
@@ -82,7 +86,9 @@ impl EphemeralRun {
             },
             state_dir: std::env::temp_dir().join(format!("boxfence-run-{pid}")),
             rule_pref: 20_000 + slot() * 8,
-            mark: 0x0100_0000,
+            // Bits of its own below a daemon's (`[network] mark`).
+            mark: RUN_MARK,
+            log_group: 1000 + u16::try_from(slot()).unwrap_or_default(),
             resolver_port: 53,
             host: HostNetns::current(),
             avoid: Vec::new(),

@@ -32,7 +32,7 @@ pub use address_pool::{AddressPool, PoolError};
 pub use boxfence_dataplane::links::box_mac;
 pub use boxfence_dataplane::netns_identity;
 pub use dns::{QUERY_RATE_PER_BOX, ResolverHandle};
-pub use ephemeral::{EphemeralRun, run_pool};
+pub use ephemeral::{EphemeralRun, RUN_MARK, run_pool};
 pub use linux::{LinuxConfig, LinuxEngine, SandboxConfig, SharedLinuxEngine};
 pub use metrics::EngineMetrics;
 

@@ -18,8 +18,8 @@ use boxfence_resolver::TcpLimits;
 use boxfence_resolver::answer::TtlLimits;
 
 use crate::CliError;
-use crate::claim::Claim;
-use crate::config::{KernelSettings, NetworkConfig, ResolverSettings};
+use crate::claim::{Claim, Footprint};
+use crate::config::{KernelSettings, MARK_BITS, NetworkConfig, RULE_PREFS, ResolverSettings};
 use boxfence_engine::SandboxConfig;
 
 /// Upstream DNS servers each get this long before the next is tried.
@@ -67,12 +67,12 @@ fn start_engine(
     }
     // Before anything is touched: the engine removes the namespaces with
     // its prefix that it does not know, and another daemon's are not its.
-    let claim = Claim::take(&network.state_dir, &network.netns_prefix)?;
+    let claim = Claim::take(&footprint(network, sandbox)?)?;
     let pool = AddressPool {
         ipv4: network.ipv4_pool,
         ipv6: network.ipv6_pool,
     };
-    let config = linux_config(network, &kernel.avoid, sandbox, pool, "boxfence", 10_090)?;
+    let config = linux_config(network, &kernel.avoid, sandbox, pool)?;
     let engine =
         LinuxEngine::start(config).map_err(|e| CliError::Io(format!("data plane: {e}")))?;
     let upstreams = upstreams(&network.upstream_dns);
@@ -96,9 +96,30 @@ fn start_engine(
     Ok((Arc::new(SharedLinuxEngine(engine)), held))
 }
 
-/// The NFQUEUE of the daemon's name checks (`boxfence run` engines take
-/// queues from 1000 on).
-const NAME_CHECK_QUEUE: u16 = 19;
+/// What this daemon will hold, for the claim registry.
+fn footprint(network: &NetworkConfig, sandbox: &SandboxConfig) -> Result<Footprint, CliError> {
+    let owned = &network.owned;
+    let netns = boxfence_engine::netns_identity(std::path::Path::new("/proc/self/ns/net"))
+        .map_err(|e| CliError::Io(format!("this process's network namespace: {e}")))?;
+    // Zones are offsets in the IPv4 pool; each gets a range of uids.
+    let zones = 1u64 << (32 - network.ipv4_pool.prefix_len());
+    let range = u64::from(boxfence_sandbox::uids::RANGE_SIZE);
+    let first_uid = u64::from(sandbox.uid_base);
+    Ok(Footprint {
+        netns,
+        state_dir: network.state_dir.clone(),
+        netns_prefix: network.netns_prefix.clone(),
+        ifname_prefix: owned.ifname_prefix.clone(),
+        table: owned.table.clone(),
+        rule_prefs: owned.rule_pref..=owned.rule_pref + RULE_PREFS - 1,
+        marks: owned.mark * MARK_BITS,
+        queue: network.name_check.then_some(owned.name_check_queue),
+        log_group: owned.log_group,
+        pool4: network.ipv4_pool,
+        pool6: network.ipv6_pool,
+        uids: first_uid..=(first_uid + zones * range - 1).min(u64::from(u32::MAX)),
+    })
+}
 
 /// The engine configuration of a daemon on this host.
 fn linux_config(
@@ -106,31 +127,37 @@ fn linux_config(
     avoid: &[Feature],
     sandbox: &SandboxConfig,
     pool: AddressPool,
-    table: &str,
-    rule_pref: u32,
 ) -> Result<LinuxConfig, CliError> {
-    let pools: [Cidr; 2] = [
-        ipnet::IpNet::V4(pool.ipv4).into(),
-        ipnet::IpNet::V6(pool.ipv6).into(),
-    ];
-    let always_blocked = AlwaysBlocked::with_exemptions(&network.exempt_cidrs, &pools)
-        .map_err(|e| CliError::Usage(format!("network.exempt_cidrs: {e}")))?;
+    let owned = &network.owned;
+    let always_blocked = always_blocked(network)?;
     Ok(LinuxConfig {
-        table: table.to_owned(),
+        table: owned.table.clone(),
         netns_prefix: network.netns_prefix.clone(),
-        ifname_prefix: "bf-".into(),
+        ifname_prefix: owned.ifname_prefix.clone(),
         pool,
         uplinks: uplinks(network.uplink.clone()),
         always_blocked: Arc::new(always_blocked),
         sandbox: sandbox.clone(),
         state_dir: network.state_dir.clone(),
-        rule_pref,
-        mark: 0x0100_0000,
+        rule_pref: owned.rule_pref,
+        mark: owned.mark,
+        log_group: owned.log_group,
         resolver_port: 53,
         host: boxfence_dataplane::HostNetns::current(),
         avoid: avoid.to_vec(),
-        name_check: network.name_check.then_some(NAME_CHECK_QUEUE),
+        name_check: network.name_check.then_some(owned.name_check_queue),
     })
+}
+
+/// The always-blocked ranges minus the operator's exemptions, which may
+/// not reach into the boxes' pools.
+pub(crate) fn always_blocked(network: &NetworkConfig) -> Result<AlwaysBlocked, CliError> {
+    let pools: [Cidr; 2] = [
+        ipnet::IpNet::V4(network.ipv4_pool).into(),
+        ipnet::IpNet::V6(network.ipv6_pool).into(),
+    ];
+    AlwaysBlocked::with_exemptions(&network.exempt_cidrs, &pools)
+        .map_err(|e| CliError::Usage(format!("network.exempt_cidrs: {e}")))
 }
 
 /// The configured upstreams, else the nameservers of /etc/resolv.conf.

@@ -4,6 +4,7 @@
 
 mod apps;
 mod boxes;
+mod check_config;
 mod claim;
 mod config;
 mod data_plane;

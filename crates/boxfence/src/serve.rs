@@ -24,7 +24,8 @@ pub(crate) struct ServeArgs {
     /// [network] uplink, ipv4_pool, ipv6_pool, exempt_cidrs, upstream_dns,
     /// [resolver] query_rate_per_box, tcp_connections_per_box,
     /// tcp_connections, [exec] max_concurrent, per_app, per_box,
-    /// max_timeout, [create] per_app, [kernel] avoid).
+    /// max_timeout, [create] per_app, [kernel] avoid; README lists every
+    /// key).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address and port of the HTTP API [default: 127.0.0.1:4280].
@@ -62,6 +63,26 @@ pub(crate) struct ServeArgs {
     /// Directory of per-box files [default: /run/boxfence].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// The daemon's nftables table (one per daemon on a host) [default:
+    /// boxfence].
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// Prefix of boxes' host-side interface names [default: bf-].
+    #[arg(long, value_name = "PREFIX")]
+    ifname_prefix: Option<String>,
+    /// First of the four routing-rule preferences [default: 10090].
+    #[arg(long, value_name = "PREF")]
+    rule_pref: Option<u32>,
+    /// Packet mark bit of box traffic, e.g. 0x100; name checks use the
+    /// four above it [default: 0x1000000].
+    #[arg(long, value_name = "BIT", value_parser = parse_mark)]
+    mark: Option<u32>,
+    /// NFQUEUE number of name checks [default: 19].
+    #[arg(long, value_name = "N")]
+    name_check_queue: Option<u16>,
+    /// NFLOG group of denials [default: 7].
+    #[arg(long, value_name = "N")]
+    log_group: Option<u16>,
     /// DNS queries per second each box may send to the built-in resolver
     /// (bursts of twice that) [default: 2000].
     #[arg(long, value_name = "QPS")]
@@ -128,6 +149,13 @@ pub(crate) struct ServeArgs {
     /// The box init binary [default: /usr/bin/catatonit].
     #[arg(long, value_name = "PATH")]
     box_init: Option<std::path::PathBuf>,
+    /// The image store [default: <state_dir>/images].
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+    /// Check the configuration (file and flags), say what it sets, and
+    /// exit: status 0 when it is valid, else the error.
+    #[arg(long)]
+    check_config: bool,
     /// Serve the API on this unix socket too, to root and the users and
     /// groups of `[api] unix_socket_uids` and `unix_socket_gids` without a
     /// token (the CNI plugin's way in) [default: none].
@@ -158,6 +186,12 @@ impl ServeArgs {
                 data_plane: self.no_data_plane.then_some(false),
                 flowtable: self.no_flowtable.then_some(false),
                 name_check: self.no_name_check.then_some(NameCheckSetting::Off),
+                table: self.table,
+                ifname_prefix: self.ifname_prefix,
+                rule_pref: self.rule_pref,
+                mark: self.mark,
+                name_check_queue: self.name_check_queue,
+                log_group: self.log_group,
             },
             resolver: ResolverFile {
                 query_rate_per_box: self.query_rate_per_box,
@@ -184,6 +218,7 @@ impl ServeArgs {
                 tmp_mb: self.tmp_mb,
                 uid_base: self.uid_base,
                 init: self.box_init,
+                images: self.images,
             },
             api: ApiFile {
                 unix_socket: self.unix_socket,
@@ -194,9 +229,14 @@ impl ServeArgs {
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT or SIGTERM (with `--check-config`, checks
+/// its configuration only).
 pub(crate) async fn run(args: ServeArgs) -> Result<(), CliError> {
+    let (check, path) = (args.check_config, args.config.clone());
     let config = args.config()?;
+    if check {
+        return crate::check_config::report(&config, path.as_deref());
+    }
     raise_open_file_limit(config.resolver.tcp_connections);
     let store = SqliteStore::open(&config.database).await?;
     let mut server_config = ServerConfig::new(AddressPool {
@@ -307,4 +347,13 @@ async fn shutdown_signal() {
         let _ = interrupt.await;
     }
     tracing::info!("shutting down");
+}
+
+/// `--mark`: hexadecimal with `0x`, else decimal.
+fn parse_mark(text: &str) -> Result<u32, String> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|error| format!("`{text}` is not a mark: {error}"))
 }

@@ -227,6 +227,55 @@ fn a_bad_config_file_is_refused_with_its_key() {
 }
 
 #[test]
+fn check_config_says_what_the_file_sets_and_refuses_a_token_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("boxfence.toml");
+    let check = || {
+        Command::new(BIN)
+            .args(["serve", "--check-config", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run")
+    };
+    std::fs::write(
+        &path,
+        "admin_token = \"secret-token-0123456789\"\ndatabase = \"sqlite:///nonexistent/dir/bf.db\"\n\
+         [network]\ntable = \"boxfence_b\"\nlog_group = 8\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = check();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("mode 0644"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = check();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for part in [
+        "configuration is valid",
+        "sqlite:///nonexistent/dir/bf.db",
+        "table inet boxfence_b",
+        "log group 8",
+    ] {
+        assert!(said.contains(part), "{part:?} in {said}");
+    }
+    // What start would refuse, the check refuses.
+    std::fs::write(&path, "[network]\nexempt_cidrs = [\"10.200.0.0/24\"]\n").expect("write");
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exempt_cidrs"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn an_unknown_kernel_feature_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("boxfence.toml");

@@ -186,12 +186,7 @@ fn sigkill_keeps_enforcing_and_restart_reconciles() {
         return;
     }
     let daemon = Daemon::start();
-    let created = daemon.ok(
-        "POST",
-        "/v1/boxes",
-        r#"{"networkPolicy": {"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}}"#,
-    );
-    let id = created["id"].as_str().expect("box id").to_owned();
+    let id = daemon.create_box(r#"{"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}"#);
     let exec = format!("/v1/boxes/{id}/exec");
     assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
     // A second daemon on the same state refuses to start, naming the
@@ -340,29 +335,15 @@ fn flow_log_api_stream_metrics_and_cli() {
         soft, hard,
         "started at 1024, the daemon raised its own limit"
     );
-    let created = daemon.ok(
-        "POST",
-        "/v1/boxes",
-        r#"{"networkPolicy": {"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}}"#,
-    );
-    let id = created["id"].as_str().expect("box id").to_owned();
+    let id = daemon.create_box(r#"{"mode": "custom", "allowedCidrs": ["104.16.0.0/12"]}"#);
     let exec = format!("/v1/boxes/{id}/exec");
     assert_eq!(daemon.curl(&exec, "http://198.51.100.10/"), REFUSED);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let events = loop {
-        let (status, events) =
-            daemon.api("GET", &format!("/v1/boxes/{id}/flows?verdict=deny"), None);
-        assert_eq!(status, 200, "{events}");
-        if events.as_array().is_some_and(|e| !e.is_empty()) || Instant::now() > deadline {
-            break events;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let event = &events[0];
-    assert_eq!(event["layer"], "box_policy", "{events}");
+    let events = daemon.flows(&id, "deny", 1);
+    let event = events.first().expect("a denial logged");
+    assert_eq!(event["layer"], "box_policy", "{events:?}");
     assert_eq!(
         event["reason"], "box policy custom: not in allowedDomains/allowedCidrs",
-        "{events}"
+        "{events:?}"
     );
     assert_eq!(event["dst"], "198.51.100.10");
     assert_eq!(event["app"], "default");
@@ -377,15 +358,7 @@ fn flow_log_api_stream_metrics_and_cli() {
     assert_eq!(daemon.curl(&exec, "http://104.17.0.5/"), "200");
     daemon.ok("PUT", &flow_log, r#"{"logAllowed": true}"#);
     assert_eq!(daemon.curl(&exec, "http://104.17.0.5:8080/"), "200");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let allowed = loop {
-        let (_, events) = daemon.api("GET", &format!("/v1/boxes/{id}/flows?verdict=allow"), None);
-        let found = events.as_array().cloned().unwrap_or_default();
-        if !found.is_empty() || Instant::now() > deadline {
-            break found;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let allowed = daemon.flows(&id, "allow", 1);
     assert_eq!(
         allowed.len(),
         1,

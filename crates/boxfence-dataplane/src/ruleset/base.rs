@@ -14,9 +14,6 @@ use crate::nft::{
     Interface, MapKey, Match, Peer, Reject, Rule, SetKind, Statement, Verdict,
 };
 
-/// NFLOG group of denials (read by the flow log).
-pub const LOG_GROUP: u16 = 7;
-
 /// The flowtable of the fast path.
 pub const FLOWTABLE: &str = "fastpath";
 /// Its hooks' priority: before the box's device chain (filter), so an
@@ -74,9 +71,17 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
         (DENY_APP, "app_policy"),
         (DENY_HOST, "host"),
     ] {
-        chain(batch, name, deny_rules(layer, goto("reject_flow")));
+        chain(
+            batch,
+            name,
+            deny_rules(layer, config.log_group, goto("reject_flow")),
+        );
     }
-    chain(batch, "deny_spoof", deny_rules("anti_spoof", Verdict::Drop));
+    chain(
+        batch,
+        "deny_spoof",
+        deny_rules("anti_spoof", config.log_group, Verdict::Drop),
+    );
     // Neighbour discovery is sent from link-local addresses.
     chain(
         batch,
@@ -185,7 +190,7 @@ pub(crate) fn render(config: &TableConfig, batch: &mut Batch) {
         ],
     );
     if let Some(name_check) = &config.name_check {
-        name_check.render(batch);
+        name_check.render(batch, config.log_group);
     }
     base_chains(config, batch);
     if config.flowtable_uplinks.is_some() {
@@ -383,8 +388,9 @@ const DSTNAT: i32 = -100;
 const FILTER: i32 = 0;
 const SRCNAT: i32 = 100;
 
-/// Counts, logs (rate-limited) and then ends the flow with `verdict`.
-pub(super) fn deny_rules(layer: &str, verdict: Verdict) -> Vec<Rule> {
+/// Counts, logs (rate-limited, to NFLOG `group`) and then ends the flow
+/// with `verdict`.
+pub(super) fn deny_rules(layer: &str, group: u16, verdict: Verdict) -> Vec<Rule> {
     vec![
         Rule::then(Vec::new(), vec![Statement::Counter]),
         Rule::then(
@@ -396,7 +402,7 @@ pub(super) fn deny_rules(layer: &str, verdict: Verdict) -> Vec<Rule> {
                 },
                 Statement::Log {
                     prefix: format!("boxfence {layer} "),
-                    group: LOG_GROUP,
+                    group,
                 },
             ],
         ),

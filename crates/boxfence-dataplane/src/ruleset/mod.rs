@@ -24,7 +24,7 @@ use boxfence_policy::matchers::IpRange;
 use boxfence_policy::{CompiledAppPolicy, Direction, EffectivePolicy};
 use ipnet::{Ipv4Net, Ipv6Net};
 
-pub use base::{FLOWTABLE, LOG_GROUP};
+pub use base::FLOWTABLE;
 pub use compile::{DENIED, NEW_IN, NEW_OUT};
 use compile::{box_objects, policy_objects};
 pub use name_check::NameCheck;
@@ -65,6 +65,9 @@ pub struct TableConfig {
     pub resolver_port: u16,
     /// Packet mark bit that says "the boxfence table saw this".
     pub mark: u32,
+    /// The NFLOG group denials are logged to: one reader per group and
+    /// network namespace, so each table on a host has its own.
+    pub log_group: u16,
     /// Always-blocked ranges minus the operator's exemptions.
     pub always_blocked: Vec<IpRange>,
     /// The fast path: `Some(uplinks)` offloads established box flows to

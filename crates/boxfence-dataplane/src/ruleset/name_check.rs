@@ -107,8 +107,9 @@ impl NameCheck {
         Match::CtMarkClear(self.ct_pending() | self.ct_denied())
     }
 
-    /// The chains, into a batch that starts from an empty table.
-    pub(crate) fn render(&self, batch: &mut Batch) {
+    /// The chains, into a batch that starts from an empty table; refused
+    /// HTTP/3 is logged to NFLOG `log_group`.
+    pub(crate) fn render(&self, batch: &mut Batch, log_group: u16) {
         let chain = |batch: &mut Batch, name: &str, rules: Vec<Rule>| {
             batch.upsert(&Object::chain(name.into(), rules));
         };
@@ -123,7 +124,7 @@ impl NameCheck {
         chain(
             batch,
             DENY_QUIC,
-            base::deny_rules("sni", Verdict::Goto("reject_flow".into())),
+            base::deny_rules("sni", log_group, Verdict::Goto("reject_flow".into())),
         );
         chain(
             batch,

@@ -21,6 +21,7 @@ pub(super) fn config() -> TableConfig {
         uplinks: vec![],
         resolver_port: 53,
         mark: 0x0100_0000,
+        log_group: 7,
         always_blocked: AlwaysBlocked::default().intervals(),
         flowtable_uplinks: None,
         // nft 1.0.6 cannot write the xtables NFQUEUE target that name

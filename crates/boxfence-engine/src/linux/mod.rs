@@ -55,8 +55,11 @@ pub struct LinuxConfig {
     pub state_dir: PathBuf,
     /// First policy-routing rule preference (eight are used).
     pub rule_pref: u32,
-    /// The mark bit of box traffic.
+    /// The mark bit of box traffic (name checks use the four above it).
     pub mark: u32,
+    /// The NFLOG group its denials are logged to, unique among the
+    /// engines of the namespace (the kernel gives a group one reader).
+    pub log_group: u16,
     /// Port of the built-in resolver.
     pub resolver_port: u16,
     /// Where the commands run (tests use a scratch namespace).
@@ -168,6 +171,7 @@ impl LinuxEngine {
             uplinks: config.uplinks.clone(),
             resolver_port: config.resolver_port,
             mark: config.mark,
+            log_group: config.log_group,
             always_blocked: config.always_blocked.intervals(),
             flowtable_uplinks: (paths.forwarding == FastPath::Flowtable)
                 .then(|| present(&config.host, &config.uplinks).unwrap_or_default()),
@@ -226,7 +230,9 @@ impl LinuxEngine {
                 attached: HashMap::new(),
             }),
             directory: new_directory(),
-            flow_log: Arc::default(),
+            // Kept across restarts: the last events per box, and which
+            // boxes log their allowed connections.
+            flow_log: Arc::new(FlowLog::persistent(&config.state_dir.join("flowlog"))),
             metrics: EngineMetrics::default(),
             resolver: std::sync::OnceLock::new(),
             log_allowed: Mutex::default(),
@@ -245,6 +251,7 @@ impl LinuxEngine {
             .install(&engine.config.host)
             .map_err(kernel)?;
         engine.spawn_packet_log().map_err(kernel)?;
+        engine.log_allowed_again().map_err(kernel)?;
         if let Some(marks) = engine
             .state
             .lock()
@@ -362,6 +369,10 @@ impl LinuxEngine {
 
     pub(crate) fn resolver_port(&self) -> u16 {
         self.config.resolver_port
+    }
+
+    pub(crate) fn log_group(&self) -> u16 {
+        self.config.log_group
     }
 
     pub(crate) fn always_blocked(&self) -> Arc<AlwaysBlocked> {

@@ -49,6 +49,7 @@ pub(crate) fn lab_config(lab: &Lab, host: HostNetns) -> LinuxConfig {
         state_dir: lab.workdir().join("state"),
         rule_pref: 10_090,
         mark: 0x0100_0000,
+        log_group: 7,
         resolver_port: 53,
         host,
         avoid: Vec::new(),

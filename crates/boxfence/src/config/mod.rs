@@ -13,10 +13,12 @@ use serde::Deserialize;
 
 pub(crate) use api::ApiFile;
 pub(crate) use kernel::{KernelFile, KernelSettings};
+pub(crate) use owned::{MARK_BITS, Owned, RULE_PREFS};
 pub(crate) use runtime::RuntimeFile;
 
 mod api;
 mod kernel;
+mod owned;
 mod runtime;
 
 /// Where the daemon listens unless told otherwise (loopback only).
@@ -121,6 +123,9 @@ pub(crate) struct NetworkConfig {
     /// Whether domain-authorised TCP flows must claim an allowed name
     /// (TLS SNI, HTTP Host) and HTTP/3 to them is refused (issue 19).
     pub(crate) name_check: bool,
+    /// What it owns in its network namespace (table, interface prefix,
+    /// rule preferences, marks, queue, log group).
+    pub(crate) owned: Owned,
 }
 
 /// `[network] name_check`.
@@ -200,6 +205,12 @@ pub(crate) struct NetworkFile {
     pub(crate) flowtable: Option<bool>,
     /// `"off"`: names of domain-authorised flows are not checked.
     pub(crate) name_check: Option<NameCheckSetting>,
+    pub(crate) table: Option<String>,
+    pub(crate) ifname_prefix: Option<String>,
+    pub(crate) rule_pref: Option<u32>,
+    pub(crate) mark: Option<u32>,
+    pub(crate) name_check_queue: Option<u16>,
+    pub(crate) log_group: Option<u16>,
 }
 
 impl ConfigFile {
@@ -220,6 +231,20 @@ impl ConfigFile {
     pub(crate) fn resolve(self, overrides: ConfigFile) -> Result<Config, ConfigError> {
         let limits = limits(&self, &overrides)?;
         let network = overrides.network;
+        let netns_prefix = (network.netns_prefix.clone())
+            .or_else(|| self.network.netns_prefix.clone())
+            .unwrap_or_else(|| DEFAULT_NETNS_PREFIX.to_owned());
+        let pools = (
+            match network.ipv4_pool.or(self.network.ipv4_pool) {
+                Some(pool) => pool,
+                None => parse_default("network.ipv4_pool", DEFAULT_IPV4_POOL)?,
+            },
+            match network.ipv6_pool.or(self.network.ipv6_pool) {
+                Some(pool) => pool,
+                None => parse_default("network.ipv6_pool", DEFAULT_IPV6_POOL)?,
+            },
+        );
+        let owned = owned::resolve_owned(&network, &self.network, &netns_prefix, pools)?;
         let upstream = network
             .upstream_dns
             .or(self.network.upstream_dns)
@@ -239,7 +264,9 @@ impl ConfigFile {
             .or(self.network.state_dir)
             .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
         // `boxfence run` and `boxfence image` use the daemon's store.
-        runtime.images = Some(state_dir.join("images"));
+        runtime
+            .images
+            .get_or_insert_with(|| state_dir.join("images"));
         let unix_socket = api::resolve_api(overrides.api, self.api);
         Ok(Config {
             listen: match overrides.listen.or(self.listen) {
@@ -260,23 +287,14 @@ impl ConfigFile {
                 .unwrap_or(boxfence_server::DEFAULT_BODY_LIMIT),
             network: NetworkConfig {
                 uplink: network.uplink.or(self.network.uplink),
-                ipv4_pool: match network.ipv4_pool.or(self.network.ipv4_pool) {
-                    Some(pool) => pool,
-                    None => parse_default("network.ipv4_pool", DEFAULT_IPV4_POOL)?,
-                },
-                ipv6_pool: match network.ipv6_pool.or(self.network.ipv6_pool) {
-                    Some(pool) => pool,
-                    None => parse_default("network.ipv6_pool", DEFAULT_IPV6_POOL)?,
-                },
+                ipv4_pool: pools.0,
+                ipv6_pool: pools.1,
                 exempt_cidrs: network
                     .exempt_cidrs
                     .or(self.network.exempt_cidrs)
                     .unwrap_or_default(),
                 upstream_dns: upstream,
-                netns_prefix: network
-                    .netns_prefix
-                    .or(self.network.netns_prefix)
-                    .unwrap_or_else(|| DEFAULT_NETNS_PREFIX.to_owned()),
+                netns_prefix,
                 state_dir,
                 data_plane: network
                     .data_plane
@@ -284,6 +302,7 @@ impl ConfigFile {
                     .unwrap_or(true),
                 name_check: network.name_check.or(self.network.name_check)
                     != Some(NameCheckSetting::Off),
+                owned,
             },
             resolver,
             limits,

@@ -30,6 +30,8 @@ pub(crate) struct RuntimeFile {
     pub(crate) tmp_mb: Option<u32>,
     pub(crate) uid_base: Option<u32>,
     pub(crate) init: Option<PathBuf>,
+    /// The image store; none: `<state_dir>/images`.
+    pub(crate) images: Option<PathBuf>,
 }
 
 /// `overrides` over `file` over the defaults.
@@ -111,8 +113,9 @@ pub(super) fn resolve_runtime(
             .unwrap_or_else(|| DEFAULT_INIT.into()),
         limits,
         uid_base,
-        // The daemon's `<state_dir>/images`, set with the state directory.
-        images: None,
+        // None: the daemon's `<state_dir>/images`, set with the state
+        // directory (a package keeps them on disk, its state on tmpfs).
+        images: overrides.images.or(file.images),
     })
 }
 

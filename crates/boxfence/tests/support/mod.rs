@@ -5,9 +5,9 @@
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use boxfence_dataplane::features::{Feature, KernelFeatures};
@@ -51,13 +51,31 @@ pub(crate) fn fallbacks_here() -> Vec<&'static str> {
 /// The daemon's admin token.
 pub(crate) const TOKEN: &str = "e2e-admin-token-0123456789";
 
-/// A lab with a daemon in its host namespace.
+/// A lab with a daemon in its host namespace (or one of two).
 pub(crate) struct Daemon {
     /// The running daemon; behind a lock so that a test can kill and
     /// restart it while its clients call the API.
     child: Mutex<Option<Child>>,
-    _dns: LabDns,
-    pub(crate) lab: Lab,
+    /// Where it is: its API port, config file, box namespace prefix and
+    /// nftables table.
+    place: Place,
+    /// What it runs under (e.g. `setpriv` with a service's capabilities).
+    under: Vec<String>,
+    _dns: Arc<LabDns>,
+    pub(crate) lab: Arc<Lab>,
+}
+
+/// One daemon's own settings in a lab.
+#[derive(Debug, Clone)]
+pub(crate) struct Place {
+    /// Its API port on the lab host's loopback.
+    pub(crate) port: u16,
+    /// Its config file.
+    pub(crate) config: PathBuf,
+    /// Its boxes' namespaces are `/run/netns/<netns_prefix><id>`.
+    pub(crate) netns_prefix: String,
+    /// Its nftables table.
+    pub(crate) table: String,
 }
 
 impl Daemon {
@@ -84,35 +102,86 @@ impl Daemon {
         Self::start_with(None, extra)
     }
 
+    /// A daemon that runs (and restarts) under the command `under`.
+    pub(crate) fn start_under(under: &[String]) -> Self {
+        Self::start_with_under(None, |_| String::new(), under)
+    }
+
     fn start_with(database: Option<&Path>, extra: impl FnOnce(&Lab) -> String) -> Self {
+        Self::start_with_under(database, extra, &[])
+    }
+
+    fn start_with_under(
+        database: Option<&Path>,
+        extra: impl FnOnce(&Lab) -> String,
+        under: &[String],
+    ) -> Self {
         let lab = Lab::new().expect("lab comes up");
         let dns = LabDns::start(&lab, 60).expect("lab DNS");
         lab.route_to_host("10.200.0.0/16").expect("route to boxes");
         write_config(&lab, database, &extra(&lab));
         let daemon = Self {
             child: Mutex::new(None),
-            _dns: dns,
-            lab,
+            place: Place::usual(&lab),
+            under: under.to_vec(),
+            _dns: Arc::new(dns),
+            lab: Arc::new(lab),
         };
         daemon.spawn();
         daemon
     }
 
+    /// Two daemons in one lab host, each named (`a`, `b`) with its own
+    /// port, database, state, box namespace prefix and `table`, and the
+    /// `[network]` keys of `network` (the rest each must have apart).
+    pub(crate) fn side_by_side(daemons: [(&str, &str, &str); 2]) -> [Self; 2] {
+        let lab = Arc::new(Lab::new().expect("lab comes up"));
+        let dns = Arc::new(LabDns::start(&lab, 60).expect("lab DNS"));
+        let mut port = 4280;
+        daemons.map(|(name, table, network)| {
+            let place = Place {
+                port,
+                config: lab.workdir().join(format!("boxfence-{name}.toml")),
+                netns_prefix: format!("{}{name}-", lab.namespace_prefix()),
+                table: table.to_owned(),
+            };
+            port += 1;
+            let workdir = lab.workdir();
+            let text = config_text(
+                &lab,
+                &place,
+                &workdir.join(format!("{name}.db")),
+                &workdir.join(format!("state-{name}")),
+                &format!("table = \"{table}\"\n{network}\n"),
+            );
+            std::fs::write(&place.config, text).expect("config written");
+            let daemon = Self {
+                child: Mutex::new(None),
+                place,
+                under: Vec::new(),
+                _dns: Arc::clone(&dns),
+                lab: Arc::clone(&lab),
+            };
+            daemon.spawn();
+            daemon
+        })
+    }
+
+    /// Its own settings.
+    pub(crate) fn place(&self) -> &Place {
+        &self.place
+    }
+
     /// Starts `boxfence serve` and waits until it answers.
     pub(crate) fn spawn(&self) {
-        let config = config_path(&self.lab);
-        let child = self
-            .lab
-            .spawn_in_host([
-                // With the soft open-file limit systemd gives a service.
-                "prlimit",
-                "--nofile=1024:",
-                env!("CARGO_BIN_EXE_boxfence"),
-                "serve",
-                "--config",
-                &config.display().to_string(),
-            ])
-            .expect("daemon starts");
+        let config = &self.place.config;
+        let config = config.display().to_string();
+        // With the soft open-file limit systemd gives a service.
+        let command = ["prlimit", "--nofile=1024:"]
+            .into_iter()
+            .chain(self.under.iter().map(String::as_str))
+            .chain([env!("CARGO_BIN_EXE_boxfence"), "serve", "--config", &config]);
+        let child = self.lab.spawn_in_host(command).expect("daemon starts");
         *self.child.lock().expect("lock") = Some(child);
         let deadline = Instant::now() + start_timeout();
         while self.api("GET", "/healthz", None).0 != 200 {
@@ -164,7 +233,7 @@ impl Daemon {
         path: &str,
         body: Option<&str>,
     ) -> (u16, Value) {
-        let url = format!("http://127.0.0.1:4280{path}");
+        let url = format!("http://127.0.0.1:{}{path}", self.place.port);
         let mut args = vec!["curl", "-s", "-m", "60", "-X", method];
         let authorization = token.map(|token| format!("Authorization: Bearer {token}"));
         if let Some(header) = &authorization {
@@ -195,6 +264,29 @@ impl Daemon {
             status.trim().parse().unwrap_or(0),
             serde_json::from_str(body).unwrap_or(Value::Null),
         )
+    }
+
+    /// Creates a box with the box policy `network_policy` (JSON); its id.
+    pub(crate) fn create_box(&self, network_policy: &str) -> String {
+        let body = format!(r#"{{"networkPolicy": {network_policy}}}"#);
+        let created = self.ok("POST", "/v1/boxes", &body);
+        created["id"].as_str().expect("box id").to_owned()
+    }
+
+    /// Box `id`'s flow log events of `verdict`, once there are `want` of
+    /// them, or what there is after 3 s.
+    pub(crate) fn flows(&self, id: &str, verdict: &str, want: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let path = format!("/v1/boxes/{id}/flows?verdict={verdict}");
+            let (status, answer) = self.api("GET", &path, None);
+            assert_eq!(status, 200, "{answer}");
+            let found = answer.as_array().cloned().unwrap_or_default();
+            if found.len() >= want || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The answer of a call that must succeed.
@@ -231,7 +323,7 @@ impl Daemon {
     pub(crate) fn kernel_boxes(&self) -> BTreeSet<String> {
         let out = self
             .lab
-            .host_exec(["nft", "list", "table", "inet", "boxfence"])
+            .host_exec(["nft", "list", "table", "inet", &self.place.table])
             .expect("nft runs");
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
@@ -242,7 +334,7 @@ impl Daemon {
 
     /// Ids of the boxes that have a network namespace.
     pub(crate) fn netns_boxes(&self) -> BTreeSet<String> {
-        let prefix = self.lab.namespace_prefix();
+        let prefix = &self.place.netns_prefix;
         std::fs::read_dir("/run/netns")
             .expect("/run/netns")
             .filter_map(Result::ok)
@@ -281,8 +373,29 @@ pub(crate) fn config_path(lab: &Lab) -> std::path::PathBuf {
 /// (sections after `[network]`); returns its path.
 pub(crate) fn write_config(lab: &Lab, database: Option<&Path>, extra: &str) -> std::path::PathBuf {
     let workdir = lab.workdir();
-    let config = format!(
-        "listen = \"127.0.0.1:4280\"\n\
+    let place = Place::usual(lab);
+    let database = database.map_or_else(|| workdir.join("boxfence.db"), Path::to_path_buf);
+    let config = config_text(lab, &place, &database, &workdir.join("state"), extra);
+    std::fs::write(&place.config, config).expect("config written");
+    place.config
+}
+
+impl Place {
+    /// A lab's one daemon's.
+    fn usual(lab: &Lab) -> Self {
+        Self {
+            port: 4280,
+            config: config_path(lab),
+            netns_prefix: lab.namespace_prefix().to_owned(),
+            table: "boxfence".into(),
+        }
+    }
+}
+
+/// The config of a daemon at `place` in `lab`'s host.
+fn config_text(lab: &Lab, place: &Place, database: &Path, state: &Path, extra: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:{port}\"\n\
          database = \"sqlite://{db}\"\n\
          admin_token = \"{TOKEN}\"\n\
          [network]\n\
@@ -292,16 +405,12 @@ pub(crate) fn write_config(lab: &Lab, database: Option<&Path>, extra: &str) -> s
          netns_prefix = \"{prefix}\"\n\
          state_dir = \"{state}\"\n\
          {extra}",
-        db = database
-            .map_or_else(|| workdir.join("boxfence.db"), Path::to_path_buf)
-            .display(),
+        port = place.port,
+        db = database.display(),
         uplink = lab.uplink(),
-        prefix = lab.namespace_prefix(),
-        state = workdir.join("state").display(),
-    );
-    let path = config_path(lab);
-    std::fs::write(&path, config).expect("config written");
-    path
+        prefix = place.netns_prefix,
+        state = state.display(),
+    )
 }
 
 /// What [`Daemon::curl`] gets when the connection is refused.

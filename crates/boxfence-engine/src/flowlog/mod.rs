@@ -1,10 +1,12 @@
 //! The flow log: one event per denied connection attempt and per refused
 //! DNS query, with its reason; rate-limited per box (with an explicit
-//! "N suppressed" event), a bounded history per box, and a live stream
-//! that never waits for a slow reader.
+//! "N suppressed" event), a bounded history per box, kept on disk across
+//! restarts ([`disk`]), and a live stream that never waits for a slow
+//! reader.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,9 +36,13 @@ pub struct AttemptKey {
     pub dst: (IpAddr, Option<u16>),
 }
 
+mod disk;
+
 #[derive(Debug)]
 struct BoxLog {
     history: VecDeque<FlowEvent>,
+    /// Where its events are appended on disk.
+    segment: disk::Segment,
     rate: RateLimit,
     suppressed: u64,
     /// Denied connection attempts and refused queries, ever.
@@ -47,6 +53,35 @@ struct BoxLog {
 struct Hub {
     boxes: HashMap<String, BoxLog>,
     recent: HashMap<AttemptKey, Instant>,
+    /// The log on disk; none: in memory only.
+    disk: Option<disk::Disk>,
+    /// Set once a disk error was reported (it is reported once).
+    disk_failed: bool,
+    /// Boxes whose allowed connections were logged when the log was
+    /// opened.
+    allowed: HashSet<String>,
+}
+
+impl BoxLog {
+    fn new(history: VecDeque<FlowEvent>, segment: disk::Segment) -> Self {
+        Self {
+            history,
+            segment,
+            rate: RateLimit::default(),
+            suppressed: 0,
+            totals: (0, 0),
+        }
+    }
+}
+
+impl Hub {
+    /// Reports a disk error, the first one only: the log goes on in
+    /// memory and tries the disk again with each event.
+    fn disk_error(&mut self, what: &str, error: &std::io::Error) {
+        if !std::mem::replace(&mut self.disk_failed, true) {
+            eprintln!("boxfence: flow log on disk: {what}: {error}");
+        }
+    }
 }
 
 impl AttemptKey {
@@ -119,6 +154,52 @@ impl Default for FlowLog {
     }
 }
 
+impl FlowLog {
+    /// The log kept in `dir` too, with what an earlier run left there;
+    /// in memory alone (said once on stderr) when `dir` cannot be used.
+    pub fn persistent(dir: &Path) -> Self {
+        let log = Self::default();
+        {
+            let mut hub = log
+                .hub
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match disk::Disk::open(dir) {
+                Ok((disk, found)) => {
+                    hub.boxes = (found.boxes.into_iter())
+                        .map(|(id, (history, segment))| (id, BoxLog::new(history, segment)))
+                        .collect();
+                    hub.allowed = found.allowed;
+                    hub.disk = Some(disk);
+                }
+                Err(error) => hub.disk_error(&format!("cannot open {}", dir.display()), &error),
+            }
+        }
+        log
+    }
+
+    /// The boxes whose allowed connections were logged when the log was
+    /// opened (a restart logs them again).
+    pub fn allowed_at_open(&self) -> HashSet<String> {
+        let hub = self
+            .hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hub.allowed.clone()
+    }
+
+    /// Keeps whether the box's allowed connections are logged.
+    pub fn set_allowed(&self, machine_id: &str, on: bool) {
+        let mut hub = self
+            .hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(Err(error)) = hub.disk.as_ref().map(|d| d.set_allowed(machine_id, on)) {
+            hub.disk_error("cannot keep logAllowed", &error);
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -153,15 +234,11 @@ impl FlowLog {
             }
             hub.recent.insert(key, now);
         }
+        let hub = &mut *hub;
         let log = hub
             .boxes
             .entry(event.machine_id.clone())
-            .or_insert_with(|| BoxLog {
-                history: VecDeque::new(),
-                rate: RateLimit::default(),
-                suppressed: 0,
-                totals: (0, 0),
-            });
+            .or_insert_with(|| BoxLog::new(VecDeque::new(), disk::Segment::default()));
         match event.kind {
             FlowEventKind::Connection => log.totals.0 += 1,
             FlowEventKind::DnsQuery => log.totals.1 += 1,
@@ -185,13 +262,22 @@ impl FlowLog {
             });
         }
         out.push(event);
+        let mut failed = None;
         for event in out {
             if log.history.len() == HISTORY_PER_BOX {
                 log.history.pop_front();
             }
+            if let Some(disk) = &hub.disk
+                && let Err(error) = disk.append(&mut log.segment, &event)
+            {
+                failed = Some(error);
+            }
             log.history.push_back(event.clone());
             // No receiver, or a lagging one, is fine: the stream never waits.
             let _ = self.live.send(event);
+        }
+        if let Some(error) = failed {
+            hub.disk_error("cannot append", &error);
         }
     }
 
@@ -245,6 +331,10 @@ impl FlowLog {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         hub.boxes.remove(machine_id);
+        hub.allowed.remove(machine_id);
+        if let Some(Err(error)) = hub.disk.as_ref().map(|d| d.forget(machine_id)) {
+            hub.disk_error("cannot remove a deleted box's log", &error);
+        }
     }
 
     /// Events kept in memory, over all boxes (for the memory bound).
