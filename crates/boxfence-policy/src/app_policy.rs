@@ -66,6 +66,7 @@ pub enum Action {
 /// Which way a flow goes, seen from the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Direction {
     /// Connections the machine accepts.
     Ingress,

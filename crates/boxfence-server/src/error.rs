@@ -3,11 +3,10 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use boxfence_api::{ErrorBody, ErrorDetail};
 use boxfence_engine::{EngineError, PoolError};
 use boxfence_policy::{Diagnostic, ValidationError};
 use boxfence_store::StoreError;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// Why a request failed; each variant has one status and code.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +42,9 @@ pub enum ApiError {
     /// clears succeeds.
     #[error("{0}")]
     StoreUnavailable(String),
+    /// The body is declared as something other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The body is larger than the limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -93,6 +95,9 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             Self::NoDataPlane(_) => (StatusCode::NOT_IMPLEMENTED, "no_data_plane"),
             Self::DataPlane(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_plane_failed"),
             Self::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, "addresses_exhausted"),
@@ -100,35 +105,6 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
-}
-
-/// The error body of every failed request.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    /// The error.
-    pub(crate) error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `invalid_request`, `not_found`.
-    pub(crate) code: &'static str,
-    /// Human-readable summary.
-    pub(crate) message: String,
-    /// For validation errors, every problem with its JSON path.
-    #[schema(value_type = Vec<DiagnosticSchema>)]
-    pub(crate) details: Vec<Diagnostic>,
-}
-
-/// One problem (or warning) about one place of a request body.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Diagnostic)]
-pub(crate) struct DiagnosticSchema {
-    /// JSON path, e.g. `rules[0].ports[1].port`; empty for the body itself.
-    pub(crate) path: String,
-    /// What is wrong there and which rule it breaks.
-    pub(crate) message: String,
 }
 
 impl IntoResponse for ApiError {
@@ -148,7 +124,7 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code,
+                code: code.to_owned(),
                 message,
                 details,
             },
