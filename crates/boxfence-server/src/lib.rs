@@ -249,3 +249,11 @@ async fn method_not_allowed() -> ApiError {
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     openapi::ApiDoc::openapi()
 }
+
+/// The OpenAPI document as the committed `openapi.json` holds it: pretty
+/// JSON with a final newline.
+pub fn openapi_text() -> String {
+    let mut text = serde_json::to_string_pretty(&openapi_document()).unwrap_or_default();
+    text.push('\n');
+    text
+}
