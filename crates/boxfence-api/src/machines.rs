@@ -42,7 +42,7 @@ pub struct Addresses {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachineConfig {
-    /// String keys (1-256 bytes) and values (at most 1024 bytes) that
+    /// String keys (1-256 characters) and values (at most 1024) that
     /// selectors match.
     #[serde(default)]
     #[schema(schema_with = request_metadata)]

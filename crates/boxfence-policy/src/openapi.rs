@@ -68,7 +68,7 @@ fn domain_pattern() -> Value {
     })
 }
 
-/// Metadata: string keys of 1-256 bytes to strings of at most 1024.
+/// Metadata: string keys of 1-256 characters to strings of at most 1024.
 pub fn metadata_schema(min: usize) -> Value {
     json!({
         "type": "object",
