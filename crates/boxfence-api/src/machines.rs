@@ -102,26 +102,74 @@ fn nullable_config() -> RefOr<Schema> {
 }
 
 /// A network namespace to attach.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttachRequest {
     /// Absolute path of the namespace: `/proc/<pid>/ns/net` or a bind
     /// mount of one.
-    #[schema(pattern = "^/")]
     pub netns: String,
     /// The interface made inside it; default `eth0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,15}$")]
     pub ifname: Option<String>,
     /// `netns` (default) or `cni` (the CNI plugin, with `container_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^(netns|cni)$")]
     pub kind: Option<String>,
     /// The runtime's container id (`cni` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,256}$")]
     pub container_id: Option<String>,
 }
+
+impl utoipa::PartialSchema for AttachRequest {
+    fn schema() -> RefOr<Schema> {
+        let properties = |kind: Value, container_id: Value| {
+            json!({
+                "netns": { "type": "string", "pattern": "^/[^\\u0000]*$", "maxLength": 4096,
+                    "description": "Absolute path of the namespace: `/proc/<pid>/ns/net` or \
+                        a bind mount of one." },
+                "ifname": nullable(json!({ "type": "string",
+                    "pattern": IFNAME,
+                    "description": "The interface made inside it; default `eth0`: 1-15 \
+                        printable ASCII characters but `/`, `:` and space, not `.` or `..`." })),
+                "kind": kind,
+                "container_id": container_id,
+            })
+        };
+        let container_id = json!({ "type": "string", "pattern": r"^[A-Za-z0-9._-]{1,256}$",
+            "description": "The runtime's container id." });
+        from_json(json!({
+            "description": "A network namespace to attach: by path (`kind` `netns`, the \
+                default), or a CNI plugin's (`kind` `cni`, with `container_id`).",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "title": "ByPath",
+                    "properties": properties(
+                        json!({ "type": ["string", "null"], "enum": ["netns", null] }),
+                        json!({ "type": "null" }),
+                    ),
+                    "required": ["netns"],
+                    "additionalProperties": false,
+                },
+                {
+                    "type": "object",
+                    "title": "Cni",
+                    "properties": properties(
+                        json!({ "type": "string", "enum": ["cni"] }),
+                        container_id,
+                    ),
+                    "required": ["netns", "kind", "container_id"],
+                    "additionalProperties": false,
+                },
+            ],
+        }))
+    }
+}
+
+impl ToSchema for AttachRequest {}
+
+/// Interface names as the server takes them: no `.` or `..`, without
+/// lookaround, which not every JSON Schema checker has.
+const IFNAME: &str = r"^(?:[!-\-0-9;-~][!-.0-9;-~]{0,14}|\.[!-\-0-9;-~]|\.[!-.0-9;-~]{2,14})$";
 
 /// What an attached machine is attached to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -26,8 +26,10 @@ pub fn schema(value: Value) -> RefOr<Schema> {
     schema
 }
 
-fn component(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
+/// A reference to `T`'s component; `T` is then listed in the `schemas`
+/// of the type that refers to it, so the document has it.
+fn component<T: ToSchema>() -> Value {
+    json!({ "$ref": format!("#/components/schemas/{}", T::name()) })
 }
 
 /// A list as the readers take it: at most [`MAX_LIST_ENTRIES`] entries,
@@ -48,9 +50,14 @@ pub fn nullable(mut member: Value) -> Value {
 
 const IDENTIFIER: &str = r"^[A-Za-z0-9._-]{1,128}$";
 
+/// Formats beyond JSON Schema's own (`cidr`, `domain-pattern`,
+/// `domain-name`) carry their rule in the description; a checker that
+/// knows no such format takes any string (`scripts/schemathesis_hooks.py`
+/// generates them).
 fn cidr() -> Value {
     json!({
         "type": "string",
+        "format": "cidr",
         "description": "An IPv4 or IPv6 address, or a CIDR block with no host bits set \
             (`104.16.0.0/12`, `2001:db8::/32`).",
         "minLength": 1,
@@ -61,6 +68,7 @@ fn cidr() -> Value {
 fn domain_pattern() -> Value {
     json!({
         "type": "string",
+        "format": "domain-pattern",
         "description": "A domain name, or `*.suffix` for the names strictly under it.",
         "minLength": 1,
         "maxLength": 255,
@@ -79,11 +87,21 @@ pub fn metadata_schema(min: usize) -> Value {
     })
 }
 
+/// `ToSchema` for a type with its component name and the types its
+/// schema refers to.
 macro_rules! named {
-    ($type:ty, $name:literal) => {
+    ($type:ty, $name:literal $(, $referred:ty)*) => {
         impl ToSchema for $type {
             fn name() -> std::borrow::Cow<'static, str> {
                 std::borrow::Cow::Borrowed($name)
+            }
+
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                $(
+                    schemas.push((<$referred>::name().into(), <$referred>::schema()));
+                    <$referred>::schemas(schemas);
+                )*
+                let _ = schemas;
             }
         }
     };
@@ -151,15 +169,15 @@ impl PartialSchema for AppPolicy {
                         with the same name in the app is updated (idempotent apply)." })),
                 "name": { "type": "string", "pattern": IDENTIFIER,
                     "description": "Unique within the app." },
-                "selector": component("Selector"),
-                "rules": list(component("Rule"), 0),
+                "selector": component::<Selector>(),
+                "rules": list(component::<Rule>(), 0),
             },
             "required": ["name", "selector", "rules"],
             "additionalProperties": false,
         }))
     }
 }
-named!(AppPolicy, "AppPolicy");
+named!(AppPolicy, "AppPolicy", Selector, Rule);
 
 impl PartialSchema for Selector {
     fn schema() -> RefOr<Schema> {
@@ -173,21 +191,21 @@ impl PartialSchema for Selector {
                     "properties": {
                         "all": { "type": ["boolean", "null"], "enum": [true, null],
                             "description": "`true` selects every machine of the app." },
-                        "machines": nullable(list(component("MachineRef"), 1)),
+                        "machines": nullable(list(component::<MachineRef>(), 1)),
                         "metadata": nullable(metadata_schema(1)),
                     },
                     "additionalProperties": false,
                 },
                 { "anyOf": [
                     given("all", json!({ "type": "boolean" })),
-                    given("machines", list(component("MachineRef"), 1)),
+                    given("machines", list(component::<MachineRef>(), 1)),
                     given("metadata", metadata_schema(1)),
                 ] },
             ],
         }))
     }
 }
-named!(Selector, "Selector");
+named!(Selector, "Selector", MachineRef);
 
 impl PartialSchema for MachineRef {
     fn schema() -> RefOr<Schema> {
@@ -205,7 +223,7 @@ impl PartialSchema for Rule {
     fn schema() -> RefOr<Schema> {
         let common = json!({
             "action": { "type": "string", "enum": ["allow"] },
-            "ports": nullable(list(component("PortRule"), 1)),
+            "ports": nullable(list(component::<PortRule>(), 1)),
             "cidrs": nullable(list(cidr(), 1)),
         });
         let mut egress = common.clone();
@@ -230,7 +248,7 @@ impl PartialSchema for Rule {
         }))
     }
 }
-named!(Rule, "Rule");
+named!(Rule, "Rule", PortRule);
 
 impl PartialSchema for PortRule {
     fn schema() -> RefOr<Schema> {
@@ -279,7 +297,8 @@ impl PartialSchema for Flow {
             })
         };
         let mut egress = base("egress");
-        egress["domain"] = nullable(json!({ "type": "string", "minLength": 1, "maxLength": 255 }));
+        egress["domain"] = nullable(json!({ "type": "string", "format": "domain-name",
+            "minLength": 1, "maxLength": 254 }));
         egress["source"] = nullable(address.clone());
         let mut ingress = base("ingress");
         ingress["domain"] = json!({ "type": "null" });

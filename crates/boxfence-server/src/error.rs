@@ -31,6 +31,14 @@ pub enum ApiError {
     /// No such object (or one the caller may not see).
     #[error("{0}")]
     NotFound(String),
+    /// A request names something that does not exist, at `details`' path.
+    #[error("{message}")]
+    NotFoundAt {
+        /// Summary.
+        message: String,
+        /// Where the request names it.
+        details: Vec<Diagnostic>,
+    },
     /// The route exists, but not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
@@ -84,13 +92,25 @@ impl ApiError {
         }
     }
 
+    /// Something named at `path` of the request does not exist.
+    pub(crate) fn not_found_at(path: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::NotFoundAt {
+            message: format!("{path}: {message}"),
+            details: vec![Diagnostic {
+                path: path.to_owned(),
+                message,
+            }],
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NotFound(_) | Self::NotFoundAt { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -119,7 +139,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let details = match self {
-            Self::Invalid { details, .. } => details,
+            Self::Invalid { details, .. } | Self::NotFoundAt { details, .. } => details,
             _ => Vec::new(),
         };
         let body = ErrorBody {

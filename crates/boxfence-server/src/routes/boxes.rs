@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use boxfence_policy::{BoxPolicy, Diagnostics, GuestRequest, JsonPath, read_guest, read_metadata};
 use boxfence_store::{StoreError, StoredMachine};
 
-use super::machines::{nested_warnings, read_box_policy, read_exec, read_image};
+use super::machines::{nested_warnings, read_box_policy, read_exec, read_image, require_image};
 use crate::auth::Caller;
 use crate::body::{APP_NAME_RULE, ApiPath, JsonBody, NAME_RULE, is_app_name, is_name};
 use crate::error::ApiError;
@@ -73,10 +73,11 @@ pub(crate) async fn create(
                 None => Some(GuestRequest::default()),
                 Some((value, path)) => read_guest(value, &path, "memoryMb", &mut out),
             };
-            let image = read_image(&state, object.optional("image"), &mut out);
+            let image = read_image(object.optional("image"), &mut out);
             Some((app, runtime, metadata?, network_policy?, guest?, image?))
         });
     let (app, runtime, metadata, network_policy, guest, image) = out.finish(parsed)?;
+    require_image(&state, image.as_deref(), "image")?;
     let app = match (app, &caller) {
         (Some(app), _) => app,
         (None, Caller::App(own)) => own.clone(),

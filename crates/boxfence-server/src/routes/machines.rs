@@ -109,9 +109,8 @@ pub(crate) fn read_box_policy(
 }
 
 /// Reads an image reference at `path` of a larger body (none: the
-/// default root): valid, and in this host's image store.
+/// default root). Whether the host has it is [`require_image`]'s to say.
 pub(crate) fn read_image(
-    state: &AppState,
     value: Option<(&Value, JsonPath)>,
     out: &mut Diagnostics,
 ) -> Option<Option<String>> {
@@ -122,12 +121,23 @@ pub(crate) fn read_image(
         out.push(&path, format!("must be {}", boxfence_policy::image::RULE));
         return None;
     };
-    match state.engine.check_image(&name) {
-        Ok(()) => Some(Some(name)),
-        Err(error) => {
-            out.push(&path, error.to_string());
-            None
+    Some(Some(name))
+}
+
+/// A well-formed image the host's image store lacks is not found (404,
+/// naming `path`), as an unknown app or machine is: the request itself is
+/// as the document allows.
+pub(crate) fn require_image(
+    state: &AppState,
+    image: Option<&str>,
+    path: &str,
+) -> Result<(), ApiError> {
+    match image.map(|name| state.engine.check_image(name)) {
+        None | Some(Ok(())) => Ok(()),
+        Some(Err(error @ boxfence_engine::EngineError::NoSuchImage(_))) => {
+            Err(ApiError::not_found_at(path, error.to_string()))
         }
+        Some(Err(error)) => Err(error.into()),
     }
 }
 
@@ -191,7 +201,7 @@ pub(crate) async fn create(
                         None => Some(GuestRequest::default()),
                         Some((value, path)) => read_guest(value, &path, "memory_mb", &mut out),
                     },
-                    read_image(&state, config.optional("image"), &mut out),
+                    read_image(config.optional("image"), &mut out),
                 ),
             },
         };
@@ -212,6 +222,7 @@ pub(crate) async fn create(
         })
     });
     let request = out.finish(request)?;
+    require_image(&state, request.image.as_deref(), "config.image")?;
     let warnings = nested_warnings(&request.network_policy, &state, "network_policy");
     let machine = state.create_machine(request).await?;
     Ok((
