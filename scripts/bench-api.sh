@@ -20,7 +20,7 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 auth="Authorization: Bearer $token"
-curl -sf -X POST "$url/v1/apps" -H "$auth" -d '{"app_name": "bench"}' >/dev/null
+curl -sf -X POST "$url/v1/apps" -H "$auth" -H 'Content-Type: application/json' -d '{"app_name": "bench"}' >/dev/null
 for n in $(seq 0 9); do
     curl -sf -X POST "$url/v1/apps/bench/network_policies" -H "$auth" \
         -d "{\"name\": \"p$n\", \"selector\": {\"all\": true}, \"rules\": [{\"action\": \"allow\",

@@ -1,55 +1,22 @@
 //! The Box API, shaped like the box seed's SDK: `Box::create`,
 //! `network_policy()`, `update_network_policy(...)`.
 
-use std::collections::BTreeMap;
-
+use boxfence_api::{
+    Applied, BoxExecOutput, BoxInfo, BoxOptions, Deleted, ExecOutput, ExecRequest,
+    NetworkPolicyAnswer,
+};
 use boxfence_policy::{BoxPolicy, Diagnostic};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::ClientError;
-use crate::types::{Applied, BoxGuest, BoxInfo, Deleted, ExecOutput, ExecRequest};
-
-/// What to create a box with (all optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BoxOptions {
-    /// A runtime label, e.g. `node`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<String>,
-    /// The policy; default allow-all.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network_policy: Option<BoxPolicy>,
-    /// Metadata that app-policy selectors match.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
-    /// The app; default `default` (or the app of an app token).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub app: Option<String>,
-    /// Its size; each part left out is the daemon's default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guest: Option<BoxGuest>,
-    /// The image of its root, in the host's image store; default: a
-    /// read-only view of the host's system directories.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-}
 
 /// A box: a sandbox with its own network policy.
 #[derive(Debug, Clone)]
 pub struct Box {
     client: Client,
     info: BoxInfo,
-    warnings: Vec<Diagnostic>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PolicyAnswer {
-    network_policy: BoxPolicy,
-    #[serde(default)]
     warnings: Vec<Diagnostic>,
 }
 
@@ -102,7 +69,8 @@ impl Box {
     /// Replaces the policy of the running box; in force when this returns.
     pub async fn update_network_policy(&mut self, policy: BoxPolicy) -> Result<(), ClientError> {
         let path = format!("/v1/boxes/{}/network-policy", self.info.id);
-        let answer: PolicyAnswer = self.client.send(Method::PUT, &path, Some(&policy)).await?;
+        let answer: NetworkPolicyAnswer =
+            self.client.send(Method::PUT, &path, Some(&policy)).await?;
         self.info.network_policy = answer.network_policy;
         self.warnings = answer.warnings;
         Ok(())
@@ -117,7 +85,8 @@ impl Box {
     /// Runs a command in the box.
     pub async fn exec(&self, request: &ExecRequest) -> Result<ExecOutput, ClientError> {
         let path = format!("/v1/boxes/{}/exec", self.info.id);
-        self.client.send(Method::POST, &path, Some(request)).await
+        let output: BoxExecOutput = self.client.send(Method::POST, &path, Some(request)).await?;
+        Ok(output.into())
     }
 
     /// Deletes the box.

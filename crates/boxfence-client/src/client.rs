@@ -4,13 +4,14 @@ use boxfence_policy::{AppPolicy, Flow};
 use reqwest::{Method, RequestBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::error::{ApiErrorBody, ClientError};
-use crate::types::{
-    AppInfo, Applied, Deleted, Evaluation, ExecOutput, ExecRequest, MachineInfo, NewMachine,
-    PolicyInfo, TokenInfo,
+use boxfence_api::{
+    AppInfo, Applied, CreateApp, Deleted, ErrorBody, ErrorDetail, Evaluation, ExecOutput,
+    ExecRequest, MachineInfo, MetadataPatch, NewMachine, PolicyInfo, TokenInfo,
 };
+
+use crate::error::ClientError;
 
 /// Where the daemon listens by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:4280";
@@ -66,17 +67,13 @@ impl Client {
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
         }
-        #[derive(serde::Deserialize)]
-        struct Wrapper {
-            error: ApiErrorBody,
-        }
-        let body = serde_json::from_slice::<Wrapper>(&bytes).map_or_else(
-            |_| ApiErrorBody {
+        let body = serde_json::from_slice::<ErrorBody>(&bytes).map_or_else(
+            |_| ErrorDetail {
                 code: "unknown".into(),
                 message: format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
                 details: Vec::new(),
             },
-            |wrapper| wrapper.error,
+            |body| body.error,
         );
         Err(ClientError::Api {
             status: status.as_u16(),
@@ -90,8 +87,10 @@ impl Client {
 
     /// Creates an app.
     pub async fn create_app(&self, name: &str) -> Result<AppInfo, ClientError> {
-        self.send(Method::POST, "/v1/apps", Some(&json!({ "app_name": name })))
-            .await
+        let body = CreateApp {
+            app_name: name.to_owned(),
+        };
+        self.send(Method::POST, "/v1/apps", Some(&body)).await
     }
 
     /// Shows an app.
@@ -187,7 +186,7 @@ impl Client {
         &self,
         app: &str,
         id: &str,
-        patch: &std::collections::BTreeMap<String, Option<String>>,
+        patch: &MetadataPatch,
     ) -> Result<MachineInfo, ClientError> {
         let path = format!("/v1/apps/{app}/machines/{id}/metadata");
         self.send(Method::PATCH, &path, Some(patch)).await

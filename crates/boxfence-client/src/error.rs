@@ -1,7 +1,6 @@
 //! What a call can fail with.
 
-use boxfence_policy::Diagnostic;
-use serde::Deserialize;
+use boxfence_api::ErrorDetail;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +11,7 @@ pub enum ClientError {
         /// HTTP status.
         status: u16,
         /// The error body.
-        body: ApiErrorBody,
+        body: ErrorDetail,
     },
     /// The server could not be reached or the answer not read.
     #[error("cannot talk to the boxfence server: {}", causes(.0))]
@@ -23,18 +22,6 @@ pub enum ClientError {
     /// The client is not configured (e.g. no token).
     #[error("{0}")]
     Config(String),
-}
-
-/// `{"error": {...}}` as the server sends it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ApiErrorBody {
-    /// Stable code, e.g. `invalid_request`.
-    pub code: String,
-    /// Human-readable message.
-    pub message: String,
-    /// Problems with their JSON paths.
-    #[serde(default)]
-    pub details: Vec<Diagnostic>,
 }
 
 impl ClientError {

@@ -18,14 +18,16 @@
 mod boxes;
 mod client;
 mod error;
-mod types;
 
-pub use boxes::{Box, BoxOptions};
+pub use boxes::Box;
+/// The API's wire types, which the server answers with.
+pub use boxfence_api;
+pub use boxfence_api::{
+    Addresses, AppInfo, Applied, BoxGuest, BoxInfo, BoxOptions, Deleted, ErrorDetail, Evaluation,
+    ExecOutput, ExecRequest, MachineConfig, MachineGuest, MachineInfo, NewMachine, PolicyInfo,
+    TokenInfo,
+};
 /// The policy core, whose types the SDK takes and returns.
 pub use boxfence_policy;
 pub use client::{Client, DEFAULT_URL};
-pub use error::{ApiErrorBody, ClientError};
-pub use types::{
-    Addresses, AppInfo, Applied, BoxGuest, BoxInfo, Deleted, Evaluation, ExecOutput, ExecRequest,
-    MachineConfig, MachineGuest, MachineInfo, NewMachine, PolicyInfo, TokenInfo,
-};
+pub use error::ClientError;

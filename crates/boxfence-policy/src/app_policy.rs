@@ -15,7 +15,8 @@ use crate::reader::{
     string,
 };
 
-/// Longest metadata key and value, in bytes.
+/// Longest metadata key and value, in characters (as JSON Schema's
+/// `maxLength` counts, so the API document states the rule exactly).
 const MAX_METADATA_KEY: usize = 256;
 const MAX_METADATA_VALUE: usize = 1024;
 
@@ -66,6 +67,7 @@ pub enum Action {
 /// Which way a flow goes, seen from the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Direction {
     /// Connections the machine accepts.
     Ingress,
@@ -260,20 +262,20 @@ pub fn read_metadata(
     let mut metadata = BTreeMap::new();
     for (key, value) in map {
         let entry_path = path.field(key);
-        if key.is_empty() || key.len() > MAX_METADATA_KEY {
+        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY {
             out.push(
                 &entry_path,
-                format!("keys must be 1-{MAX_METADATA_KEY} bytes"),
+                format!("keys must be 1-{MAX_METADATA_KEY} characters"),
             );
             continue;
         }
         let Some(text) = string(value, &entry_path, out) else {
             continue;
         };
-        if text.len() > MAX_METADATA_VALUE {
+        if text.chars().count() > MAX_METADATA_VALUE {
             out.push(
                 &entry_path,
-                format!("values must be at most {MAX_METADATA_VALUE} bytes"),
+                format!("values must be at most {MAX_METADATA_VALUE} characters"),
             );
             continue;
         }

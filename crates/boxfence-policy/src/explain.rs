@@ -21,6 +21,7 @@ use crate::ports::Protocol;
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Layer {
     /// A packet from a box must carry the box's own address.
     AntiSpoof,

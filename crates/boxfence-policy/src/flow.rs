@@ -50,16 +50,14 @@ impl Flow {
             }
         });
         // A flow may also be of a protocol no rule can name, by number.
-        let protocol =
-            object
-                .required("protocol", out)
-                .and_then(|(value, path)| match value.as_u64() {
-                    Some(number) => read_protocol_number(number, &path, out),
-                    None => read_protocol(value, &path, out),
-                });
+        let protocol = object.required("protocol", out).and_then(|(value, path)| {
+            match reader::whole_number(value) {
+                Some(number) => read_protocol_number(number, &path, out),
+                None => read_protocol(value, &path, out),
+            }
+        });
         let port = object.optional("port").map(|(value, path)| {
-            let port = value
-                .as_u64()
+            let port = reader::whole_number(value)
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|&p| p != 0);
             if port.is_none() {

@@ -10,6 +10,7 @@ use crate::explain::Layer;
 use crate::ports::Protocol;
 
 /// What an event is about.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowEventKind {
@@ -22,6 +23,7 @@ pub enum FlowEventKind {
 }
 
 /// One flow log event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowEvent {
     /// Milliseconds since the Unix epoch.
@@ -43,12 +45,14 @@ pub struct FlowEvent {
     pub protocol: Option<Protocol>,
     /// Source address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub src: Option<IpAddr>,
     /// Source port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sport: Option<u16>,
     /// Destination address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub dst: Option<IpAddr>,
     /// Destination port.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -61,7 +61,7 @@ pub fn read_guest(
     let object = ObjectReader::new(value, path, &["cpus", memory_key], out)?;
     let mut bounded = |key: &str, range: RangeInclusive<u32>| {
         let (value, path) = object.optional(key)?;
-        let number = value.as_u64().and_then(|n| u32::try_from(n).ok());
+        let number = crate::reader::whole_number(value).and_then(|n| u32::try_from(n).ok());
         match number {
             Some(n) if range.contains(&n) => Some(n),
             _ => {

@@ -20,6 +20,8 @@ mod host;
 pub mod image;
 pub mod matchers;
 mod name_check;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod ports;
 mod reader;
 

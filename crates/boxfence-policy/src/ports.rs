@@ -164,7 +164,7 @@ pub(crate) fn read_protocol(
 }
 
 fn read_port(value: &Value, path: &JsonPath, out: &mut Diagnostics) -> Option<u16> {
-    match value.as_u64() {
+    match crate::reader::whole_number(value) {
         Some(port @ 1..=65535) => u16::try_from(port).ok(),
         _ if value.is_number() => {
             out.push(path, "must be 1-65535");

@@ -111,6 +111,17 @@ pub(crate) fn string<'a>(
     }
 }
 
+/// A JSON number that is a whole number not below 0, as JSON Schema's
+/// `integer` counts them (`443.0` too).
+pub(crate) fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(n))
+            .map(|n| n as u64)
+    })
+}
+
 pub(crate) fn boolean(value: &Value, path: &JsonPath, out: &mut Diagnostics) -> Option<bool> {
     match value {
         Value::Bool(flag) => Some(*flag),

@@ -27,7 +27,7 @@ pub(crate) struct AttachRequest {
 const DEFAULT_IFNAME: &str = "eth0";
 
 const IFNAME_RULE: &str =
-    "an interface name: 1-15 bytes, no '/', ':' or whitespace, not '.' or '..'";
+    "an interface name: 1-15 printable ASCII characters but '/', ':' and space, not '.' or '..'";
 const CONTAINER_ID_RULE: &str = "1-256 characters of letters, digits, '.', '_' and '-'";
 const NETNS_RULE: &str =
     "an absolute path to a network namespace (/proc/<pid>/ns/net or a bind mount of one)";
@@ -36,9 +36,9 @@ fn is_ifname(text: &str) -> bool {
     (1..=15).contains(&text.len())
         && text != "."
         && text != ".."
-        && !text
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
 }
 
 fn is_container_id(text: &str) -> bool {
@@ -49,7 +49,7 @@ fn is_container_id(text: &str) -> bool {
 }
 
 fn is_netns_path(text: &str) -> bool {
-    text.starts_with('/') && text.len() <= 4096 && !text.contains('\0')
+    text.starts_with('/') && text.chars().count() <= 4096 && !text.contains('\0')
 }
 
 /// Reads `{"netns", "ifname"?, "kind"?, "container_id"?}`: `kind` is
@@ -135,28 +135,30 @@ pub(crate) fn spec(stored: &StoredMachine) -> MachineSpec {
 
 impl AppState {
     /// Checks an attach request against the host: the path must name a
-    /// network namespace, not the daemon's own, and none attached already.
+    /// network namespace (404 naming `attach.netns` when it does not: the
+    /// request is well formed, the host has no such namespace), not the
+    /// daemon's own (409), and none attached already.
     pub(crate) async fn prepare_attachment(
         &self,
         request: AttachRequest,
     ) -> Result<Attachment, ApiError> {
         let netns_id = netns_identity(Path::new(&request.netns)).map_err(|error| {
-            ApiError::invalid_at(
+            ApiError::not_found_at(
                 "attach.netns",
                 format!("`{}` cannot be read: {error}", request.netns),
             )
         })?;
         let own = identity("/proc/self/ns/net");
         if own == Some(netns_id) {
-            return Err(ApiError::invalid_at(
-                "attach.netns",
-                "is the daemon's own network namespace, which no machine may take",
+            return Err(ApiError::Conflict(
+                "attach.netns is the daemon's own network namespace, which no machine may take"
+                    .into(),
             ));
         }
         // Namespace files all live on the kernel's nsfs: any other file
         // is none (the data plane's setns tells a network one from others).
         if own.is_some_and(|(device, _)| device != netns_id.0) {
-            return Err(ApiError::invalid_at(
+            return Err(ApiError::not_found_at(
                 "attach.netns",
                 format!("`{}` is not a network namespace", request.netns),
             ));

@@ -3,11 +3,10 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use boxfence_api::{ErrorBody, ErrorDetail};
 use boxfence_engine::{EngineError, PoolError};
 use boxfence_policy::{Diagnostic, ValidationError};
 use boxfence_store::StoreError;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// Why a request failed; each variant has one status and code.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +31,14 @@ pub enum ApiError {
     /// No such object (or one the caller may not see).
     #[error("{0}")]
     NotFound(String),
+    /// A request names something that does not exist, at `details`' path.
+    #[error("{message}")]
+    NotFoundAt {
+        /// Summary.
+        message: String,
+        /// Where the request names it.
+        details: Vec<Diagnostic>,
+    },
     /// The route exists, but not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
@@ -43,6 +50,9 @@ pub enum ApiError {
     /// clears succeeds.
     #[error("{0}")]
     StoreUnavailable(String),
+    /// The body is declared as something other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The body is larger than the limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -82,17 +92,32 @@ impl ApiError {
         }
     }
 
+    /// Something named at `path` of the request does not exist.
+    pub(crate) fn not_found_at(path: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::NotFoundAt {
+            message: format!("{path}: {message}"),
+            details: vec![Diagnostic {
+                path: path.to_owned(),
+                message,
+            }],
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::NotFound(_) | Self::NotFoundAt { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             Self::NoDataPlane(_) => (StatusCode::NOT_IMPLEMENTED, "no_data_plane"),
             Self::DataPlane(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_plane_failed"),
             Self::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, "addresses_exhausted"),
@@ -100,35 +125,6 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
-}
-
-/// The error body of every failed request.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    /// The error.
-    pub(crate) error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `invalid_request`, `not_found`.
-    pub(crate) code: &'static str,
-    /// Human-readable summary.
-    pub(crate) message: String,
-    /// For validation errors, every problem with its JSON path.
-    #[schema(value_type = Vec<DiagnosticSchema>)]
-    pub(crate) details: Vec<Diagnostic>,
-}
-
-/// One problem (or warning) about one place of a request body.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Diagnostic)]
-pub(crate) struct DiagnosticSchema {
-    /// JSON path, e.g. `rules[0].ports[1].port`; empty for the body itself.
-    pub(crate) path: String,
-    /// What is wrong there and which rule it breaks.
-    pub(crate) message: String,
 }
 
 impl IntoResponse for ApiError {
@@ -143,12 +139,12 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let details = match self {
-            Self::Invalid { details, .. } => details,
+            Self::Invalid { details, .. } | Self::NotFoundAt { details, .. } => details,
             _ => Vec::new(),
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code,
+                code: code.to_owned(),
                 message,
                 details,
             },

@@ -18,7 +18,6 @@ mod listen;
 mod machines;
 mod openapi;
 mod routes;
-mod schemas;
 mod state;
 mod to_completion;
 mod views;
@@ -45,9 +44,9 @@ pub use routes::boxes::DEFAULT_APP;
 pub use state::{ServerConfig, StartError};
 
 use body::BodyLimit;
+use boxfence_api::Health;
 use routes::{apps, boxes, flows, host, machines as machine_routes, policies};
 use state::AppState;
-use views::Health;
 
 /// A started daemon: state ready, data plane reconciled.
 #[derive(Debug)]
@@ -216,14 +215,14 @@ async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>
         Ok(()) => (
             StatusCode::OK,
             Json(Health {
-                status: "ok",
+                status: "ok".to_owned(),
                 problems: Vec::new(),
             }),
         ),
         Err(problems) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
-                status: "unhealthy",
+                status: "unhealthy".to_owned(),
                 problems,
             }),
         ),
@@ -233,7 +232,7 @@ async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
     responses((status = 200, description = "OpenAPI 3.1 document"),
-              (status = 401, body = error::ErrorBody)))]
+              (status = 401, body = boxfence_api::ErrorBody)))]
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi::ApiDoc::openapi())
 }
@@ -249,4 +248,12 @@ async fn method_not_allowed() -> ApiError {
 /// The OpenAPI document, for tools that want it without a server.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     openapi::ApiDoc::openapi()
+}
+
+/// The OpenAPI document as the committed `openapi.json` holds it: pretty
+/// JSON with a final newline.
+pub fn openapi_text() -> String {
+    let mut text = serde_json::to_string_pretty(&openapi_document()).unwrap_or_default();
+    text.push('\n');
+    text
 }

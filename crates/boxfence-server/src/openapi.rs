@@ -21,7 +21,7 @@ use crate::routes::{apps, boxes, flows, host, machines, policies};
         flows::machine_flow_log, flows::box_flow_log,
         host::show,
     ),
-    components(schemas(crate::error::ErrorBody)),
+    components(schemas(boxfence_api::ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]

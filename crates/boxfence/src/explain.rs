@@ -51,20 +51,18 @@ pub(crate) async fn run(args: ExplainArgs, context: &Context) -> Result<(), CliE
     context.print(&verdict, || {
         let layer = verdict
             .layer
-            .as_deref()
-            .map_or_else(String::new, |layer| format!(" by {layer}"));
+            .map_or_else(String::new, |layer| format!(" by {}", layer.as_str()));
         output::outln!(
             "{}{layer}: {}",
             verdict.verdict.to_uppercase(),
             verdict.reason
         );
         for finding in &verdict.findings {
-            let allowed = finding["allowed"].as_bool().unwrap_or(false);
             output::outln!(
                 "  {:<15} {}  {}",
-                finding["layer"].as_str().unwrap_or_default(),
-                if allowed { "allow" } else { "deny " },
-                output::compact(&finding["reason"])
+                finding.layer.as_str(),
+                if finding.allowed { "allow" } else { "deny " },
+                output::compact(&finding.reason)
             );
         }
         if let Some(name_check) = &verdict.name_check {

@@ -119,6 +119,7 @@ pub(crate) async fn run(command: MachineCommand, context: &Context) -> Result<Ex
                     image: shape.image()?,
                 },
                 network_policy,
+                attach: None,
             };
             let created = client.create_machine(&app, &request).await?;
             output::warnings(&created.warnings);

@@ -78,6 +78,9 @@ enum Command {
     /// as root on the daemon's host); exits with 1 when a required feature
     /// is missing or a check fails.
     Doctor(doctor::DoctorArgs),
+    /// Print the API's OpenAPI document (what `openapi.json` at the
+    /// repository's root holds, and the daemon serves at /openapi.json).
+    Openapi,
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -155,6 +158,10 @@ fn main() -> ExitCode {
         output::out!("{}", String::from_utf8_lossy(&script));
         return ExitCode::SUCCESS;
     }
+    if let Command::Openapi = cli.command {
+        output::out!("{}", boxfence_server::openapi_text());
+        return ExitCode::SUCCESS;
+    }
     init_logging(cli.log_format);
     if let Command::Doctor(args) = &cli.command {
         return doctor::run(args, cli.output.json).unwrap_or_else(|error| {
@@ -205,6 +212,7 @@ fn main() -> ExitCode {
             Command::Explain(args) => explain::run(args, &context).await.and(success),
             Command::Logs(args) => logs::run(args, &context).await.and(success),
             Command::Completions { .. }
+            | Command::Openapi
             | Command::Run(_)
             | Command::Image(_)
             | Command::Doctor(_) => success,

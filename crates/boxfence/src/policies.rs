@@ -42,12 +42,12 @@ pub(crate) enum PolicyCommand {
 }
 
 fn summary(policy: &PolicyInfo) -> Vec<String> {
-    let rules = &policy.policy.rules;
+    let rules = &policy.rules;
     let count = |direction| rules.iter().filter(|r| r.direction == direction).count();
     vec![
-        policy.policy.id.clone().unwrap_or_default(),
-        policy.policy.name.clone(),
-        output::compact(&policy.policy.selector),
+        policy.id.clone(),
+        policy.name.clone(),
+        output::compact(&policy.selector),
         count(boxfence_policy::Direction::Ingress).to_string(),
         count(boxfence_policy::Direction::Egress).to_string(),
         policy.updated_at.clone(),
@@ -64,12 +64,8 @@ pub(crate) async fn run(command: PolicyCommand, context: &Context) -> Result<(),
             let applied = client.apply_policy_json(&app, &document).await?;
             output::warnings(&applied.warnings);
             context.print(&applied, || {
-                let policy = &applied.value.policy;
-                output::outln!(
-                    "applied policy {} ({})",
-                    policy.name,
-                    policy.id.as_deref().unwrap_or_default()
-                );
+                let policy = &applied.value;
+                output::outln!("applied policy {} ({})", policy.name, policy.id);
             })
         }
         PolicyCommand::Ls { app } => {

@@ -3,18 +3,19 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use boxfence_policy::{Diagnostics, JsonPath};
 use serde::Deserialize;
 
 use super::app_path;
 use crate::auth::{Caller, mint};
-use crate::body::{APP_NAME_RULE, JsonBody, is_app_name};
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{APP_NAME_RULE, ApiPath, ApiQuery, JsonBody, is_app_name};
+use crate::error::ApiError;
 use crate::state::AppState;
-use crate::views::{AppView, Deleted, TokenView};
+use crate::views::app_info;
+use boxfence_api::ErrorBody;
+use boxfence_api::{AppInfo, CreateApp, Deleted, TokenInfo};
 use boxfence_policy::ObjectReader;
 
 /// Answers for the caller's own app or 404 when it does not exist.
@@ -34,8 +35,8 @@ pub(crate) async fn visible_app(
 
 /// Create an app.
 #[utoipa::path(post, path = "/v1/apps", tag = "apps",
-    request_body = crate::schemas::CreateAppBody,
-    responses((status = 201, body = AppView), (status = 400, body = ErrorBody),
+    request_body = CreateApp,
+    responses((status = 201, body = AppInfo), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
@@ -43,7 +44,7 @@ pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<AppView>), ApiError> {
+) -> Result<(StatusCode, Json<AppInfo>), ApiError> {
     caller.require_admin("create apps")?;
     let mut out = Diagnostics::default();
     let name =
@@ -56,21 +57,21 @@ pub(crate) async fn create(
         });
     let name = out.finish(name)?;
     let app = state.store.create_app(&name).await?;
-    Ok((StatusCode::CREATED, Json(app.into())))
+    Ok((StatusCode::CREATED, Json(app_info(app))))
 }
 
 /// List the apps the caller can see.
 #[utoipa::path(get, path = "/v1/apps", tag = "apps",
-    responses((status = 200, body = Vec<AppView>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<AppInfo>), (status = 401, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Vec<AppView>>, ApiError> {
+) -> Result<Json<Vec<AppInfo>>, ApiError> {
     let apps = state.store.apps().await?;
     Ok(Json(
         apps.into_iter()
             .filter(|app| caller.check_app(&app.name).is_ok())
-            .map(AppView::from)
+            .map(app_info)
             .collect(),
     ))
 }
@@ -78,14 +79,14 @@ pub(crate) async fn list(
 /// Show an app.
 #[utoipa::path(get, path = "/v1/apps/{app}", tag = "apps",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")),
-    responses((status = 200, body = AppView), (status = 400, body = ErrorBody),
+    responses((status = 200, body = AppInfo), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(app): Path<String>,
-) -> Result<Json<AppView>, ApiError> {
-    Ok(Json(visible_app(&state, &caller, &app).await?.into()))
+    ApiPath(app): ApiPath<String>,
+) -> Result<Json<AppInfo>, ApiError> {
+    Ok(Json(app_info(visible_app(&state, &caller, &app).await?)))
 }
 
 /// `?force=true`.
@@ -108,11 +109,9 @@ pub(crate) struct Force {
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(app): Path<String>,
-    query: Result<Query<Force>, QueryRejection>,
+    ApiPath(app): ApiPath<String>,
+    ApiQuery(Force { force }): ApiQuery<Force>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let Query(Force { force }) =
-        query.map_err(|_| ApiError::invalid_at("force", "must be true or false"))?;
     visible_app(&state, &caller, &app).await?;
     caller.require_admin("delete apps")?;
     let _app = state.lock_app(&app).await;
@@ -129,20 +128,20 @@ pub(crate) async fn delete(
 /// in this answer only.
 #[utoipa::path(post, path = "/v1/apps/{app}/tokens", tag = "apps",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")),
-    responses((status = 400, body = ErrorBody), (status = 201, body = TokenView), (status = 401, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 201, body = TokenInfo), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
 pub(crate) async fn mint_token(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(app): Path<String>,
-) -> Result<(StatusCode, Json<TokenView>), ApiError> {
+    ApiPath(app): ApiPath<String>,
+) -> Result<(StatusCode, Json<TokenInfo>), ApiError> {
     visible_app(&state, &caller, &app).await?;
     caller.require_admin("mint tokens")?;
     let minted = mint(state.store.as_ref(), Some(&app)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(TokenView {
+        Json(TokenInfo {
             id: minted.id,
             app_name: app,
             token: minted.text,

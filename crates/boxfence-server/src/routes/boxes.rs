@@ -4,18 +4,22 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use boxfence_policy::{BoxPolicy, Diagnostics, GuestRequest, JsonPath, read_guest, read_metadata};
 use boxfence_store::{StoreError, StoredMachine};
 
-use super::machines::{nested_warnings, read_box_policy, read_exec, read_image};
+use super::machines::{nested_warnings, read_box_policy, read_exec, read_image, require_image};
 use crate::auth::Caller;
-use crate::body::{APP_NAME_RULE, JsonBody, NAME_RULE, is_app_name, is_name};
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{APP_NAME_RULE, ApiPath, JsonBody, NAME_RULE, is_app_name, is_name};
+use crate::error::ApiError;
 use crate::machines::MachineRequest;
 use crate::state::AppState;
-use crate::views::{BoxExecView, BoxView, Deleted, NetworkPolicyView, WithWarnings};
+use crate::views::box_info;
+use boxfence_api::ErrorBody;
+use boxfence_api::{
+    Applied, BoxExecOutput, BoxInfo, BoxOptions, Deleted, ExecRequest, NetworkPolicyAnswer,
+};
 use boxfence_policy::ObjectReader;
 
 /// The app boxes go to when none is named.
@@ -36,8 +40,8 @@ pub(crate) async fn visible_box(
 
 /// Create a box.
 #[utoipa::path(post, path = "/v1/boxes", tag = "boxes",
-    request_body = crate::schemas::CreateBoxBody,
-    responses((status = 201, body = WithWarnings<BoxView>), (status = 400, body = ErrorBody),
+    request_body = BoxOptions,
+    responses((status = 201, body = Applied<BoxInfo>), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
               (status = 501, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -45,7 +49,7 @@ pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<WithWarnings<BoxView>>), ApiError> {
+) -> Result<(StatusCode, Json<Applied<BoxInfo>>), ApiError> {
     let mut out = Diagnostics::default();
     let fields = [
         "runtime",
@@ -69,10 +73,11 @@ pub(crate) async fn create(
                 None => Some(GuestRequest::default()),
                 Some((value, path)) => read_guest(value, &path, "memoryMb", &mut out),
             };
-            let image = read_image(&state, object.optional("image"), &mut out);
+            let image = read_image(object.optional("image"), &mut out);
             Some((app, runtime, metadata?, network_policy?, guest?, image?))
         });
     let (app, runtime, metadata, network_policy, guest, image) = out.finish(parsed)?;
+    require_image(&state, image.as_deref(), "image")?;
     let app = match (app, &caller) {
         (Some(app), _) => app,
         (None, Caller::App(own)) => own.clone(),
@@ -113,8 +118,8 @@ pub(crate) async fn create(
     let machine = created?;
     Ok((
         StatusCode::CREATED,
-        Json(WithWarnings {
-            value: machine.into(),
+        Json(Applied {
+            value: box_info(machine),
             warnings,
         }),
     ))
@@ -123,35 +128,35 @@ pub(crate) async fn create(
 /// Show a box, with its `networkPolicy`.
 #[utoipa::path(get, path = "/v1/boxes/{id}", tag = "boxes",
     params(("id" = String, Path, description = "Box id", pattern = r"^[a-z0-9]{12}$")),
-    responses((status = 200, body = BoxView), (status = 400, body = ErrorBody),
+    responses((status = 200, body = BoxInfo), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-) -> Result<Json<BoxView>, ApiError> {
-    Ok(Json(visible_box(&state, &caller, &id).await?.into()))
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<BoxInfo>, ApiError> {
+    Ok(Json(box_info(visible_box(&state, &caller, &id).await?)))
 }
 
 /// Replace a running box's policy; in force before the answer.
 #[utoipa::path(put, path = "/v1/boxes/{id}/network-policy", tag = "boxes",
     params(("id" = String, Path, description = "Box id", pattern = r"^[a-z0-9]{12}$")),
-    request_body = crate::schemas::BoxPolicySchema,
-    responses((status = 200, body = NetworkPolicyView), (status = 400, body = ErrorBody),
+    request_body = BoxPolicy,
+    responses((status = 200, body = NetworkPolicyAnswer), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 500, body = ErrorBody), (status = 501, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
 pub(crate) async fn set_network_policy(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<NetworkPolicyView>, ApiError> {
+) -> Result<Json<NetworkPolicyAnswer>, ApiError> {
     let machine = visible_box(&state, &caller, &id).await?;
     let policy = BoxPolicy::from_json(&body)?;
     let warnings = policy.warnings(&state.blocked);
     let updated = state.set_box_policy(&machine, &policy).await?;
-    Ok(Json(NetworkPolicyView {
+    Ok(Json(NetworkPolicyAnswer {
         network_policy: updated.machine.network_policy,
         warnings,
     }))
@@ -160,21 +165,21 @@ pub(crate) async fn set_network_policy(
 /// Run a command in the box.
 #[utoipa::path(post, path = "/v1/boxes/{id}/exec", tag = "boxes",
     params(("id" = String, Path, description = "Box id", pattern = r"^[a-z0-9]{12}$")),
-    request_body = crate::schemas::ExecBody,
-    responses((status = 200, body = BoxExecView), (status = 400, body = ErrorBody),
+    request_body = ExecRequest,
+    responses((status = 200, body = BoxExecOutput), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
               (status = 501, body = ErrorBody)))]
 pub(crate) async fn exec(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<BoxExecView>, ApiError> {
+) -> Result<Json<BoxExecOutput>, ApiError> {
     let machine = visible_box(&state, &caller, &id).await?;
     let request = read_exec(&body, state.admission.limits().exec.max_timeout)?;
     let output = state.exec(&machine, &request).await?;
-    Ok(Json(BoxExecView {
+    Ok(Json(BoxExecOutput {
         exit_code: output.exit_code,
         stdout: output.stdout,
         stderr: output.stderr,
@@ -190,7 +195,7 @@ pub(crate) async fn exec(
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let machine = visible_box(&state, &caller, &id).await?;
     state.delete_machine(&machine).await?;

@@ -5,49 +5,35 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use boxfence_policy::FlowEvent;
 use futures_util::stream::{self, StreamExt as _};
-use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::apps::visible_app;
 use super::boxes::visible_box;
 use crate::auth::Caller;
-use crate::body::JsonBody;
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{ApiPath, ApiQuery, JsonBody};
+use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Most events one answer holds (a box keeps at most 1,000).
-const MAX_LIMIT: usize = 1000;
-
-/// `?verdict=deny&since=…&limit=…&follow=true`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct FlowQuery {
-    /// `allow` or `deny`.
-    verdict: Option<String>,
-    /// Only events at or after this time (milliseconds since the epoch).
-    since: Option<u64>,
-    /// At most this many of the latest events (1-1000, default 100).
-    limit: Option<usize>,
-    /// Stream events as Server-Sent Events, history first.
-    follow: Option<bool>,
-}
+use boxfence_api::ErrorBody;
+use boxfence_api::{BoxFlowLog, FlowQuery, MAX_FLOW_LIMIT as MAX_LIMIT, MachineFlowLog};
 
 /// Flow events of a machine.
 #[utoipa::path(get, path = "/v1/apps/{app}/machines/{id}/flows", tag = "machines",
-    params(("app" = String, Path, description = "App name"), ("id" = String, Path, description = "Machine id"), FlowQuery),
-    responses((status = 200, description = "Events, oldest first (JSON array, or an SSE stream with follow=true)"),
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
+           ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$"), FlowQuery),
+    responses((status = 200, description = "Events, oldest first: a JSON array, or with follow=true a Server-Sent Events stream of `flow` events, each one FlowEvent as JSON",
+               content((Vec<FlowEvent> = "application/json"), (String = "text/event-stream"))),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn machine_flows(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path((app, id)): Path<(String, String)>,
-    Query(query): Query<FlowQuery>,
+    ApiPath((app, id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<FlowQuery>,
 ) -> Result<Response, ApiError> {
     visible_app(&state, &caller, &app).await?;
     let machine = state.find_machine(Some(&app), &id).await?;
@@ -56,14 +42,15 @@ pub(crate) async fn machine_flows(
 
 /// Flow events of a box.
 #[utoipa::path(get, path = "/v1/boxes/{id}/flows", tag = "boxes",
-    params(("id" = String, Path, description = "Box id"), FlowQuery),
-    responses((status = 200, description = "Events, oldest first (JSON array, or an SSE stream with follow=true)"),
+    params(("id" = String, Path, description = "Box id", pattern = r"^[a-z0-9]{12}$"), FlowQuery),
+    responses((status = 200, description = "Events, oldest first: a JSON array, or with follow=true a Server-Sent Events stream of `flow` events, each one FlowEvent as JSON",
+               content((Vec<FlowEvent> = "application/json"), (String = "text/event-stream"))),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn box_flows(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    Query(query): Query<FlowQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<FlowQuery>,
 ) -> Result<Response, ApiError> {
     let machine = visible_box(&state, &caller, &id).await?;
     flows(&state, &machine.machine.app, &id, query)
@@ -168,37 +155,38 @@ fn read_flag(body: &serde_json::Value, field: &str) -> Result<bool, ApiError> {
 
 /// Log a machine's allowed new connections too (off by default).
 #[utoipa::path(put, path = "/v1/apps/{app}/machines/{id}/flow_log", tag = "machines",
-    params(("app" = String, Path, description = "App name"), ("id" = String, Path, description = "Machine id")),
-    request_body(content = Object, description = "`{\"log_allowed\": true|false}`"),
-    responses((status = 200, description = "`{\"log_allowed\": …}`"), (status = 400, body = ErrorBody),
+    params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
+           ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
+    request_body = MachineFlowLog,
+    responses((status = 200, body = MachineFlowLog), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
 pub(crate) async fn machine_flow_log(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path((app, id)): Path<(String, String)>,
+    ApiPath((app, id)): ApiPath<(String, String)>,
     JsonBody(body): JsonBody,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MachineFlowLog>, ApiError> {
     visible_app(&state, &caller, &app).await?;
     state.find_machine(Some(&app), &id).await?;
     let on = read_flag(&body, "log_allowed")?;
     state.engine.set_log_allowed(&id, on).await?;
-    Ok(Json(serde_json::json!({ "log_allowed": on })))
+    Ok(Json(MachineFlowLog { log_allowed: on }))
 }
 
 /// Log a box's allowed new connections too (off by default).
 #[utoipa::path(put, path = "/v1/boxes/{id}/flow-log", tag = "boxes",
-    params(("id" = String, Path, description = "Box id")),
-    request_body(content = Object, description = "`{\"logAllowed\": true|false}`"),
-    responses((status = 200, description = "`{\"logAllowed\": …}`"), (status = 400, body = ErrorBody),
+    params(("id" = String, Path, description = "Box id", pattern = r"^[a-z0-9]{12}$")),
+    request_body = BoxFlowLog,
+    responses((status = 200, body = BoxFlowLog), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 501, body = ErrorBody)))]
 pub(crate) async fn box_flow_log(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<BoxFlowLog>, ApiError> {
     visible_box(&state, &caller, &id).await?;
     let on = read_flag(&body, "logAllowed")?;
     state.engine.set_log_allowed(&id, on).await?;
-    Ok(Json(serde_json::json!({ "logAllowed": on })))
+    Ok(Json(BoxFlowLog { log_allowed: on }))
 }

@@ -8,8 +8,9 @@ use axum::extract::{Extension, State};
 use boxfence_policy::HostReport;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::state::AppState;
+use boxfence_api::ErrorBody;
 
 /// The host report: the kernel features the daemon's probe found (and
 /// uses), the path each part of the data plane takes, and the other

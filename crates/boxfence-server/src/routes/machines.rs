@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use boxfence_engine::ExecRequest;
 use boxfence_policy::{
@@ -16,11 +16,16 @@ use serde_json::Value;
 use super::apps::visible_app;
 use crate::attach::read_attach;
 use crate::auth::Caller;
-use crate::body::{JsonBody, NAME_RULE, is_name};
-use crate::error::{ApiError, ErrorBody};
+use crate::body::{ApiPath, JsonBody, NAME_RULE, is_name};
+use crate::error::ApiError;
 use crate::machines::MachineRequest;
 use crate::state::AppState;
-use crate::views::{Checked, Deleted, ExecView, MachineView, WithWarnings};
+use crate::views::machine_info;
+use boxfence_api::ErrorBody;
+use boxfence_api::{
+    Applied, Checked, Deleted, Evaluation, ExecOutput, ExecRequest as ExecBody, MachineInfo,
+    MetadataPatch, NewMachine,
+};
 
 /// How long a command may run when the request does not say (at most
 /// the configured `[exec] max_timeout`).
@@ -104,9 +109,8 @@ pub(crate) fn read_box_policy(
 }
 
 /// Reads an image reference at `path` of a larger body (none: the
-/// default root): valid, and in this host's image store.
+/// default root). Whether the host has it is [`require_image`]'s to say.
 pub(crate) fn read_image(
-    state: &AppState,
     value: Option<(&Value, JsonPath)>,
     out: &mut Diagnostics,
 ) -> Option<Option<String>> {
@@ -117,12 +121,23 @@ pub(crate) fn read_image(
         out.push(&path, format!("must be {}", boxfence_policy::image::RULE));
         return None;
     };
-    match state.engine.check_image(&name) {
-        Ok(()) => Some(Some(name)),
-        Err(error) => {
-            out.push(&path, error.to_string());
-            None
+    Some(Some(name))
+}
+
+/// A well-formed image the host's image store lacks is not found (404,
+/// naming `path`), as an unknown app or machine is: the request itself is
+/// as the document allows.
+pub(crate) fn require_image(
+    state: &AppState,
+    image: Option<&str>,
+    path: &str,
+) -> Result<(), ApiError> {
+    match image.map(|name| state.engine.check_image(name)) {
+        None | Some(Ok(())) => Ok(()),
+        Some(Err(error @ boxfence_engine::EngineError::NoSuchImage(_))) => {
+            Err(ApiError::not_found_at(path, error.to_string()))
         }
+        Some(Err(error)) => Err(error.into()),
     }
 }
 
@@ -145,8 +160,8 @@ pub(crate) fn nested_warnings(
 /// Create a machine: addresses from the pools, then the data plane.
 #[utoipa::path(post, path = "/v1/apps/{app}/machines", tag = "machines",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")),
-    request_body = crate::schemas::CreateMachineBody,
-    responses((status = 201, body = WithWarnings<MachineView>), (status = 400, body = ErrorBody),
+    request_body = NewMachine,
+    responses((status = 201, body = Applied<MachineInfo>), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 429, body = ErrorBody),
               (status = 500, body = ErrorBody), (status = 501, body = ErrorBody),
@@ -154,9 +169,9 @@ pub(crate) fn nested_warnings(
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(app): Path<String>,
+    ApiPath(app): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<WithWarnings<MachineView>>), ApiError> {
+) -> Result<(StatusCode, Json<Applied<MachineInfo>>), ApiError> {
     visible_app(&state, &caller, &app).await?;
     let mut out = Diagnostics::default();
     let root = JsonPath::root();
@@ -186,7 +201,7 @@ pub(crate) async fn create(
                         None => Some(GuestRequest::default()),
                         Some((value, path)) => read_guest(value, &path, "memory_mb", &mut out),
                     },
-                    read_image(&state, config.optional("image"), &mut out),
+                    read_image(config.optional("image"), &mut out),
                 ),
             },
         };
@@ -207,12 +222,13 @@ pub(crate) async fn create(
         })
     });
     let request = out.finish(request)?;
+    require_image(&state, request.image.as_deref(), "config.image")?;
     let warnings = nested_warnings(&request.network_policy, &state, "network_policy");
     let machine = state.create_machine(request).await?;
     Ok((
         StatusCode::CREATED,
-        Json(WithWarnings {
-            value: machine.into(),
+        Json(Applied {
+            value: machine_info(machine),
             warnings,
         }),
     ))
@@ -221,31 +237,33 @@ pub(crate) async fn create(
 /// List the app's machines.
 #[utoipa::path(get, path = "/v1/apps/{app}/machines", tag = "machines",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$")),
-    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<MachineView>), (status = 401, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 200, body = Vec<MachineInfo>), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path(app): Path<String>,
-) -> Result<Json<Vec<MachineView>>, ApiError> {
+    ApiPath(app): ApiPath<String>,
+) -> Result<Json<Vec<MachineInfo>>, ApiError> {
     visible_app(&state, &caller, &app).await?;
     let machines = state.store.machines(Some(&app)).await?;
-    Ok(Json(machines.into_iter().map(MachineView::from).collect()))
+    Ok(Json(machines.into_iter().map(machine_info).collect()))
 }
 
 /// Show a machine.
 #[utoipa::path(get, path = "/v1/apps/{app}/machines/{id}", tag = "machines",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
            ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
-    responses((status = 200, body = MachineView), (status = 400, body = ErrorBody),
+    responses((status = 200, body = MachineInfo), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path((app, id)): Path<(String, String)>,
-) -> Result<Json<MachineView>, ApiError> {
+    ApiPath((app, id)): ApiPath<(String, String)>,
+) -> Result<Json<MachineInfo>, ApiError> {
     visible_app(&state, &caller, &app).await?;
-    Ok(Json(state.find_machine(Some(&app), &id).await?.into()))
+    Ok(Json(machine_info(
+        state.find_machine(Some(&app), &id).await?,
+    )))
 }
 
 /// Change metadata (JSON merge patch: a string sets a key, null removes
@@ -254,17 +272,17 @@ pub(crate) async fn show(
 #[utoipa::path(patch, path = "/v1/apps/{app}/machines/{id}/metadata", tag = "machines",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
            ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
-    request_body = crate::schemas::MetadataPatch,
-    responses((status = 200, body = MachineView), (status = 400, body = ErrorBody),
+    request_body = MetadataPatch,
+    responses((status = 200, body = MachineInfo), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 500, body = ErrorBody), (status = 501, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
 pub(crate) async fn patch_metadata(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path((app, id)): Path<(String, String)>,
+    ApiPath((app, id)): ApiPath<(String, String)>,
     JsonBody(body): JsonBody,
-) -> Result<Json<MachineView>, ApiError> {
+) -> Result<Json<MachineInfo>, ApiError> {
     visible_app(&state, &caller, &app).await?;
     let machine = state.find_machine(Some(&app), &id).await?;
     let Value::Object(patch) = body else {
@@ -274,7 +292,7 @@ pub(crate) async fn patch_metadata(
         ));
     };
     let updated = state.patch_metadata(&machine, &patch).await?;
-    Ok(Json(updated.into()))
+    Ok(Json(machine_info(updated)))
 }
 
 /// Delete a machine: its network and flows go first.
@@ -287,7 +305,7 @@ pub(crate) async fn patch_metadata(
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path((app, id)): Path<(String, String)>,
+    ApiPath((app, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Deleted>, ApiError> {
     visible_app(&state, &caller, &app).await?;
     let machine = state.find_machine(Some(&app), &id).await?;
@@ -308,7 +326,7 @@ pub(crate) async fn delete(
 pub(crate) async fn check(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path((app, id)): Path<(String, String)>,
+    ApiPath((app, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Checked>, ApiError> {
     visible_app(&state, &caller, &app).await?;
     let machine = state.find_machine(Some(&app), &id).await?;
@@ -320,22 +338,22 @@ pub(crate) async fn check(
 #[utoipa::path(post, path = "/v1/apps/{app}/machines/{id}/exec", tag = "machines",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
            ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
-    request_body = crate::schemas::ExecBody,
-    responses((status = 200, body = ExecView), (status = 400, body = ErrorBody),
+    request_body = ExecBody,
+    responses((status = 200, body = ExecOutput), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 429, body = ErrorBody), (status = 500, body = ErrorBody),
               (status = 501, body = ErrorBody)))]
 pub(crate) async fn exec(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path((app, id)): Path<(String, String)>,
+    ApiPath((app, id)): ApiPath<(String, String)>,
     JsonBody(body): JsonBody,
-) -> Result<Json<ExecView>, ApiError> {
+) -> Result<Json<ExecOutput>, ApiError> {
     visible_app(&state, &caller, &app).await?;
     let machine = state.find_machine(Some(&app), &id).await?;
     let request = read_exec(&body, state.admission.limits().exec.max_timeout)?;
     let output = state.exec(&machine, &request).await?;
-    Ok(Json(ExecView {
+    Ok(Json(ExecOutput {
         exit_code: output.exit_code,
         stdout: output.stdout,
         stderr: output.stderr,
@@ -348,14 +366,14 @@ pub(crate) async fn exec(
     tag = "machines",
     params(("app" = String, Path, description = "App name", pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"),
            ("id" = String, Path, description = "Machine id", pattern = r"^[a-z0-9]{12}$")),
-    request_body = crate::schemas::FlowSchema,
-    responses((status = 200, body = crate::schemas::VerdictSchema),
+    request_body = Flow,
+    responses((status = 200, body = Evaluation),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub(crate) async fn evaluate(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
-    Path((app, id)): Path<(String, String)>,
+    ApiPath((app, id)): ApiPath<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     visible_app(&state, &caller, &app).await?;

@@ -1,7 +1,7 @@
 //! A machine's image: `config.image` (Machines API) and `image` (Box
 //! API), normalised (`:latest` where no tag is given), checked against
-//! the host's image store, stored, shown and handed to the engine; an
-//! unknown or malformed one is a 400 naming the field and the image.
+//! the host's image store, stored, shown and handed to the engine; a
+//! malformed one is a 400 naming the field, an unknown one a 404 naming it.
 
 use boxfence_client::{Box, BoxGuest, BoxOptions, Client, MachineConfig, MachineGuest, NewMachine};
 use reqwest::{Method, StatusCode};
@@ -93,7 +93,7 @@ async fn an_image_is_normalised_kept_shown_and_enforced() {
 }
 
 #[tokio::test]
-async fn an_unknown_or_malformed_image_is_a_400_naming_it() {
+async fn an_unknown_image_is_a_404_and_a_malformed_one_a_400_naming_it() {
     let daemon = Daemon::start().await;
     daemon.create_app("web").await;
     let unknown = daemon
@@ -103,10 +103,11 @@ async fn an_unknown_or_malformed_image_is_a_400_naming_it() {
             Some(json!({"config": {"image": "nope:1"}})),
         )
         .await;
+    // Well formed, as the document allows, but not in the host's store.
     assert_error(
         &unknown,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
+        StatusCode::NOT_FOUND,
+        "not_found",
         Some("config.image"),
     );
     assert!(

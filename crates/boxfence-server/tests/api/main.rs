@@ -6,6 +6,7 @@
 mod auth;
 mod boxes;
 mod conformance;
+mod errors;
 mod guest;
 mod health;
 mod host;

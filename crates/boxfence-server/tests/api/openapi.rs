@@ -74,3 +74,22 @@ async fn the_openapi_document_covers_every_route() {
         }
     }
 }
+
+/// The committed `openapi.json`, from which the SDKs are built, is the
+/// document the types generate. `BOXFENCE_WRITE_OPENAPI=1` rewrites it.
+#[test]
+fn the_committed_openapi_json_is_the_generated_one() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.json");
+    let generated = boxfence_server::openapi_text();
+    if std::env::var_os("BOXFENCE_WRITE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).expect("write openapi.json");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi.json at the repository's root is not the generated document; regenerate it \
+         with `cargo run -p boxfence -- openapi > openapi.json` (or \
+         `BOXFENCE_WRITE_OPENAPI=1 cargo test -p boxfence-server --test api openapi`) and \
+         commit it"
+    );
+}

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use boxfence_client::{Client, ExecRequest, MachineConfig, NewMachine};
+use boxfence_client::{
+    Client, ExecRequest, MachineConfig, NewMachine, boxfence_api::MetadataPatch,
+};
 use boxfence_policy::{AppPolicy, BoxPolicy, Flow};
 use serde_json::json;
 
@@ -22,11 +24,11 @@ async fn the_sdk_covers_the_machines_api() {
     }))
     .expect("policy");
     let applied = client.apply_policy("web", &policy).await.expect("apply");
-    let id = applied.value.policy.id.clone().expect("id");
-    assert_eq!(applied.value.policy.rules, policy.rules);
+    let id = applied.value.id.clone();
+    assert_eq!(applied.value.rules, policy.rules);
     assert_eq!(client.policies("web").await.expect("list").len(), 1);
     assert_eq!(
-        client.policy("web", &id).await.expect("show").policy.name,
+        client.policy("web", &id).await.expect("show").name,
         "https-only"
     );
 
@@ -40,6 +42,7 @@ async fn the_sdk_covers_the_machines_api() {
                     ..MachineConfig::default()
                 },
                 network_policy: Some(BoxPolicy::AllowAll),
+                attach: None,
             },
         )
         .await
@@ -61,11 +64,15 @@ async fn the_sdk_covers_the_machines_api() {
         .evaluate("web", &machine.id, &flow(80))
         .await
         .expect("eval");
-    assert_eq!(denied.layer.as_deref(), Some("app_policy"));
+    assert_eq!(denied.layer, Some(boxfence_policy::Layer::AppPolicy));
 
     // Metadata moves the machine out of the selector.
     let patched = client
-        .patch_metadata("web", &machine.id, &BTreeMap::from([("role".into(), None)]))
+        .patch_metadata(
+            "web",
+            &machine.id,
+            &MetadataPatch(BTreeMap::from([("role".into(), None)])),
+        )
         .await
         .expect("patch");
     assert!(patched.config.metadata.is_empty());

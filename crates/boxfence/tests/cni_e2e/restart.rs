@@ -67,13 +67,13 @@ fn attach_by_path_and_bad_requests() {
         assert!(answer.to_string().contains(says), "{attach}: {answer}");
     };
     refused(json!({"netns": "relative/path"}), 400, "attach.netns");
-    refused(json!({"netns": "/nonexistent/ns"}), 400, "attach.netns");
+    refused(json!({"netns": "/nonexistent/ns"}), 404, "attach.netns");
     refused(
         json!({"netns": "/etc/hostname"}),
-        400,
+        404,
         "not a network namespace",
     );
-    refused(json!({"netns": "/proc/self/ns/net"}), 400, "daemon's own");
+    refused(json!({"netns": "/proc/self/ns/net"}), 409, "daemon's own");
     refused(
         json!({"netns": jailer.netns, "ifname": "a/b"}),
         400,
