@@ -40,9 +40,9 @@ def annotation(schema: dict[str, Any]) -> str:
         inner = "None" if nullable else "Any"
         return inner
     kind = kinds[0]
-    if kind == "string" and ALTERNATIVES.match(schema.get("pattern", "")):
-        values = ALTERNATIVES.match(schema["pattern"]).group(1).split("|")
-        inner = f"Literal[{', '.join(repr(v) for v in values)}]"
+    alternatives = ALTERNATIVES.match(schema.get("pattern", "")) if kind == "string" else None
+    if alternatives:
+        inner = f"Literal[{', '.join(repr(v) for v in alternatives.group(1).split('|'))}]"
     elif kind in SCALARS:
         inner = SCALARS[kind]
     elif kind == "array":

@@ -30,7 +30,11 @@ fn run_suite(dir: &Path, argv: &[&str]) {
         .env("BOXFENCE_TOKEN", TOKEN)
         .status()
         .unwrap_or_else(|error| panic!("{argv:?} starts: {error}"));
-    assert!(status.success(), "{argv:?} in {} failed: {status}", dir.display());
+    assert!(
+        status.success(),
+        "{argv:?} in {} failed: {status}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -69,6 +73,14 @@ fn python_sdk_suite() {
     // Debian's interpreter, which has python3-httpx and python3-pytest.
     run_suite(
         &sdk_dir().join("python"),
-        &["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        &[
+            "/usr/bin/python3",
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests",
+        ],
     );
 }

@@ -68,10 +68,13 @@ def error_for(status: int, body: Any, retry_after: Optional[str]) -> BoxfenceErr
     """The error for an answer with `status` and its parsed body (None if not JSON)."""
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
-    code = error.get("code") if isinstance(error.get("code"), str) else "http_error"
-    message = error.get("message") if isinstance(error.get("message"), str) else f"HTTP {status}"
-    details = error.get("details") if isinstance(error.get("details"), list) else []
-    made = _kind(status)(status, code, message, details)
+    code, message, details = error.get("code"), error.get("message"), error.get("details")
+    made = _kind(status)(
+        status,
+        code if isinstance(code, str) else "http_error",
+        message if isinstance(message, str) else f"HTTP {status}",
+        details if isinstance(details, list) else [],
+    )
     if isinstance(made, RateLimitError) and retry_after is not None:
         made.retry_after = float(retry_after)
     return made
