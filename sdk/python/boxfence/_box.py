@@ -49,6 +49,9 @@ class _BoxState:
 class Box(_BoxState):
     """A box: a sandboxed machine whose outbound traffic its policy governs (sync client)."""
 
+    #: The client of `create` and `get` without one (`client.Box` sets it); else the environment's.
+    default_client: Optional[Boxfence] = None
+
     def __init__(self, client: Boxfence, view: Any) -> None:
         super().__init__(view, view.get("warnings"))
         self._client = client
@@ -66,18 +69,20 @@ class Box(_BoxState):
         client: Optional[Boxfence] = None,
     ) -> Box:
         """Creates a box; its policy is enforced before this returns. Default client: BOXFENCE_URL, BOXFENCE_TOKEN."""
-        from ._client import Boxfence
-
-        client = client or Boxfence()
+        client = client or cls._default()
         call = ops.create_box(network_policy, image, guest, runtime, metadata, app)
         return cls(client, client.transport.run(call))
 
     @classmethod
     def get(cls, box_id: str, *, client: Optional[Boxfence] = None) -> Box:
+        client = client or cls._default()
+        return cls(client, client.transport.run(ops.get_box(box_id)))
+
+    @classmethod
+    def _default(cls) -> Boxfence:
         from ._client import Boxfence
 
-        client = client or Boxfence()
-        return cls(client, client.transport.run(ops.get_box(box_id)))
+        return cls.default_client or Boxfence()
 
     def get_network_policy(self) -> NetworkPolicy:
         """Reads the box again and returns its policy."""
@@ -121,6 +126,9 @@ class Box(_BoxState):
 class AsyncBox(_BoxState):
     """A box of the asyncio client; `async with` deletes it at the block's end."""
 
+    #: The client of `create` and `get` without one (`client.Box` sets it); else the environment's.
+    default_client: Optional[AsyncBoxfence] = None
+
     def __init__(self, client: AsyncBoxfence, view: Any) -> None:
         super().__init__(view, view.get("warnings"))
         self._client = client
@@ -135,14 +143,22 @@ class AsyncBox(_BoxState):
         runtime: Optional[str] = None,
         metadata: Optional[dict[str, str]] = None,
         app: Optional[str] = None,
-        client: AsyncBoxfence,
+        client: Optional[AsyncBoxfence] = None,
     ) -> AsyncBox:
+        client = client or cls._default()
         call = ops.create_box(network_policy, image, guest, runtime, metadata, app)
         return cls(client, await client.transport.run(call))
 
     @classmethod
-    async def get(cls, box_id: str, *, client: AsyncBoxfence) -> AsyncBox:
+    async def get(cls, box_id: str, *, client: Optional[AsyncBoxfence] = None) -> AsyncBox:
+        client = client or cls._default()
         return cls(client, await client.transport.run(ops.get_box(box_id)))
+
+    @classmethod
+    def _default(cls) -> AsyncBoxfence:
+        from ._client import AsyncBoxfence
+
+        return cls.default_client or AsyncBoxfence()
 
     async def get_network_policy(self) -> NetworkPolicy:
         self._view = await self._client.transport.run(ops.get_box(self.id))

@@ -12,11 +12,9 @@ from ._flow import FlowEvent
 from ._generated import (
     AppPolicy,
     AppView,
-    BoxGuestBody,
     Deleted,
     Flow,
     MachineView,
-    NetworkPolicy,
     PolicyView,
     WithWarnings_MachineView,
     WithWarnings_PolicyView,
@@ -28,11 +26,13 @@ from ._transport import AsyncTransport, Transport, Verify
 
 class Boxfence:
     """A client of one daemon: `Boxfence(url, token)`, else BOXFENCE_URL and BOXFENCE_TOKEN.
-    `verify` is httpx's: False, or a CA bundle's path, for an https URL with its own certificate."""
+    `verify` is httpx's: False, or a CA bundle's path, for an https URL with its own certificate.
+    `client.Box` is `Box` with this client as its default."""
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, *, verify: Verify = True) -> None:
         self.transport = Transport(url, token, verify=verify)
-        self.boxes = Boxes(self)
+        # `client.Box.create(...)`: Box with this client as its default.
+        self.Box: type[Box] = type("Box", (Box,), {"default_client": self})
         self.apps = Apps(self.transport)
         self.network_policies = NetworkPolicies(self.transport)
         self.machines = Machines(self.transport)
@@ -45,30 +45,6 @@ class Boxfence:
 
     def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]) -> None:
         self.close()
-
-
-class Boxes:
-    """`client.boxes.create(...)` is `Box.create(..., client=client)`."""
-
-    def __init__(self, client: Boxfence) -> None:
-        self._client = client
-
-    def create(
-        self,
-        *,
-        network_policy: Optional[NetworkPolicy] = None,
-        image: Optional[str] = None,
-        guest: Optional[BoxGuestBody] = None,
-        runtime: Optional[str] = None,
-        metadata: Optional[dict[str, str]] = None,
-        app: Optional[str] = None,
-    ) -> Box:
-        return Box.create(
-            network_policy=network_policy, image=image, guest=guest, runtime=runtime, metadata=metadata, app=app, client=self._client
-        )
-
-    def get(self, box_id: str) -> Box:
-        return Box.get(box_id, client=self._client)
 
 
 class Apps:
@@ -148,7 +124,7 @@ class AsyncBoxfence:
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None, *, verify: Verify = True) -> None:
         self.transport = AsyncTransport(url, token, verify=verify)
-        self.boxes = AsyncBoxes(self)
+        self.Box: type[AsyncBox] = type("AsyncBox", (AsyncBox,), {"default_client": self})
         self.apps = AsyncApps(self.transport)
         self.network_policies = AsyncNetworkPolicies(self.transport)
         self.machines = AsyncMachines(self.transport)
@@ -163,28 +139,6 @@ class AsyncBoxfence:
         self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]
     ) -> None:
         await self.aclose()
-
-
-class AsyncBoxes:
-    def __init__(self, client: AsyncBoxfence) -> None:
-        self._client = client
-
-    async def create(
-        self,
-        *,
-        network_policy: Optional[NetworkPolicy] = None,
-        image: Optional[str] = None,
-        guest: Optional[BoxGuestBody] = None,
-        runtime: Optional[str] = None,
-        metadata: Optional[dict[str, str]] = None,
-        app: Optional[str] = None,
-    ) -> AsyncBox:
-        return await AsyncBox.create(
-            network_policy=network_policy, image=image, guest=guest, runtime=runtime, metadata=metadata, app=app, client=self._client
-        )
-
-    async def get(self, box_id: str) -> AsyncBox:
-        return await AsyncBox.get(box_id, client=self._client)
 
 
 class AsyncApps:

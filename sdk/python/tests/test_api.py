@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_bad_input_raises_validation_errors_with_paths(client: Boxfence) -> None:
     with pytest.raises(ValidationError) as caught:
-        client.boxes.create(network_policy={"mode": "custom", "allowedCidrs": ["not-a-cidr"], "allowedDomains": ["*bad*"]})
+        client.Box.create(network_policy={"mode": "custom", "allowedCidrs": ["not-a-cidr"], "allowedDomains": ["*bad*"]})
     assert caught.value.status == 400
     assert caught.value.code == "invalid_request"
     assert sorted(caught.value.paths) == ["networkPolicy.allowedCidrs[0]", "networkPolicy.allowedDomains[0]"]
 
-    with client.boxes.create(network_policy={"mode": "deny-all"}) as box:
+    with client.Box.create(network_policy={"mode": "deny-all"}) as box:
         bad: Any = {"mode": "block"}
         with pytest.raises(ValidationError) as caught:
             box.update_network_policy(bad)
@@ -33,7 +33,7 @@ def test_bad_input_raises_validation_errors_with_paths(client: Boxfence) -> None
         assert box.get_network_policy() == {"mode": "deny-all"}
 
     with pytest.raises(NotFoundError):
-        client.boxes.get("nosuchbox000")
+        client.Box.get("nosuchbox000")
 
 
 def test_wrong_token_and_no_daemon(lab: tuple[str, str]) -> None:
@@ -46,7 +46,7 @@ def test_wrong_token_and_no_daemon(lab: tuple[str, str]) -> None:
 
 
 def test_flow_stream_delivers_a_denial(client: Boxfence) -> None:
-    with client.boxes.create(network_policy={"mode": "custom", "allowedCidrs": ["198.51.100.0/24"]}) as box:
+    with client.Box.create(network_policy={"mode": "custom", "allowedCidrs": ["198.51.100.0/24"]}) as box:
         assert reach(box, "http://198.51.100.10/") == "200"
         assert reach(box, "http://203.0.113.10/") != "200"
         # History first: the denial above is in the stream.
@@ -62,7 +62,7 @@ def test_flow_stream_delivers_a_denial(client: Boxfence) -> None:
 def test_asyncio_client_live_denial_and_ephemeral_box(lab: tuple[str, str]) -> None:
     async def scenario() -> str:
         async with AsyncBoxfence(*lab) as client:
-            async with await client.boxes.create(network_policy={"mode": "deny-all"}) as box:
+            async with await client.Box.create(network_policy={"mode": "deny-all"}) as box:
                 stream = box.flows(verdict="deny")
                 # Subscribe first, then be denied: the event arrives live.
                 first = asyncio.ensure_future(stream.__anext__())
@@ -73,23 +73,23 @@ def test_asyncio_client_live_denial_and_ephemeral_box(lab: tuple[str, str]) -> N
                 assert (event["verdict"], event["dst"], event["layer"]) == ("deny", "198.51.100.10", "box_policy")
                 box_id = box.id
             with pytest.raises(NotFoundError):
-                await client.boxes.get(box_id)
+                await client.Box.get(box_id)
             return box_id
 
     assert asyncio.run(scenario())
 
 
 def test_ephemeral_box_is_gone_after_its_block(client: Boxfence) -> None:
-    with client.boxes.create(network_policy={"mode": "deny-all"}) as box:
-        assert client.boxes.get(box.id).id == box.id
+    with client.Box.create(network_policy={"mode": "deny-all"}) as box:
+        assert client.Box.get(box.id).id == box.id
     with pytest.raises(NotFoundError):
-        client.boxes.get(box.id)
+        client.Box.get(box.id)
 
     with pytest.raises(RuntimeError, match="user's code failed"):
-        with client.boxes.create() as box:
+        with client.Box.create() as box:
             raise RuntimeError("the user's code failed")
     with pytest.raises(NotFoundError):
-        client.boxes.get(box.id)
+        client.Box.get(box.id)
 
 
 def test_apps_policies_and_machines(client: Boxfence) -> None:

@@ -21,7 +21,7 @@ def test_create_a_box_with_a_policy(client: Boxfence) -> None:
 
 
 def test_combine_domain_and_cidr_rules(client: Boxfence) -> None:
-    with client.boxes.create(
+    with client.Box.create(
         runtime="node",
         network_policy={
             "mode": "custom",
@@ -35,12 +35,12 @@ def test_combine_domain_and_cidr_rules(client: Boxfence) -> None:
 
 
 def test_read_update_and_switch_back(client: Boxfence) -> None:
-    with client.boxes.create(runtime="node") as box:
+    with client.Box.create(runtime="node") as box:
         assert box.network_policy == {"mode": "allow-all"}
         assert reach(box, "http://203.0.113.10/") == "200"
         box.update_network_policy({"mode": "deny-all"})
         assert box.network_policy == {"mode": "deny-all"}
-        assert client.boxes.get(box.id).network_policy == {"mode": "deny-all"}
+        assert client.Box.get(box.id).network_policy == {"mode": "deny-all"}
         assert reach(box, "http://203.0.113.10/") != "200"
         box.update_network_policy({"mode": "allow-all"})
         assert box.get_network_policy() == {"mode": "allow-all"}
@@ -48,7 +48,7 @@ def test_read_update_and_switch_back(client: Boxfence) -> None:
 
 
 def test_example_patterns(client: Boxfence) -> None:
-    with client.boxes.create(runtime="node") as box:
+    with client.Box.create(runtime="node") as box:
         box.update_network_policy({"mode": "custom", "allowedDomains": ["github.com", "*.github.com", "registry.npmjs.org"]})
         assert reach(box, "https://api.github.com/") == "200"
         assert reach(box, "https://github.com/") == "200"

@@ -24,9 +24,9 @@ def test_sync_client_over_https(tls: tuple[str, str, str]) -> None:
     with Boxfence(url, token, verify=ca) as client:
         assert isinstance(client.apps.list(), list)
         with pytest.raises(ValidationError) as caught:
-            client.boxes.create(network_policy={"mode": "custom", "allowedCidrs": ["10.0.0.0/33"]})
+            client.Box.create(network_policy={"mode": "custom", "allowedCidrs": ["10.0.0.0/33"]})
         assert caught.value.paths == ["networkPolicy.allowedCidrs[0]"]
-        with client.boxes.create(network_policy={"mode": "deny-all"}) as box:
+        with client.Box.create(network_policy={"mode": "deny-all"}) as box:
             assert reach(box, "http://198.51.100.10/") != "200"
             stream = box.flows(verdict="deny")
             event = next(iter(stream))
