@@ -184,3 +184,29 @@ fn python_sdk_suite() {
         ],
     );
 }
+
+#[test]
+fn generated_types_are_current() {
+    // Needs sdk/typescript's dev dependencies (openapi-typescript), which
+    // `scripts/test` installs; no root, no network.
+    let dir = sdk_dir();
+    if !dir
+        .join("typescript/node_modules/.bin/openapi-typescript")
+        .exists()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "sdk/typescript has no node_modules: run `npm ci` there (scripts/test does)"
+        );
+        eprintln!("skipping generated_types_are_current: no node_modules in sdk/typescript");
+        return;
+    }
+    let status = Command::new(dir.join("generate.sh"))
+        .arg("--check")
+        .status()
+        .expect("sdk/generate.sh starts");
+    assert!(
+        status.success(),
+        "the SDKs' generated types differ from openapi.json: run sdk/generate.sh"
+    );
+}
