@@ -185,28 +185,44 @@ fn python_sdk_suite() {
     );
 }
 
-#[test]
-fn generated_types_are_current() {
-    // Needs sdk/typescript's dev dependencies (openapi-typescript), which
-    // `scripts/test` installs; no root, no network.
-    let dir = sdk_dir();
-    if !dir
+/// Whether sdk/typescript's dev dependencies (tsc, openapi-typescript)
+/// are installed, as `scripts/test` does; without them `test` fails under
+/// CI and is skipped elsewhere.
+fn have_dev_dependencies(test: &str) -> bool {
+    if sdk_dir()
         .join("typescript/node_modules/.bin/openapi-typescript")
         .exists()
     {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "sdk/typescript has no node_modules: run `npm ci` there (scripts/test does)"
-        );
-        eprintln!("skipping generated_types_are_current: no node_modules in sdk/typescript");
-        return;
+        return true;
     }
-    let status = Command::new(dir.join("generate.sh"))
-        .arg("--check")
-        .status()
-        .expect("sdk/generate.sh starts");
     assert!(
-        status.success(),
-        "the SDKs' generated types differ from openapi.json: run sdk/generate.sh"
+        std::env::var("CI").as_deref() != Ok("true"),
+        "sdk/typescript has no node_modules: run `npm ci` there (scripts/test does)"
     );
+    eprintln!("skipping {test}: no node_modules in sdk/typescript");
+    false
+}
+
+/// Runs one of sdk's scripts and fails unless it succeeds.
+fn sdk_script(name: &str, args: &[&str]) {
+    let status = Command::new(sdk_dir().join(name))
+        .args(args)
+        .status()
+        .unwrap_or_else(|error| panic!("sdk/{name} starts: {error}"));
+    assert!(status.success(), "sdk/{name} {args:?} failed: {status}");
+}
+
+#[test]
+fn generated_types_are_current() {
+    // No root, no network: the generators are local.
+    if have_dev_dependencies("generated_types_are_current") {
+        sdk_script("generate.sh", &["--check"]);
+    }
+}
+
+#[test]
+fn packages_install_and_import() {
+    if have_dev_dependencies("packages_install_and_import") {
+        sdk_script("check-packages.sh", &[]);
+    }
 }
