@@ -1,5 +1,9 @@
-"""Writes boxfence/_generated.py: a TypedDict or alias per schema of the
-OpenAPI document given as the first argument (see ../generate.sh).
+"""Writes the Python SDK's types from the OpenAPI document given as the
+first argument (see ../generate.sh): with no second argument
+boxfence/_generated.py, a TypedDict or alias per schema; with `routes`
+boxfence/_routes.py, the SDK's names for them found by route (path,
+method, status or body, then fields), which stay put when the document
+renames a schema.
 
 Only what the document states is written: required fields are plain,
 the others NotRequired; `type: [X, "null"]` is Optional; a pattern that
@@ -21,14 +25,14 @@ def ref_name(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
 
 
-def annotation(schema: dict[str, Any]) -> str:
+def annotation(schema: dict[str, Any], prefix: str = "") -> str:
     """The Python type of `schema` (annotations are postponed, so names
     of schemas defined later are fine in classes; aliases come last)."""
     if "$ref" in schema:
-        return ref_name(schema["$ref"])
+        return prefix + ref_name(schema["$ref"])
     for key in ("oneOf", "anyOf"):
         if key in schema:
-            parts = [annotation(part) for part in schema[key]]
+            parts = [annotation(part, prefix) for part in schema[key]]
             return parts[0] if len(parts) == 1 else f"Union[{', '.join(parts)}]"
     if "enum" in schema:
         return f"Literal[{', '.join(repr(v) for v in schema['enum'])}]"
@@ -46,10 +50,10 @@ def annotation(schema: dict[str, Any]) -> str:
     elif kind in SCALARS:
         inner = SCALARS[kind]
     elif kind == "array":
-        inner = f"list[{annotation(schema.get('items', {}))}]"
+        inner = f"list[{annotation(schema.get('items', {}), prefix)}]"
     elif kind == "object" and "additionalProperties" in schema:
         extra = schema["additionalProperties"]
-        inner = f"dict[str, {annotation(extra) if isinstance(extra, dict) else 'Any'}]"
+        inner = f"dict[str, {annotation(extra, prefix) if isinstance(extra, dict) else 'Any'}]"
     else:
         inner = "dict[str, Any]"
     return f"Optional[{inner}]" if nullable else inner
@@ -115,6 +119,67 @@ def render(document: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+EVALUATE = "/v1/apps/{app}/machines/{id}/network_policy/evaluate"
+
+# The SDK's name -> (path, method, a status or "body", then fields, "[]"
+# for an array's items).
+ROUTES: dict[str, tuple[str, ...]] = {
+    "App": ("/v1/apps/{app}", "get", "200"),
+    "AppPolicy": ("/v1/apps/{app}/network_policies", "post", "body"),
+    "AppliedPolicy": ("/v1/apps/{app}/network_policies", "post", "201"),
+    "BoxCreated": ("/v1/boxes", "post", "201"),
+    "BoxGuest": ("/v1/boxes", "post", "body", "guest"),
+    "BoxView": ("/v1/boxes/{id}", "get", "200"),
+    "CreatedMachine": ("/v1/apps/{app}/machines", "post", "201"),
+    "Deleted": ("/v1/boxes/{id}", "delete", "200"),
+    "Diagnostic": ("/v1/boxes", "post", "400", "error", "details", "[]"),
+    "Flow": (EVALUATE, "post", "body"),
+    "FlowVerdict": (EVALUATE, "post", "200"),
+    "Machine": ("/v1/apps/{app}/machines/{id}", "get", "200"),
+    "NetworkPolicy": ("/v1/boxes/{id}/network-policy", "put", "body"),
+    "PolicyUpdated": ("/v1/boxes/{id}/network-policy", "put", "200"),
+    "StoredPolicy": ("/v1/apps/{app}/network_policies/{id}", "get", "200"),
+}
+
+
+def resolve(document: dict[str, Any], route: tuple[str, ...]) -> dict[str, Any]:
+    """The schema at `route`; a `$ref` at its end is kept (it names a type)."""
+    schemas = document["components"]["schemas"]
+    path, method, where, *steps = route
+    operation = document["paths"][path][method]
+    place = operation["requestBody"] if where == "body" else operation["responses"][where]
+    schema: dict[str, Any] = place["content"]["application/json"]["schema"]
+    for step in steps:
+        # Optional fields are `oneOf [null, X]`: the type is X's.
+        variants: list[dict[str, Any]] = [v for v in schema.get("oneOf", []) if v.get("type") != "null"]
+        schema = variants[0] if len(variants) == 1 else schema
+        if step == "[]":
+            schema = (schemas[ref_name(schema["$ref"])] if "$ref" in schema else schema)["items"]
+        else:
+            schema = fields(schema, schemas)[0][step]
+    variants = [v for v in schema.get("oneOf", []) if v.get("type") != "null"]
+    return variants[0] if len(variants) == 1 and "$ref" in variants[0] else schema
+
+
+def render_routes(document: dict[str, Any]) -> str:
+    out = [
+        '"""The SDK\'s names for the API\'s types, found by route in openapi.json by',
+        'generate_types.py (sdk/generate.sh). Do not edit."""',
+        "",
+        "from typing import Any, Literal, Optional, Union  # noqa: F401 (as the routes need)",
+        "",
+        "from . import _generated as g",
+        "",
+    ]
+    for name, route in ROUTES.items():
+        out.append(f"{name} = {annotation(resolve(document, route), 'g.')}")
+    out.append("")
+    out.append(f"__all__ = {sorted(ROUTES)!r}")
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     with open(sys.argv[1], encoding="utf-8") as file:
-        sys.stdout.write(render(json.load(file)))
+        document = json.load(file)
+    routes = sys.argv[2:] == ["routes"]
+    sys.stdout.write(render_routes(document) if routes else render(document))

@@ -161,6 +161,7 @@ fn typescript_sdk_suite() {
             ".test-build/test/seeds.test.js",
             ".test-build/test/api.test.js",
             ".test-build/test/tls.test.js",
+            ".test-build/test/types.test.js",
         ],
     );
 }

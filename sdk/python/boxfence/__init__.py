@@ -14,11 +14,20 @@ from ._errors import (
     ValidationError,
 )
 from ._flow import FlowEvent
-from ._generated import AppPolicy, NetworkPolicy
+from ._routes import App, AppPolicy, BoxGuest, BoxView, Deleted, Diagnostic, Flow, FlowVerdict, Machine, NetworkPolicy, StoredPolicy
 from ._ops import Command, ExecResult
 
 __all__ = [
+    "App",
     "AppPolicy",
+    "BoxGuest",
+    "BoxView",
+    "Deleted",
+    "Diagnostic",
+    "Flow",
+    "FlowVerdict",
+    "Machine",
+    "StoredPolicy",
     "AsyncBox",
     "AsyncBoxfence",
     "AuthError",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 from . import _ops as ops
 from ._errors import NotFoundError
 from ._flow import FlowEvent
-from ._generated import BoxGuestBody, BoxView, Deleted, Diagnostic, NetworkPolicy
+from ._routes import BoxGuest, BoxView, Deleted, Diagnostic, NetworkPolicy
 from ._ops import Command, ExecResult
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class Box(_BoxState):
         *,
         network_policy: Optional[NetworkPolicy] = None,
         image: Optional[str] = None,
-        guest: Optional[BoxGuestBody] = None,
+        guest: Optional[BoxGuest] = None,
         runtime: Optional[str] = None,
         metadata: Optional[dict[str, str]] = None,
         app: Optional[str] = None,
@@ -139,7 +139,7 @@ class AsyncBox(_BoxState):
         *,
         network_policy: Optional[NetworkPolicy] = None,
         image: Optional[str] = None,
-        guest: Optional[BoxGuestBody] = None,
+        guest: Optional[BoxGuest] = None,
         runtime: Optional[str] = None,
         metadata: Optional[dict[str, str]] = None,
         app: Optional[str] = None,

@@ -9,17 +9,17 @@ from typing import Any, Optional
 from . import _ops as ops
 from ._box import AsyncBox, Box, Verdict
 from ._flow import FlowEvent
-from ._generated import (
+from ._routes import (
+    App,
+    AppliedPolicy,
     AppPolicy,
-    AppView,
+    CreatedMachine,
     Deleted,
     Flow,
-    MachineView,
-    PolicyView,
-    WithWarnings_MachineView,
-    WithWarnings_PolicyView,
+    FlowVerdict,
+    Machine,
+    StoredPolicy,
 )
-from ._generated import Verdict as FlowVerdict
 from ._ops import Command, ExecResult
 from ._transport import AsyncTransport, Transport, Verify
 
@@ -53,13 +53,13 @@ class Apps:
     def __init__(self, transport: Transport) -> None:
         self._run = transport.run
 
-    def create(self, name: str) -> AppView:
+    def create(self, name: str) -> App:
         return self._run(ops.create_app(name))
 
-    def list(self) -> list[AppView]:
+    def list(self) -> list[App]:
         return self._run(ops.list_apps())
 
-    def get(self, name: str) -> AppView:
+    def get(self, name: str) -> App:
         return self._run(ops.get_app(name))
 
     def delete(self, name: str, *, force: bool = False) -> Deleted:
@@ -73,14 +73,14 @@ class NetworkPolicies:
     def __init__(self, transport: Transport) -> None:
         self._run = transport.run
 
-    def apply(self, app: str, policy: AppPolicy) -> WithWarnings_PolicyView:
+    def apply(self, app: str, policy: AppPolicy) -> AppliedPolicy:
         """Creates or updates (by `id`, else by `name`); enforced before this returns."""
         return self._run(ops.apply_policy(app, policy))
 
-    def list(self, app: str) -> list[PolicyView]:
+    def list(self, app: str) -> list[StoredPolicy]:
         return self._run(ops.list_policies(app))
 
-    def get(self, app: str, policy_id: str) -> PolicyView:
+    def get(self, app: str, policy_id: str) -> StoredPolicy:
         return self._run(ops.get_policy(app, policy_id))
 
     def delete(self, app: str, policy_id: str) -> Deleted:
@@ -93,14 +93,14 @@ class Machines:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    def create(self, app: str, **body: Any) -> WithWarnings_MachineView:
+    def create(self, app: str, **body: Any) -> CreatedMachine:
         """Keyword arguments are the request's fields: `config`, `network_policy`, `name`, `attach`."""
         return self._transport.run(ops.create_machine(app, body))
 
-    def list(self, app: str) -> list[MachineView]:
+    def list(self, app: str) -> list[Machine]:
         return self._transport.run(ops.list_machines(app))
 
-    def get(self, app: str, machine_id: str) -> MachineView:
+    def get(self, app: str, machine_id: str) -> Machine:
         return self._transport.run(ops.get_machine(app, machine_id))
 
     def delete(self, app: str, machine_id: str) -> Deleted:
@@ -145,13 +145,13 @@ class AsyncApps:
     def __init__(self, transport: AsyncTransport) -> None:
         self._run = transport.run
 
-    async def create(self, name: str) -> AppView:
+    async def create(self, name: str) -> App:
         return await self._run(ops.create_app(name))
 
-    async def list(self) -> list[AppView]:
+    async def list(self) -> list[App]:
         return await self._run(ops.list_apps())
 
-    async def get(self, name: str) -> AppView:
+    async def get(self, name: str) -> App:
         return await self._run(ops.get_app(name))
 
     async def delete(self, name: str, *, force: bool = False) -> Deleted:
@@ -162,13 +162,13 @@ class AsyncNetworkPolicies:
     def __init__(self, transport: AsyncTransport) -> None:
         self._run = transport.run
 
-    async def apply(self, app: str, policy: AppPolicy) -> WithWarnings_PolicyView:
+    async def apply(self, app: str, policy: AppPolicy) -> AppliedPolicy:
         return await self._run(ops.apply_policy(app, policy))
 
-    async def list(self, app: str) -> list[PolicyView]:
+    async def list(self, app: str) -> list[StoredPolicy]:
         return await self._run(ops.list_policies(app))
 
-    async def get(self, app: str, policy_id: str) -> PolicyView:
+    async def get(self, app: str, policy_id: str) -> StoredPolicy:
         return await self._run(ops.get_policy(app, policy_id))
 
     async def delete(self, app: str, policy_id: str) -> Deleted:
@@ -179,13 +179,13 @@ class AsyncMachines:
     def __init__(self, transport: AsyncTransport) -> None:
         self._transport = transport
 
-    async def create(self, app: str, **body: Any) -> WithWarnings_MachineView:
+    async def create(self, app: str, **body: Any) -> CreatedMachine:
         return await self._transport.run(ops.create_machine(app, body))
 
-    async def list(self, app: str) -> list[MachineView]:
+    async def list(self, app: str) -> list[Machine]:
         return await self._transport.run(ops.list_machines(app))
 
-    async def get(self, app: str, machine_id: str) -> MachineView:
+    async def get(self, app: str, machine_id: str) -> Machine:
         return await self._transport.run(ops.get_machine(app, machine_id))
 
     async def delete(self, app: str, machine_id: str) -> Deleted:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ._generated import Diagnostic
+from ._routes import Diagnostic
 
 
 class BoxfenceError(Exception):

@@ -6,21 +6,21 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import quote
 
-from ._generated import (
+from ._routes import (
+    App,
+    AppliedPolicy,
     AppPolicy,
-    AppView,
-    BoxGuestBody,
+    BoxCreated,
+    BoxGuest,
     BoxView,
+    CreatedMachine,
     Deleted,
     Flow,
-    MachineView,
+    FlowVerdict,
+    Machine,
     NetworkPolicy,
-    NetworkPolicyView,
-    PolicyView,
-    Verdict,
-    WithWarnings_BoxView,
-    WithWarnings_MachineView,
-    WithWarnings_PolicyView,
+    PolicyUpdated,
+    StoredPolicy,
 )
 from ._transport import Call
 
@@ -70,11 +70,11 @@ def box_path(box_id: str, rest: str = "") -> str:
 def create_box(
     network_policy: Optional[NetworkPolicy],
     image: Optional[str],
-    guest: Optional[BoxGuestBody],
+    guest: Optional[BoxGuest],
     runtime: Optional[str],
     metadata: Optional[dict[str, str]],
     app: Optional[str],
-) -> Call[WithWarnings_BoxView]:
+) -> Call[BoxCreated]:
     body = _present(networkPolicy=network_policy, image=image, guest=guest, runtime=runtime, metadata=metadata, app=app)
     return Call("POST", "/v1/boxes", body)
 
@@ -83,7 +83,7 @@ def get_box(box_id: str) -> Call[BoxView]:
     return Call("GET", box_path(box_id))
 
 
-def update_box_policy(box_id: str, policy: NetworkPolicy) -> Call[NetworkPolicyView]:
+def update_box_policy(box_id: str, policy: NetworkPolicy) -> Call[PolicyUpdated]:
     return Call("PUT", box_path(box_id, "/network-policy"), policy)
 
 
@@ -106,15 +106,15 @@ def delete_box(box_id: str) -> Call[Deleted]:
 # Apps, their policies and machines (Machines API).
 
 
-def create_app(name: str) -> Call[AppView]:
+def create_app(name: str) -> Call[App]:
     return Call("POST", "/v1/apps", {"app_name": name})
 
 
-def list_apps() -> Call[list[AppView]]:
+def list_apps() -> Call[list[App]]:
     return Call("GET", "/v1/apps")
 
 
-def get_app(name: str) -> Call[AppView]:
+def get_app(name: str) -> Call[App]:
     return Call("GET", f"/v1/apps/{_segment(name)}")
 
 
@@ -126,15 +126,15 @@ def _policies(app: str, rest: str = "") -> str:
     return f"/v1/apps/{_segment(app)}/network_policies{rest}"
 
 
-def apply_policy(app: str, policy: AppPolicy) -> Call[WithWarnings_PolicyView]:
+def apply_policy(app: str, policy: AppPolicy) -> Call[AppliedPolicy]:
     return Call("POST", _policies(app), policy)
 
 
-def list_policies(app: str) -> Call[list[PolicyView]]:
+def list_policies(app: str) -> Call[list[StoredPolicy]]:
     return Call("GET", _policies(app))
 
 
-def get_policy(app: str, policy_id: str) -> Call[PolicyView]:
+def get_policy(app: str, policy_id: str) -> Call[StoredPolicy]:
     return Call("GET", _policies(app, f"/{_segment(policy_id)}"))
 
 
@@ -146,15 +146,15 @@ def _machine(app: str, machine_id: str, rest: str = "") -> str:
     return f"/v1/apps/{_segment(app)}/machines/{_segment(machine_id)}{rest}"
 
 
-def create_machine(app: str, body: dict[str, Any]) -> Call[WithWarnings_MachineView]:
+def create_machine(app: str, body: dict[str, Any]) -> Call[CreatedMachine]:
     return Call("POST", f"/v1/apps/{_segment(app)}/machines", body)
 
 
-def list_machines(app: str) -> Call[list[MachineView]]:
+def list_machines(app: str) -> Call[list[Machine]]:
     return Call("GET", f"/v1/apps/{_segment(app)}/machines")
 
 
-def get_machine(app: str, machine_id: str) -> Call[MachineView]:
+def get_machine(app: str, machine_id: str) -> Call[Machine]:
     return Call("GET", _machine(app, machine_id))
 
 
@@ -169,7 +169,7 @@ def exec_machine(
     return Call("POST", _machine(app, machine_id, "/exec"), body, convert=_exec_result)
 
 
-def evaluate(app: str, machine_id: str, flow: Flow) -> Call[Verdict]:
+def evaluate(app: str, machine_id: str, flow: Flow) -> Call[FlowVerdict]:
     return Call("POST", _machine(app, machine_id, "/network_policy/evaluate"), flow)
 
 

@@ -5,6 +5,7 @@ import { NotFoundError } from "./errors.js";
 import { Transport } from "./http.js";
 import {
   execBody,
+  type BoxCreated,
   type BoxGuest,
   type BoxView,
   type Command,
@@ -15,6 +16,7 @@ import {
   type FlowEvent,
   type FlowOptions,
   type NetworkPolicy,
+  type PolicyUpdated,
 } from "./types.js";
 
 /** Something that holds a transport: a `Boxfence` client. */
@@ -69,7 +71,7 @@ export class Box {
   static async create<T extends typeof Box>(this: T, options: BoxCreateOptions = {}): Promise<InstanceType<T>> {
     const { client, ...body } = options;
     const transport = this.transportFor({ client });
-    const answer = await transport.json<BoxView & { warnings: Diagnostic[] }>("POST", "/v1/boxes", body);
+    const answer = await transport.json<BoxCreated>("POST", "/v1/boxes", body);
     const { warnings, ...view } = answer;
     const box = new this(transport, view) as InstanceType<T>;
     box.warnings = warnings;
@@ -101,11 +103,7 @@ export class Box {
 
   /** Replaces the policy; in force (flows it denies cut) before this resolves. */
   async updateNetworkPolicy(policy: NetworkPolicy): Promise<NetworkPolicy> {
-    const answer = await this.#transport.json<{ networkPolicy: NetworkPolicy; warnings: Diagnostic[] }>(
-      "PUT",
-      this.#path("/network-policy"),
-      policy,
-    );
+    const answer = await this.#transport.json<PolicyUpdated>("PUT", this.#path("/network-policy"), policy);
     this.#view = { ...this.#view, networkPolicy: answer.networkPolicy };
     this.warnings = answer.warnings;
     return answer.networkPolicy;

@@ -1,9 +1,6 @@
 // Errors of the API, typed by the answer's `error.code`.
 
-import type { components } from "./generated/openapi.js";
-
-/** One problem of a request, at a JSON path such as `networkPolicy.allowedCidrs[0]`. */
-export type Diagnostic = components["schemas"]["Diagnostic"];
+import type { Diagnostic } from "./types.js";
 
 /** Every failed call throws one of these (or a subclass named for its status). */
 export class BoxfenceError extends Error {
