@@ -34,6 +34,11 @@ def annotation(schema: dict[str, Any], prefix: str = "") -> str:
         if key in schema:
             parts = [annotation(part, prefix) for part in schema[key]]
             return parts[0] if len(parts) == 1 else f"Union[{', '.join(parts)}]"
+    if "allOf" in schema and len(schema["allOf"]) == 1:
+        # A `$ref` wrapped to carry its own description.
+        return annotation(schema["allOf"][0], prefix)
+    if "const" in schema:
+        return f"Literal[{schema['const']!r}]"
     if "enum" in schema:
         return f"Literal[{', '.join(repr(v) for v in schema['enum'])}]"
     kinds = schema.get("type", [])
