@@ -114,6 +114,10 @@ def test_apps_policies_and_machines(client: Boxfence) -> None:
         assert [p["id"] for p in client.network_policies.list(app)] == [policy_id]
         assert client.network_policies.get(app, policy_id)["name"] == "specific-egress"
         assert http() != "200"
+        denials = client.machines.flows(app, machine, verdict="deny")
+        denial = next(iter(denials))
+        denials.close()  # type: ignore[attr-defined]
+        assert (denial["dport"], denial["layer"]) == (8080, "app_policy")
         verdict = client.machines.evaluate(app, machine, {"direction": "egress", "protocol": "tcp", "ip": "198.51.100.10", "port": 8080})
         assert (verdict["verdict"], verdict["layer"]) == ("deny", "app_policy")
 

@@ -106,6 +106,11 @@ test("apps, network policies and machines", async () => {
     assert.deepEqual((await client.networkPolicies.list(app)).map((p) => p.id), [applied.id]);
     assert.equal((await client.networkPolicies.get(app, applied.id!)).name, "specific-egress");
     assert.notEqual(await http(), "200");
+    const denials = client.machines.flows(app, machine, { verdict: "deny" });
+    const { value: denial } = await denials.next();
+    await denials.return(undefined);
+    assert.equal(denial?.dport, 8080);
+    assert.equal(denial?.layer, "app_policy");
 
     const verdict = await client.machines.evaluate(app, machine, { direction: "egress", protocol: "tcp", ip: "198.51.100.10", port: 8080 });
     assert.equal(verdict.verdict, "deny");
