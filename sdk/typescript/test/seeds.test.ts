@@ -99,3 +99,14 @@ test("example patterns: GitHub and npm only, a public CIDR, a blocked CIDR", asy
     await box.delete();
   }
 });
+
+test("the package's own Box takes the daemon from BOXFENCE_URL and BOXFENCE_TOKEN", async () => {
+  const { Box: FromEnvironment } = await import("../src/index.js");
+  const box = await FromEnvironment.create({ runtime: "node", networkPolicy: { mode: "deny-all" } });
+  try {
+    assert.deepEqual((await FromEnvironment.get(box.id)).networkPolicy, { mode: "deny-all" });
+    assert.notEqual(await reach(box, "http://203.0.113.10/"), "200");
+  } finally {
+    await box.delete();
+  }
+});
