@@ -12,15 +12,22 @@ elif TYPE_CHECKING:
     from typing_extensions import NotRequired
 
 
-class AddressesView(TypedDict):
+class Addresses(TypedDict):
     """A machine's addresses."""
 
     ipv4: str
     ipv6: str
 
 
+class AppInfo(TypedDict):
+    """An app."""
+
+    app_name: str
+    created_at: str
+
+
 class AppPolicy(TypedDict):
-    """An app policy (Machines API shape)."""
+    """Allow rules for the machines of an app that the selector matches."""
 
     id: NotRequired[Optional[str]]
     name: str
@@ -28,29 +35,58 @@ class AppPolicy(TypedDict):
     selector: Selector
 
 
-class AppView(TypedDict):
-    """An app."""
+class Applied_BoxInfo(TypedDict):
+    """An answer that carries warnings: entries accepted but without effect"""
 
+    addresses: Addresses
+    app: str
+    createdAt: str
+    guest: NotRequired[Union[None, BoxGuest]]
+    id: str
+    image: NotRequired[Optional[str]]
+    metadata: dict[str, str]
+    name: str
+    networkPolicy: NetworkPolicy
+    runtime: NotRequired[Optional[str]]
+    updatedAt: str
+    warnings: NotRequired[list[Diagnostic]]
+
+
+class Applied_MachineInfo(TypedDict):
+    """An answer that carries warnings: entries accepted but without effect"""
+
+    addresses: Addresses
     app_name: str
+    attached: NotRequired[Union[None, Attached]]
+    config: MachineConfig
     created_at: str
+    id: str
+    name: str
+    network_policy: NetworkPolicy
+    runtime: NotRequired[Optional[str]]
+    updated_at: str
+    warnings: NotRequired[list[Diagnostic]]
 
 
-class AttachBody(TypedDict):
-    """A network namespace to attach."""
+class Applied_PolicyInfo(TypedDict):
+    """An answer that carries warnings: entries accepted but without effect"""
 
-    container_id: NotRequired[Optional[str]]
-    ifname: NotRequired[Optional[str]]
-    kind: NotRequired[Optional[Literal['netns', 'cni']]]
-    netns: str
+    created_at: str
+    id: str
+    name: str
+    rules: list[Rule]
+    selector: Selector
+    updated_at: str
+    warnings: NotRequired[list[Diagnostic]]
 
 
-class AttachedView(TypedDict):
+class Attached(TypedDict):
     """What an attached machine is attached to."""
 
     container_id: NotRequired[Optional[str]]
-    gateways: AddressesView
+    gateways: Addresses
     ifname: str
-    kind: str
+    kind: Literal['netns', 'cni']
     mac: str
     netns: str
 
@@ -64,7 +100,7 @@ class BinaryReport(TypedDict):
     required: bool
 
 
-class BoxExecView(TypedDict):
+class BoxExecOutput(TypedDict):
     """What a command run in a box did (Box API)."""
 
     exitCode: int
@@ -72,27 +108,26 @@ class BoxExecView(TypedDict):
     stdout: str
 
 
-class BoxGuestBody(TypedDict):
-    """A box's size."""
+class BoxFlowLog(TypedDict):
+    """`{"logAllowed": true|false}` (Box API)."""
+
+    logAllowed: bool
+
+
+class BoxGuest(TypedDict):
+    """A box's size (Box API: `memoryMb`)."""
 
     cpus: NotRequired[Optional[int]]
     memoryMb: NotRequired[Optional[int]]
 
 
-class BoxGuestView(TypedDict):
-    """A box's size (Box API)."""
-
-    cpus: int
-    memoryMb: int
-
-
-class BoxView(TypedDict):
+class BoxInfo(TypedDict):
     """A box (Box API view of a machine)."""
 
-    addresses: AddressesView
+    addresses: Addresses
     app: str
     createdAt: str
-    guest: NotRequired[Union[None, BoxGuestView]]
+    guest: NotRequired[Union[None, BoxGuest]]
     id: str
     image: NotRequired[Optional[str]]
     metadata: dict[str, str]
@@ -109,39 +144,21 @@ class Checked(TypedDict):
     id: str
 
 
-class CreateAppBody(TypedDict):
+class CreateApp(TypedDict):
     """`POST /v1/apps`."""
 
     app_name: str
 
 
-class CreateBoxBody(TypedDict):
-    """`POST /v1/boxes`."""
+class CreateBox(TypedDict):
+    """`POST /v1/boxes`: what to create a box with (all optional)."""
 
     app: NotRequired[Optional[str]]
-    guest: NotRequired[Union[None, BoxGuestBody]]
+    guest: NotRequired[Union[None, BoxGuest]]
     image: NotRequired[Optional[str]]
     metadata: NotRequired[Optional[dict[str, str]]]
     networkPolicy: NotRequired[Union[None, NetworkPolicy]]
     runtime: NotRequired[Optional[str]]
-
-
-class CreateMachineBody(TypedDict):
-    """`POST /v1/apps/{app}/machines`."""
-
-    attach: NotRequired[Union[None, AttachBody]]
-    config: NotRequired[Union[None, MachineConfigBody]]
-    name: NotRequired[Optional[str]]
-    network_policy: NotRequired[Union[None, NetworkPolicy]]
-
-
-class CustomPolicySchema(TypedDict):
-    """Allowed domains and CIDRs (default deny), or only denied CIDRs"""
-
-    allowedCidrs: NotRequired[Optional[list[str]]]
-    allowedDomains: NotRequired[Optional[list[str]]]
-    deniedCidrs: NotRequired[Optional[list[str]]]
-    mode: Literal['custom']
 
 
 class Deleted(TypedDict):
@@ -152,14 +169,14 @@ class Deleted(TypedDict):
 
 
 class Diagnostic(TypedDict):
-    """One problem (or warning) about one place of a request body."""
+    """One finding (an error or a warning) about one place in a JSON document."""
 
     message: str
     path: str
 
 
 class ErrorBody(TypedDict):
-    """The error body of every failed request."""
+    """`{"error": {"code", "message", "details"}}`."""
 
     error: ErrorDetail
 
@@ -168,24 +185,24 @@ class ErrorDetail(TypedDict):
     """What went wrong."""
 
     code: str
-    details: list[Diagnostic]
+    details: NotRequired[list[Diagnostic]]
     message: str
 
 
-class ExecBody(TypedDict):
-    """A command to run in a machine."""
-
-    command: list[str]
-    stdin: NotRequired[Optional[str]]
-    timeout: NotRequired[Optional[float]]
-
-
-class ExecView(TypedDict):
+class ExecOutput(TypedDict):
     """What a command run in a machine did (Machines API)."""
 
     exit_code: int
     stderr: str
     stdout: str
+
+
+class ExecRequest(TypedDict):
+    """A command to run in a machine or box."""
+
+    command: list[str]
+    stdin: NotRequired[Optional[str]]
+    timeout: NotRequired[Optional[float]]
 
 
 class FeatureReport(TypedDict):
@@ -199,15 +216,42 @@ class FeatureReport(TypedDict):
     status: FeatureStatus
 
 
-class Flow(TypedDict):
-    """A hypothetical flow to evaluate."""
+class Finding(TypedDict):
+    """What one layer found."""
 
-    direction: str
+    allowed: bool
+    layer: Layer
+    reason: dict[str, Any]
+
+
+class Flow(TypedDict):
+    """A hypothetical flow to evaluate, seen from the machine: `port` is the remote port for egress, the machine's for ingress. `protocol` is tcp, udp, icmp, or an IP protocol number 0-255 (which only a rule without `ports` allows)."""
+
+    pass
+
+
+class FlowEvent(TypedDict):
+    """One flow log event."""
+
+    app: NotRequired[Optional[str]]
+    claimed: NotRequired[Optional[str]]
+    direction: NotRequired[Union[None, Direction]]
     domain: NotRequired[Optional[str]]
-    ip: NotRequired[Optional[str]]
-    port: NotRequired[Optional[int]]
-    protocol: str
-    source: NotRequired[Optional[str]]
+    dport: NotRequired[Optional[int]]
+    dst: NotRequired[Optional[str]]
+    kind: FlowEventKind
+    layer: NotRequired[Union[None, Layer]]
+    machine_id: str
+    policy_id: NotRequired[Optional[str]]
+    policy_name: NotRequired[Optional[str]]
+    protocol: NotRequired[Union[None, Protocol]]
+    reason: str
+    rule_index: NotRequired[Optional[int]]
+    sport: NotRequired[Optional[int]]
+    src: NotRequired[Optional[str]]
+    suppressed: NotRequired[Optional[int]]
+    time_ms: int
+    verdict: str
 
 
 class Forwarding(TypedDict):
@@ -217,25 +261,11 @@ class Forwarding(TypedDict):
     ipv6: NotRequired[Optional[bool]]
 
 
-class GuestBody(TypedDict):
-    """A machine's size."""
-
-    cpus: NotRequired[Optional[int]]
-    memory_mb: NotRequired[Optional[int]]
-
-
-class GuestView(TypedDict):
-    """A machine's size (Machines API)."""
-
-    cpus: int
-    memory_mb: int
-
-
 class Health(TypedDict):
     """`GET /healthz`."""
 
     problems: NotRequired[list[str]]
-    status: str
+    status: Literal['ok', 'unhealthy']
 
 
 class HostReport(TypedDict):
@@ -252,35 +282,34 @@ class HostReport(TypedDict):
     uplinks: list[UplinkReport]
 
 
-class MachineConfigBody(TypedDict):
+class MachineConfig(TypedDict):
     """A machine's configuration."""
 
-    guest: NotRequired[Union[None, GuestBody]]
+    guest: NotRequired[Union[None, MachineGuest]]
     image: NotRequired[Optional[str]]
     metadata: NotRequired[Optional[dict[str, str]]]
 
 
-class MachineConfigView(TypedDict):
-    """A machine's configuration (Machines API)."""
+class MachineFlowLog(TypedDict):
+    """`{"log_allowed": true|false}` (Machines API)."""
 
-    guest: NotRequired[Union[None, GuestView]]
-    image: NotRequired[Optional[str]]
-    metadata: dict[str, str]
+    log_allowed: bool
 
 
-class MachineRef(TypedDict):
-    """A machine named in a selector."""
+class MachineGuest(TypedDict):
+    """A machine's size (Machines API: `memory_mb`)."""
 
-    id: str
+    cpus: NotRequired[Optional[int]]
+    memory_mb: NotRequired[Optional[int]]
 
 
-class MachineView(TypedDict):
+class MachineInfo(TypedDict):
     """A machine (Machines API view of a box)."""
 
-    addresses: AddressesView
+    addresses: Addresses
     app_name: str
-    attached: NotRequired[Union[None, AttachedView]]
-    config: MachineConfigView
+    attached: NotRequired[Union[None, Attached]]
+    config: MachineConfig
     created_at: str
     id: str
     name: str
@@ -289,17 +318,24 @@ class MachineView(TypedDict):
     updated_at: str
 
 
-class ModePolicySchema(TypedDict):
-    """`allow-all`: no restriction; `deny-all`: the box is offline."""
-
-    mode: Literal['allow-all', 'deny-all']
+class MachineRef(TypedDict):
+    id: str
 
 
-class NetworkPolicyView(TypedDict):
+class NetworkPolicyAnswer(TypedDict):
     """A box policy update's answer."""
 
     networkPolicy: NetworkPolicy
-    warnings: list[Diagnostic]
+    warnings: NotRequired[list[Diagnostic]]
+
+
+class NewMachine(TypedDict):
+    """`POST /v1/apps/{app}/machines`."""
+
+    attach: NotRequired[Union[None, AttachRequest]]
+    config: NotRequired[Union[MachineConfig, None]]
+    name: NotRequired[Optional[str]]
+    network_policy: NotRequired[Union[None, NetworkPolicy]]
 
 
 class PathReport(TypedDict):
@@ -310,44 +346,26 @@ class PathReport(TypedDict):
     path: str
 
 
-class PolicyView(TypedDict):
+class PolicyInfo(TypedDict):
     """An app policy as stored, with its id."""
 
     created_at: str
-    id: NotRequired[Optional[str]]
+    id: str
     name: str
     rules: list[Rule]
     selector: Selector
     updated_at: str
 
 
-class PortRule(TypedDict):
-    """A protocol and port (range)."""
-
-    end_port: NotRequired[Optional[int]]
-    port: NotRequired[Optional[int]]
-    protocol: Literal['tcp', 'udp', 'icmp']
-
-
-class Rule(TypedDict):
-    """An allow rule."""
-
-    action: Literal['allow']
-    cidrs: NotRequired[Optional[list[str]]]
-    direction: Literal['ingress', 'egress']
-    domains: NotRequired[Optional[list[str]]]
-    ports: NotRequired[Optional[list[PortRule]]]
-
-
 class Selector(TypedDict):
-    """Fields given together must all match; at least one is required."""
+    """Which machines of the app a policy applies to: the members given must all match, and at least one is given."""
 
-    all: NotRequired[Optional[bool]]
+    all: NotRequired[Literal[True, None]]
     machines: NotRequired[Optional[list[MachineRef]]]
     metadata: NotRequired[Optional[dict[str, str]]]
 
 
-class TokenView(TypedDict):
+class TokenInfo(TypedDict):
     """A minted token; its text is shown only in this answer."""
 
     app_name: str
@@ -365,62 +383,24 @@ class UplinkReport(TypedDict):
 
 
 class Verdict(TypedDict):
-    """The verdict on a flow."""
+    """The verdict on a flow: allowed only if every layer allows it; the"""
 
-    caveats: NotRequired[Optional[list[str]]]
-    findings: list[Any]
-    layer: NotRequired[Optional[str]]
+    caveats: NotRequired[list[str]]
+    findings: list[Finding]
+    layer: NotRequired[Union[None, Layer]]
     name_check: NotRequired[Optional[str]]
     reason: str
-    verdict: str
+    verdict: Literal['allow', 'deny']
 
 
-class WithWarnings_BoxView(TypedDict):
-    """A success answer that also carries warnings: entries accepted but"""
-
-    addresses: AddressesView
-    app: str
-    createdAt: str
-    guest: NotRequired[Union[None, BoxGuestView]]
-    id: str
-    image: NotRequired[Optional[str]]
-    metadata: dict[str, str]
-    name: str
-    networkPolicy: NetworkPolicy
-    runtime: NotRequired[Optional[str]]
-    updatedAt: str
-    warnings: list[Diagnostic]
-
-
-class WithWarnings_MachineView(TypedDict):
-    """A success answer that also carries warnings: entries accepted but"""
-
-    addresses: AddressesView
-    app_name: str
-    attached: NotRequired[Union[None, AttachedView]]
-    config: MachineConfigView
-    created_at: str
-    id: str
-    name: str
-    network_policy: NetworkPolicy
-    runtime: NotRequired[Optional[str]]
-    updated_at: str
-    warnings: list[Diagnostic]
-
-
-class WithWarnings_PolicyView(TypedDict):
-    """A success answer that also carries warnings: entries accepted but"""
-
-    created_at: str
-    id: NotRequired[Optional[str]]
-    name: str
-    rules: list[Rule]
-    selector: Selector
-    updated_at: str
-    warnings: list[Diagnostic]
-
-
+AttachRequest = Union[dict[str, Any], dict[str, Any]]
 CgroupVersion = Literal['v2', 'v1', 'hybrid', 'unknown']
+Direction = Literal['ingress', 'egress']
 FeatureStatus = Literal['found', 'avoided', 'missing']
+FlowEventKind = Literal['connection', 'dns_query', 'suppressed']
+Layer = Literal['anti_spoof', 'always_blocked', 'box_policy', 'app_policy', 'sni', 'host']
 MetadataPatch = dict[str, Optional[str]]
-NetworkPolicy = Union[ModePolicySchema, CustomPolicySchema]
+NetworkPolicy = Union[dict[str, Any], Any]
+PortRule = Union[dict[str, Any], dict[str, Any]]
+Protocol = Union[Literal['tcp', 'udp', 'icmp'], int]
+Rule = Union[dict[str, Any], dict[str, Any]]

@@ -5,20 +5,20 @@ from typing import Any, Literal, Optional, Union  # noqa: F401 (as the routes ne
 
 from . import _generated as g
 
-App = g.AppView
+App = g.AppInfo
 AppPolicy = g.AppPolicy
-AppliedPolicy = g.WithWarnings_PolicyView
-BoxCreated = g.WithWarnings_BoxView
-BoxGuest = g.BoxGuestBody
-BoxView = g.BoxView
-CreatedMachine = g.WithWarnings_MachineView
+AppliedPolicy = g.Applied_PolicyInfo
+BoxCreated = g.Applied_BoxInfo
+BoxGuest = g.BoxGuest
+BoxView = g.BoxInfo
+CreatedMachine = g.Applied_MachineInfo
 Deleted = g.Deleted
 Diagnostic = g.Diagnostic
 Flow = g.Flow
 FlowVerdict = g.Verdict
-Machine = g.MachineView
+Machine = g.MachineInfo
 NetworkPolicy = g.NetworkPolicy
-PolicyUpdated = g.NetworkPolicyView
-StoredPolicy = g.PolicyView
+PolicyUpdated = g.NetworkPolicyAnswer
+StoredPolicy = g.PolicyInfo
 
 __all__ = ['App', 'AppPolicy', 'AppliedPolicy', 'BoxCreated', 'BoxGuest', 'BoxView', 'CreatedMachine', 'Deleted', 'Diagnostic', 'Flow', 'FlowVerdict', 'Machine', 'NetworkPolicy', 'PolicyUpdated', 'StoredPolicy']

@@ -73,7 +73,7 @@ export type Verdict = Answer<Evaluate, "post", 200>;
 /** The answer to a delete. */
 export type Deleted = Answer<"/v1/boxes/{id}", "delete", 200>;
 /** One problem or warning at a JSON path. */
-export type Diagnostic = Answer<"/v1/boxes", "post", 400>["error"]["details"][number];
+export type Diagnostic = NonNullable<Answer<"/v1/boxes", "post", 400>["error"]["details"]>[number];
 
 /** One flow log event: a denied (or, when asked, allowed) connection, a refused DNS query, or a count of suppressed events. */
 export interface FlowEvent {
@@ -129,7 +129,8 @@ export type Command = string | string[];
 /** The body of an exec request. */
 export function execBody(command: Command, options: ExecOptions = {}): ExecRequest {
   return {
-    command: typeof command === "string" ? ["sh", "-c", command] : command,
+    // The document says at least one word; an empty list is the server's to refuse.
+    command: (typeof command === "string" ? ["sh", "-c", command] : command) as ExecRequest["command"],
     ...options,
   };
 }

@@ -172,7 +172,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["AppView"][];
+                        "application/json": components["schemas"]["AppInfo"][];
                     };
                 };
                 401: {
@@ -196,7 +196,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["CreateAppBody"];
+                    "application/json": components["schemas"]["CreateApp"];
                 };
             };
             responses: {
@@ -205,7 +205,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["AppView"];
+                        "application/json": components["schemas"]["AppInfo"];
                     };
                 };
                 400: {
@@ -289,7 +289,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["AppView"];
+                        "application/json": components["schemas"]["AppInfo"];
                     };
                 };
                 400: {
@@ -435,7 +435,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["MachineView"][];
+                        "application/json": components["schemas"]["MachineInfo"][];
                     };
                 };
                 400: {
@@ -478,7 +478,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["CreateMachineBody"];
+                    "application/json": components["schemas"]["NewMachine"];
                 };
             };
             responses: {
@@ -487,7 +487,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["WithWarnings_MachineView"];
+                        "application/json": components["schemas"]["Applied_MachineInfo"];
                     };
                 };
                 400: {
@@ -589,7 +589,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["MachineView"];
+                        "application/json": components["schemas"]["MachineInfo"];
                     };
                 };
                 400: {
@@ -814,7 +814,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["ExecBody"];
+                    "application/json": components["schemas"]["ExecRequest"];
                 };
             };
             responses: {
@@ -823,7 +823,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["ExecView"];
+                        "application/json": components["schemas"]["ExecOutput"];
                     };
                 };
                 400: {
@@ -903,19 +903,19 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            /** @description `{"log_allowed": true|false}` */
             requestBody: {
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["MachineFlowLog"];
                 };
             };
             responses: {
-                /** @description `{"log_allowed": …}` */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["MachineFlowLog"];
+                    };
                 };
                 400: {
                     headers: {
@@ -969,13 +969,16 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description `allow` or `deny`. */
+                    /** @description Only events of this verdict. */
                     verdict?: string;
                     /** @description Only events at or after this time (milliseconds since the epoch). */
                     since?: number;
-                    /** @description At most this many of the latest events (1-1000, default 100). */
+                    /** @description At most this many of the latest events (default 100). */
                     limit?: number;
-                    /** @description Stream events as Server-Sent Events, history first. */
+                    /**
+                     * @description Stream events as Server-Sent Events (`event: flow`, one
+                     *     `FlowEvent` as data), history first.
+                     */
                     follow?: boolean;
                 };
                 header?: never;
@@ -989,12 +992,15 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Events, oldest first (JSON array, or an SSE stream with follow=true) */
+                /** @description Events, oldest first: a JSON array, or with follow=true a Server-Sent Events stream of `flow` events, each one FlowEvent as JSON */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["FlowEvent"][];
+                        "text/event-stream": string;
+                    };
                 };
                 400: {
                     headers: {
@@ -1071,7 +1077,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["MachineView"];
+                        "application/json": components["schemas"]["MachineInfo"];
                     };
                 };
                 400: {
@@ -1222,7 +1228,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["PolicyView"][];
+                        "application/json": components["schemas"]["PolicyInfo"][];
                     };
                 };
                 400: {
@@ -1278,7 +1284,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["WithWarnings_PolicyView"];
+                        "application/json": components["schemas"]["Applied_PolicyInfo"];
                     };
                 };
                 /** @description created */
@@ -1287,7 +1293,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["WithWarnings_PolicyView"];
+                        "application/json": components["schemas"]["Applied_PolicyInfo"];
                     };
                 };
                 400: {
@@ -1387,7 +1393,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["PolicyView"][];
+                        "application/json": components["schemas"]["PolicyInfo"][];
                     };
                 };
                 400: {
@@ -1451,7 +1457,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["PolicyView"];
+                        "application/json": components["schemas"]["PolicyInfo"];
                     };
                 };
                 400: {
@@ -1590,7 +1596,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["TokenView"];
+                        "application/json": components["schemas"]["TokenInfo"];
                     };
                 };
                 400: {
@@ -1660,7 +1666,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["CreateBoxBody"];
+                    "application/json": components["schemas"]["CreateBox"];
                 };
             };
             responses: {
@@ -1669,7 +1675,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["WithWarnings_BoxView"];
+                        "application/json": components["schemas"]["Applied_BoxInfo"];
                     };
                 };
                 400: {
@@ -1761,7 +1767,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["BoxView"];
+                        "application/json": components["schemas"]["BoxInfo"];
                     };
                 };
                 400: {
@@ -1890,7 +1896,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["ExecBody"];
+                    "application/json": components["schemas"]["ExecRequest"];
                 };
             };
             responses: {
@@ -1899,7 +1905,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["BoxExecView"];
+                        "application/json": components["schemas"]["BoxExecOutput"];
                     };
                 };
                 400: {
@@ -1977,19 +1983,19 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            /** @description `{"logAllowed": true|false}` */
             requestBody: {
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["BoxFlowLog"];
                 };
             };
             responses: {
-                /** @description `{"logAllowed": …}` */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["BoxFlowLog"];
+                    };
                 };
                 400: {
                     headers: {
@@ -2043,13 +2049,16 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description `allow` or `deny`. */
+                    /** @description Only events of this verdict. */
                     verdict?: string;
                     /** @description Only events at or after this time (milliseconds since the epoch). */
                     since?: number;
-                    /** @description At most this many of the latest events (1-1000, default 100). */
+                    /** @description At most this many of the latest events (default 100). */
                     limit?: number;
-                    /** @description Stream events as Server-Sent Events, history first. */
+                    /**
+                     * @description Stream events as Server-Sent Events (`event: flow`, one
+                     *     `FlowEvent` as data), history first.
+                     */
                     follow?: boolean;
                 };
                 header?: never;
@@ -2061,12 +2070,15 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Events, oldest first (JSON array, or an SSE stream with follow=true) */
+                /** @description Events, oldest first: a JSON array, or with follow=true a Server-Sent Events stream of `flow` events, each one FlowEvent as JSON */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": components["schemas"]["FlowEvent"][];
+                        "text/event-stream": string;
+                    };
                 };
                 400: {
                     headers: {
@@ -2132,7 +2144,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["NetworkPolicyView"];
+                        "application/json": components["schemas"]["NetworkPolicyAnswer"];
                     };
                 };
                 400: {
@@ -2253,56 +2265,143 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @description A machine's addresses. */
-        AddressesView: {
-            /** @description IPv4 address. */
+        Addresses: {
+            /**
+             * Format: ipv4
+             * @description IPv4 address.
+             */
             ipv4: string;
-            /** @description IPv6 address. */
+            /**
+             * Format: ipv6
+             * @description IPv6 address.
+             */
             ipv6: string;
         };
-        /** @description An app policy (Machines API shape). */
+        /** @description An app. */
+        AppInfo: {
+            /** @description Its name. */
+            app_name: string;
+            /** @description When it was created (RFC 3339). */
+            created_at: string;
+        };
+        /** @description Allow rules for the machines of an app that the selector matches. */
         AppPolicy: {
-            /**
-             * @description Give it to update that policy; without it, a policy with the same
-             *     `name` in the app is updated (idempotent apply).
-             */
+            /** @description Give it to update that policy; without it, the policy with the same name in the app is updated (idempotent apply). */
             id?: string | null;
-            /** @description Unique within the app; 1-128 of letters, digits, `.`, `_`, `-`. */
+            /** @description Unique within the app. */
+            name: string;
+            rules: components["schemas"]["Rule"][];
+            selector: components["schemas"]["Selector"];
+        };
+        /**
+         * @description An answer that carries warnings: entries accepted but without effect
+         *     (inside always-blocked ranges), each with its JSON path.
+         */
+        Applied_BoxInfo: {
+            /** @description The box's addresses. */
+            addresses: components["schemas"]["Addresses"];
+            /** @description The app it belongs to. */
+            app: string;
+            /** @description RFC 3339. */
+            createdAt: string;
+            guest?: null | components["schemas"]["BoxGuest"];
+            /** @description Generated id, 12 characters of `[a-z0-9]`. */
+            id: string;
+            /** @description Its image (absent: the default root). */
+            image?: string | null;
+            /** @description Metadata that app-policy selectors match. */
+            metadata: {
+                [key: string]: string;
+            };
+            /** @description Name (the id unless created through the Machines API with one). */
+            name: string;
+            /** @description The box policy. */
+            networkPolicy: components["schemas"]["NetworkPolicy"];
+            /** @description The runtime label given at creation, if any. */
+            runtime?: string | null;
+            /** @description RFC 3339. */
+            updatedAt: string;
+        } & {
+            /** @description Warnings, each with the JSON path of the entry. */
+            warnings?: components["schemas"]["Diagnostic"][];
+        };
+        /**
+         * @description An answer that carries warnings: entries accepted but without effect
+         *     (inside always-blocked ranges), each with its JSON path.
+         */
+        Applied_MachineInfo: {
+            /** @description The machine's addresses. */
+            addresses: components["schemas"]["Addresses"];
+            /** @description The app. */
+            app_name: string;
+            attached?: null | components["schemas"]["Attached"];
+            /** @description Configuration. */
+            config: components["schemas"]["MachineConfig"];
+            /** @description RFC 3339. */
+            created_at: string;
+            /** @description Generated id, 12 characters of `[a-z0-9]`. */
+            id: string;
+            /** @description Name, unique in the app (the id when none was given). */
+            name: string;
+            /** @description The box policy. */
+            network_policy: components["schemas"]["NetworkPolicy"];
+            /** @description The runtime label given through the Box API, if any. */
+            runtime?: string | null;
+            /** @description RFC 3339. */
+            updated_at: string;
+        } & {
+            /** @description Warnings, each with the JSON path of the entry. */
+            warnings?: components["schemas"]["Diagnostic"][];
+        };
+        /**
+         * @description An answer that carries warnings: entries accepted but without effect
+         *     (inside always-blocked ranges), each with its JSON path.
+         */
+        Applied_PolicyInfo: {
+            /** @description RFC 3339. */
+            created_at: string;
+            /** @description Stable id. */
+            id: string;
+            /** @description Unique within the app. */
             name: string;
             /** @description Allow rules. */
             rules: components["schemas"]["Rule"][];
             /** @description Which machines of the app it applies to. */
             selector: components["schemas"]["Selector"];
+            /** @description RFC 3339. */
+            updated_at: string;
+        } & {
+            /** @description Warnings, each with the JSON path of the entry. */
+            warnings?: components["schemas"]["Diagnostic"][];
         };
-        /** @description An app. */
-        AppView: {
-            /** @description The app's name. */
-            app_name: string;
-            /** @description When it was created (RFC 3339). */
-            created_at: string;
-        };
-        /** @description A network namespace to attach. */
-        AttachBody: {
-            /** @description The runtime's container id (`cni` only). */
-            container_id?: string | null;
-            /** @description The interface made inside it; default `eth0`. */
+        /** @description A network namespace to attach: by path (`kind` `netns`, the default), or a CNI plugin's (`kind` `cni`, with `container_id`). */
+        AttachRequest: {
+            container_id?: null;
+            /** @description The interface made inside it; default `eth0`: 1-15 printable ASCII characters but `/`, `:` and space, not `.` or `..`. */
             ifname?: string | null;
-            /** @description `netns` (default) or `cni` (the CNI plugin, with `container_id`). */
-            kind?: string | null;
-            /**
-             * @description Absolute path of the namespace: `/proc/<pid>/ns/net` or a bind
-             *     mount of one.
-             */
+            /** @enum {string|null} */
+            kind?: "netns" | null;
+            /** @description Absolute path of the namespace: `/proc/<pid>/ns/net` or a bind mount of one. */
+            netns: string;
+        } | {
+            /** @description The runtime's container id. */
+            container_id: string;
+            /** @description The interface made inside it; default `eth0`: 1-15 printable ASCII characters but `/`, `:` and space, not `.` or `..`. */
+            ifname?: string | null;
+            /** @enum {string} */
+            kind: "cni";
+            /** @description Absolute path of the namespace: `/proc/<pid>/ns/net` or a bind mount of one. */
             netns: string;
         };
         /** @description What an attached machine is attached to. */
-        AttachedView: {
+        Attached: {
             /** @description The runtime's container id (`cni` only). */
             container_id?: string | null;
             /**
              * @description The gateways of its default routes, and its DNS servers (the
              *     built-in resolver).
              */
-            gateways: components["schemas"]["AddressesView"];
+            gateways: components["schemas"]["Addresses"];
             /** @description The interface inside it. */
             ifname: string;
             /** @description `cni` (a CNI plugin's ADD) or `netns` (attached by path). */
@@ -2324,7 +2423,7 @@ export interface components {
             required: boolean;
         };
         /** @description What a command run in a box did (Box API). */
-        BoxExecView: {
+        BoxExecOutput: {
             /**
              * Format: int32
              * @description Exit status; 128 + signal number when killed by a signal.
@@ -2335,8 +2434,13 @@ export interface components {
             /** @description Standard output. */
             stdout: string;
         };
-        /** @description A box's size. */
-        BoxGuestBody: {
+        /** @description `{"logAllowed": true|false}` (Box API). */
+        BoxFlowLog: {
+            /** @description Also log the box's allowed new connections (off by default). */
+            logAllowed: boolean;
+        };
+        /** @description A box's size (Box API: `memoryMb`). */
+        BoxGuest: {
             /**
              * Format: int32
              * @description CPUs' worth of time, 1-64.
@@ -2348,28 +2452,15 @@ export interface components {
              */
             memoryMb?: number | null;
         };
-        /** @description A box's size (Box API). */
-        BoxGuestView: {
-            /**
-             * Format: int32
-             * @description CPUs' worth of time.
-             */
-            cpus: number;
-            /**
-             * Format: int32
-             * @description Memory in MiB.
-             */
-            memoryMb: number;
-        };
         /** @description A box (Box API view of a machine). */
-        BoxView: {
+        BoxInfo: {
             /** @description The box's addresses. */
-            addresses: components["schemas"]["AddressesView"];
+            addresses: components["schemas"]["Addresses"];
             /** @description The app it belongs to. */
             app: string;
             /** @description RFC 3339. */
             createdAt: string;
-            guest?: null | components["schemas"]["BoxGuestView"];
+            guest?: null | components["schemas"]["BoxGuest"];
             /** @description Generated id, 12 characters of `[a-z0-9]`. */
             id: string;
             /** @description Its image (absent: the default root). */
@@ -2400,52 +2491,29 @@ export interface components {
             id: string;
         };
         /** @description `POST /v1/apps`. */
-        CreateAppBody: {
-            /** @description 1-63 of lowercase letters, digits and `-`. */
+        CreateApp: {
+            /** @description 1-63 of lowercase letters, digits and `-`, not starting with `-`. */
             app_name: string;
         };
-        /** @description `POST /v1/boxes`. */
-        CreateBoxBody: {
+        /** @description `POST /v1/boxes`: what to create a box with (all optional). */
+        CreateBox: {
             /**
              * @description The app; default `default` (created on first use), or the app of
              *     an app-scoped token.
              */
             app?: string | null;
-            guest?: null | components["schemas"]["BoxGuestBody"];
+            guest?: null | components["schemas"]["BoxGuest"];
             /**
-             * @description The image of its root, in the host's image store; absent: the
-             *     default root.
+             * @description The image of its root, in the host's image store; absent: a
+             *     read-only view of the host's system directories.
              */
             image?: string | null;
-            /** @description String keys and values that app-policy selectors match. */
             metadata?: {
                 [key: string]: string;
             } | null;
             networkPolicy?: null | components["schemas"]["NetworkPolicy"];
             /** @description A label, e.g. `node`, kept and shown. */
             runtime?: string | null;
-        };
-        /** @description `POST /v1/apps/{app}/machines`. */
-        CreateMachineBody: {
-            attach?: null | components["schemas"]["AttachBody"];
-            config?: null | components["schemas"]["MachineConfigBody"];
-            /** @description Unique in the app; defaults to the generated id. */
-            name?: string | null;
-            network_policy?: null | components["schemas"]["NetworkPolicy"];
-        };
-        /**
-         * @description Allowed domains and CIDRs (default deny), or only denied CIDRs
-         *     (default allow). At least one list is non-empty.
-         */
-        CustomPolicySchema: {
-            /** @description CIDR blocks the box may reach, e.g. `104.16.0.0/12`. */
-            allowedCidrs?: string[] | null;
-            /** @description Exact names or `*.suffix`. */
-            allowedDomains?: string[] | null;
-            /** @description CIDR blocks the box may never reach; beat every allow. */
-            deniedCidrs?: string[] | null;
-            /** @description `custom`. */
-            mode: string;
         };
         /** @description The answer to a delete. */
         Deleted: {
@@ -2454,42 +2522,41 @@ export interface components {
             /** @description The id or name of what was deleted. */
             id: string;
         };
-        /** @description One problem (or warning) about one place of a request body. */
+        /** @description One finding (an error or a warning) about one place in a JSON document. */
         Diagnostic: {
             /** @description What is wrong there and which rule it breaks. */
             message: string;
-            /** @description JSON path, e.g. `rules[0].ports[1].port`; empty for the body itself. */
+            /** @description Where, e.g. `rules[0].ports[1].port`; empty for the document itself. */
             path: string;
         };
-        /** @description The error body of every failed request. */
+        /**
+         * @description Which way a flow goes, seen from the machine.
+         * @enum {string}
+         */
+        Direction: "ingress" | "egress";
+        /** @description `{"error": {"code", "message", "details"}}`. */
         ErrorBody: {
             /** @description The error. */
             error: components["schemas"]["ErrorDetail"];
         };
         /** @description What went wrong. */
         ErrorDetail: {
-            /** @description Stable machine-readable code, e.g. `invalid_request`, `not_found`. */
+            /**
+             * @description Stable machine-readable code, e.g. `invalid_request`, `not_found`.
+             * @example invalid_request
+             */
             code: string;
-            /** @description For validation errors, every problem with its JSON path. */
-            details: components["schemas"]["Diagnostic"][];
+            /**
+             * @description For invalid requests, every problem with its path: a JSON path in
+             *     the body (`rules[0].ports[1].port`), or the name of the path or
+             *     query parameter.
+             */
+            details?: components["schemas"]["Diagnostic"][];
             /** @description Human-readable summary. */
             message: string;
         };
-        /** @description A command to run in a machine. */
-        ExecBody: {
-            /** @description Program and arguments; the program is looked up in `PATH`. */
-            command: string[];
-            /** @description Written to the command's standard input. */
-            stdin?: string | null;
-            /**
-             * Format: double
-             * @description Seconds before the command's process tree is killed: default 60,
-             *     at most the daemon's `[exec] max_timeout` (600 unless configured).
-             */
-            timeout?: number | null;
-        };
         /** @description What a command run in a machine did (Machines API). */
-        ExecView: {
+        ExecOutput: {
             /**
              * Format: int32
              * @description Exit status; 128 + signal number when killed by a signal.
@@ -2499,6 +2566,20 @@ export interface components {
             stderr: string;
             /** @description Standard output. */
             stdout: string;
+        };
+        /** @description A command to run in a machine or box. */
+        ExecRequest: {
+            command: [
+                string
+            ];
+            /** @description Written to the command's standard input. */
+            stdin?: string | null;
+            /**
+             * Format: double
+             * @description Seconds before the command's process tree is killed: default 60,
+             *     at most the daemon's `[exec] max_timeout` (600 unless configured).
+             */
+            timeout?: number | null;
         };
         /** @description One kernel feature. */
         FeatureReport: {
@@ -2520,60 +2601,110 @@ export interface components {
          * @enum {string}
          */
         FeatureStatus: "found" | "avoided" | "missing";
-        /** @description A hypothetical flow to evaluate. */
-        Flow: {
-            /** @description `egress` or `ingress`. */
-            direction: string;
-            /** @description The name the remote address was resolved from (egress only). */
+        /** @description What one layer found. */
+        Finding: {
+            /** @description Whether it let the flow through. */
+            allowed: boolean;
+            /** @description The layer. */
+            layer: components["schemas"]["Layer"];
+            /**
+             * @description The finding's `kind` (`rule_matched`, `denied_cidr`, ...) and the
+             *     policy entry it names.
+             */
+            reason: Record<string, never>;
+        };
+        /** @description A hypothetical flow to evaluate, seen from the machine: `port` is the remote port for egress, the machine's for ingress. `protocol` is tcp, udp, icmp, or an IP protocol number 0-255 (which only a rule without `ports` allows). */
+        Flow: (({
+            /** @enum {string} */
+            direction: "egress";
+            /** Format: domain-name */
             domain?: string | null;
-            /** @description The remote address. */
-            ip?: string | null;
+            ip?: (string) | null;
+            port?: number | null;
+            source?: (string) | null;
+        } & ({
+            ip: string;
+        } | {
+            domain: string;
+        })) | {
+            /** @enum {string} */
+            direction: "ingress";
+            domain?: null;
+            ip: string;
+            port?: number | null;
+            source?: null;
+        }) & ({
+            port: number;
+            /** @enum {string|integer} */
+            protocol?: "tcp" | "udp" | 6 | 17;
+        } | {
+            port?: null;
+            protocol?: "icmp" | number;
+        });
+        /** @description One flow log event. */
+        FlowEvent: {
+            /** @description The machine's app, when the reporter knows it. */
+            app?: string | null;
+            /**
+             * @description The name the flow claimed (TLS SNI, HTTP Host), when a name check
+             *     refused it; `domain` is then the name its address was learned from.
+             */
+            claimed?: string | null;
+            direction?: null | components["schemas"]["Direction"];
+            /** @description The name asked, or the name the destination was learned from. */
+            domain?: string | null;
             /**
              * Format: int32
-             * @description Remote port for egress, the machine's port for ingress; not for icmp
-             *     nor a protocol given by number.
+             * @description Destination port.
              */
-            port?: number | null;
+            dport?: number | null;
+            /** @description Destination address. */
+            dst?: string | null;
+            /** @description What the event is about. */
+            kind: components["schemas"]["FlowEventKind"];
+            layer?: null | components["schemas"]["Layer"];
+            /** @description The machine. */
+            machine_id: string;
+            /** @description The app policy that decided, if one did. */
+            policy_id?: string | null;
+            /** @description Its name. */
+            policy_name?: string | null;
+            protocol?: null | components["schemas"]["Protocol"];
+            /** @description Why, in words. */
+            reason: string;
+            /** @description The rule's index in it. */
+            rule_index?: number | null;
             /**
-             * @description `tcp`, `udp` or `icmp`; any other IP protocol (which only a rule
-             *     without `ports` allows) may be given by its number, 0-255.
+             * Format: int32
+             * @description Source port.
              */
-            protocol: string;
-            /** @description The source address the packet carries (egress only; anti-spoofing). */
-            source?: string | null;
+            sport?: number | null;
+            /** @description Source address. */
+            src?: string | null;
+            /**
+             * Format: int64
+             * @description For [`FlowEventKind::Suppressed`]: how many events were dropped.
+             */
+            suppressed?: number | null;
+            /**
+             * Format: int64
+             * @description Milliseconds since the Unix epoch.
+             */
+            time_ms: number;
+            /** @description `allow` or `deny`. */
+            verdict: string;
         };
+        /**
+         * @description What an event is about.
+         * @enum {string}
+         */
+        FlowEventKind: "connection" | "dns_query" | "suppressed";
         /** @description The forwarding sysctls; `null` when one cannot be read. */
         Forwarding: {
             /** @description `net.ipv4.ip_forward`. */
             ipv4?: boolean | null;
             /** @description `net.ipv6.conf.all.forwarding`. */
             ipv6?: boolean | null;
-        };
-        /** @description A machine's size. */
-        GuestBody: {
-            /**
-             * Format: int32
-             * @description CPUs' worth of time, 1-64.
-             */
-            cpus?: number | null;
-            /**
-             * Format: int32
-             * @description Memory in MiB, 32-262144.
-             */
-            memory_mb?: number | null;
-        };
-        /** @description A machine's size (Machines API). */
-        GuestView: {
-            /**
-             * Format: int32
-             * @description CPUs' worth of time.
-             */
-            cpus: number;
-            /**
-             * Format: int32
-             * @description Memory in MiB.
-             */
-            memory_mb: number;
         };
         /** @description `GET /healthz`. */
         Health: {
@@ -2628,44 +2759,51 @@ export interface components {
              */
             uplinks: components["schemas"]["UplinkReport"][];
         };
+        /**
+         * @description The layers of DESIGN.md 1.5, in the order they are checked.
+         * @enum {string}
+         */
+        Layer: "anti_spoof" | "always_blocked" | "box_policy" | "app_policy" | "sni" | "host";
         /** @description A machine's configuration. */
-        MachineConfigBody: {
-            guest?: null | components["schemas"]["GuestBody"];
+        MachineConfig: {
+            guest?: null | components["schemas"]["MachineGuest"];
             /**
              * @description The image of its root, in the host's image store (`boxfence image
              *     import`); `:latest` where no tag is given. Absent: the default
              *     root, a read-only view of the host's system directories.
              */
             image?: string | null;
-            /** @description String keys and values that selectors match. */
             metadata?: {
                 [key: string]: string;
             } | null;
         };
-        /** @description A machine's configuration (Machines API). */
-        MachineConfigView: {
-            guest?: null | components["schemas"]["GuestView"];
-            /** @description Its image (absent: the default root). */
-            image?: string | null;
-            /** @description Metadata that selectors match. */
-            metadata: {
-                [key: string]: string;
-            };
+        /** @description `{"log_allowed": true|false}` (Machines API). */
+        MachineFlowLog: {
+            /** @description Also log the machine's allowed new connections (off by default). */
+            log_allowed: boolean;
         };
-        /** @description A machine named in a selector. */
-        MachineRef: {
-            /** @description The machine's id. */
-            id: string;
+        /** @description A machine's size (Machines API: `memory_mb`). */
+        MachineGuest: {
+            /**
+             * Format: int32
+             * @description CPUs' worth of time, 1-64.
+             */
+            cpus?: number | null;
+            /**
+             * Format: int32
+             * @description Memory in MiB, 32-262144.
+             */
+            memory_mb?: number | null;
         };
         /** @description A machine (Machines API view of a box). */
-        MachineView: {
+        MachineInfo: {
             /** @description The machine's addresses. */
-            addresses: components["schemas"]["AddressesView"];
+            addresses: components["schemas"]["Addresses"];
             /** @description The app. */
             app_name: string;
-            attached?: null | components["schemas"]["AttachedView"];
+            attached?: null | components["schemas"]["Attached"];
             /** @description Configuration. */
-            config: components["schemas"]["MachineConfigView"];
+            config: components["schemas"]["MachineConfig"];
             /** @description RFC 3339. */
             created_at: string;
             /** @description Generated id, 12 characters of `[a-z0-9]`. */
@@ -2679,26 +2817,43 @@ export interface components {
             /** @description RFC 3339. */
             updated_at: string;
         };
-        /** @description A JSON merge patch of metadata: a string sets a key, `null` removes it. */
+        MachineRef: {
+            id: string;
+        };
         MetadataPatch: {
             [key: string]: string | null;
         };
-        /** @description `allow-all`: no restriction; `deny-all`: the box is offline. */
-        ModePolicySchema: {
-            /** @description `allow-all` or `deny-all`. */
-            mode: string;
-        };
-        /**
-         * @description A box policy: `{"mode": "allow-all"}` (default), `{"mode": "deny-all"}`,
-         *     or `custom` with at least one non-empty list.
-         */
-        NetworkPolicy: components["schemas"]["ModePolicySchema"] | components["schemas"]["CustomPolicySchema"];
+        /** @description A box policy: `allow-all` (the default), `deny-all` (the box is offline), or `custom` with at least one non-empty list. */
+        NetworkPolicy: {
+            /** @enum {string} */
+            mode: "allow-all" | "deny-all";
+        } | ({
+            allowedCidrs?: string[] | null;
+            allowedDomains?: string[] | null;
+            deniedCidrs?: string[] | null;
+            /** @enum {string} */
+            mode: "custom";
+        } & ({
+            allowedDomains: string[];
+        } | {
+            allowedCidrs: string[];
+        } | {
+            deniedCidrs: string[];
+        }));
         /** @description A box policy update's answer. */
-        NetworkPolicyView: {
+        NetworkPolicyAnswer: {
             /** @description The policy now in force. */
             networkPolicy: components["schemas"]["NetworkPolicy"];
             /** @description Warnings, each with the JSON path of the entry. */
-            warnings: components["schemas"]["Diagnostic"][];
+            warnings?: components["schemas"]["Diagnostic"][];
+        };
+        /** @description `POST /v1/apps/{app}/machines`. */
+        NewMachine: {
+            attach?: null | components["schemas"]["AttachRequest"];
+            config?: components["schemas"]["MachineConfig"] | null;
+            /** @description Unique in the app; defaults to the generated id. */
+            name?: string | null;
+            network_policy?: null | components["schemas"]["NetworkPolicy"];
         };
         /** @description The path one part of the data plane takes. */
         PathReport: {
@@ -2710,65 +2865,74 @@ export interface components {
             path: string;
         };
         /** @description An app policy as stored, with its id. */
-        PolicyView: {
-            /**
-             * @description Give it to update that policy; without it, a policy with the same
-             *     `name` in the app is updated (idempotent apply).
-             */
-            id?: string | null;
-            /** @description Unique within the app; 1-128 of letters, digits, `.`, `_`, `-`. */
+        PolicyInfo: {
+            /** @description RFC 3339. */
+            created_at: string;
+            /** @description Stable id. */
+            id: string;
+            /** @description Unique within the app. */
             name: string;
             /** @description Allow rules. */
             rules: components["schemas"]["Rule"][];
             /** @description Which machines of the app it applies to. */
             selector: components["schemas"]["Selector"];
-        } & {
-            /** @description RFC 3339. */
-            created_at: string;
             /** @description RFC 3339. */
             updated_at: string;
         };
-        /** @description A protocol and port (range). */
+        /** @description A protocol and port (range): tcp and udp need `port`; icmp has none. `end_port`, not below `port`, ends an inclusive range. */
         PortRule: {
-            /**
-             * Format: int32
-             * @description Last port of an inclusive range.
-             */
             end_port?: number | null;
-            /**
-             * Format: int32
-             * @description 1-65535; required for tcp and udp.
-             */
-            port?: number | null;
-            /** @description `tcp`, `udp` or `icmp` (no port). */
-            protocol: string;
+            port: number;
+            /** @enum {string} */
+            protocol: "tcp" | "udp";
+        } | {
+            end_port?: null;
+            port?: null;
+            /** @enum {string} */
+            protocol: "icmp";
         };
-        /** @description An allow rule. */
+        /** @description tcp, udp, icmp, or the number of any other IP protocol. */
+        Protocol: ("tcp" | "udp" | "icmp") | number;
+        /** @description An allow rule. Without `ports`, every protocol and port; without `cidrs` and `domains`, every peer. `domains` only on egress. */
         Rule: {
-            /** @description Only `allow`. */
-            action: string;
-            /** @description Remote ranges (destinations for egress, sources for ingress). */
+            /** @enum {string} */
+            action: "allow";
             cidrs?: string[] | null;
-            /** @description `ingress` or `egress`. */
-            direction: string;
-            /** @description Destination names, exact or `*.suffix` (egress only). */
+            /** @enum {string} */
+            direction: "egress";
             domains?: string[] | null;
-            /** @description Absent: every protocol and port. Not empty. */
+            ports?: components["schemas"]["PortRule"][] | null;
+        } | {
+            /** @enum {string} */
+            action: "allow";
+            cidrs?: string[] | null;
+            /** @enum {string} */
+            direction: "ingress";
+            domains?: null;
             ports?: components["schemas"]["PortRule"][] | null;
         };
-        /** @description Fields given together must all match; at least one is required. */
+        /** @description Which machines of the app a policy applies to: the members given must all match, and at least one is given. */
         Selector: {
-            /** @description `true` selects every machine of the app (`false` is refused). */
-            all?: boolean | null;
-            /** @description Selects any listed machine; not empty. */
+            /**
+             * @description `true` selects every machine of the app.
+             * @enum {boolean|null}
+             */
+            all?: true | null;
             machines?: components["schemas"]["MachineRef"][] | null;
-            /** @description Selects machines whose metadata has every pair; not empty. */
             metadata?: {
                 [key: string]: string;
             } | null;
-        };
+        } & ({
+            all: boolean;
+        } | {
+            machines: components["schemas"]["MachineRef"][];
+        } | {
+            metadata: {
+                [key: string]: string;
+            };
+        });
         /** @description A minted token; its text is shown only in this answer. */
-        TokenView: {
+        TokenInfo: {
             /** @description The app it is scoped to. */
             app_name: string;
             /** @description The token's public id. */
@@ -2787,111 +2951,25 @@ export interface components {
             /** @description Whether it is up with its carrier (`IFF_UP` and `IFF_RUNNING`). */
             up: boolean;
         };
-        /** @description The verdict on a flow. */
+        /**
+         * @description The verdict on a flow: allowed only if every layer allows it; the
+         *     first layer that denies decides.
+         */
         Verdict: {
             /** @description Limits the user should know about (e.g. CDNs behind a domain). */
-            caveats?: string[] | null;
-            /** @description Each checked layer's finding, in order. */
-            findings: unknown[];
+            caveats?: string[];
+            /** @description Each checked layer's finding, in order; a denial is last. */
+            findings: components["schemas"]["Finding"][];
+            layer?: null | components["schemas"]["Layer"];
             /**
-             * @description On denials: `anti_spoof`, `always_blocked`, `box_policy` or
-             *     `app_policy`.
-             */
-            layer?: string | null;
-            /**
-             * @description The name check a domain-authorised TCP flow meets (issue 19), e.g.
-             *     `name check: TLS SNI or HTTP Host must match api.github.com`.
+             * @description The name check a domain-authorised TCP flow meets, e.g. `name
+             *     check: TLS SNI or HTTP Host must match api.github.com`.
              */
             name_check?: string | null;
             /** @description Why the deciding layer decided, in words. */
             reason: string;
             /** @description `allow` or `deny`. */
             verdict: string;
-        };
-        /**
-         * @description A success answer that also carries warnings: entries accepted but
-         *     without effect (inside always-blocked ranges).
-         */
-        WithWarnings_BoxView: {
-            /** @description The box's addresses. */
-            addresses: components["schemas"]["AddressesView"];
-            /** @description The app it belongs to. */
-            app: string;
-            /** @description RFC 3339. */
-            createdAt: string;
-            guest?: null | components["schemas"]["BoxGuestView"];
-            /** @description Generated id, 12 characters of `[a-z0-9]`. */
-            id: string;
-            /** @description Its image (absent: the default root). */
-            image?: string | null;
-            /** @description Metadata that app-policy selectors match. */
-            metadata: {
-                [key: string]: string;
-            };
-            /** @description Name (the id unless created through the Machines API with one). */
-            name: string;
-            /** @description The box policy. */
-            networkPolicy: components["schemas"]["NetworkPolicy"];
-            /** @description The runtime label given at creation, if any. */
-            runtime?: string | null;
-            /** @description RFC 3339. */
-            updatedAt: string;
-        } & {
-            /** @description Warnings, each with the JSON path of the entry. */
-            warnings: components["schemas"]["Diagnostic"][];
-        };
-        /**
-         * @description A success answer that also carries warnings: entries accepted but
-         *     without effect (inside always-blocked ranges).
-         */
-        WithWarnings_MachineView: {
-            /** @description The machine's addresses. */
-            addresses: components["schemas"]["AddressesView"];
-            /** @description The app. */
-            app_name: string;
-            attached?: null | components["schemas"]["AttachedView"];
-            /** @description Configuration. */
-            config: components["schemas"]["MachineConfigView"];
-            /** @description RFC 3339. */
-            created_at: string;
-            /** @description Generated id, 12 characters of `[a-z0-9]`. */
-            id: string;
-            /** @description Name, unique in the app (the id when none was given). */
-            name: string;
-            /** @description The box policy. */
-            network_policy: components["schemas"]["NetworkPolicy"];
-            /** @description The runtime label given through the Box API, if any. */
-            runtime?: string | null;
-            /** @description RFC 3339. */
-            updated_at: string;
-        } & {
-            /** @description Warnings, each with the JSON path of the entry. */
-            warnings: components["schemas"]["Diagnostic"][];
-        };
-        /**
-         * @description A success answer that also carries warnings: entries accepted but
-         *     without effect (inside always-blocked ranges).
-         */
-        WithWarnings_PolicyView: ({
-            /**
-             * @description Give it to update that policy; without it, a policy with the same
-             *     `name` in the app is updated (idempotent apply).
-             */
-            id?: string | null;
-            /** @description Unique within the app; 1-128 of letters, digits, `.`, `_`, `-`. */
-            name: string;
-            /** @description Allow rules. */
-            rules: components["schemas"]["Rule"][];
-            /** @description Which machines of the app it applies to. */
-            selector: components["schemas"]["Selector"];
-        } & {
-            /** @description RFC 3339. */
-            created_at: string;
-            /** @description RFC 3339. */
-            updated_at: string;
-        }) & {
-            /** @description Warnings, each with the JSON path of the entry. */
-            warnings: components["schemas"]["Diagnostic"][];
         };
     };
     responses: never;
