@@ -62,6 +62,8 @@ pub const VERDICT_ACCEPT: i32 = 1;
 pub const VERDICT_JUMP: i32 = -3;
 /// `NFT_GOTO`.
 pub const VERDICT_GOTO: i32 = -4;
+/// `NFT_RETURN`.
+pub const VERDICT_RETURN: i32 = -5;
 
 /// `NFT_SET_*` flags.
 pub const SET_ANONYMOUS: u32 = 0x1;

@@ -261,6 +261,8 @@ pub enum Verdict {
     Jump(String),
     /// `goto <chain>`.
     Goto(String),
+    /// `return`: back to the rule after the `jump` that came here.
+    Return,
 }
 
 /// A rule: conditions, statements, an optional named counter, an

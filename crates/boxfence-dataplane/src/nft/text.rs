@@ -239,6 +239,7 @@ fn verdict_text(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Accept => "accept".to_owned(),
         Verdict::Drop => "drop".to_owned(),
+        Verdict::Return => "return".to_owned(),
         Verdict::Jump(chain) => format!("jump {chain}"),
         Verdict::Goto(chain) => format!("goto {chain}"),
     }

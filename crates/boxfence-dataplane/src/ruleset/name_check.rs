@@ -17,8 +17,8 @@
 //!   be offloaded), [`NameCheck::verdict_deny`] marks the flow
 //!   [`NameCheck::ct_denied`], and every packet of it, either way, is
 //!   answered with a TCP reset. Segments that certainly carry no data
-//!   (bare ACKs) pass in the kernel, as the checker would pass them, and
-//!   the flow stays pending.
+//!   (bare ACKs) go on in the kernel like replies, and the flow stays
+//!   pending.
 
 use super::objects::Object;
 use super::{Batch, base};
@@ -158,7 +158,7 @@ impl NameCheck {
                 },
             ]
             .into_iter()
-            .chain(header_only_accepts())
+            .chain(header_only_returns())
             .chain([Rule::then(
                 vec![Match::CtOriginal, Match::CtState(CT_ESTABLISHED)],
                 vec![Statement::Queue {
@@ -201,12 +201,15 @@ impl NameCheck {
 }
 
 /// The bare ACKs of a pending flow (the handshake's last one, above all)
-/// stay in the kernel: they pass as the checker would pass them, and the
-/// flow stays pending. These are the TCP header sizes clients send
-/// (without options, and with timestamps); rarer ones go to the checker.
-fn header_only_accepts() -> impl Iterator<Item = Rule> {
+/// stay in the kernel: they return to the rule after [`NameCheck::dispatch`],
+/// which marks and accepts established packets as it does replies, and
+/// the flow stays pending. Not an accept here: a reply to a box without
+/// that mark meets the fail-closed route (a server's bare FIN was lost so).
+/// These are the TCP header sizes clients send (without options, and
+/// with timestamps); rarer ones go to the checker.
+fn header_only_returns() -> impl Iterator<Item = Rule> {
     [8, 5].into_iter().flat_map(|doff| {
         [Family::Ipv4, Family::Ipv6]
-            .map(|family| Rule::when(vec![Match::TcpHeaderOnly { family, doff }], Verdict::Accept))
+            .map(|family| Rule::when(vec![Match::TcpHeaderOnly { family, doff }], Verdict::Return))
     })
 }

@@ -85,6 +85,25 @@ fn name_check_lets_the_allowed_name_through_and_resets_others() {
     );
     let allowed = "registry.npmjs.org";
     assert_eq!(curl(&rig, &b, &["https://registry.npmjs.org/"]), "200");
+    // Without TCP timestamps the server's SYN-ACK of a checked flow is a
+    // bare header of the size name checks leave in the kernel: it must
+    // still reach the box (once it was accepted without the mark replies
+    // to boxes need, and met the fail-closed route).
+    let netns = rig.box_netns(&b);
+    let netns = format!("--net={}", netns.display());
+    let sysctl = rig.host(&[
+        "nsenter",
+        &netns,
+        "sysctl",
+        "-qw",
+        "net.ipv4.tcp_timestamps=0",
+    ]);
+    assert!(sysctl.status.success(), "{sysctl:?}");
+    assert_eq!(
+        curl(&rig, &b, &["https://registry.npmjs.org/"]),
+        "200",
+        "without TCP timestamps"
+    );
     assert_reset(
         &claim_on_shared(&rig, &b, allowed, "evil.example", "https://evil.example/"),
         "another SNI on the same address",

@@ -12,7 +12,9 @@ mod sets;
 
 use std::net::IpAddr;
 
-use super::expr::{Data, HookSpec, VERDICT_ACCEPT, VERDICT_DROP, VERDICT_GOTO, VERDICT_JUMP};
+use super::expr::{
+    Data, HookSpec, VERDICT_ACCEPT, VERDICT_DROP, VERDICT_GOTO, VERDICT_JUMP, VERDICT_RETURN,
+};
 use super::{BaseChain, ChainType, Hook, Verdict};
 
 pub use exprs::rule;
@@ -44,6 +46,7 @@ pub fn verdict_data(verdict: &Verdict) -> Data {
         Verdict::Drop => (VERDICT_DROP, None),
         Verdict::Jump(chain) => (VERDICT_JUMP, Some(chain.clone())),
         Verdict::Goto(chain) => (VERDICT_GOTO, Some(chain.clone())),
+        Verdict::Return => (VERDICT_RETURN, None),
     };
     Data::Verdict { code, chain }
 }
